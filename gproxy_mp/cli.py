@@ -1,0 +1,120 @@
+"""The `gproxy-mp` command: flags → `Settings` → `run_supervisor`; user-facing errors only.
+
+Flags keep the seed tool's names (`-p/--proxy`, `-d/--shutdown-delay`, `--version`, `-h`);
+every flag also reads `GPROXY_<NAME>` from the environment. Values are parsed by `config`, so
+every bad input ends as one line `error: ...` naming the value, exit 2, and never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import click
+
+from gproxy_mp import __version__
+from gproxy_mp.config import (
+    Settings,
+    check_routes,
+    parse_duration,
+    parse_route,
+    parse_workers,
+)
+from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
+from gproxy_mp.logs import FORMATS, LEVELS, configure_logging
+
+log = logging.getLogger("gproxy_mp")
+T = TypeVar("T")
+
+EXAMPLE = "-p 127.0.0.1:5000-static:///10.0.0.1:50051,10.0.0.2:50051"
+
+
+def _parse(flag: str, parser: Callable[[str], T], text: str) -> T:
+    try:
+        return parser(text)
+    except ConfigError as e:
+        raise ConfigError(f"{flag}: {e}") from None
+
+
+def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
+                   drain_timeout: str, log_format: str, log_level: str) -> Settings:
+    if not proxy:
+        raise ConfigError(f"missing option -p/--proxy LISTEN-TARGET (e.g. {EXAMPLE})")
+    routes = tuple(parse_route(text, index=i) for i, text in enumerate(proxy))
+    check_routes(routes)
+    return Settings(
+        routes=routes,
+        workers=parse_workers(workers),
+        shutdown_delay=_parse("--shutdown-delay", parse_duration, shutdown_delay),
+        drain_timeout=_parse("--drain-timeout", parse_duration, drain_timeout),
+        log_format=log_format,
+        log_level=log_level,
+    )
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "GPROXY",
+                      "max_content_width": 100},
+    epilog=f"""\b
+LISTEN-TARGET is LISTEN and TARGET joined by '-' (split at the first '-' before a target):
+  LISTEN  host:port | [v6addr]:port | :port (all interfaces)
+  TARGET  kubernetes:///svc[.ns]:port|portname   kubernetes://ns/svc:port
+          dns:///host:port   dns://server[:port]/host:port   host:port (= dns:///host:port)
+          static:///h1:p1,h2:p2,[v6]:p3
+DURATION is Go style (300ms, 5s, 1m30s) or plain seconds (2.5).
+Every option also reads GPROXY_<NAME> from the environment, e.g. GPROXY_WORKERS=4.
+
+\b
+Example:
+  gproxy-mp {EXAMPLE} --workers 4""",
+)
+@click.option("-p", "--proxy", "proxy", multiple=True, metavar="LISTEN-TARGET",
+              help="A route: listen address and target. Repeatable; at least one.")
+@click.option("-d", "--shutdown-delay", default="5s", show_default=True, metavar="DURATION",
+              help="After SIGTERM/SIGINT keep serving this long, then drain.")
+@click.option("-w", "--workers", default="1", show_default=True, metavar="N|auto",
+              help="Worker processes per route; 'auto' = usable CPUs.")
+@click.option("--drain-timeout", default="25s", show_default=True, metavar="DURATION",
+              help="After the delay, how long in-flight calls may finish before cancellation.")
+@click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default="info",
+              show_default=True)
+@click.version_option(__version__, "--version", prog_name="gproxy-mp",
+                      message="%(prog)s %(version)s")
+def command(proxy: tuple[str, ...], shutdown_delay: str, workers: str, drain_timeout: str,
+            log_format: str, log_level: str) -> None:
+    """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
+    connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
+    settings = build_settings(proxy=proxy, shutdown_delay=shutdown_delay, workers=workers,
+                              drain_timeout=drain_timeout, log_format=log_format,
+                              log_level=log_level.lower())
+    configure_logging(role="supervisor", fmt=settings.log_format, level=settings.log_level)
+    from gproxy_mp.supervisor.main import main_async  # not needed for --help or bad input
+    from gproxy_mp.supervisor.resolvers import check_resolvable
+
+    check_resolvable(settings)
+    sys.exit(asyncio.run(main_async(settings)))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        command.main(args=list(argv) if argv is not None else None, prog_name="gproxy-mp",
+                     standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        _fail(e.format_message().rstrip("."), ExitCode.USAGE)
+    except click.Abort:
+        _fail("aborted", ExitCode.RUNTIME)
+    except GproxyError as e:
+        _fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", ExitCode.RUNTIME)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)

@@ -1,0 +1,333 @@
+"""Settings and the grammar of the command line's values: LISTEN-TARGET, targets, DURATION.
+
+Pure functions over strings; every failure is a `ConfigError` whose one-line message names the
+offending value. The CLI (click) only maps flags onto these parsers.
+
+    LISTEN-TARGET := LISTEN "-" TARGET        split at the first "-" followed by a valid TARGET
+    LISTEN        := host:port | [v6]:port | :port
+    TARGET        := kubernetes:///svc[.ns[.svc.cluster.local]]:port  | kubernetes://ns/svc:port
+                   | dns:///host:port | dns://server[:port]/host:port | static:///h:p,h:p,[v6]:p
+                   | host:port                                          (means dns:///host:port)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+from dataclasses import dataclass, field
+
+from gproxy_mp.errors import ConfigError
+from gproxy_mp.model import Endpoint, EndpointSet, build_endpoint_set
+
+SCHEMES = ("kubernetes", "dns", "static")
+DEFAULT_DNS_PORT = 53
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$")
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_PORT_NAME = re.compile(r"^(?=.{1,15}$)[a-z0-9]+(-[a-z0-9]+)*$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """Where a route's workers listen. `host` is "" for all interfaces."""
+
+    host: str
+    port: int
+
+    @property
+    def bind_address(self) -> str:
+        """The address handed to gRPC: all interfaces are `[::]` (dual stack)."""
+        if not self.host:
+            return f"[::]:{self.port}"
+        return Endpoint(self.host, self.port).address
+
+    def __str__(self) -> str:
+        return f":{self.port}" if not self.host else Endpoint(self.host, self.port).address
+
+
+@dataclass(frozen=True, slots=True)
+class StaticTarget:
+    endpoints: EndpointSet
+
+    def __str__(self) -> str:
+        return "static:///" + ",".join(e.address for e in self.endpoints)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsTarget:
+    host: str
+    port: int
+    server: Endpoint | None = None  # None: the system resolver configuration
+
+    def __str__(self) -> str:
+        authority = self.server.address if self.server else ""
+        return f"dns://{authority}/{Endpoint(self.host, self.port).address}"
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesTarget:
+    service: str
+    port: int | str  # a number, or a port name
+    namespace: str | None = None  # None: the pod's own namespace, else "default"
+
+    def __str__(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else "/"
+        return f"kubernetes://{ns}{self.service}:{self.port}"
+
+
+Target = StaticTarget | DnsTarget | KubernetesTarget
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One `-p` value: a listen address served by its own workers, forwarding to one target."""
+
+    index: int
+    listen: ListenAddress
+    target: Target
+    spec: str = field(compare=False, default="")
+
+    @property
+    def id(self) -> str:
+        """The route's bus id (`route/<id>/`) and the prefix of its worker ids."""
+        return str(self.index)
+
+    @property
+    def name(self) -> str:
+        """What logs call the route: its listen address."""
+        return str(self.listen)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    routes: tuple[Route, ...]
+    workers: int = 1
+    shutdown_delay: float = 5.0
+    """Seconds to keep serving after the first SIGTERM/SIGINT, so endpoints propagate away."""
+    drain_timeout: float = 25.0
+    """Seconds in-flight calls may take to finish after the delay, before they are cancelled."""
+    dns_refresh_interval: float = 5.0
+    """Seconds between re-resolutions of `dns:` targets."""
+    log_format: str = "text"
+    log_level: str = "info"
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Distinct targets, in first-use order: one resolver each."""
+        return tuple(dict.fromkeys(r.target for r in self.routes))
+
+
+# --- parsers ----------------------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> float:
+    """Go-style durations (`300ms`, `1m30s`, `0s`) or plain seconds (`2.5`) → float seconds."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = _parse_go_duration(value)
+    else:
+        if not math.isfinite(seconds):
+            raise ConfigError(f"duration {text!r}: not a finite number")
+    if seconds < 0:
+        raise ConfigError(f"duration {text!r}: must not be negative")
+    return seconds
+
+
+def _parse_go_duration(value: str) -> float:
+    if not value or _DURATION_PART.sub("", value):
+        raise ConfigError(
+            f"duration {value!r}: expected e.g. 300ms, 5s, 1m30s or plain seconds like 2.5"
+        )
+    return sum(float(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(value))
+
+
+def parse_workers(text: str) -> int:
+    """A positive worker count, or `auto`: the CPUs this process may run on."""
+    if text.strip().lower() == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    try:
+        count = int(text)
+    except ValueError:
+        raise ConfigError(f"--workers {text!r}: expected a positive integer or 'auto'") from None
+    if count < 1:
+        raise ConfigError(f"--workers {text!r}: must be at least 1")
+    return count
+
+
+def parse_port(text: str, *, what: str) -> int:
+    if not text.isdigit():
+        raise ConfigError(f"{what}: port {text!r} is not a number")
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{what}: port {port} is out of range 1-65535")
+    return port
+
+
+def split_host_port(text: str, *, what: str) -> tuple[str, str]:
+    """`host:port` or `[v6]:port` → (host without brackets, port text)."""
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0 or not text[close + 1 :].startswith(":"):
+            raise ConfigError(f"{what}: expected [ipv6]:port")
+        host, port = text[1:close], text[close + 2 :]
+        _check_ipv6(host, what=what)
+        return host, port
+    host, sep, port = text.rpartition(":")
+    if not sep or not port:
+        raise ConfigError(f"{what}: missing port (expected host:port)")
+    if ":" in host:
+        raise ConfigError(f"{what}: IPv6 addresses need brackets, as in [::1]:port")
+    return host, port
+
+
+def _check_ipv6(host: str, *, what: str) -> None:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        raise ConfigError(f"{what}: {host!r} is not an IPv6 address") from None
+
+
+def _check_host(host: str, *, what: str) -> None:
+    if not host:
+        raise ConfigError(f"{what}: missing host")
+    if ":" in host:
+        _check_ipv6(host, what=what)
+    elif not _HOSTNAME.match(host):
+        raise ConfigError(f"{what}: {host!r} is not a valid host name or address")
+
+
+def parse_endpoint(text: str, *, what: str) -> Endpoint:
+    host, port = split_host_port(text, what=what)
+    _check_host(host, what=what)
+    return Endpoint(host, parse_port(port, what=what))
+
+
+def parse_listen(text: str) -> ListenAddress:
+    what = f"listen address {text!r}"
+    if text.startswith(":"):
+        return ListenAddress("", parse_port(text[1:], what=what))
+    endpoint = parse_endpoint(text, what=what)
+    return ListenAddress(endpoint.host, endpoint.port)
+
+
+def parse_target(text: str) -> Target:
+    what = f"target {text!r}"
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        endpoint = parse_endpoint(text, what=what)
+        return DnsTarget(endpoint.host, endpoint.port)
+    if scheme not in SCHEMES:
+        raise ConfigError(f"{what}: unknown scheme {scheme!r} (expected one of {', '.join(SCHEMES)})")
+    authority, slash, path = rest.partition("/")
+    if not slash:
+        raise ConfigError(f"{what}: expected {scheme}://[authority]/...")
+    if scheme == "static":
+        return _parse_static(authority, path, what=what)
+    if scheme == "dns":
+        return _parse_dns(authority, path, what=what)
+    return _parse_kubernetes(authority, path, what=what)
+
+
+def _parse_static(authority: str, path: str, *, what: str) -> StaticTarget:
+    if authority:
+        raise ConfigError(f"{what}: static targets take no authority (static:///h1:p1,h2:p2)")
+    parts = [p.strip() for p in path.split(",") if p.strip()]
+    if not parts:
+        raise ConfigError(f"{what}: no endpoints listed")
+    return StaticTarget(build_endpoint_set(parse_endpoint(p, what=f"{what} endpoint {p!r}")
+                                           for p in parts))
+
+
+def _parse_dns(authority: str, path: str, *, what: str) -> DnsTarget:
+    server = None
+    if authority:
+        if authority.startswith("[") or authority.count(":") == 1:
+            server = parse_endpoint(authority, what=f"{what} DNS server")
+        else:
+            server = parse_endpoint(f"{authority}:{DEFAULT_DNS_PORT}", what=f"{what} DNS server")
+    endpoint = parse_endpoint(path, what=what)
+    return DnsTarget(endpoint.host, endpoint.port, server)
+
+
+def _parse_kubernetes(authority: str, path: str, *, what: str) -> KubernetesTarget:
+    name, port_text = split_host_port(path, what=what)
+    if port_text.isdigit():
+        port: int | str = parse_port(port_text, what=what)
+    elif _PORT_NAME.match(port_text):
+        port = port_text
+    else:
+        raise ConfigError(f"{what}: port {port_text!r} is neither a number nor a port name")
+    labels = name.split(".")
+    if authority:
+        if len(labels) != 1:
+            raise ConfigError(f"{what}: with a namespace authority, name only the service")
+        service, namespace = name, authority
+    elif len(labels) == 1:
+        service, namespace = name, None
+    elif len(labels) == 2 or (len(labels) >= 3 and labels[2] == "svc"):
+        service, namespace = labels[0], labels[1]
+    else:
+        raise ConfigError(f"{what}: expected svc, svc.ns or svc.ns.svc.<cluster-domain>")
+    if not _DNS1035_LABEL.match(service):
+        raise ConfigError(f"{what}: {service!r} is not a valid Service name")
+    if namespace is not None and not _DNS1123_LABEL.match(namespace):
+        raise ConfigError(f"{what}: {namespace!r} is not a valid namespace")
+    return KubernetesTarget(service, port, namespace)
+
+
+def parse_route(text: str, *, index: int) -> Route:
+    """A `-p` value. Split at the first "-" whose left side is a LISTEN and right side a TARGET.
+
+    If no split works, the error comes from the most plausible split, so the message names the
+    part that is wrong (an out-of-range listen port, an unknown scheme, a missing target port).
+    """
+    dashes = [i for i, c in enumerate(text) if c == "-"]
+    first_error: ConfigError | None = None
+    listen_errors: list[ConfigError] = []
+    for i in dashes:
+        left, right = text[:i], text[i + 1 :]
+        try:
+            listen = parse_listen(left)
+        except ConfigError as e:
+            listen_errors.append(e)
+            continue
+        try:
+            target = parse_target(right)
+        except ConfigError as e:
+            first_error = first_error or e
+            continue
+        return Route(index, listen, target, spec=text)
+    if first_error is not None:
+        raise ConfigError(f"--proxy {text!r}: {first_error}")
+    for i in dashes:  # no valid LISTEN: blame it, if some right side is a valid target
+        try:
+            parse_target(text[i + 1 :])
+        except ConfigError:
+            continue
+        raise ConfigError(f"--proxy {text!r}: {listen_errors[dashes.index(i)]}")
+    raise ConfigError(
+        f"--proxy {text!r}: expected LISTEN-TARGET, "
+        "e.g. 127.0.0.1:5000-static:///10.0.0.1:50051,10.0.0.2:50051"
+    )
+
+
+def check_routes(routes: tuple[Route, ...]) -> None:
+    """Two routes may not share a listen port on overlapping addresses."""
+    seen: dict[int, ListenAddress] = {}
+    for route in routes:
+        other = seen.get(route.listen.port)
+        if other is not None and (not other.host or not route.listen.host
+                                  or other.host == route.listen.host):
+            raise ConfigError(f"--proxy {route.spec!r}: listen address {route.listen} is already "
+                              f"used by another --proxy ({other})")
+        seen[route.listen.port] = route.listen

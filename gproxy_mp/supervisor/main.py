@@ -1,0 +1,155 @@
+"""The supervisor's lifecycle (design §1, §3).
+
+    check addresses → bus up → resolvers → workers → serve
+      first SIGTERM/SIGINT: not ready; workers serve for the shutdown delay, then drain
+      second signal: stop now (SIGQUIT to workers, SIGKILL after a grace)
+      a worker that cannot start at all: kill the rest, exit 1
+
+Concurrency: one asyncio loop in the main thread. Signal handlers only set events. Tasks: the
+bus server, one resolver per distinct target, one task per worker slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gproxy_mp import __version__
+from gproxy_mp.bus.server import BusServer
+from gproxy_mp.bus.sockets import BusAddresses, create_runtime_dir, remove_runtime_dir
+from gproxy_mp.bus.table import EndpointTable
+from gproxy_mp.config import Route, Settings, Target
+from gproxy_mp.errors import ExitCode, WorkerBootError
+from gproxy_mp.launch import WorkerConfig
+from gproxy_mp.model import EndpointSet
+from gproxy_mp.supervisor.ports import reserve_listen_address
+from gproxy_mp.supervisor.resolvers import build_resolver
+from gproxy_mp.supervisor.workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+STOP_MARGIN = 10.0
+"""Seconds allowed beyond shutdown delay + drain timeout before workers are stopped hard."""
+
+
+@dataclass
+class SupervisorStops:
+    """Set by signal handlers (or tests); the supervisor's loop only waits on these."""
+
+    graceful: asyncio.Event = field(default_factory=asyncio.Event)
+    immediate: asyncio.Event = field(default_factory=asyncio.Event)
+    fatal: asyncio.Event = field(default_factory=asyncio.Event)
+    fatal_reason: str = ""
+
+    def request(self) -> None:
+        """A signal arrived: the first asks for a graceful stop, any later one for now."""
+        if self.graceful.is_set():
+            self.immediate.set()
+        self.graceful.set()
+
+    def fail(self, reason: str) -> None:
+        self.fatal_reason = self.fatal_reason or reason
+        self.fatal.set()
+
+
+def build_worker_configs(settings: Settings, *, runtime_dir: Path) -> list[WorkerConfig]:
+    return [
+        WorkerConfig(
+            worker=f"{route.id}#{index}", route=route.id, route_name=route.name,
+            bind_address=route.listen.bind_address, target=str(route.target),
+            runtime_dir=str(runtime_dir), supervisor_pid=os.getpid(),
+            shutdown_delay=settings.shutdown_delay, drain_timeout=settings.drain_timeout,
+            log_format=settings.log_format, log_level=settings.log_level,
+        )
+        for route in settings.routes
+        for index in range(settings.workers)
+    ]
+
+
+async def run_supervisor(settings: Settings, *, stops: SupervisorStops | None = None) -> int:
+    """Run until shut down; the process exit code. Raises `GproxyError` for bad set-ups."""
+    stops = stops or SupervisorStops()
+    reservations: list[socket.socket] = []
+    runtime_dir = create_runtime_dir()
+    try:
+        for route in settings.routes:
+            reservations.append(reserve_listen_address(route.listen))
+        return await _serve(settings, stops, runtime_dir)
+    finally:
+        for reservation in reservations:
+            reservation.close()
+        remove_runtime_dir(runtime_dir)
+
+
+async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) -> int:
+    pool = WorkerPool(build_worker_configs(settings, runtime_dir=runtime_dir),
+                      on_fatal=stops.fail)
+    bus = BusServer(BusAddresses(runtime_dir), EndpointTable(secrets.token_hex(4)),
+                    on_status=pool.on_status)
+    tasks = [asyncio.create_task(bus.serve(), name="bus")]
+    try:
+        for target in settings.targets:
+            routes = [r for r in settings.routes if r.target == target]
+            tasks.append(asyncio.create_task(
+                _publish(build_resolver(target, settings), target, routes, bus),
+                name=f"resolve {target}"))
+        pool.start()
+        log.info("gproxy-mp %s: %s, %d worker(s) per route",
+                 __version__, ", ".join(f"{r.name} -> {r.target}" for r in settings.routes),
+                 settings.workers)
+        await _wait_any(stops.graceful, stops.fatal)
+        if stops.fatal.is_set():
+            await pool.kill_all()
+            raise WorkerBootError(stops.fatal_reason)
+        log.info("shutdown: signal received; serving for %.1fs more, then draining for up to "
+                 "%.1fs", settings.shutdown_delay, settings.drain_timeout)
+        await pool.stop(graceful_timeout=settings.shutdown_delay + settings.drain_timeout
+                        + STOP_MARGIN, force=stops.immediate)
+        log.info("shutdown: all workers exited")
+        return ExitCode.OK
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        bus.close()
+
+
+async def _publish(resolver: AsyncIterator[EndpointSet], target: Target, routes: list[Route],
+                   bus: BusServer) -> None:
+    """Forward every set the target's resolver yields to each route that uses the target."""
+    try:
+        async for endpoints in resolver:
+            for route in routes:
+                await bus.publish(route.id, target=str(target), endpoints=endpoints)
+    except Exception:
+        log.exception("resolver for %s failed", target)
+        raise
+
+
+async def _wait_any(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def install_signal_handlers(stops: SupervisorStops) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stops.request)
+
+
+async def main_async(settings: Settings) -> int:
+    stops = SupervisorStops()
+    install_signal_handlers(stops)
+    return await run_supervisor(settings, stops=stops)

@@ -1,0 +1,32 @@
+"""Resolvers turn a target into an eternal async iterator of full endpoint sets (design §5).
+
+Each resolver deduplicates unchanged sets and handles its own reconnects; on an outage it
+yields nothing new, so workers keep the last known set. `build_resolver` is the one place that
+maps a target to its resolver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from gproxy_mp.config import DnsTarget, KubernetesTarget, Settings, StaticTarget, Target
+from gproxy_mp.errors import ConfigError
+from gproxy_mp.model import EndpointSet
+from gproxy_mp.supervisor.resolvers.static import watch_static
+
+
+def build_resolver(target: Target, settings: Settings) -> AsyncIterator[EndpointSet]:
+    match target:
+        case StaticTarget():
+            return watch_static(target)
+        case DnsTarget() | KubernetesTarget():
+            scheme = "dns" if isinstance(target, DnsTarget) else "kubernetes"
+            raise ConfigError(f"target '{target}': {scheme} targets are not supported by this "
+                              "version yet; use static:///host:port,...")
+
+
+def check_resolvable(settings: Settings) -> None:
+    """Fail before anything starts if some target has no resolver in this build."""
+    for target in settings.targets:
+        if not isinstance(target, StaticTarget):
+            build_resolver(target, settings)

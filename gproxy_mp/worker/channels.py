@@ -1,0 +1,116 @@
+"""One gRPC channel per backend, kept in step with the route's endpoint set.
+
+A channel is created (and asked to connect) when its endpoint appears, and a small watcher task
+keeps its connectivity state for the picker. When an endpoint disappears it leaves the pick list
+at once, and its channel is closed in the background with a grace period, so calls already
+running on it finish. Concurrency: everything runs on the worker's single asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import grpc
+import grpc.aio
+
+from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
+from gproxy_mp.worker.balancer import FAILING, READY, UNKNOWN, RoundRobin
+
+log = logging.getLogger(__name__)
+
+CHANNEL_OPTIONS: Sequence[tuple[str, int]] = (
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.enable_retries", 0),  # the proxy retries across backends itself
+    ("grpc.use_local_subchannel_pool", 1),  # each backend channel owns its connection
+    ("grpc.keepalive_time_ms", 30_000),  # find a silently dead backend within ~50 s
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+MAX_CACHED_METHODS = 4096
+"""Method names whose multi-callables a backend keeps; beyond that they are built per call."""
+
+_RANKS = {
+    grpc.ChannelConnectivity.READY: READY,
+    grpc.ChannelConnectivity.TRANSIENT_FAILURE: FAILING,
+    grpc.ChannelConnectivity.SHUTDOWN: FAILING,
+}
+
+
+class Backend:
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.channel = grpc.aio.insecure_channel(endpoint.address, options=CHANNEL_OPTIONS)
+        self.state = grpc.ChannelConnectivity.IDLE
+        self.rank = UNKNOWN
+        self._methods: dict[str, grpc.aio.StreamStreamMultiCallable] = {}
+        self._watcher = asyncio.create_task(self._watch(), name=f"watch {endpoint}")
+
+    def __repr__(self) -> str:
+        return f"Backend({self.endpoint.address}, {self.state.name})"
+
+    def method(self, name: str) -> grpc.aio.StreamStreamMultiCallable:
+        """A raw-bytes stream-stream multi-callable for `name` on this backend."""
+        multicallable = self._methods.get(name)
+        if multicallable is None:
+            multicallable = self.channel.stream_stream(name)
+            if len(self._methods) < MAX_CACHED_METHODS:
+                self._methods[name] = multicallable
+        return multicallable
+
+    async def _watch(self) -> None:
+        state = self.channel.get_state(try_to_connect=True)
+        while True:
+            if state != self.state:
+                log.debug("backend %s: %s -> %s", self.endpoint, self.state.name, state.name)
+            self.state, self.rank = state, _RANKS.get(state, UNKNOWN)
+            await self.channel.wait_for_state_change(state)
+            # Asking to connect keeps an idle channel warm, so the picker finds it READY.
+            state = self.channel.get_state(try_to_connect=True)
+
+    async def close(self, grace: float | None) -> None:
+        self._watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._watcher
+        await self.channel.close(grace)
+
+
+def _rank(backend: Backend) -> int:
+    return backend.rank
+
+
+class BackendPool:
+    """The route's backends, the picker over them, and the channels still closing."""
+
+    def __init__(self, *, close_grace: float) -> None:
+        self._close_grace = close_grace
+        self._backends: dict[Endpoint, Backend] = {}
+        self._order: list[Backend] = []
+        self._closing: set[asyncio.Task[None]] = set()
+        self._picker: RoundRobin[Backend] = RoundRobin()
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def pick(self, *, exclude: Sequence[Backend] = ()) -> Backend | None:
+        return self._picker.pick(self._order, rank=_rank, exclude=exclude)
+
+    def update(self, endpoints: EndpointSet) -> None:
+        """Make the pool match `endpoints`: new channels for new ones, graceful close for gone."""
+        diff = diff_endpoints(self._backends, endpoints)
+        for endpoint in diff.added:
+            self._backends[endpoint] = Backend(endpoint)
+        for endpoint in diff.removed:
+            backend = self._backends.pop(endpoint)
+            task = asyncio.create_task(backend.close(self._close_grace), name=f"close {endpoint}")
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        self._order = [self._backends[e] for e in endpoints]
+
+    async def close(self, grace: float | None) -> None:
+        """Close every channel (current and closing ones), giving calls `grace` seconds."""
+        backends, self._backends, self._order = list(self._backends.values()), {}, []
+        await asyncio.gather(*(b.close(grace) for b in backends), *self._closing)

@@ -1,0 +1,172 @@
+"""The catch-all gRPC handler: every call is forwarded, unchanged, to one backend.
+
+Each call, whatever its kind, is handled as stream-stream on raw bytes: no (de)serialization and
+no message-size limits. Per call:
+
+1. pick a backend (`BackendPool.pick`: round robin, READY first);
+2. call the same method with the client's metadata (minus pseudo and hop-by-hop headers) and
+   the client's remaining deadline; a task reads the client's messages into a `RequestLog` and a
+   sender task writes them to the backend;
+3. forward the backend's initial metadata as soon as it is non-empty, else with the first
+   message (an empty-headers error stays Trailers-Only), then every message, then trailing
+   metadata, code and details unchanged (`grpc-status-details-bin` included);
+4. if the attempt failed with UNAVAILABLE before anything reached the client, retry on another
+   backend (`retry.should_retry`).
+
+A client cancel (or the client's deadline) cancels this handler's task; `finally` cancels the
+backend call, which the backend sees as a cancellation. Concurrency: one asyncio loop per
+worker; per call, this coroutine plus a reader and a sender task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import grpc
+import grpc.aio
+
+from gproxy_mp.worker.channels import Backend, BackendPool
+from gproxy_mp.worker.requests import RequestLog
+from gproxy_mp.worker.retry import MAX_ATTEMPTS, RetryBudget, should_retry
+
+log = logging.getLogger(__name__)
+
+Metadata = Sequence[tuple[str, str | bytes]]
+Behavior = Callable[[AsyncIterator[bytes], grpc.aio.ServicerContext[bytes, bytes]], Awaitable[None]]
+
+# HTTP/2 and gRPC transport headers: gRPC sets its own on each hop. Everything else, including
+# binary (-bin) application metadata and tracing headers, is forwarded as it came.
+HOP_BY_HOP = frozenset({
+    "te", "content-type", "user-agent", "host", "connection", "keep-alive", "proxy-connection",
+    "transfer-encoding", "upgrade", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
+    "grpc-status", "grpc-message", "grpc-internal-encoding-request", "accept-encoding",
+})
+MAX_CACHED_METHODS = 4096
+"""Distinct method names whose handlers are cached; clients choose names, so it is bounded."""
+
+
+def filter_metadata(metadata: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
+    """Application metadata only: no pseudo-headers, no hop-by-hop transport headers."""
+    if not metadata:
+        return ()
+    return tuple((k, v) for k, v in metadata if k[0] != ":" and k not in HOP_BY_HOP)
+
+
+class ProxyHandler(grpc.GenericRpcHandler):
+    def __init__(self, pool: BackendPool, *, target: str,
+                 budget: RetryBudget | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
+        self._pool = pool
+        self._target = target
+        self._budget = budget or RetryBudget()
+        self._max_attempts = max_attempts
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self.active_calls = 0
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        method: str = handler_call_details.method
+        handler = self._handlers.get(method)
+        if handler is None:
+            handler = grpc.stream_stream_rpc_method_handler(self._behavior(method))
+            if len(self._handlers) < MAX_CACHED_METHODS:
+                self._handlers[method] = handler
+        return handler
+
+    def _behavior(self, method: str) -> Behavior:
+        async def forward(requests: AsyncIterator[bytes],
+                          context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+            self.active_calls += 1
+            try:
+                await self._forward(method, requests, context)
+            finally:
+                self.active_calls -= 1
+        return forward
+
+    async def _forward(self, method: str, requests: AsyncIterator[bytes],
+                       context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+        metadata = filter_metadata(context.invocation_metadata())
+        request_log = RequestLog()
+        reader = asyncio.create_task(request_log.read_from(requests))
+        tried: list[Backend] = []
+        try:
+            while True:
+                backend = self._pool.pick(exclude=tried)
+                if backend is None:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, self._no_backend_message())
+                    return
+                tried.append(backend)
+                call = backend.method(method)(metadata=metadata, timeout=context.time_remaining())
+                sender = asyncio.create_task(request_log.send_to(call))
+                try:
+                    code = await self._relay(call, context, request_log)
+                finally:
+                    await _stop(sender)
+                if code != grpc.StatusCode.UNAVAILABLE:
+                    self._budget.record_success()
+                    return
+                self._budget.record_failure()
+                if not should_retry(
+                    unavailable=True, replayable=request_log.replayable, attempt=len(tried),
+                    max_attempts=self._max_attempts, budget=self._budget,
+                    time_left=context.time_remaining(),
+                ) or len(tried) >= len(self._pool):
+                    await self._finish(call, context)
+                    return
+                log.debug("retrying %s: %s answered UNAVAILABLE", method, backend.endpoint)
+        finally:
+            await _stop(reader)
+
+    async def _relay(self, call: grpc.aio.StreamStreamCall[bytes, bytes],
+                     context: grpc.aio.ServicerContext[bytes, bytes],
+                     request_log: RequestLog) -> grpc.StatusCode:
+        """Forward one attempt's responses. Returns its status code; for UNAVAILABLE with
+        nothing sent to the client yet, the status is *not* forwarded (the caller decides)."""
+        try:
+            headers = filter_metadata(await call.initial_metadata())
+            if headers:
+                request_log.commit()
+                await context.send_initial_metadata(headers)
+            while True:
+                try:
+                    message = await call.read()
+                except grpc.RpcError:
+                    break  # the status is read below
+                if message is grpc.aio.EOF:
+                    break
+                if request_log.replayable:
+                    request_log.commit()
+                await context.write(message)
+        except BaseException:
+            call.cancel()
+            raise
+        code = await call.code()
+        if code == grpc.StatusCode.UNAVAILABLE and request_log.replayable:
+            return code
+        await self._finish(call, context)
+        return code
+
+    @staticmethod
+    async def _finish(call: grpc.aio.StreamStreamCall[bytes, bytes],
+                      context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+        """Hand the backend's status to the client, unchanged."""
+        trailers = filter_metadata(await call.trailing_metadata())
+        if trailers:
+            context.set_trailing_metadata(trailers)
+        context.set_code(await call.code())
+        details = await call.details()
+        if details:
+            context.set_details(details)
+
+    def _no_backend_message(self) -> str:
+        if len(self._pool) == 0:
+            return f"no endpoints for target {self._target}"
+        return f"no backend of target {self._target} could take the call"
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, grpc.RpcError, asyncio.InvalidStateError):
+        await task

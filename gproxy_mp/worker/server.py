@@ -1,0 +1,32 @@
+"""The worker's gRPC server: one catch-all handler, bound with SO_REUSEPORT.
+
+Every worker of a route binds the same address; the kernel spreads new connections over them.
+The supervisor has already checked that no other process holds the address, so SO_REUSEPORT
+only ever joins siblings.
+"""
+
+from __future__ import annotations
+
+import grpc
+import grpc.aio
+
+from gproxy_mp.errors import AddressInUseError
+
+SERVER_OPTIONS = (
+    ("grpc.so_reuseport", 1),
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+)
+
+
+def build_server(handler: grpc.GenericRpcHandler, *, bind_address: str) -> grpc.aio.Server:
+    """A server with `handler` as its only handler, bound to `bind_address` (not started)."""
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    server.add_generic_rpc_handlers((handler,))
+    try:
+        port = server.add_insecure_port(bind_address)
+    except RuntimeError as e:
+        raise AddressInUseError(f"cannot listen on {bind_address}: {e}") from None
+    if port == 0:
+        raise AddressInUseError(f"cannot listen on {bind_address}")
+    return server
