@@ -84,16 +84,18 @@ Example:
               show_default=True)
 @click.version_option(__version__, "--version", prog_name="gproxy-mp",
                       message="%(prog)s %(version)s")
-def command(proxy: tuple[str, ...], shutdown_delay: str, workers: str, drain_timeout: str,
-            log_format: str, log_level: str) -> None:
+def command(  # noqa: PLR0917 (click passes options positionally)
+    proxy: tuple[str, ...], shutdown_delay: str, workers: str, drain_timeout: str,
+    log_format: str, log_level: str,
+) -> None:
     """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
     settings = build_settings(proxy=proxy, shutdown_delay=shutdown_delay, workers=workers,
                               drain_timeout=drain_timeout, log_format=log_format,
                               log_level=log_level.lower())
     configure_logging(role="supervisor", fmt=settings.log_format, level=settings.log_level)
-    from gproxy_mp.supervisor.main import main_async  # not needed for --help or bad input
-    from gproxy_mp.supervisor.resolvers import check_resolvable
+    from gproxy_mp.supervisor.main import main_async  # noqa: PLC0415 (keeps --help fast)
+    from gproxy_mp.supervisor.resolvers import check_resolvable  # noqa: PLC0415
 
     check_resolvable(settings)
     sys.exit(asyncio.run(main_async(settings)))

@@ -24,7 +24,9 @@ from gproxy_mp.model import Endpoint, EndpointSet, build_endpoint_set
 SCHEMES = ("kubernetes", "dns", "static")
 DEFAULT_DNS_PORT = 53
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$"
+)
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PORT_NAME = re.compile(r"^(?=.{1,15}$)[a-z0-9]+(-[a-z0-9]+)*$")
@@ -227,7 +229,8 @@ def parse_target(text: str) -> Target:
         endpoint = parse_endpoint(text, what=what)
         return DnsTarget(endpoint.host, endpoint.port)
     if scheme not in SCHEMES:
-        raise ConfigError(f"{what}: unknown scheme {scheme!r} (expected one of {', '.join(SCHEMES)})")
+        known = ", ".join(SCHEMES)
+        raise ConfigError(f"{what}: unknown scheme {scheme!r} (expected one of {known})")
     authority, slash, path = rest.partition("/")
     if not slash:
         raise ConfigError(f"{what}: expected {scheme}://[authority]/...")

@@ -64,7 +64,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(*, role: str, route: str = "", fmt: str = "text", level: str = "info") -> None:
+def configure_logging(
+    *, role: str, route: str = "", fmt: str = "text", level: str = "info"
+) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter(role=role, route=route))

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -51,7 +52,7 @@ def remove_runtime_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def configure_socket(socket: zmq.Socket[bytes]) -> None:
+def configure_socket(socket: zmq.Socket[Any]) -> None:
     """Close at once on exit (never hang on undelivered messages); never block on send."""
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.SNDHWM, STATUS_HWM if socket.socket_type == zmq.PUSH else 10_000)

@@ -33,7 +33,9 @@ class EndpointTable:
     seq: int = 0
     _routes: dict[str, _Entry] = field(default_factory=dict)
 
-    def apply_set(self, route: str, *, target: str, endpoints: EndpointSet) -> EndpointsMessage | None:
+    def apply_set(
+        self, route: str, *, target: str, endpoints: EndpointSet
+    ) -> EndpointsMessage | None:
         """Record a route's new full set; the message to publish, or None if nothing changed."""
         entry = self._routes.get(route)
         if entry is not None and entry.endpoints == endpoints:

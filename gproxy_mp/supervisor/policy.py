@@ -28,7 +28,7 @@ class RestartBackoff:
         """The delay before restarting a worker that exited after `uptime` seconds."""
         if uptime >= HEALTHY_UPTIME:
             self.failures = 0
-        delay = min(RESTART_MAX_DELAY, RESTART_INITIAL_DELAY * 2**self.failures)
+        delay = min(RESTART_MAX_DELAY, RESTART_INITIAL_DELAY * 2.0**self.failures)
         self.failures += 1
         return delay
 

@@ -107,7 +107,7 @@ class WorkerPool:
         async def all_exited() -> None:
             await asyncio.gather(*(p.wait() for p in processes))
 
-        waits = [asyncio.create_task(all_exited())]
+        waits: list[asyncio.Task[object]] = [asyncio.create_task(all_exited())]
         if force is not None:
             waits.append(asyncio.create_task(force.wait()))
         try:

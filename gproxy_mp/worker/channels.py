@@ -46,17 +46,18 @@ class Backend:
         self.channel = grpc.aio.insecure_channel(endpoint.address, options=CHANNEL_OPTIONS)
         self.state = grpc.ChannelConnectivity.IDLE
         self.rank = UNKNOWN
-        self._methods: dict[str, grpc.aio.StreamStreamMultiCallable] = {}
+        self._methods: dict[str, grpc.aio.StreamStreamMultiCallable[bytes, bytes]] = {}
         self._watcher = asyncio.create_task(self._watch(), name=f"watch {endpoint}")
 
     def __repr__(self) -> str:
         return f"Backend({self.endpoint.address}, {self.state.name})"
 
-    def method(self, name: str) -> grpc.aio.StreamStreamMultiCallable:
+    def method(self, name: str) -> grpc.aio.StreamStreamMultiCallable[bytes, bytes]:
         """A raw-bytes stream-stream multi-callable for `name` on this backend."""
         multicallable = self._methods.get(name)
         if multicallable is None:
-            multicallable = self.channel.stream_stream(name)
+            multicallable = self.channel.stream_stream(
+                name, request_serializer=None, response_deserializer=None)
             if len(self._methods) < MAX_CACHED_METHODS:
                 self._methods[name] = multicallable
         return multicallable

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import grpc
 import grpc.aio
@@ -34,7 +34,7 @@ from gproxy_mp.worker.retry import MAX_ATTEMPTS, RetryBudget, should_retry
 
 log = logging.getLogger(__name__)
 
-Metadata = Sequence[tuple[str, str | bytes]]
+Metadata = Iterable[tuple[str, str | bytes]]
 Behavior = Callable[[AsyncIterator[bytes], grpc.aio.ServicerContext[bytes, bytes]], Awaitable[None]]
 
 # HTTP/2 and gRPC transport headers: gRPC sets its own on each hop. Everything else, including
@@ -55,17 +55,19 @@ def filter_metadata(metadata: Metadata | None) -> tuple[tuple[str, str | bytes],
     return tuple((k, v) for k, v in metadata if k[0] != ":" and k not in HOP_BY_HOP)
 
 
-class ProxyHandler(grpc.GenericRpcHandler):
+class ProxyHandler(grpc.GenericRpcHandler[bytes, bytes]):
     def __init__(self, pool: BackendPool, *, target: str,
                  budget: RetryBudget | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
         self._pool = pool
         self._target = target
         self._budget = budget or RetryBudget()
         self._max_attempts = max_attempts
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self._handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {}
         self.active_calls = 0
 
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[bytes, bytes]:
         method: str = handler_call_details.method
         handler = self._handlers.get(method)
         if handler is None:
@@ -97,7 +99,8 @@ class ProxyHandler(grpc.GenericRpcHandler):
                     await context.abort(grpc.StatusCode.UNAVAILABLE, self._no_backend_message())
                     return
                 tried.append(backend)
-                call = backend.method(method)(metadata=metadata, timeout=context.time_remaining())
+                call = backend.method(method)(
+                    request_iterator=None, metadata=metadata, timeout=context.time_remaining())
                 sender = asyncio.create_task(request_log.send_to(call))
                 try:
                     code = await self._relay(call, context, request_log)
@@ -133,8 +136,8 @@ class ProxyHandler(grpc.GenericRpcHandler):
                     message = await call.read()
                 except grpc.RpcError:
                     break  # the status is read below
-                if message is grpc.aio.EOF:
-                    break
+                if not isinstance(message, bytes):
+                    break  # grpc.aio.EOF
                 if request_log.replayable:
                     request_log.commit()
                 await context.write(message)

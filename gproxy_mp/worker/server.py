@@ -19,7 +19,9 @@ SERVER_OPTIONS = (
 )
 
 
-def build_server(handler: grpc.GenericRpcHandler, *, bind_address: str) -> grpc.aio.Server:
+def build_server(
+    handler: grpc.GenericRpcHandler[bytes, bytes], *, bind_address: str
+) -> grpc.aio.Server:
     """A server with `handler` as its only handler, bound to `bind_address` (not started)."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
     server.add_generic_rpc_handlers((handler,))
