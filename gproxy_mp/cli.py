@@ -19,6 +19,7 @@ from gproxy_mp import __version__
 from gproxy_mp.config import (
     Settings,
     check_routes,
+    parse_admin_address,
     parse_duration,
     parse_route,
     parse_workers,
@@ -40,7 +41,8 @@ def _parse(flag: str, parser: Callable[[str], T], text: str) -> T:
 
 
 def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
-                   drain_timeout: str, log_format: str, log_level: str) -> Settings:
+                   drain_timeout: str, admin_address: str, log_format: str,
+                   log_level: str) -> Settings:
     if not proxy:
         raise ConfigError(f"missing option -p/--proxy LISTEN-TARGET (e.g. {EXAMPLE})")
     routes = tuple(parse_route(text, index=i) for i, text in enumerate(proxy))
@@ -50,6 +52,7 @@ def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
         workers=parse_workers(workers),
         shutdown_delay=_parse("--shutdown-delay", parse_duration, shutdown_delay),
         drain_timeout=_parse("--drain-timeout", parse_duration, drain_timeout),
+        admin=_parse("--admin-address", parse_admin_address, admin_address),
         log_format=log_format,
         log_level=log_level,
     )
@@ -79,6 +82,8 @@ Example:
               help="Worker processes per route; 'auto' = usable CPUs.")
 @click.option("--drain-timeout", default="25s", show_default=True, metavar="DURATION",
               help="After the delay, how long in-flight calls may finish before cancellation.")
+@click.option("--admin-address", default="127.0.0.1:9901", show_default=True,
+              metavar="HOST:PORT|off", help="/healthz, /readyz, /debug/endpoints; 'off' disables.")
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default="info",
               show_default=True)
@@ -86,12 +91,13 @@ Example:
                       message="%(prog)s %(version)s")
 def command(  # noqa: PLR0917 (click passes options positionally)
     proxy: tuple[str, ...], shutdown_delay: str, workers: str, drain_timeout: str,
-    log_format: str, log_level: str,
+    admin_address: str, log_format: str, log_level: str,
 ) -> None:
     """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
     settings = build_settings(proxy=proxy, shutdown_delay=shutdown_delay, workers=workers,
-                              drain_timeout=drain_timeout, log_format=log_format,
+                              drain_timeout=drain_timeout, admin_address=admin_address,
+                              log_format=log_format,
                               log_level=log_level.lower())
     configure_logging(role="supervisor", fmt=settings.log_format, level=settings.log_level)
     from gproxy_mp.supervisor.main import main_async  # noqa: PLC0415 (keeps --help fast)

@@ -120,6 +120,8 @@ class Settings:
     """Seconds between re-resolutions of `dns:` targets."""
     log_format: str = "text"
     log_level: str = "info"
+    admin: ListenAddress | None = None
+    """Where the admin HTTP endpoints listen; None when disabled (`--admin-address off`)."""
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -220,6 +222,13 @@ def parse_listen(text: str) -> ListenAddress:
         return ListenAddress("", parse_port(text[1:], what=what))
     endpoint = parse_endpoint(text, what=what)
     return ListenAddress(endpoint.host, endpoint.port)
+
+
+def parse_admin_address(text: str) -> ListenAddress | None:
+    """`host:port`, `[v6]:port` or `:port`; `off` disables the admin endpoints."""
+    if text.strip().lower() == "off":
+        return None
+    return parse_listen(text)
 
 
 def parse_target(text: str) -> Target:

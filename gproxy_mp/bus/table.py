@@ -53,9 +53,10 @@ class EndpointTable:
         return EndpointsMessage(epoch=self.epoch, seq=entry.seq, route=route,
                                 target=entry.target, endpoints=entry.endpoints, snapshot=True)
 
-    def endpoints(self, route: str) -> EndpointSet | None:
+    def current(self, route: str) -> tuple[int, EndpointSet] | None:
+        """The route's latest (seq, set), or None before its first set."""
         entry = self._routes.get(route)
-        return None if entry is None else entry.endpoints
+        return None if entry is None else (entry.seq, entry.endpoints)
 
     def heartbeat(self) -> Heartbeat:
         return Heartbeat(epoch=self.epoch, seq=self.seq,

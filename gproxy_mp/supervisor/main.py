@@ -20,6 +20,7 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gproxy_mp import __version__
 from gproxy_mp.bus.server import BusServer
@@ -29,6 +30,7 @@ from gproxy_mp.config import Route, Settings, Target
 from gproxy_mp.errors import ExitCode, WorkerBootError
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.model import EndpointSet
+from gproxy_mp.supervisor.admin import AdminState, start_admin
 from gproxy_mp.supervisor.ports import reserve_listen_address
 from gproxy_mp.supervisor.resolvers import build_resolver
 from gproxy_mp.supervisor.workers import WorkerPool
@@ -91,8 +93,12 @@ async def run_supervisor(settings: Settings, *, stops: SupervisorStops | None = 
 async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) -> int:
     pool = WorkerPool(build_worker_configs(settings, runtime_dir=runtime_dir),
                       on_fatal=stops.fail)
-    bus = BusServer(BusAddresses(runtime_dir), EndpointTable(secrets.token_hex(4)),
-                    on_status=pool.on_status)
+    table = EndpointTable(secrets.token_hex(4))
+    admin = None
+    if settings.admin is not None:
+        admin = await start_admin(_admin_state(settings, stops, pool, table),
+                                  host=settings.admin.host, port=settings.admin.port)
+    bus = BusServer(BusAddresses(runtime_dir), table, on_status=pool.on_status)
     tasks = [asyncio.create_task(bus.serve(), name="bus")]
     try:
         for target in settings.targets:
@@ -119,6 +125,38 @@ async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) 
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         bus.close()
+        if admin is not None:
+            admin.close()
+            await admin.wait_closed()
+
+
+def _admin_state(settings: Settings, stops: SupervisorStops, pool: WorkerPool,
+                 table: EndpointTable) -> AdminState:
+    def readiness() -> str | None:
+        if stops.graceful.is_set():
+            return "shutting down"
+        idle = [name for name, serving in pool.routes_serving().items() if serving == 0]
+        return f"no serving worker for {', '.join(idle)}" if idle else None
+
+    def endpoints() -> dict[str, Any]:
+        routes = []
+        for route in settings.routes:
+            current = table.current(route.id)
+            routes.append({
+                "route": route.name, "id": route.id, "target": str(route.target),
+                "seq": current[0] if current else None,
+                "endpoints": [e.address for e in current[1]] if current else None,
+                "workers": [
+                    {"worker": slot.config.worker, "pid": slot.pid, "state": slot.state,
+                     "restarts": slot.restarts,
+                     "applied_seq": slot.last_status.seq if slot.last_status else None,
+                     "active_calls": slot.last_status.active_calls if slot.last_status else 0}
+                    for slot in pool.slots.values() if slot.config.route == route.id
+                ],
+            })
+        return {"epoch": table.epoch, "seq": table.seq, "routes": routes}
+
+    return AdminState(readiness=readiness, endpoints=endpoints)
 
 
 async def _publish(resolver: AsyncIterator[EndpointSet], target: Target, routes: list[Route],

@@ -38,13 +38,14 @@ def is_boot_failure(returncode: int, *, ever_ready: bool) -> bool:
     return returncode == ExitCode.WORKER_BOOT or not ever_ready
 
 
-def describe_exit(returncode: int) -> str:
+def describe_exit(returncode: int, *, expected: bool = False) -> str:
+    """How a worker's exit status reads in a log line; `expected` when we stopped it."""
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        if -returncode == signal.SIGKILL:
+        if -returncode == signal.SIGKILL and not expected:
             return f"killed by {name} (perhaps out of memory)"
         return f"killed by {name}"
     if returncode == ExitCode.WORKER_BOOT:

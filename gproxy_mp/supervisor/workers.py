@@ -132,7 +132,7 @@ class WorkerPool:
             uptime = loop.time() - slot.started_at
             if self._stopping.is_set():
                 log.info("worker %s (pid %d) %s", config.worker, slot.process.pid,
-                         describe_exit(returncode), extra=extra)
+                         describe_exit(returncode, expected=True), extra=extra)
                 return
             if is_boot_failure(returncode, ever_ready=slot.ever_ready):
                 reason = (f"worker {config.worker} for {config.route_name} "

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 import grpc
 import grpc.aio
@@ -55,7 +56,13 @@ def filter_metadata(metadata: Metadata | None) -> tuple[tuple[str, str | bytes],
     return tuple((k, v) for k, v in metadata if k[0] != ":" and k not in HOP_BY_HOP)
 
 
-class ProxyHandler(grpc.GenericRpcHandler[bytes, bytes]):
+if TYPE_CHECKING:  # grpc-stubs makes the class generic; at run time it is not subscriptable
+    _GenericRpcHandler = grpc.GenericRpcHandler[bytes, bytes]
+else:
+    _GenericRpcHandler = grpc.GenericRpcHandler
+
+
+class ProxyHandler(_GenericRpcHandler):
     def __init__(self, pool: BackendPool, *, target: str,
                  budget: RetryBudget | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
         self._pool = pool
