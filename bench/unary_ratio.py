@@ -3,7 +3,7 @@
     .venv/bin/python bench/unary_ratio.py [--rounds 3] [--calls 20000] [--workers 1]
 
 Backend: nginx as a fixed-response HTTP/2 cleartext gRPC server (about 23 µs per call, so the
-proxy is what gets measured; see docs/benchmarking.md). Load: h2load, 8 connections × 16
+proxy is what gets measured; see docs/benchmarking.md). Load: h2load, 8 connections x 16
 streams, a ~100 B gRPC request. The configurations are interleaved (direct, proxy, direct,
 proxy, ...) in one run; the figure to trust is the proxy's CPU time per call, read from
 /proc/PID/stat of the supervisor and its workers. Before measuring, each path is checked once
