@@ -30,6 +30,8 @@ from gproxy_mp.logs import FORMATS, LEVELS, configure_logging
 log = logging.getLogger("gproxy_mp")
 T = TypeVar("T")
 
+MIN_DNS_REFRESH = 0.1
+"""Seconds; a faster schedule would only load the DNS server."""
 EXAMPLE = "-p 127.0.0.1:5000-static:///10.0.0.1:50051,10.0.0.2:50051"
 
 
@@ -41,8 +43,8 @@ def _parse(flag: str, parser: Callable[[str], T], text: str) -> T:
 
 
 def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
-                   drain_timeout: str, admin_address: str, log_format: str,
-                   log_level: str) -> Settings:
+                   drain_timeout: str, dns_refresh_rate: str, admin_address: str,
+                   log_format: str, log_level: str) -> Settings:
     if not proxy:
         raise ConfigError(f"missing option -p/--proxy LISTEN-TARGET (e.g. {EXAMPLE})")
     routes = tuple(parse_route(text, index=i) for i, text in enumerate(proxy))
@@ -52,10 +54,18 @@ def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
         workers=parse_workers(workers),
         shutdown_delay=_parse("--shutdown-delay", parse_duration, shutdown_delay),
         drain_timeout=_parse("--drain-timeout", parse_duration, drain_timeout),
+        dns_refresh_interval=_parse("--dns-refresh-rate", _parse_refresh, dns_refresh_rate),
         admin=_parse("--admin-address", parse_admin_address, admin_address),
         log_format=log_format,
         log_level=log_level,
     )
+
+
+def _parse_refresh(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds < MIN_DNS_REFRESH:
+        raise ConfigError(f"duration {text!r}: must be at least {MIN_DNS_REFRESH * 1000:.0f}ms")
+    return seconds
 
 
 @click.command(
@@ -82,6 +92,8 @@ Example:
               help="Worker processes per route; 'auto' = usable CPUs.")
 @click.option("--drain-timeout", default="25s", show_default=True, metavar="DURATION",
               help="After the delay, how long in-flight calls may finish before cancellation.")
+@click.option("--dns-refresh-rate", default="5s", show_default=True, metavar="DURATION",
+              help="How often dns: targets are re-resolved (jittered by 10%).")
 @click.option("--admin-address", default="127.0.0.1:9901", show_default=True,
               metavar="HOST:PORT|off", help="/healthz, /readyz, /debug/endpoints; 'off' disables.")
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True)
@@ -91,12 +103,13 @@ Example:
                       message="%(prog)s %(version)s")
 def command(  # noqa: PLR0917 (click passes options positionally)
     proxy: tuple[str, ...], shutdown_delay: str, workers: str, drain_timeout: str,
-    admin_address: str, log_format: str, log_level: str,
+    dns_refresh_rate: str, admin_address: str, log_format: str, log_level: str,
 ) -> None:
     """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
     settings = build_settings(proxy=proxy, shutdown_delay=shutdown_delay, workers=workers,
-                              drain_timeout=drain_timeout, admin_address=admin_address,
+                              drain_timeout=drain_timeout, dns_refresh_rate=dns_refresh_rate,
+                              admin_address=admin_address,
                               log_format=log_format,
                               log_level=log_level.lower())
     configure_logging(role="supervisor", fmt=settings.log_format, level=settings.log_level)

@@ -57,6 +57,11 @@ class BusServer:
             await self._reply_snapshot(identity, route)
         return True
 
+    def endpoints(self, route: str) -> EndpointSet | None:
+        """The route's current set, None before its first."""
+        current = self._table.current(route)
+        return None if current is None else current[1]
+
     async def serve(self) -> None:
         """Answer snapshot requests, collect status, send heartbeats; runs until cancelled."""
         poller = zmq.asyncio.Poller()

@@ -29,7 +29,7 @@ from gproxy_mp.bus.table import EndpointTable
 from gproxy_mp.config import Route, Settings, Target
 from gproxy_mp.errors import ExitCode, WorkerBootError
 from gproxy_mp.launch import WorkerConfig
-from gproxy_mp.model import EndpointSet
+from gproxy_mp.model import EndpointSet, diff_endpoints
 from gproxy_mp.supervisor.admin import AdminState, start_admin
 from gproxy_mp.supervisor.ports import reserve_listen_address
 from gproxy_mp.supervisor.resolvers import build_resolver
@@ -165,10 +165,25 @@ async def _publish(resolver: AsyncIterator[EndpointSet], target: Target, routes:
     try:
         async for endpoints in resolver:
             for route in routes:
-                await bus.publish(route.id, target=str(target), endpoints=endpoints)
+                before = bus.endpoints(route.id)
+                if not await bus.publish(route.id, target=str(target), endpoints=endpoints):
+                    continue
+                if before is None:
+                    log.info("%d endpoints from %s: %s", len(endpoints), target,
+                             ", ".join(e.address for e in endpoints) or "none",
+                             extra={"route": route.name})
+                    continue
+                diff = diff_endpoints(before, endpoints)
+                log.info("%d -> %d endpoints%s%s", len(before),
+                         len(endpoints), _listing(" +", diff.added), _listing(" -", diff.removed),
+                         extra={"route": route.name})
     except Exception:
         log.exception("resolver for %s failed", target)
         raise
+
+
+def _listing(sign: str, endpoints: EndpointSet) -> str:
+    return sign + ",".join(e.address for e in endpoints) if endpoints else ""
 
 
 async def _wait_any(*events: asyncio.Event) -> None:

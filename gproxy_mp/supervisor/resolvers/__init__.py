@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from gproxy_mp.config import DnsTarget, KubernetesTarget, Settings, StaticTarget, Target
 from gproxy_mp.errors import ConfigError
 from gproxy_mp.model import EndpointSet
+from gproxy_mp.supervisor.resolvers.dns import build_lookup, watch_dns
 from gproxy_mp.supervisor.resolvers.static import watch_static
 
 
@@ -19,14 +20,16 @@ def build_resolver(target: Target, settings: Settings) -> AsyncIterator[Endpoint
     match target:
         case StaticTarget():
             return watch_static(target)
-        case DnsTarget() | KubernetesTarget():
-            scheme = "dns" if isinstance(target, DnsTarget) else "kubernetes"
-            raise ConfigError(f"target '{target}': {scheme} targets are not supported by this "
-                              "version yet; use static:///host:port,...")
+        case DnsTarget():
+            return watch_dns(target, lookup=build_lookup(target),
+                             refresh_interval=settings.dns_refresh_interval)
+        case KubernetesTarget():
+            raise ConfigError(f"target '{target}': kubernetes targets are not supported by "
+                              "this version yet; use dns:/// or static:///")
 
 
 def check_resolvable(settings: Settings) -> None:
     """Fail before anything starts if some target has no resolver in this build."""
     for target in settings.targets:
-        if not isinstance(target, StaticTarget):
+        if isinstance(target, KubernetesTarget):
             build_resolver(target, settings)
