@@ -168,8 +168,12 @@ def parse_workers(text: str) -> int:
     return count
 
 
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def parse_port(text: str, *, what: str) -> int:
-    if not text.isdigit():
+    if not _is_number(text):
         raise ConfigError(f"{what}: port {text!r} is not a number")
     port = int(text)
     if not 1 <= port <= 65535:
@@ -218,7 +222,7 @@ def parse_endpoint(text: str, *, what: str) -> Endpoint:
 
 def parse_listen(text: str) -> ListenAddress:
     what = f"listen address {text!r}"
-    if text.startswith(":"):
+    if text.startswith(":") and text.count(":") == 1:
         return ListenAddress("", parse_port(text[1:], what=what))
     endpoint = parse_endpoint(text, what=what)
     return ListenAddress(endpoint.host, endpoint.port)
@@ -263,7 +267,9 @@ def _parse_static(authority: str, path: str, *, what: str) -> StaticTarget:
 def _parse_dns(authority: str, path: str, *, what: str) -> DnsTarget:
     server = None
     if authority:
-        if authority.startswith("[") or authority.count(":") == 1:
+        if (authority.startswith("[") and not authority.endswith("]")) or (
+            not authority.startswith("[") and authority.count(":") == 1
+        ):
             server = parse_endpoint(authority, what=f"{what} DNS server")
         else:
             server = parse_endpoint(f"{authority}:{DEFAULT_DNS_PORT}", what=f"{what} DNS server")
@@ -273,7 +279,7 @@ def _parse_dns(authority: str, path: str, *, what: str) -> DnsTarget:
 
 def _parse_kubernetes(authority: str, path: str, *, what: str) -> KubernetesTarget:
     name, port_text = split_host_port(path, what=what)
-    if port_text.isdigit():
+    if _is_number(port_text):
         port: int | str = parse_port(port_text, what=what)
     elif _PORT_NAME.match(port_text):
         port = port_text
@@ -335,11 +341,10 @@ def parse_route(text: str, *, index: int) -> Route:
 
 def check_routes(routes: tuple[Route, ...]) -> None:
     """Two routes may not share a listen port on overlapping addresses."""
-    seen: dict[int, ListenAddress] = {}
+    seen: dict[int, list[ListenAddress]] = {}
     for route in routes:
-        other = seen.get(route.listen.port)
-        if other is not None and (not other.host or not route.listen.host
-                                  or other.host == route.listen.host):
-            raise ConfigError(f"--proxy {route.spec!r}: listen address {route.listen} is already "
-                              f"used by another --proxy ({other})")
-        seen[route.listen.port] = route.listen
+        for other in seen.get(route.listen.port, []):
+            if not other.host or not route.listen.host or other.host == route.listen.host:
+                raise ConfigError(f"--proxy {route.spec!r}: listen address {route.listen} is "
+                                  f"already used by another --proxy ({other})")
+        seen.setdefault(route.listen.port, []).append(route.listen)

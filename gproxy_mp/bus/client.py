@@ -24,17 +24,23 @@ class BusClient:
         self.route = route
         self.worker = worker
         self._context = zmq.asyncio.Context()
-        self._sub = self._connect(zmq.SUB, addresses.updates)
-        self._sub.setsockopt_string(zmq.SUBSCRIBE, schema.route_topic(route))
-        self._sub.setsockopt_string(zmq.SUBSCRIBE, schema.HEARTBEAT_TOPIC)
-        self._dealer = self._connect(zmq.DEALER, addresses.snapshot)
-        self._push = self._connect(zmq.PUSH, addresses.status)
+        self._sockets: list[zmq.asyncio.Socket] = []
+        try:
+            self._sub = self._connect(zmq.SUB, addresses.updates)
+            self._sub.setsockopt_string(zmq.SUBSCRIBE, schema.route_topic(route))
+            self._sub.setsockopt_string(zmq.SUBSCRIBE, schema.HEARTBEAT_TOPIC)
+            self._dealer = self._connect(zmq.DEALER, addresses.snapshot)
+            self._push = self._connect(zmq.PUSH, addresses.status)
+        except BaseException:
+            self.close()
+            raise
         self._poller = zmq.asyncio.Poller()
         self._poller.register(self._sub, zmq.POLLIN)
         self._poller.register(self._dealer, zmq.POLLIN)
 
     def _connect(self, kind: int, address: str) -> zmq.asyncio.Socket:
         socket = self._context.socket(kind)
+        self._sockets.append(socket)
         configure_socket(socket)
         socket.connect(address)
         return socket
@@ -69,6 +75,6 @@ class BusClient:
             log.debug("status report dropped: supervisor not reading")
 
     def close(self) -> None:
-        for socket in (self._sub, self._dealer, self._push):
+        for socket in self._sockets:
             socket.close(linger=0)
         self._context.term()

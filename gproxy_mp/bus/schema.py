@@ -117,8 +117,8 @@ def decode(frames: list[bytes]) -> Message | None:
     try:
         topic = frames[0].decode()
         payload = json.loads(frames[1])
-    except (UnicodeDecodeError, ValueError) as e:
-        raise MalformedMessageError(f"undecodable frames: {e}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise MalformedMessageError(f"undecodable frames: {e!r:.200}") from None
     if not isinstance(payload, dict):
         raise MalformedMessageError("payload is not a JSON object")
     if payload.get("v") != VERSION:

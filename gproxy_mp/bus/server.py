@@ -36,13 +36,19 @@ class BusServer:
         self._on_status = on_status
         self._heartbeat_interval = heartbeat_interval
         self._context = zmq.asyncio.Context()
-        self._pub = self._bind(zmq.PUB, addresses.updates)
-        self._router = self._bind(zmq.ROUTER, addresses.snapshot)
-        self._pull = self._bind(zmq.PULL, addresses.status)
+        self._sockets: list[zmq.asyncio.Socket] = []
+        try:
+            self._pub = self._bind(zmq.PUB, addresses.updates)
+            self._router = self._bind(zmq.ROUTER, addresses.snapshot)
+            self._pull = self._bind(zmq.PULL, addresses.status)
+        except BaseException:
+            self.close()
+            raise
         self._parked: dict[str, list[bytes]] = {}  # route -> DEALER identities waiting
 
     def _bind(self, kind: int, address: str) -> zmq.asyncio.Socket:
         socket = self._context.socket(kind)
+        self._sockets.append(socket)
         configure_socket(socket)
         socket.bind(address)
         return socket
@@ -113,6 +119,6 @@ class BusServer:
             return None
 
     def close(self) -> None:
-        for socket in (self._pub, self._router, self._pull):
+        for socket in self._sockets:
             socket.close(linger=0)
         self._context.term()

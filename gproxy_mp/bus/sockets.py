@@ -55,4 +55,4 @@ def remove_runtime_dir(path: Path) -> None:
 def configure_socket(socket: zmq.Socket[Any]) -> None:
     """Close at once on exit (never hang on undelivered messages); never block on send."""
     socket.setsockopt(zmq.LINGER, 0)
-    socket.setsockopt(zmq.SNDHWM, STATUS_HWM if socket.socket_type == zmq.PUSH else 10_000)
+    socket.setsockopt(zmq.SNDHWM, STATUS_HWM if socket.type == zmq.PUSH else 10_000)

@@ -110,10 +110,15 @@ async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: Pro
         follower.state = "draining"
         log.info("shutdown: stopped accepting; draining %d in-flight calls for up to %.1fs",
                  handler.active_calls, config.drain_timeout)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         draining = asyncio.create_task(server.stop(config.drain_timeout))
         await _first_done(draining, stops.immediate)
         if draining.done():
-            log.info("shutdown: drained")
+            if loop.time() - started >= config.drain_timeout:
+                log.warning("shutdown: drain timeout reached; calls still running were cancelled")
+            else:
+                log.info("shutdown: drained")
             return
     log.info("shutdown: stopping now, cancelling %d in-flight calls", handler.active_calls)
     await server.stop(None)

@@ -5,7 +5,8 @@ backend call. While the call can still be retried the log keeps every message (u
 `RETRY_BUFFER_BYTES`) so a new attempt can replay them; once a response has reached the client
 or the buffer overflows, messages are dropped as soon as they are sent. The reader pauses while
 more than `window` bytes wait to be sent, so a slow backend slows the client (HTTP/2 flow
-control does the rest) instead of growing the proxy's memory.
+control does the rest) instead of growing the proxy's memory. Sizes count the 5-byte gRPC
+frame header too, so a stream of empty messages fills the window as well.
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ from typing import Protocol
 
 from gproxy_mp.worker.retry import RETRY_BUFFER_BYTES
 
+FRAME_HEADER_BYTES = 5
+
 
 class RequestSink(Protocol):
     async def write(self, request: bytes) -> None: ...
     async def done_writing(self) -> None: ...
+
+
+def _size(message: bytes) -> int:
+    return len(message) + FRAME_HEADER_BYTES
 
 
 class RequestLog:
@@ -27,7 +34,8 @@ class RequestLog:
         self._window = window
         self._messages: list[bytes] = []
         self._base = 0  # absolute index of _messages[0]
-        self._bytes = 0
+        self._bytes = 0  # size of everything held
+        self._unsent = 0  # size of what the current sender has not written yet
         self._sent = 0  # absolute index the current sender has reached
         self._eof = False
         self.replayable = True
@@ -38,11 +46,12 @@ class RequestLog:
         """Read the client's messages until its half-close."""
         async for message in requests:
             self._messages.append(message)
-            self._bytes += len(message)
+            self._bytes += _size(message)
+            self._unsent += _size(message)
             if self.replayable and self._bytes > self._window:
                 self.commit()
             self._arrived.set()
-            while self._unsent_bytes() > self._window:
+            while self._unsent > self._window:
                 self._space.clear()
                 await self._space.wait()
         self._eof = True
@@ -58,27 +67,27 @@ class RequestLog:
         if not self.replayable and self._base > 0:
             raise RuntimeError("request log was committed: it cannot be replayed")
         index = self._sent = self._base
+        self._unsent = self._bytes
         while True:
             self._arrived.clear()
             if index < self._base + len(self._messages):
-                await call.write(self._messages[index - self._base])
+                message = self._messages[index - self._base]
+                await call.write(message)
                 index += 1
                 self._sent = index
+                self._unsent -= _size(message)
                 if not self.replayable:
                     self._trim()
+                self._space.set()
             elif self._eof:
                 await call.done_writing()
                 return
             else:
                 await self._arrived.wait()
 
-    def _unsent_bytes(self) -> int:
-        return sum(len(m) for m in self._messages[self._sent - self._base :])
-
     def _trim(self) -> None:
         drop = self._sent - self._base
         if drop > 0:
-            self._bytes -= sum(len(m) for m in self._messages[:drop])
+            self._bytes -= sum(_size(m) for m in self._messages[:drop])
             del self._messages[:drop]
             self._base = self._sent
-            self._space.set()

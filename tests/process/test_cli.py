@@ -1,0 +1,139 @@
+"""The command line: help, version, and one clear error line for every bad input."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.support import procfs
+from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
+
+pytestmark = pytest.mark.timeout(120)
+
+EXIT_TIMEOUT = 30.0
+"""Seconds a refusing gproxy-mp may take to exit (interpreter start included)."""
+USAGE = 2
+RUNTIME = 1
+ERROR_LINE = re.compile(r"^error: .+", re.IGNORECASE | re.MULTILINE)
+
+
+def finished(proxy: Proxy) -> int:
+    return proxy.wait(timeout=EXIT_TIMEOUT)
+
+
+def error_lines(proxy: Proxy) -> list[str]:
+    return ERROR_LINE.findall(proxy.stderr())
+
+
+def assert_refused(proxy: Proxy, *, code: int, naming: str) -> None:
+    """Exit ``code``, an ``error:`` line naming ``naming``, and no traceback."""
+    rc = finished(proxy)
+    output = proxy.output()
+    assert rc == code, f"exit code {rc}, wanted {code}\n{output}"
+    assert "Traceback" not in output, output
+    lines = error_lines(proxy)
+    assert lines, f"no 'error: ' line\n{output}"
+    assert any(naming in line for line in lines), f"no error line names {naming!r}\n{output}"
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h", "--version"])
+def test_help_and_version_exit_zero(proxies: Callable[..., Proxy], flag: str) -> None:
+    proxy = proxies(flag)
+    rc = finished(proxy)
+    assert rc == 0, proxy.output()
+    assert proxy.stdout_path.read_text().strip(), proxy.output()
+    assert "Traceback" not in proxy.output(), proxy.output()
+
+
+def test_help_lists_every_documented_option(proxies: Callable[..., Proxy]) -> None:
+    proxy = proxies("--help")
+    assert finished(proxy) == 0, proxy.output()
+    text = proxy.stdout_path.read_text()
+    for option in (
+        "--proxy",
+        "--shutdown-delay",
+        "--workers",
+        "--drain-timeout",
+        "--dns-refresh-rate",
+        "--admin-address",
+        "--log-format",
+        "--log-level",
+        "--version",
+    ):
+        assert option in text, f"{option} missing\n{proxy.output()}"
+
+
+def valid_route() -> str:
+    return f"127.0.0.1:{free_port()}-static:///127.0.0.1:1"
+
+
+USAGE_ERRORS: list[tuple[str, Callable[[int], list[str]], str]] = [
+    ("missing proxy", lambda port: ["--workers", "1"], "-p"),
+    ("no target", lambda port: ["-p", "nonsense"], "nonsense"),
+    ("unknown scheme", lambda port: ["-p", f"127.0.0.1:{port}-foo:///x:1"], "foo"),
+    (
+        "target without port",
+        lambda port: ["-p", f"127.0.0.1:{port}-static:///127.0.0.1"],
+        "static:///127.0.0.1",
+    ),
+    (
+        "listen port out of range",
+        lambda port: ["-p", "127.0.0.1:70000-static:///127.0.0.1:1"],
+        "70000",
+    ),
+    ("bad duration", lambda port: ["-p", valid_route(), "-d", "abc"], "abc"),
+    ("no workers", lambda port: ["-p", valid_route(), "--workers", "0"], "workers"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "naming"),
+    [pytest.param(build, naming, id=case) for case, build, naming in USAGE_ERRORS],
+)
+def test_bad_usage_exits_two_with_one_line_naming_the_value(
+    proxies: Callable[..., Proxy], args: Callable[[int], list[str]], naming: str
+) -> None:
+    proxy = proxies(*args(free_port()))
+    assert_refused(proxy, code=USAGE, naming=naming)
+
+
+@pytest.fixture(params=[False, True], ids=["plain", "reuseport"])
+def held_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A port another program listens on (with or without SO_REUSEPORT)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if request.param:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_a_port_held_by_another_program_exits_one_naming_the_address(
+    proxies: Callable[..., Proxy], held_port: int
+) -> None:
+    proxy = proxies(*proxy_args(route(held_port, "127.0.0.1:1"), workers=1))
+    assert_refused(proxy, code=RUNTIME, naming=f"127.0.0.1:{held_port}")
+
+
+def test_a_second_instance_on_the_same_port_exits_one_and_the_first_keeps_serving(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
+) -> None:
+    backend = backends("a")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    first = proxies(*proxy_args(route(port, backend), workers=2))
+    first.wait_serving(address)
+
+    second = proxies(*proxy_args(route(port, backend), workers=2))
+    assert_refused(second, code=RUNTIME, naming=address)
+
+    assert first.process.poll() is None, first.output()
+    first.wait_serving(address, timeout=5)
+    owners = set(procfs.descendants(first.pid))
+    assert procfs.listeners(port) <= owners, (
+        f"listeners {procfs.listeners(port)} not all the first instance's {owners}\n"
+        f"{first.output()}\n{second.output()}"
+    )

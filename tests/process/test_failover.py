@@ -1,0 +1,109 @@
+"""A dead backend costs at most a short blip; an unreachable one costs nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import grpc
+import pytest
+
+from tests.support import client, procfs
+from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+CHANNELS = 4
+RECOVERY_TIMEOUT = 3.0
+"""Seconds after a backend dies within which every call must succeed again."""
+CONSECUTIVE_CALLS = 100
+
+
+def test_after_a_backend_dies_calls_succeed_on_the_others(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
+) -> None:
+    servers = [backends(name) for name in ("a", "b", "c")]
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, *servers), workers=2))
+    proxy.wait_serving(address)
+    channels = [client.open_channel(address) for _ in range(CHANNELS)]
+    try:
+        warm = client.whoami_counts(channels, calls=30)
+        assert set(warm) == {"a", "b", "c"}, f"{warm}\n{proxy.output()}"
+
+        servers[1].kill()
+        killed_at = time.monotonic()
+        blip: list[str] = []
+        calls = 0
+        while time.monotonic() - killed_at < RECOVERY_TIMEOUT and calls < 10_000:
+            try:
+                client.whoami(channels[calls % CHANNELS], timeout=2)
+            except grpc.RpcError as error:
+                blip.append(client.describe(error))
+            calls += 1
+
+        answers: dict[str, int] = {}
+        failures: list[str] = []
+        for index in range(CONSECUTIVE_CALLS):
+            try:
+                name = client.whoami(channels[index % CHANNELS], timeout=5)
+                answers[name] = answers.get(name, 0) + 1
+            except grpc.RpcError as error:
+                failures.append(client.describe(error))
+    finally:
+        for channel in channels:
+            channel.close()
+    report = (
+        f"during the first {RECOVERY_TIMEOUT}s: {len(blip)}/{calls} failed {blip[:5]}\n"
+        f"{proxy.output()}"
+    )
+    assert failures == [], f"after {RECOVERY_TIMEOUT}s: {failures[:5]}; {report}"
+    assert set(answers) == {"a", "c"}, f"{answers}; {report}"
+
+
+def test_a_target_with_nothing_listening_is_skipped_by_retrying_another_backend(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
+) -> None:
+    live = backends("live")
+    dead = f"127.0.0.1:{free_port()}"
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, dead, live), workers=2))
+    proxy.wait_serving(address)
+    channels = [client.open_channel(address) for _ in range(CHANNELS)]
+    failures: list[str] = []
+    answers: dict[str, int] = {}
+    try:
+        for index in range(60):
+            try:
+                name = client.whoami(channels[index % CHANNELS], timeout=5)
+                answers[name] = answers.get(name, 0) + 1
+            except grpc.RpcError as error:
+                failures.append(client.describe(error))
+    finally:
+        for channel in channels:
+            channel.close()
+    assert failures == [], f"{len(failures)} failed: {failures[:5]}\n{proxy.output()}"
+    assert answers == {"live": 60}, f"{answers}\n{proxy.output()}"
+
+
+def test_a_route_whose_only_backend_is_unreachable_fails_fast_naming_it(
+    proxies: Callable[..., Proxy],
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    port = free_port()
+    proxy = proxies(*proxy_args(route(port, dead), workers=1))
+    # Readiness: a worker listens (workers bind only once they hold the endpoint table).
+    assert wait_until(lambda: procfs.listeners(port), timeout=20), proxy.output()
+    with client.open_channel(f"127.0.0.1:{port}") as channel:
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as raised:
+            client.whoami(channel, timeout=10)
+    took = time.monotonic() - started
+    call: grpc.Call = raised.value  # type: ignore[assignment]
+    report = f"{client.describe(raised.value)} after {took:.1f}s\n{proxy.output()}"
+    assert call.code() == grpc.StatusCode.UNAVAILABLE, report
+    assert dead in (call.details() or ""), f"details do not name {dead}: {report}"
+    assert took < 5, report

@@ -1,0 +1,306 @@
+"""Start and always tear down the real processes of a test: backends and the proxy.
+
+Each process runs in its own session (``start_new_session=True``), so a signal
+to its process group reaches it and its children and nothing else. Teardown is
+SIGTERM, a bounded wait, then SIGKILL; for the proxy also SIGKILL of every
+descendant seen while it ran that is still alive (matched by pid *and* start
+time, so only processes this module started are ever touched).
+
+Concurrency: a ``Proxy`` runs one daemon thread that samples the supervisor's
+descendants every ``SAMPLE_INTERVAL``; everything else is called from the test
+thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import grpc
+
+from tests.support import client, procfs
+
+REPO = Path(__file__).resolve().parents[2]
+BACKEND_START_TIMEOUT = 20.0
+"""Seconds a backend may take to print its ``PORT`` line (interpreter + grpc import)."""
+BACKEND_STOP_TIMEOUT = 5.0
+"""Seconds between SIGTERM and SIGKILL for a backend (its own grace is 1 s)."""
+PROXY_STOP_TIMEOUT = 10.0
+"""Seconds between SIGTERM and SIGKILL of the proxy's group at teardown."""
+SAMPLE_INTERVAL = 0.1
+"""Seconds between samples of the supervisor's descendants."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def read_line(stream: IO[bytes], *, timeout: float) -> bytes:
+    """One line from a pipe, or ``TimeoutError`` after ``timeout`` seconds (b"" at EOF)."""
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while not buffer.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no line within {timeout}s (got {buffer!r})")
+            if not selector.select(remaining):
+                continue
+            chunk = os.read(stream.fileno(), 1)
+            if not chunk:
+                return buffer
+            buffer += chunk
+    return buffer
+
+
+class Backend:
+    """A running ``tests.support.backend`` process."""
+
+    def __init__(self, name: str, *, log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"backend-{name}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.backend", "--name", name, "--stop-on-stdin-eof"],
+            cwd=REPO,
+            stdin=subprocess.PIPE,  # closed when this process dies: the backend then stops
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        try:
+            line = read_line(self.process.stdout, timeout=BACKEND_START_TIMEOUT)
+        except TimeoutError:
+            self.kill()
+            raise
+        if not line.startswith(b"PORT "):
+            self.kill()
+            raise RuntimeError(f"backend {name} did not announce a port: {line!r}\n{self.output()}")
+        self.port = int(line.split()[1])
+        self.address = f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stats(self) -> dict[str, object]:
+        with client.open_channel(self.address) as channel:
+            return client.stats(channel, timeout=5)
+
+    def counter(self, key: str) -> int:
+        """One integer field of ``Stats``: ``calls``, ``cancelled`` or ``sleeping``."""
+        value = self.stats()[key]
+        assert isinstance(value, int), value
+        return value
+
+    def kill(self) -> None:
+        """SIGKILL the backend's group and reap it."""
+        if self.process.poll() is None:
+            signal_group(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=BACKEND_STOP_TIMEOUT)
+        self._close()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after ``BACKEND_STOP_TIMEOUT``."""
+        if self.process.poll() is None:
+            signal_group(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=BACKEND_STOP_TIMEOUT)
+        self.kill()
+
+    def _close(self) -> None:
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
+        self._log.close()
+
+
+class Proxy:
+    """A running ``python -m gproxy_mp`` supervisor (and, through it, its workers)."""
+
+    def __init__(self, *args: str, log_dir: Path, index: int = 0) -> None:
+        self.args = args
+        self.stdout_path = log_dir / f"proxy-{index}.stdout"
+        self.stderr_path = log_dir / f"proxy-{index}.stderr"
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gproxy_mp", *args],
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        self._seen: set[procfs.ProcessId] = set()
+        self._seen_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._sampler = threading.Thread(
+            target=self._sample, name=f"proxy-{index}-sampler", daemon=True
+        )
+        self._sampler.start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _sample(self) -> None:
+        while not self._stopped.is_set() and self.process.poll() is None:
+            found = {
+                ident for pid in procfs.descendants(self.pid) if (ident := procfs.identify(pid))
+            }
+            with self._seen_lock:
+                self._seen |= found
+            self._stopped.wait(SAMPLE_INTERVAL)
+
+    def seen_descendants(self) -> set[procfs.ProcessId]:
+        """Every descendant of the supervisor sampled so far (alive or not)."""
+        with self._seen_lock:
+            return set(self._seen)
+
+    def surviving_descendants(self) -> list[int]:
+        """Descendants ever seen that are still alive (same pid and start time)."""
+        return sorted(ident.pid for ident in self.seen_descendants() if procfs.is_running(ident))
+
+    def workers(self) -> list[int]:
+        """Current direct children of the supervisor."""
+        return procfs.children(self.pid)
+
+    def output(self) -> str:
+        def read(path: Path) -> str:
+            return path.read_text(errors="replace") if path.exists() else ""
+
+        return (
+            f"--- gproxy-mp {' '.join(self.args)} (pid {self.pid}, rc {self.process.poll()})\n"
+            f"--- stdout\n{read(self.stdout_path)}--- stderr\n{read(self.stderr_path)}"
+        )
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def send(self, signum: int) -> None:
+        """Signal the supervisor alone, as Kubernetes does with PID 1."""
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        """The exit code, or ``subprocess.TimeoutExpired`` after ``timeout`` seconds."""
+        return self.process.wait(timeout=timeout)
+
+    def wait_serving(self, address: str, timeout: float = 20.0) -> str:
+        """Wait until a Whoami call through the proxy succeeds; return the backend name."""
+        deadline = time.monotonic() + timeout
+        last = "no attempt"
+        with client.open_channel(address) as channel:
+            while True:
+                if self.process.poll() is not None:
+                    raise AssertionError(
+                        f"proxy exited with {self.process.returncode}\n{self.output()}"
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"{address} not serving after {timeout}s: {last}\n{self.output()}"
+                    )
+                try:
+                    return client.whoami(channel, timeout=min(remaining, 2.0))
+                except grpc.RpcError as error:
+                    last = client.describe(error)
+                time.sleep(min(client.RETRY_INTERVAL, max(deadline - time.monotonic(), 0)))
+
+    def stop(self) -> None:
+        """SIGTERM the group, wait, SIGKILL the group and every surviving descendant."""
+        if self.process.poll() is None:
+            signal_group(self.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=PROXY_STOP_TIMEOUT)
+        self._stopped.set()
+        self._sampler.join(timeout=5)
+        signal_group(self.pid, signal.SIGKILL)
+        self.process.wait(timeout=PROXY_STOP_TIMEOUT)
+        for ident in self.seen_descendants():
+            if procfs.is_running(ident):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(ident.pid, signal.SIGKILL)
+
+
+class Launcher:
+    """Starts backends and proxies for one test (or module) and stops them all."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.backends: list[Backend] = []
+        self.proxies: list[Proxy] = []
+
+    def start_backend(self, name: str) -> Backend:
+        backend = Backend(name, log_dir=self.log_dir)
+        self.backends.append(backend)
+        return backend
+
+    def start_proxy(self, *args: str) -> Proxy:
+        proxy = Proxy(*args, log_dir=self.log_dir, index=len(self.proxies))
+        self.proxies.append(proxy)
+        return proxy
+
+    def close(self) -> None:
+        for proxy in self.proxies:
+            proxy.stop()
+        for backend in self.backends:
+            backend.stop()
+
+
+def route(listen_port: int, *backends: Backend | str) -> str:
+    """A ``-p`` value: ``127.0.0.1:PORT-static:///addr1,addr2,...``."""
+    addresses = ",".join(b if isinstance(b, str) else b.address for b in backends)
+    return f"127.0.0.1:{listen_port}-static:///{addresses}"
+
+
+def proxy_args(
+    *routes: str,
+    workers: int = 2,
+    shutdown_delay: str = "0s",
+    drain_timeout: str = "2s",
+    admin_address: str | None = "off",
+) -> list[str]:
+    """Command-line arguments for ``gproxy-mp``.
+
+    Defaults keep teardown fast (no shutdown delay, short drain) and keep
+    proxies of concurrent tests from sharing the default admin port;
+    ``admin_address=None`` leaves the option out.
+    """
+    args: list[str] = []
+    for value in routes:
+        args += ["-p", value]
+    return [
+        *args,
+        "--workers",
+        str(workers),
+        "-d",
+        shutdown_delay,
+        "--drain-timeout",
+        drain_timeout,
+        *(["--admin-address", admin_address] if admin_address is not None else []),
+        "--log-level",
+        "info",
+    ]

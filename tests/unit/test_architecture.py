@@ -1,0 +1,35 @@
+"""The import boundaries hold: checked by import-linter, and by what an import really loads."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SUBPROCESS_TIMEOUT = 60.0
+"""Seconds a checking subprocess may take."""
+
+
+def lint_imports() -> str:
+    beside_python = Path(sys.executable).parent / "lint-imports"
+    found = str(beside_python) if beside_python.exists() else shutil.which("lint-imports")
+    assert found, "lint-imports is not installed (pip install -e '.[test]')"
+    return found
+
+
+def test_the_import_contracts_are_kept() -> None:
+    result = subprocess.run([lint_imports()], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=SUBPROCESS_TIMEOUT, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_supervisor_side_never_loads_grpc() -> None:
+    probe = ("import sys, gproxy_mp.cli, gproxy_mp.supervisor.main\n"
+             "loaded = sorted(m for m in sys.modules if m == 'grpc' or m.startswith('grpc.'))\n"
+             "print(loaded)\n"
+             "sys.exit(1 if loaded else 0)\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,130 @@
+"""The bus wire format: round trips, topics, and what happens to frames that do not fit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gproxy_mp.bus.schema import (
+    EndpointsMessage,
+    Heartbeat,
+    MalformedMessageError,
+    Message,
+    SnapshotRequest,
+    WorkerStatus,
+    decode,
+    encode,
+)
+from gproxy_mp.errors import BusProtocolError
+from gproxy_mp.model import Endpoint
+
+ENDPOINTS = (Endpoint("10.0.0.1", 50051), Endpoint("::1", 50052))
+
+MESSAGES: list[Message] = [
+    EndpointsMessage(epoch="e1", seq=7, route="0", target="static:///10.0.0.1:50051",
+                     endpoints=ENDPOINTS),
+    EndpointsMessage(epoch="e1", seq=7, route="10", target="dns:///b:1", endpoints=ENDPOINTS,
+                     snapshot=True),
+    EndpointsMessage(epoch="e1", seq=0, route="0", target="dns:///b:1", endpoints=()),
+    Heartbeat(epoch="e1", seq=9, routes={"0": 7, "1": 9}),
+    Heartbeat(epoch="e1", seq=0, routes={}),
+    SnapshotRequest(route="0", worker="0#1"),
+    WorkerStatus(worker="0#1", pid=4242, state="ready", seq=7, active_calls=3),
+    WorkerStatus(worker="1#0", pid=1, state="draining", seq=0, active_calls=0),
+]
+
+TOPICS = [b"route/0/", b"route/10/", b"route/0/", b"heartbeat/", b"heartbeat/", b"snapshot/",
+          b"status/", b"status/"]
+
+
+@pytest.mark.parametrize("message", MESSAGES)
+def test_every_message_kind_decodes_to_what_was_encoded(message: Message) -> None:
+    assert decode(encode(message)) == message
+
+
+@pytest.mark.parametrize(("message", "topic"), list(zip(MESSAGES, TOPICS, strict=True)))
+def test_each_message_travels_under_a_topic_ending_in_a_slash(
+    message: Message, topic: bytes
+) -> None:
+    assert encode(message)[0] == topic
+
+
+def test_endpoints_arrive_as_a_canonical_set_whatever_order_was_sent() -> None:
+    payload = {"v": 1, "kind": "endpoints", "epoch": "e1", "seq": 1, "route": "0",
+               "target": "t", "endpoints": [["b", 1], ["a", 1], ["b", 1]]}
+    message = decode([b"route/0/", json.dumps(payload).encode()])
+    assert isinstance(message, EndpointsMessage)
+    assert message.endpoints == (Endpoint("a", 1), Endpoint("b", 1))
+
+
+def test_a_message_of_an_unknown_kind_decodes_to_nothing() -> None:
+    assert decode([b"gossip/", b'{"v":1,"kind":"gossip","news":"x"}']) is None
+
+
+@pytest.mark.parametrize("version", [2, 0, None, "1"])
+def test_a_message_of_another_schema_version_is_a_protocol_error(version: object) -> None:
+    payload = {"v": version, "kind": "heartbeat", "epoch": "e1", "seq": 1, "routes": {}}
+    with pytest.raises(BusProtocolError, match="version"):
+        decode([b"heartbeat/", json.dumps(payload).encode()])
+
+
+def test_a_message_without_a_version_is_a_protocol_error() -> None:
+    with pytest.raises(BusProtocolError):
+        decode([b"heartbeat/", b'{"kind":"heartbeat","epoch":"e1","seq":1,"routes":{}}'])
+
+
+def endpoints_payload(**change: object) -> bytes:
+    payload = {"v": 1, "kind": "endpoints", "epoch": "e1", "seq": 1, "route": "0",
+               "target": "t", "endpoints": [["10.0.0.1", 1]]} | change
+    return json.dumps(payload).encode()
+
+
+def heartbeat_payload(**change: object) -> bytes:
+    payload = {"v": 1, "kind": "heartbeat", "epoch": "e1", "seq": 1, "routes": {"0": 1}} | change
+    return json.dumps(payload).encode()
+
+
+MALFORMED = [
+    pytest.param([b"heartbeat/"], id="one-frame"),
+    pytest.param([b"heartbeat/", heartbeat_payload(), b""], id="three-frames"),
+    pytest.param([b"heartbeat/", b"{not json"], id="not-json"),
+    pytest.param([b"\xff/", heartbeat_payload()], id="topic-not-utf8"),
+    pytest.param([b"heartbeat/", b"\xff\xfe"], id="payload-not-utf8"),
+    pytest.param([b"heartbeat/", b"[1, 2]"], id="json-list"),
+    pytest.param([b"heartbeat/", b'"heartbeat"'], id="json-string"),
+    pytest.param([b"heartbeat/", b'{"v":1,"kind":"heartbeat","epoch":"e1","seq":1}'],
+                 id="missing-field"),
+    pytest.param([b"heartbeat/", heartbeat_payload(seq=-1)], id="negative-seq"),
+    pytest.param([b"heartbeat/", heartbeat_payload(seq=True)], id="bool-seq"),
+    pytest.param([b"heartbeat/", heartbeat_payload(seq=1.5)], id="float-seq"),
+    pytest.param([b"heartbeat/", heartbeat_payload(seq="1")], id="string-seq"),
+    pytest.param([b"heartbeat/", heartbeat_payload(epoch=1)], id="number-epoch"),
+    pytest.param([b"heartbeat/", heartbeat_payload(routes=[["0", 1]])], id="routes-not-object"),
+    pytest.param([b"heartbeat/", heartbeat_payload(routes={"0": -1})], id="negative-route-seq"),
+    pytest.param([b"route/0/", endpoints_payload(endpoints=[["10.0.0.1", 0]])], id="port-0"),
+    pytest.param([b"route/0/", endpoints_payload(endpoints=[["10.0.0.1", 65536]])],
+                 id="port-65536"),
+    pytest.param([b"route/0/", endpoints_payload(endpoints=[["", 1]])], id="empty-host"),
+    pytest.param([b"route/0/", endpoints_payload(endpoints=[["10.0.0.1"]])], id="no-port"),
+    pytest.param([b"route/0/", endpoints_payload(endpoints=["10.0.0.1:1"])], id="endpoint-str"),
+    pytest.param([b"route/0/", endpoints_payload(endpoints=[[1, 1]])], id="number-host"),
+    pytest.param([b"route/0/", endpoints_payload(endpoints={"a": 1})], id="endpoints-object"),
+    pytest.param([b"route/10/", endpoints_payload(route="1")], id="topic-route-mismatch"),
+    pytest.param([b"route/0/", endpoints_payload(route=0)], id="number-route"),
+    pytest.param([b"status/", b'{"v":1,"kind":"status","worker":"0#0","pid":1,"state":"ready",'
+                              b'"seq":1,"active_calls":-2}'], id="negative-active-calls"),
+    pytest.param([b"snapshot/", b'{"v":1,"kind":"snapshot_request","route":"0"}'],
+                 id="request-without-worker"),
+]
+
+
+@pytest.mark.parametrize("frames", MALFORMED)
+def test_malformed_frames_are_refused_as_malformed(frames: list[bytes]) -> None:
+    with pytest.raises(MalformedMessageError):
+        decode(frames)
+
+
+def test_a_deeply_nested_payload_is_refused_as_malformed() -> None:
+    with pytest.raises(MalformedMessageError):
+        decode([b"heartbeat/", b"[" * 100_000])

@@ -1,0 +1,114 @@
+"""DURATION, --workers and LISTEN: the scalar values of the command line."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from gproxy_mp.config import ListenAddress, parse_duration, parse_listen, parse_workers
+from gproxy_mp.errors import ConfigError, ExitCode
+
+DURATIONS = [
+    ("300ms", 0.3),
+    ("1m30s", 90.0),
+    ("0s", 0.0),
+    ("1h2m3.5s", 3723.5),
+    ("2.5", 2.5),
+    ("0", 0.0),
+    (" 5s ", 5.0),
+    ("1500us", 0.0015),
+    (".5s", 0.5),
+]
+
+BAD_DURATIONS = ["abc", "-1", "5x", "inf", "nan", "", "1m30", "-1s", "5 s"]
+
+
+@pytest.mark.parametrize(("text", "seconds"), DURATIONS)
+def test_durations_read_as_go_durations_or_plain_seconds(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", BAD_DURATIONS)
+def test_a_bad_duration_is_refused_naming_it(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_duration(text)
+    assert repr(text.strip()) in str(caught.value)
+
+
+def test_config_errors_are_usage_errors() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_duration("soon")
+    assert caught.value.exit_code == ExitCode.USAGE
+
+
+def test_auto_workers_are_the_cpus_this_process_may_run_on() -> None:
+    assert parse_workers("auto") == len(os.sched_getaffinity(0))
+    assert parse_workers("AUTO") == parse_workers("auto")
+
+
+def test_a_worker_count_is_read_as_an_integer() -> None:
+    assert parse_workers("4") == 4
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "x", "1.5", ""])
+def test_a_worker_count_below_one_or_not_a_number_is_refused(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_workers(text)
+    assert repr(text) in str(caught.value)
+
+
+LISTENS = [
+    ("127.0.0.1:5000", ListenAddress("127.0.0.1", 5000), "127.0.0.1:5000"),
+    ("my-host:5000", ListenAddress("my-host", 5000), "my-host:5000"),
+    ("[::1]:5000", ListenAddress("::1", 5000), "[::1]:5000"),
+    (":5000", ListenAddress("", 5000), "[::]:5000"),
+    ("localhost:65535", ListenAddress("localhost", 65535), "localhost:65535"),
+]
+
+
+@pytest.mark.parametrize(("text", "listen", "bind_address"), LISTENS)
+def test_listen_addresses_are_host_port_bracketed_v6_or_all_interfaces(
+    text: str, listen: ListenAddress, bind_address: str
+) -> None:
+    assert parse_listen(text) == listen
+    assert listen.bind_address == bind_address
+
+
+@pytest.mark.parametrize("text", [text for text, _, _ in LISTENS])
+def test_a_listen_address_prints_as_it_was_written(text: str) -> None:
+    assert str(parse_listen(text)) == text
+
+
+BAD_LISTENS = [
+    (":0", "out of range"),
+    (":65536", "out of range"),
+    ("127.0.0.1:abc", "not a number"),
+    ("fe80::1:5000", "need brackets"),
+    ("2001:db8::1:5000", "need brackets"),
+    ("[::1]5000", "expected [ipv6]:port"),
+    ("[nope]:5000", "not an IPv6 address"),
+    ("127.0.0.1", "missing port"),
+    ("127.0.0.1:", "missing port"),
+    (":", "not a number"),
+    ("-bad-:5000", "not a valid host name"),
+    ("a..b:5000", "not a valid host name"),
+]
+
+
+@pytest.mark.parametrize(("text", "complaint"), BAD_LISTENS)
+def test_a_bad_listen_address_is_refused_naming_it(text: str, complaint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_listen(text)
+    assert repr(text) in str(caught.value)
+    assert complaint in str(caught.value)
+
+
+def test_a_port_of_superscript_digits_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        parse_listen(":²")
+
+
+def test_an_unbracketed_loopback_v6_listen_address_is_told_to_use_brackets() -> None:
+    with pytest.raises(ConfigError, match="need brackets"):
+        parse_listen("::1:5000")
