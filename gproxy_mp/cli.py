@@ -44,7 +44,7 @@ def _parse(flag: str, parser: Callable[[str], T], text: str) -> T:
 
 def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
                    drain_timeout: str, dns_refresh_rate: str, admin_address: str,
-                   log_format: str, log_level: str) -> Settings:
+                   log_format: str, log_level: str, kubeconfig: str | None = None) -> Settings:
     if not proxy:
         raise ConfigError(f"missing option -p/--proxy LISTEN-TARGET (e.g. {EXAMPLE})")
     routes = tuple(parse_route(text, index=i) for i, text in enumerate(proxy))
@@ -55,6 +55,7 @@ def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
         shutdown_delay=_parse("--shutdown-delay", parse_duration, shutdown_delay),
         drain_timeout=_parse("--drain-timeout", parse_duration, drain_timeout),
         dns_refresh_interval=_parse("--dns-refresh-rate", _parse_refresh, dns_refresh_rate),
+        kubeconfig=kubeconfig or None,
         admin=_parse("--admin-address", parse_admin_address, admin_address),
         log_format=log_format,
         log_level=log_level,
@@ -96,6 +97,9 @@ Example:
               help="How often dns: targets are re-resolved (jittered by 10%).")
 @click.option("--admin-address", default="127.0.0.1:9901", show_default=True,
               metavar="HOST:PORT|off", help="/healthz, /readyz, /debug/endpoints; 'off' disables.")
+@click.option("--kubeconfig", default=None, metavar="PATH",
+              help="Credentials for running outside a cluster. Default: the pod's service "
+              "account, then $KUBECONFIG, then ~/.kube/config.")
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default="info",
               show_default=True)
@@ -103,13 +107,14 @@ Example:
                       message="%(prog)s %(version)s")
 def command(  # noqa: PLR0917 (click passes options positionally)
     proxy: tuple[str, ...], shutdown_delay: str, workers: str, drain_timeout: str,
-    dns_refresh_rate: str, admin_address: str, log_format: str, log_level: str,
+    dns_refresh_rate: str, admin_address: str, kubeconfig: str | None, log_format: str,
+    log_level: str,
 ) -> None:
     """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
     settings = build_settings(proxy=proxy, shutdown_delay=shutdown_delay, workers=workers,
                               drain_timeout=drain_timeout, dns_refresh_rate=dns_refresh_rate,
-                              admin_address=admin_address,
+                              admin_address=admin_address, kubeconfig=kubeconfig,
                               log_format=log_format,
                               log_level=log_level.lower())
     configure_logging(role="supervisor", fmt=settings.log_format, level=settings.log_level)

@@ -120,6 +120,8 @@ class Settings:
     """Seconds between re-resolutions of `dns:` targets."""
     log_format: str = "text"
     log_level: str = "info"
+    kubeconfig: str | None = None
+    """`--kubeconfig`: credentials outside a cluster; None: in-cluster, then the defaults."""
     admin: ListenAddress | None = None
     """Where the admin HTTP endpoints listen; None when disabled (`--admin-address off`)."""
 

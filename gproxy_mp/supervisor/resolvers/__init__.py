@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from gproxy_mp.config import DnsTarget, KubernetesTarget, Settings, StaticTarget, Target
-from gproxy_mp.errors import ConfigError
 from gproxy_mp.model import EndpointSet
 from gproxy_mp.supervisor.resolvers.dns import build_lookup, watch_dns
+from gproxy_mp.supervisor.resolvers.kubernetes import build_api_factory, watch_kubernetes
 from gproxy_mp.supervisor.resolvers.static import watch_static
 
 
@@ -24,12 +24,12 @@ def build_resolver(target: Target, settings: Settings) -> AsyncIterator[Endpoint
             return watch_dns(target, lookup=build_lookup(target),
                              refresh_interval=settings.dns_refresh_interval)
         case KubernetesTarget():
-            raise ConfigError(f"target '{target}': kubernetes targets are not supported by "
-                              "this version yet; use dns:/// or static:///")
+            return watch_kubernetes(target, api_factory=build_api_factory(
+                target, kubeconfig=settings.kubeconfig))
 
 
 def check_resolvable(settings: Settings) -> None:
-    """Fail before anything starts if some target has no resolver in this build."""
+    """Fail before anything starts if a target cannot be resolved at all (no credentials)."""
     for target in settings.targets:
         if isinstance(target, KubernetesTarget):
-            build_resolver(target, settings)
+            build_api_factory(target, kubeconfig=settings.kubeconfig)

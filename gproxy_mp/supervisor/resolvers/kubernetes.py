@@ -1,0 +1,217 @@
+"""The Kubernetes resolver: list then watch a Service's EndpointSlices, forever.
+
+Algorithm (client-go's Reflector, kopf's watcher), run in a thread of its own because the
+official client blocks:
+
+1. LIST `discovery.k8s.io/v1` EndpointSlices with `labelSelector=kubernetes.io/service-name=SVC`
+   in the namespace; replace the local map (slice name → slice) and remember the list's
+   resourceVersion. For a numeric target port, also GET the Service to map port → name.
+2. WATCH from that resourceVersion with bookmarks and a server-side timeout
+   (`WATCH_TIMEOUT`, jittered), each read bounded by `kubeapi.READ_TIMEOUT`. ADDED and
+   MODIFIED replace a slice, DELETED removes only that slice, BOOKMARK only moves the
+   resourceVersion. After every change the merged set (`slices.select_from_slices`) is
+   handed to the event loop. When the server ends the watch, watch again from the last
+   resourceVersion.
+3. `410 Gone` → relist at once and replace the map (re-watching "from now" would lose deletes).
+   Any other failure → keep the last set, log once per outage (403s name the missing
+   permission), retry with jittered backoff (0.5 s doubling to `RETRY_MAX_DELAY`).
+4. Where EndpointSlices are not served (404 on the list), the same loop runs on core/v1
+   Endpoints of the Service instead.
+
+The async side (`watch_kubernetes`) only forwards sets from the thread and drops unchanged ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from gproxy_mp.config import KubernetesTarget
+from gproxy_mp.model import EndpointSet
+from gproxy_mp.supervisor.resolvers import kubeapi
+from gproxy_mp.supervisor.resolvers.kubeapi import (
+    ENDPOINT_SLICES,
+    ENDPOINTS,
+    KubeApi,
+    KubeApiError,
+    Resource,
+    ResourceExpiredError,
+)
+from gproxy_mp.supervisor.resolvers.slices import (
+    Selection,
+    select_from_endpoints,
+    select_from_slices,
+    service_port_names,
+)
+
+log = logging.getLogger(__name__)
+
+WATCH_TIMEOUT = 240.0
+"""Seconds the server keeps one watch open (jittered up to +25%), then it is renewed."""
+RETRY_INITIAL_DELAY = 0.5
+"""Seconds before the first retry after a failed list or watch."""
+RETRY_MAX_DELAY = 5.0
+"""Upper bound of the doubling retry delay: a restarted API server is found within seconds."""
+JITTER = 0.2
+"""Relative jitter of every retry delay, so many proxies do not reconnect in lockstep."""
+
+Json = dict[str, Any]
+
+
+class Reflector:
+    """The list/watch loop for one target. `run` blocks until `stop` is set."""
+
+    def __init__(self, api: Any, target: KubernetesTarget, *,
+                 emit: Callable[[Selection], None], stop: threading.Event,
+                 rng: Callable[[], float] = random.random) -> None:
+        self._api = api
+        self._target = target
+        self._emit = emit
+        self._stop = stop
+        self._rng = rng
+        self._resource: Resource = ENDPOINT_SLICES
+        self._objects: dict[str, Json] = {}
+        self._service_ports: dict[int, str] = {}
+        self._last: Selection | None = None
+
+    @property
+    def _selector(self) -> str:
+        return f"kubernetes.io/service-name={self._target.service}"
+
+    def run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                version = self._relist()
+                if failures:
+                    log.warning("kubernetes %s: API reachable again after %d failed attempts",
+                                self._target, failures)
+                    failures = 0
+                while not self._stop.is_set():
+                    version = self._watch(version)
+            except ResourceExpiredError as e:
+                log.info("kubernetes %s: %s; relisting", self._target, e)
+            except KubeApiError as e:
+                if e.status == 404 and self._resource == ENDPOINT_SLICES:
+                    log.warning("kubernetes %s: EndpointSlices are not served (%s); falling "
+                                "back to core/v1 Endpoints", self._target, e)
+                    self._resource = ENDPOINTS
+                    continue
+                if failures == 0:
+                    kept = ("no endpoints yet" if self._last is None
+                            else f"keeping the last {len(self._last.endpoints)} endpoints")
+                    log.warning("kubernetes %s: %s; %s, retrying", self._target, e, kept)
+                failures += 1
+                delay = min(RETRY_MAX_DELAY, RETRY_INITIAL_DELAY * 2.0 ** (failures - 1))
+                self._stop.wait(delay * (1 - JITTER + 2 * JITTER * self._rng()))
+
+    def _relist(self) -> str:
+        if isinstance(self._target.port, int):
+            self._service_ports = service_port_names(self._api.get_service(self._target.service))
+        if self._resource == ENDPOINT_SLICES:
+            items, version = self._api.list(ENDPOINT_SLICES, selector=self._selector)
+        else:
+            items, version = self._api.list(ENDPOINTS, name=self._target.service)
+        self._objects = {_name(item): item for item in items}
+        self._publish()
+        return str(version)
+
+    def _watch(self, version: str) -> str:
+        timeout = WATCH_TIMEOUT * (1 + 0.25 * self._rng())
+        filters = ({"selector": self._selector} if self._resource == ENDPOINT_SLICES
+                   else {"name": self._target.service})
+        for event in self._api.watch(self._resource, resource_version=version,
+                                     timeout=timeout, **filters):
+            if self._stop.is_set():
+                break
+            kind, obj = event.get("type"), event.get("object") or {}
+            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+            if kind in ("ADDED", "MODIFIED"):
+                self._objects[_name(obj)] = obj
+            elif kind == "DELETED":
+                self._objects.pop(_name(obj), None)
+            else:
+                continue  # BOOKMARK: only the resourceVersion moves
+            self._publish()
+        return version
+
+    def _publish(self) -> None:
+        if self._resource == ENDPOINT_SLICES:
+            selection = select_from_slices(self._objects, port=self._target.port,
+                                           service_ports=self._service_ports)
+        else:
+            selection = select_from_endpoints(self._objects.get(self._target.service),
+                                              port=self._target.port,
+                                              service_ports=self._service_ports)
+        self._report(selection)
+        self._last = selection
+        self._emit(selection)
+
+    def _report(self, selection: Selection) -> None:
+        last = self._last
+        if selection.ignored_fqdn_slices and (
+                last is None or selection.ignored_fqdn_slices != last.ignored_fqdn_slices):
+            log.warning("kubernetes %s: ignoring FQDN EndpointSlices %s", self._target,
+                        ", ".join(selection.ignored_fqdn_slices))
+        if selection.slices_without_port and (
+                last is None or selection.slices_without_port != last.slices_without_port):
+            log.warning("kubernetes %s: EndpointSlices %s have no port %r", self._target,
+                        ", ".join(selection.slices_without_port), self._target.port)
+        if selection.fallback and (last is None or not last.fallback):
+            log.warning("kubernetes %s: no endpoint is ready; using %d serving, terminating "
+                        "ones", self._target, len(selection.endpoints))
+
+
+def _name(obj: Json) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+async def watch_kubernetes(target: KubernetesTarget, *,
+                           api_factory: Callable[[], Any]) -> AsyncIterator[EndpointSet]:
+    """Run a `Reflector` in a daemon thread; yield each changed endpoint set."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[EndpointSet] = asyncio.Queue()
+    stop = threading.Event()
+
+    def emit(selection: Selection) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, selection.endpoints)
+        except RuntimeError:  # the loop is closed: the supervisor is exiting
+            stop.set()
+
+    def run() -> None:
+        api = api_factory()
+        try:
+            Reflector(api, target, emit=emit, stop=stop).run()
+        except Exception:
+            log.exception("kubernetes %s: resolver thread failed", target)
+            raise
+        finally:
+            api.close()
+
+    thread = threading.Thread(target=run, name=f"kubernetes {target}", daemon=True)
+    thread.start()
+    try:
+        last: EndpointSet | None = None
+        while True:
+            endpoints = await queue.get()
+            if endpoints != last:
+                last = endpoints
+                yield endpoints
+    finally:
+        stop.set()
+
+
+def build_api_factory(target: KubernetesTarget, *, kubeconfig: str | None) -> Callable[[], Any]:
+    """Load credentials now (bad ones fail at start-up); build a client inside the thread."""
+    configuration = kubeapi.load_configuration(kubeconfig)
+    namespace = target.namespace or kubeapi.default_namespace()
+
+    def factory() -> KubeApi:
+        return KubeApi(configuration, namespace=namespace)
+
+    return factory
