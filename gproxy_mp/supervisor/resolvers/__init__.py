@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from gproxy_mp.config import DnsTarget, KubernetesTarget, Settings, StaticTarget, Target
 from gproxy_mp.model import EndpointSet
 from gproxy_mp.supervisor.resolvers.dns import build_lookup, watch_dns
-from gproxy_mp.supervisor.resolvers.kubernetes import build_api_factory, watch_kubernetes
 from gproxy_mp.supervisor.resolvers.static import watch_static
 
 
@@ -24,6 +23,12 @@ def build_resolver(target: Target, settings: Settings) -> AsyncIterator[Endpoint
             return watch_dns(target, lookup=build_lookup(target),
                              refresh_interval=settings.dns_refresh_interval)
         case KubernetesTarget():
+            # Imported here: the Kubernetes client costs ~0.2 s to import, for k8s targets only.
+            from gproxy_mp.supervisor.resolvers.kubernetes import (  # noqa: PLC0415
+                build_api_factory,
+                watch_kubernetes,
+            )
+
             return watch_kubernetes(target, api_factory=build_api_factory(
                 target, kubeconfig=settings.kubeconfig))
 
@@ -32,4 +37,8 @@ def check_resolvable(settings: Settings) -> None:
     """Fail before anything starts if a target cannot be resolved at all (no credentials)."""
     for target in settings.targets:
         if isinstance(target, KubernetesTarget):
+            from gproxy_mp.supervisor.resolvers.kubernetes import (  # noqa: PLC0415
+                build_api_factory,
+            )
+
             build_api_factory(target, kubeconfig=settings.kubeconfig)
