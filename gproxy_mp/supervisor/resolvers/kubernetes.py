@@ -27,7 +27,7 @@ import asyncio
 import logging
 import random
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from gproxy_mp.config import KubernetesTarget
@@ -56,6 +56,8 @@ RETRY_INITIAL_DELAY = 0.5
 """Seconds before the first retry after a failed list or watch."""
 RETRY_MAX_DELAY = 5.0
 """Upper bound of the doubling retry delay: a restarted API server is found within seconds."""
+RELIST_DELAY = 0.1
+"""Seconds between a `410 Gone` and the relist, so an always-expiring watch cannot spin."""
 JITTER = 0.2
 """Relative jitter of every retry delay, so many proxies do not reconnect in lockstep."""
 
@@ -77,41 +79,53 @@ class Reflector:
         self._objects: dict[str, Json] = {}
         self._service_ports: dict[int, str] = {}
         self._last: Selection | None = None
+        self._failures = 0
+        self._warned_service = False
 
     @property
     def _selector(self) -> str:
         return f"kubernetes.io/service-name={self._target.service}"
 
     def run(self) -> None:
-        failures = 0
         while not self._stop.is_set():
+            listing = True
             try:
                 version = self._relist()
-                if failures:
-                    log.warning("kubernetes %s: API reachable again after %d failed attempts",
-                                self._target, failures)
-                    failures = 0
+                listing = False
                 while not self._stop.is_set():
                     version = self._watch(version)
+                    self._healthy()  # a watch that ran its course: the API works
             except ResourceExpiredError as e:
                 log.info("kubernetes %s: %s; relisting", self._target, e)
+                self._stop.wait(RELIST_DELAY)
             except KubeApiError as e:
-                if e.status == 404 and self._resource == ENDPOINT_SLICES:
+                if listing and e.status == 404 and self._resource == ENDPOINT_SLICES:
                     log.warning("kubernetes %s: EndpointSlices are not served (%s); falling "
                                 "back to core/v1 Endpoints", self._target, e)
                     self._resource = ENDPOINTS
                     continue
-                if failures == 0:
-                    kept = ("no endpoints yet" if self._last is None
-                            else f"keeping the last {len(self._last.endpoints)} endpoints")
-                    log.warning("kubernetes %s: %s; %s, retrying", self._target, e, kept)
-                failures += 1
-                delay = min(RETRY_MAX_DELAY, RETRY_INITIAL_DELAY * 2.0 ** (failures - 1))
-                self._stop.wait(delay * (1 - JITTER + 2 * JITTER * self._rng()))
+                self._failed(e)
+
+    def _failed(self, error: KubeApiError) -> None:
+        """Log once per outage, then back off: 0.5 s doubling to RETRY_MAX_DELAY, jittered."""
+        if self._failures == 0:
+            kept = ("no endpoints yet" if self._last is None
+                    else f"keeping the last {len(self._last.endpoints)} endpoints")
+            log.warning("kubernetes %s: %s; %s, retrying", self._target, error, kept)
+        self._failures += 1
+        delay = min(RETRY_MAX_DELAY, RETRY_INITIAL_DELAY * 2.0 ** (self._failures - 1))
+        self._stop.wait(delay * (1 - JITTER + 2 * JITTER * self._rng()))
+
+    def _healthy(self) -> None:
+        """A watch delivered an event or ended normally: an outage, if any, is over."""
+        if self._failures:
+            log.warning("kubernetes %s: API reachable again after %d failed attempts",
+                        self._target, self._failures)
+            self._failures = 0
 
     def _relist(self) -> str:
         if isinstance(self._target.port, int):
-            self._service_ports = service_port_names(self._api.get_service(self._target.service))
+            self._service_ports = self._read_service_ports()
         if self._resource == ENDPOINT_SLICES:
             items, version = self._api.list(ENDPOINT_SLICES, selector=self._selector)
         else:
@@ -119,6 +133,22 @@ class Reflector:
         self._objects = {_name(item): item for item in items}
         self._publish()
         return str(version)
+
+    def _read_service_ports(self) -> dict[int, str]:
+        """The Service's port → name map; without permission to read it, port numbers are
+        used as backend ports (warned once)."""
+        try:
+            return service_port_names(self._api.get_service(self._target.service))
+        except KubeApiError as e:
+            if e.status != 403:
+                raise
+            if not self._warned_service:
+                log.warning("kubernetes %s: cannot get services in namespace %s (%s); using "
+                            "port %s as the backend port. Grant get on services to map Service "
+                            "ports.", self._target, getattr(self._api, "namespace", "?"), e,
+                            self._target.port)
+                self._warned_service = True
+            return {}
 
     def _watch(self, version: str) -> str:
         timeout = WATCH_TIMEOUT * (1 + 0.25 * self._rng())
@@ -130,6 +160,7 @@ class Reflector:
                 break
             kind, obj = event.get("type"), event.get("object") or {}
             version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+            self._healthy()
             if kind in ("ADDED", "MODIFIED"):
                 self._objects[_name(obj)] = obj
             elif kind == "DELETED":
@@ -171,7 +202,7 @@ def _name(obj: Json) -> str:
 
 
 async def watch_kubernetes(target: KubernetesTarget, *,
-                           api_factory: Callable[[], Any]) -> AsyncIterator[EndpointSet]:
+                           api_factory: Callable[[], Any]) -> AsyncGenerator[EndpointSet, None]:
     """Run a `Reflector` in a daemon thread; yield each changed endpoint set."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[EndpointSet] = asyncio.Queue()

@@ -1,0 +1,1 @@
+"""DNS tier: the real CLI resolving `dns:` targets against a real dnsmasq."""
