@@ -18,6 +18,9 @@ from gproxy_mp.bus.sockets import BusAddresses, configure_socket
 
 log = logging.getLogger(__name__)
 
+STATUS_LINGER_MS = 200
+"""Milliseconds a closing worker waits for its final status report to be sent."""
+
 
 class BusClient:
     def __init__(self, addresses: BusAddresses, *, route: str, worker: str) -> None:
@@ -76,5 +79,6 @@ class BusClient:
 
     def close(self) -> None:
         for socket in self._sockets:
-            socket.close(linger=0)
+            # A last status report gets a moment to leave; nothing else is worth waiting for.
+            socket.close(linger=STATUS_LINGER_MS if socket.type == zmq.PUSH else 0)
         self._context.term()

@@ -12,7 +12,7 @@ name (`route/1/` does not match `route/10/`):
     | heartbeat/           | {"v":1,"kind":"heartbeat","epoch":E,"seq":N,"routes":{"<id>":N}}|
     | snapshot/            | {"v":1,"kind":"snapshot_request","route":"<id>","worker":"0#1"} |
     | status/              | {"v":1,"kind":"status","worker":"0#1","pid":P,"state":"ready",  |
-    |                      |  "seq":N,"active_calls":K}                                      |
+    |                      |  "seq":N,"active_calls":K,"stats":{...worker/stats.py...}}      |
     +----------------------+-----------------------------------------------------------------+
 
 `seq` is monotonic per `epoch` (one supervisor run) across all routes; a heartbeat carries the
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gproxy_mp.errors import BusProtocolError
@@ -78,6 +78,7 @@ class WorkerStatus:
     state: str  # "ready" or "draining"
     seq: int
     active_calls: int
+    stats: dict[str, Any] = field(default_factory=dict)  # CallStats.snapshot(), cumulative
 
 
 Message = EndpointsMessage | Heartbeat | SnapshotRequest | WorkerStatus
@@ -107,7 +108,7 @@ def _to_payload(message: Message) -> tuple[str, dict[str, Any]]:
         case WorkerStatus():
             return STATUS_TOPIC, {"kind": "status", "worker": message.worker, "pid": message.pid,
                                   "state": message.state, "seq": message.seq,
-                                  "active_calls": message.active_calls}
+                                  "active_calls": message.active_calls, "stats": message.stats}
 
 
 def decode(frames: list[bytes]) -> Message | None:
@@ -150,8 +151,12 @@ def _from_payload(topic: str, kind: object, p: dict[str, Any]) -> Message | None
     if kind == "snapshot_request":
         return SnapshotRequest(route=_str(p["route"]), worker=_str(p["worker"]))
     if kind == "status":
+        stats = p.get("stats", {})
+        if not isinstance(stats, dict):
+            raise TypeError("stats is not an object")
         return WorkerStatus(worker=_str(p["worker"]), pid=_int(p["pid"]), state=_str(p["state"]),
-                            seq=_int(p["seq"]), active_calls=_int(p["active_calls"]))
+                            seq=_int(p["seq"]), active_calls=_int(p["active_calls"]),
+                            stats=stats)
     log.warning("ignoring bus message of unknown kind %r on %r", kind, topic)
     return None
 

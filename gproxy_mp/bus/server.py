@@ -45,6 +45,7 @@ class BusServer:
             self.close()
             raise
         self._parked: dict[str, list[bytes]] = {}  # route -> DEALER identities waiting
+        self.dropped = 0  # malformed or foreign messages received and dropped
 
     def _bind(self, kind: int, address: str) -> zmq.asyncio.Socket:
         socket = self._context.socket(kind)
@@ -107,16 +108,15 @@ class BusServer:
         if isinstance(message, schema.WorkerStatus):
             self._on_status(message)
 
-    @staticmethod
-    def _decode(frames: list[bytes]) -> schema.Message | None:
+    def _decode(self, frames: list[bytes]) -> schema.Message | None:
         try:
             return schema.decode(frames)
         except schema.MalformedMessageError as e:
             log.warning("dropping malformed bus message: %s", e)
-            return None
         except BusProtocolError as e:
             log.error("dropping bus message: %s", e)
-            return None
+        self.dropped += 1
+        return None
 
     def close(self) -> None:
         for socket in self._sockets:

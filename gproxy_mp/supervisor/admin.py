@@ -3,7 +3,9 @@
     GET /healthz           200 while the supervisor's loop runs (liveness)
     GET /readyz            200 while every route has a serving worker and no shutdown has begun;
                            503 with the reason otherwise (it turns 503 at the first SIGTERM)
-    GET /debug/endpoints   JSON: each route's target, endpoint set, bus seq and its workers
+    GET /metrics           Prometheus text format, aggregated over all workers
+    GET /debug/endpoints   JSON: each route's target, endpoint set, bus seq, resolver health and
+                           provenance, and its workers
 
 A deliberately small HTTP/1.1 server on asyncio streams (one request per connection, GET/HEAD
 only, bounded request size and read timeout): the supervisor must not import a web framework,
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 5.0
 """Seconds a client has to send its request line and headers."""
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 MAX_REQUEST_BYTES = 16 * 1024
 """Largest request head accepted; admin requests are tiny."""
 
@@ -45,9 +48,11 @@ class AdminState:
     """What the admin endpoints report; the supervisor's loop feeds it."""
 
     def __init__(self, *, readiness: Callable[[], str | None],
-                 endpoints: Callable[[], dict[str, Any]]) -> None:
+                 endpoints: Callable[[], dict[str, Any]],
+                 metrics: Callable[[], str] = lambda: "") -> None:
         self._readiness = readiness  # None when ready, else the reason it is not
         self._endpoints = endpoints
+        self._metrics = metrics
 
     def respond(self, method: str, path: str) -> Response:
         if method not in ("GET", "HEAD"):
@@ -60,10 +65,12 @@ class AdminState:
             if reason is None:
                 return Response(200, b"ready\n")
             return Response(503, f"not ready: {reason}\n".encode())
+        if path == "/metrics":
+            return Response(200, self._metrics().encode(), PROMETHEUS_TEXT)
         if path == "/debug/endpoints":
             body = json.dumps(self._endpoints(), indent=2, sort_keys=True).encode() + b"\n"
             return Response(200, body, "application/json")
-        return Response(404, b"not found; try /healthz, /readyz, /debug/endpoints\n")
+        return Response(404, b"not found; try /healthz, /readyz, /metrics, /debug/endpoints\n")
 
 
 async def start_admin(state: AdminState, *, host: str, port: int) -> asyncio.Server:
@@ -96,7 +103,8 @@ async def start_admin(state: AdminState, *, host: str, port: int) -> asyncio.Ser
                                             limit=MAX_REQUEST_BYTES, reuse_address=True)
     except OSError as e:
         raise AddressInUseError(f"--admin-address {address}: {e.strerror}") from None
-    log.info("admin endpoints on http://%s/ (healthz, readyz, debug/endpoints)", address)
+    log.info("admin endpoints on http://%s/ (healthz, readyz, metrics, debug/endpoints)",
+             address)
     return server
 
 

@@ -20,9 +20,9 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from gproxy_mp import __version__
+from gproxy_mp.bus.schema import WorkerStatus
 from gproxy_mp.bus.server import BusServer
 from gproxy_mp.bus.sockets import BusAddresses, create_runtime_dir, remove_runtime_dir
 from gproxy_mp.bus.table import EndpointTable
@@ -30,9 +30,12 @@ from gproxy_mp.config import Route, Settings, Target
 from gproxy_mp.errors import ExitCode, WorkerBootError
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.model import EndpointSet, diff_endpoints
-from gproxy_mp.supervisor.admin import AdminState, start_admin
+from gproxy_mp.supervisor.admin import start_admin
+from gproxy_mp.supervisor.introspection import SupervisorView, build_admin_state
+from gproxy_mp.supervisor.metrics import RETIRE_DELAY, CallCounters
 from gproxy_mp.supervisor.ports import reserve_listen_address
 from gproxy_mp.supervisor.resolvers import build_resolver
+from gproxy_mp.supervisor.resolvers.health import ResolverHealth
 from gproxy_mp.supervisor.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -91,20 +94,38 @@ async def run_supervisor(settings: Settings, *, stops: SupervisorStops | None = 
 
 
 async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) -> int:
+    loop = asyncio.get_running_loop()
+    counters = CallCounters()
+
+    def on_exit(pid: int) -> None:
+        loop.call_later(RETIRE_DELAY, counters.retire, pid)
+
     pool = WorkerPool(build_worker_configs(settings, runtime_dir=runtime_dir),
-                      on_fatal=stops.fail)
+                      on_fatal=stops.fail, on_exit=on_exit)
     table = EndpointTable(secrets.token_hex(4))
+    route_names = {r.id: r.name for r in settings.routes}
+
+    def on_status(status: WorkerStatus) -> None:
+        pool.on_status(status)
+        route = route_names.get(status.worker.partition("#")[0])
+        if route is not None:
+            counters.report(route, status.pid, status.stats, active=status.active_calls)
+
+    bus = BusServer(BusAddresses(runtime_dir), table, on_status=on_status)
+    healths = {target: ResolverHealth(str(target)) for target in settings.targets}
+    view = SupervisorView(settings=settings, stopping=stops.graceful, pool=pool, table=table,
+                          bus=bus, counters=counters, healths=healths)
     admin = None
-    if settings.admin is not None:
-        admin = await start_admin(_admin_state(settings, stops, pool, table),
-                                  host=settings.admin.host, port=settings.admin.port)
-    bus = BusServer(BusAddresses(runtime_dir), table, on_status=pool.on_status)
     tasks = [asyncio.create_task(bus.serve(), name="bus")]
     try:
+        if settings.admin is not None:
+            admin = await start_admin(build_admin_state(view), host=settings.admin.host,
+                                      port=settings.admin.port)
         for target in settings.targets:
             routes = [r for r in settings.routes if r.target == target]
+            resolver = build_resolver(target, settings, health=healths[target])
             tasks.append(asyncio.create_task(
-                _publish(build_resolver(target, settings), target, routes, bus),
+                _publish(resolver, target, routes, bus, healths[target]),
                 name=f"resolve {target}"))
         pool.start()
         log.info("gproxy-mp %s: %s, %d worker(s) per route",
@@ -130,40 +151,12 @@ async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) 
             await admin.wait_closed()
 
 
-def _admin_state(settings: Settings, stops: SupervisorStops, pool: WorkerPool,
-                 table: EndpointTable) -> AdminState:
-    def readiness() -> str | None:
-        if stops.graceful.is_set():
-            return "shutting down"
-        idle = [name for name, serving in pool.routes_serving().items() if serving == 0]
-        return f"no serving worker for {', '.join(idle)}" if idle else None
-
-    def endpoints() -> dict[str, Any]:
-        routes = []
-        for route in settings.routes:
-            current = table.current(route.id)
-            routes.append({
-                "route": route.name, "id": route.id, "target": str(route.target),
-                "seq": current[0] if current else None,
-                "endpoints": [e.address for e in current[1]] if current else None,
-                "workers": [
-                    {"worker": slot.config.worker, "pid": slot.pid, "state": slot.state,
-                     "restarts": slot.restarts,
-                     "applied_seq": slot.last_status.seq if slot.last_status else None,
-                     "active_calls": slot.last_status.active_calls if slot.last_status else 0}
-                    for slot in pool.slots.values() if slot.config.route == route.id
-                ],
-            })
-        return {"epoch": table.epoch, "seq": table.seq, "routes": routes}
-
-    return AdminState(readiness=readiness, endpoints=endpoints)
-
-
 async def _publish(resolver: AsyncIterator[EndpointSet], target: Target, routes: list[Route],
-                   bus: BusServer) -> None:
+                   bus: BusServer, health: ResolverHealth) -> None:
     """Forward every set the target's resolver yields to each route that uses the target."""
     try:
         async for endpoints in resolver:
+            health.updates += 1
             for route in routes:
                 before = bus.endpoints(route.id)
                 if not await bus.publish(route.id, target=str(target), endpoints=endpoints):

@@ -51,3 +51,15 @@ def describe_exit(returncode: int, *, expected: bool = False) -> str:
     if returncode == ExitCode.WORKER_BOOT:
         return "could not start (boot error)"
     return f"exited with code {returncode}"
+
+
+def exit_reason(returncode: int) -> str:
+    """A short, bounded label for metrics: `signal_SIGKILL`, `exit_1`, `boot_error`."""
+    if returncode < 0:
+        try:
+            return f"signal_{signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal_{-returncode}"
+    if returncode == ExitCode.WORKER_BOOT:
+        return "boot_error"
+    return f"exit_{returncode}"

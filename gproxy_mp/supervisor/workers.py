@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 
 from gproxy_mp.bus.schema import WorkerStatus
 from gproxy_mp.launch import WorkerConfig, worker_argv
-from gproxy_mp.supervisor.policy import RestartBackoff, describe_exit, is_boot_failure
+from gproxy_mp.supervisor.policy import (
+    RestartBackoff,
+    describe_exit,
+    exit_reason,
+    is_boot_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +45,12 @@ class WorkerSlot:
 
 
 class WorkerPool:
-    def __init__(self, configs: list[WorkerConfig], *, on_fatal: Callable[[str], None]) -> None:
+    def __init__(self, configs: list[WorkerConfig], *, on_fatal: Callable[[str], None],
+                 on_exit: Callable[[int], None] = lambda pid: None) -> None:
         self.slots = {c.worker: WorkerSlot(c) for c in configs}
         self._on_fatal = on_fatal
+        self._on_exit = on_exit
+        self.restarts: dict[tuple[str, str], int] = {}  # (route name, exit reason) → count
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -129,6 +137,7 @@ class WorkerPool:
             log.info("worker %s started (pid %d)", config.worker, slot.process.pid, extra=extra)
             returncode = await slot.process.wait()
             slot.state = "stopped"
+            self._on_exit(slot.process.pid)
             uptime = loop.time() - slot.started_at
             if self._stopping.is_set():
                 log.info("worker %s (pid %d) %s", config.worker, slot.process.pid,
@@ -142,6 +151,8 @@ class WorkerPool:
                 return
             delay = slot.backoff.next_delay(uptime=uptime)
             slot.restarts += 1
+            key = (config.route_name, exit_reason(returncode))
+            self.restarts[key] = self.restarts.get(key, 0) + 1
             log.warning("worker %s (pid %d) %s after %.1fs; restarting in %.1fs", config.worker,
                         slot.process.pid, describe_exit(returncode), uptime, delay, extra=extra)
             with contextlib.suppress(TimeoutError):

@@ -95,6 +95,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         following.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await following
+        follower.state = "stopped"
+        await follower.report()  # the final counts, so the supervisor's totals stay exact
         await pool.close(0)
         bus.close()
 
@@ -136,7 +138,7 @@ class _BusFollower:
     async def report(self) -> None:
         await self._bus.send_status(WorkerStatus(
             worker=self._config.worker, pid=os.getpid(), state=self.state, seq=self._view.seq,
-            active_calls=self._handler.active_calls))
+            active_calls=self._handler.active_calls, stats=self._handler.stats.snapshot()))
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
@@ -32,6 +34,7 @@ import grpc.aio
 from gproxy_mp.worker.channels import Backend, BackendPool
 from gproxy_mp.worker.requests import RequestLog
 from gproxy_mp.worker.retry import MAX_ATTEMPTS, RetryBudget, should_retry
+from gproxy_mp.worker.stats import CallStats
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +65,20 @@ else:
     _GenericRpcHandler = grpc.GenericRpcHandler
 
 
+@dataclass(slots=True)
+class _Outcome:
+    """What one call ended as, for the call counters."""
+
+    backend: str = ""
+    code: str = "CANCELLED"  # until a status is known, the client has gone
+
+
 class ProxyHandler(_GenericRpcHandler):
-    def __init__(self, pool: BackendPool, *, target: str,
+    def __init__(self, pool: BackendPool, *, target: str, stats: CallStats | None = None,
                  budget: RetryBudget | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
         self._pool = pool
         self._target = target
+        self.stats = stats or CallStats()
         self._budget = budget or RetryBudget()
         self._max_attempts = max_attempts
         self._handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {}
@@ -87,14 +99,19 @@ class ProxyHandler(_GenericRpcHandler):
         async def forward(requests: AsyncIterator[bytes],
                           context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
             self.active_calls += 1
+            started = time.perf_counter()
+            outcome = _Outcome()
             try:
-                await self._forward(method, requests, context)
+                await self._forward(method, requests, context, outcome)
             finally:
                 self.active_calls -= 1
+                self.stats.record_call(outcome.backend, outcome.code,
+                                       time.perf_counter() - started)
         return forward
 
     async def _forward(self, method: str, requests: AsyncIterator[bytes],
-                       context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+                       context: grpc.aio.ServicerContext[bytes, bytes],
+                       outcome: _Outcome) -> None:
         metadata = filter_metadata(context.invocation_metadata())
         request_log = RequestLog()
         reader = asyncio.create_task(request_log.read_from(requests))
@@ -103,9 +120,11 @@ class ProxyHandler(_GenericRpcHandler):
             while True:
                 backend = self._pool.pick(exclude=tried)
                 if backend is None:
+                    outcome.code = "UNAVAILABLE"
                     await context.abort(grpc.StatusCode.UNAVAILABLE, self._no_backend_message())
                     return
                 tried.append(backend)
+                outcome.backend = backend.endpoint.address
                 call = backend.method(method)(
                     request_iterator=None, metadata=metadata, timeout=context.time_remaining())
                 sender = asyncio.create_task(request_log.send_to(call))
@@ -113,6 +132,7 @@ class ProxyHandler(_GenericRpcHandler):
                     code = await self._relay(call, context, request_log)
                 finally:
                     await _stop(sender)
+                outcome.code = code.name
                 if code != grpc.StatusCode.UNAVAILABLE:
                     self._budget.record_success()
                     return
@@ -124,6 +144,7 @@ class ProxyHandler(_GenericRpcHandler):
                 ) or len(tried) >= len(self._pool):
                     await self._finish(call, context)
                     return
+                self.stats.record_retry("unavailable")
                 log.debug("retrying %s: %s answered UNAVAILABLE", method, backend.endpoint)
         finally:
             await _stop(reader)

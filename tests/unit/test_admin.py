@@ -45,7 +45,8 @@ RESPONSES = [
     pytest.param("GET", "/readyz", starting, 503,
                  b"not ready: route :5000 has no serving worker\n", id="readyz-not-ready"),
     pytest.param("GET", "/nope", ready, 404,
-                 b"not found; try /healthz, /readyz, /debug/endpoints\n", id="unknown-path"),
+                 b"not found; try /healthz, /readyz, /metrics, /debug/endpoints\n",
+                 id="unknown-path"),
     pytest.param("POST", "/healthz", ready, 405, b"only GET and HEAD\n", id="post"),
     pytest.param("DELETE", "/readyz", ready, 405, b"only GET and HEAD\n", id="delete"),
 ]

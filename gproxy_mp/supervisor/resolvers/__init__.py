@@ -12,16 +12,18 @@ from collections.abc import AsyncIterator
 from gproxy_mp.config import DnsTarget, KubernetesTarget, Settings, StaticTarget, Target
 from gproxy_mp.model import EndpointSet
 from gproxy_mp.supervisor.resolvers.dns import build_lookup, watch_dns
+from gproxy_mp.supervisor.resolvers.health import ResolverHealth
 from gproxy_mp.supervisor.resolvers.static import watch_static
 
 
-def build_resolver(target: Target, settings: Settings) -> AsyncIterator[EndpointSet]:
+def build_resolver(target: Target, settings: Settings, *,
+                   health: ResolverHealth | None = None) -> AsyncIterator[EndpointSet]:
     match target:
         case StaticTarget():
-            return watch_static(target)
+            return watch_static(target, health=health)
         case DnsTarget():
             return watch_dns(target, lookup=build_lookup(target),
-                             refresh_interval=settings.dns_refresh_interval)
+                             refresh_interval=settings.dns_refresh_interval, health=health)
         case KubernetesTarget():
             # Imported here: the Kubernetes client costs ~0.2 s to import, for k8s targets only.
             from gproxy_mp.supervisor.resolvers.kubernetes import (  # noqa: PLC0415
@@ -29,7 +31,7 @@ def build_resolver(target: Target, settings: Settings) -> AsyncIterator[Endpoint
                 watch_kubernetes,
             )
 
-            return watch_kubernetes(target, api_factory=build_api_factory(
+            return watch_kubernetes(target, health=health, api_factory=build_api_factory(
                 target, kubeconfig=settings.kubeconfig))
 
 

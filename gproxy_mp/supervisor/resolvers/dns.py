@@ -33,6 +33,7 @@ import dns.resolver
 
 from gproxy_mp.config import DnsTarget
 from gproxy_mp.model import Endpoint, EndpointSet, build_endpoint_set
+from gproxy_mp.supervisor.resolvers.health import ResolverHealth
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,9 @@ def jittered(delay: float, rng: Callable[[], float]) -> float:
 
 async def watch_dns(target: DnsTarget, *, lookup: Lookup, refresh_interval: float,
                     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                    rng: Callable[[], float] = random.random) -> AsyncIterator[EndpointSet]:
+                    rng: Callable[[], float] = random.random,
+                    health: ResolverHealth | None = None) -> AsyncIterator[EndpointSet]:
+    health = health or ResolverHealth(str(target))
     last: EndpointSet | None = None
     failures = 0
     retry_cap = max(refresh_interval, RETRY_MIN_CAP)
@@ -66,6 +69,7 @@ async def watch_dns(target: DnsTarget, *, lookup: Lookup, refresh_interval: floa
         try:
             addresses = await lookup(target.host)
         except TemporaryDnsError as e:
+            health.failed(str(e))
             if failures == 0:
                 kept = "no endpoints yet" if last is None else f"keeping the last {len(last)}"
                 log.warning("dns %s: resolution failing (%s); %s", target, e, kept)
@@ -77,6 +81,8 @@ async def watch_dns(target: DnsTarget, *, lookup: Lookup, refresh_interval: floa
                             failures)
                 failures = 0
             endpoints = build_endpoint_set(Endpoint(a, target.port) for a in addresses)
+            health.succeeded(answer=sorted(set(addresses)),
+                             server=target.server.address if target.server else "system")
             if endpoints != last:
                 last = endpoints
                 yield endpoints

@@ -27,12 +27,14 @@ import asyncio
 import logging
 import random
 import threading
+import time
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from gproxy_mp.config import KubernetesTarget
 from gproxy_mp.model import EndpointSet
 from gproxy_mp.supervisor.resolvers import kubeapi
+from gproxy_mp.supervisor.resolvers.health import ResolverHealth
 from gproxy_mp.supervisor.resolvers.kubeapi import (
     ENDPOINT_SLICES,
     ENDPOINTS,
@@ -69,8 +71,10 @@ class Reflector:
 
     def __init__(self, api: Any, target: KubernetesTarget, *,
                  emit: Callable[[Selection], None], stop: threading.Event,
-                 rng: Callable[[], float] = random.random) -> None:
+                 rng: Callable[[], float] = random.random,
+                 health: ResolverHealth | None = None) -> None:
         self._api = api
+        self._health = health or ResolverHealth(str(target))
         self._target = target
         self._emit = emit
         self._stop = stop
@@ -81,6 +85,7 @@ class Reflector:
         self._last: Selection | None = None
         self._failures = 0
         self._warned_service = False
+        self._version = ""
 
     @property
     def _selector(self) -> str:
@@ -108,6 +113,7 @@ class Reflector:
 
     def _failed(self, error: KubeApiError) -> None:
         """Log once per outage, then back off: 0.5 s doubling to RETRY_MAX_DELAY, jittered."""
+        self._health.failed(str(error))
         if self._failures == 0:
             kept = ("no endpoints yet" if self._last is None
                     else f"keeping the last {len(self._last.endpoints)} endpoints")
@@ -118,6 +124,7 @@ class Reflector:
 
     def _healthy(self) -> None:
         """A watch delivered an event or ended normally: an outage, if any, is over."""
+        self._health.last_success = time.monotonic()
         if self._failures:
             log.warning("kubernetes %s: API reachable again after %d failed attempts",
                         self._target, self._failures)
@@ -131,6 +138,7 @@ class Reflector:
         else:
             items, version = self._api.list(ENDPOINTS, name=self._target.service)
         self._objects = {_name(item): item for item in items}
+        self._version = str(version)
         self._publish()
         return str(version)
 
@@ -160,6 +168,7 @@ class Reflector:
                 break
             kind, obj = event.get("type"), event.get("object") or {}
             version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+            self._version = version
             self._healthy()
             if kind in ("ADDED", "MODIFIED"):
                 self._objects[_name(obj)] = obj
@@ -171,6 +180,11 @@ class Reflector:
         return version
 
     def _publish(self) -> None:
+        self._health.succeeded(
+            resource=str(self._resource), namespace=getattr(self._api, "namespace", None),
+            resource_version=self._version,
+            objects={name: (obj.get("metadata") or {}).get("resourceVersion")
+                     for name, obj in sorted(self._objects.items())})
         if self._resource == ENDPOINT_SLICES:
             selection = select_from_slices(self._objects, port=self._target.port,
                                            service_ports=self._service_ports)
@@ -201,8 +215,9 @@ def _name(obj: Json) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
 
 
-async def watch_kubernetes(target: KubernetesTarget, *,
-                           api_factory: Callable[[], Any]) -> AsyncGenerator[EndpointSet, None]:
+async def watch_kubernetes(target: KubernetesTarget, *, api_factory: Callable[[], Any],
+                           health: ResolverHealth | None = None,
+                           ) -> AsyncGenerator[EndpointSet, None]:
     """Run a `Reflector` in a daemon thread; yield each changed endpoint set."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[EndpointSet] = asyncio.Queue()
@@ -217,7 +232,7 @@ async def watch_kubernetes(target: KubernetesTarget, *,
     def run() -> None:
         api = api_factory()
         try:
-            Reflector(api, target, emit=emit, stop=stop).run()
+            Reflector(api, target, emit=emit, stop=stop, health=health).run()
         except Exception:
             log.exception("kubernetes %s: resolver thread failed", target)
             raise

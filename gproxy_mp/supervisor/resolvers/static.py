@@ -6,7 +6,11 @@ from collections.abc import AsyncIterator
 
 from gproxy_mp.config import StaticTarget
 from gproxy_mp.model import EndpointSet
+from gproxy_mp.supervisor.resolvers.health import ResolverHealth
 
 
-async def watch_static(target: StaticTarget) -> AsyncIterator[EndpointSet]:
+async def watch_static(target: StaticTarget, *,
+                       health: ResolverHealth | None = None) -> AsyncIterator[EndpointSet]:
+    if health is not None:
+        health.succeeded(listed="command line")
     yield target.endpoints

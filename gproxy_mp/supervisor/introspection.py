@@ -1,0 +1,102 @@
+"""What the admin port shows: readiness, the endpoint view, and Prometheus metrics.
+
+Built from a read-only `SupervisorView` of the supervisor's state; nothing here changes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from gproxy_mp import __version__
+from gproxy_mp.bus.server import BusServer
+from gproxy_mp.bus.table import EndpointTable
+from gproxy_mp.config import Settings, Target
+from gproxy_mp.supervisor.admin import AdminState
+from gproxy_mp.supervisor.metrics import (
+    CallCounters,
+    Family,
+    Sample,
+    call_families,
+    render_families,
+)
+from gproxy_mp.supervisor.resolvers.health import ResolverHealth
+from gproxy_mp.supervisor.workers import WorkerPool
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorView:
+    settings: Settings
+    stopping: asyncio.Event
+    pool: WorkerPool
+    table: EndpointTable
+    bus: BusServer
+    counters: CallCounters
+    healths: dict[Target, ResolverHealth]
+
+
+def build_admin_state(view: SupervisorView) -> AdminState:
+    return AdminState(readiness=lambda: readiness(view), endpoints=lambda: endpoints(view),
+                      metrics=lambda: metrics(view))
+
+
+def readiness(view: SupervisorView) -> str | None:
+    """None when ready; else why not."""
+    if view.stopping.is_set():
+        return "shutting down"
+    idle = [name for name, serving in view.pool.routes_serving().items() if serving == 0]
+    return f"no serving worker for {', '.join(idle)}" if idle else None
+
+
+def endpoints(view: SupervisorView) -> dict[str, Any]:
+    routes = []
+    for route in view.settings.routes:
+        current = view.table.current(route.id)
+        routes.append({
+            "route": route.name, "id": route.id, "target": str(route.target),
+            "seq": current[0] if current else None,
+            "endpoints": [e.address for e in current[1]] if current else None,
+            "resolver": view.healths[route.target].describe(),
+            "workers": [
+                {"worker": slot.config.worker, "pid": slot.pid, "state": slot.state,
+                 "restarts": slot.restarts,
+                 "applied_seq": slot.last_status.seq if slot.last_status else None,
+                 "active_calls": slot.last_status.active_calls if slot.last_status else 0}
+                for slot in view.pool.slots.values() if slot.config.route == route.id
+            ],
+        })
+    return {"epoch": view.table.epoch, "seq": view.table.seq, "routes": routes}
+
+
+def metrics(view: SupervisorView) -> str:
+    routes = view.settings.routes
+    serving = view.pool.routes_serving()
+    families = call_families(view.counters.totals())
+    families += [
+        Family("gproxy_endpoints", "gauge", "Backends in the route's current endpoint set.",
+               tuple(Sample((("route", r.name),), len(c[1]) if (c := view.table.current(r.id))
+                            else 0) for r in routes)),
+        Family("gproxy_workers_serving", "gauge", "Worker processes serving the route.",
+               tuple(Sample((("route", r.name),), serving.get(r.name, 0)) for r in routes)),
+        Family("gproxy_worker_restarts_total", "counter",
+               "Workers replaced after an unexpected exit, by route and exit reason.",
+               tuple(Sample((("route", route), ("reason", reason)), count)
+                     for (route, reason), count in sorted(view.pool.restarts.items()))),
+        Family("gproxy_resolver_updates_total", "counter",
+               "Changed endpoint sets a target's resolver produced.",
+               tuple(Sample((("target", h.target),), h.updates) for h in view.healths.values())),
+        Family("gproxy_resolver_errors_total", "counter",
+               "Failed lookups, lists or watches of a target's resolver.",
+               tuple(Sample((("target", h.target),), h.errors) for h in view.healths.values())),
+        Family("gproxy_resolver_seconds_since_success", "gauge",
+               "Seconds since the target's source (DNS, API server) last answered.",
+               tuple(Sample((("target", h.target),), age) for h in view.healths.values()
+                     if (age := h.age()) is not None)),
+        Family("gproxy_bus_messages_dropped_total", "counter",
+               "Malformed bus messages the supervisor received and dropped.",
+               (Sample((), view.bus.dropped),)),
+        Family("gproxy_build_info", "gauge", "The running gproxy-mp version.",
+               (Sample((("version", __version__),), 1),)),
+    ]
+    return render_families(families)

@@ -1,0 +1,53 @@
+"""Per-call counters of one worker, reported to the supervisor over the bus every second.
+
+The worker only counts (a dict increment and a bucket increment per call, well under 1% of a
+call's cost); the supervisor aggregates every worker's latest report and renders Prometheus
+text (`supervisor/metrics.py`). Label cardinality is bounded here: the backend label is
+`host:port`, and after `MAX_BACKENDS` distinct backends further ones are counted as "other".
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                   10.0, 30.0, 60.0)
+"""Upper bounds, in seconds, of the call latency histogram (plus +Inf)."""
+MAX_BACKENDS = 1000
+"""Distinct backend label values kept per worker; endpoints churn, the label set must not grow
+without bound."""
+OTHER_BACKEND = "other"
+
+
+@dataclass(slots=True)
+class CallStats:
+    calls: dict[tuple[str, str], int] = field(default_factory=dict)  # (backend, code) → count
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    duration_sum: float = 0.0
+    retries: dict[str, int] = field(default_factory=dict)  # reason → count
+    _backends: set[str] = field(default_factory=set)
+
+    def record_call(self, backend: str, code: str, seconds: float) -> None:
+        if backend not in self._backends:
+            if len(self._backends) >= MAX_BACKENDS:
+                backend = OTHER_BACKEND
+            else:
+                self._backends.add(backend)
+        key = (backend, code)
+        self.calls[key] = self.calls.get(key, 0) + 1
+        self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.duration_sum += seconds
+
+    def record_retry(self, reason: str) -> None:
+        self.retries[reason] = self.retries.get(reason, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy: cumulative since the worker started."""
+        return {
+            "calls": [[backend, code, count] for (backend, code), count in self.calls.items()],
+            "buckets": list(self.buckets),
+            "duration_sum": self.duration_sum,
+            "retries": dict(self.retries),
+        }

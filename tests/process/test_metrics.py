@@ -1,0 +1,97 @@
+"""/metrics through the real CLI: calls of every worker counted, kept across a worker's death."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import urllib.request
+from collections.abc import Callable
+
+import grpc
+import pytest
+
+from tests.support import client, procfs
+from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+CONNECTIONS = 4
+CALLS_PER_CONNECTION = 10
+
+
+def scrape(admin: str) -> str:
+    with urllib.request.urlopen(f"http://{admin}/metrics", timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return str(response.read().decode())
+
+
+def value(text: str, series: str) -> float | None:
+    """The value of one exact series line (`name{labels}`), or None if absent."""
+    for line in text.splitlines():
+        name, _, number = line.rpartition(" ")
+        if name == series:
+            return float(number)
+    return None
+
+
+def total_calls(text: str) -> float:
+    return sum(float(m) for m in re.findall(r"^gproxy_calls_total\{.*\} (\S+)$", text, re.M))
+
+
+def send_calls(address: str, *, connections: int, calls: int) -> None:
+    for _ in range(connections):
+        with client.open_channel(address) as channel:  # a connection of its own each time
+            for _ in range(calls):
+                client.whoami(channel)
+
+
+def test_calls_of_every_worker_are_counted_and_survive_a_worker_kill(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
+) -> None:
+    backend = backends("a")
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, backend), workers=2, admin_address=admin))
+    proxy.wait_serving(address)
+    baseline = wait_until(lambda: total_calls(scrape(admin)) or None, timeout=10)
+    assert baseline is not None, proxy.output()  # wait_serving's own successful call(s)
+
+    send_calls(address, connections=CONNECTIONS, calls=CALLS_PER_CONNECTION)
+    expected = baseline + CONNECTIONS * CALLS_PER_CONNECTION
+    counted = wait_until(lambda: total_calls(scrape(admin)) >= expected or None, timeout=10)
+    text = scrape(admin)
+    assert counted, f"{total_calls(text)} != {expected}\n{text}\n{proxy.output()}"
+    series = f'gproxy_calls_total{{route="{address}",backend="{backend.address}",code="OK"}}'
+    assert value(text, series) == expected, text
+    assert value(text, f'gproxy_endpoints{{route="{address}"}}') == 1, text
+    assert value(text, f'gproxy_workers_serving{{route="{address}"}}') == 2, text
+
+    victim = procfs.listeners(port).pop()
+    os.kill(victim, signal.SIGKILL)
+    restarted = f'gproxy_worker_restarts_total{{route="{address}",reason="signal_SIGKILL"}}'
+    assert wait_until(lambda: value(scrape(admin), restarted), timeout=15), proxy.output()
+    assert wait_until(lambda: len(procfs.listeners(port)) == 2 or None, timeout=15)
+    send_calls(address, connections=1, calls=CALLS_PER_CONNECTION)
+    final = expected + CALLS_PER_CONNECTION
+    assert wait_until(lambda: total_calls(scrape(admin)) >= final or None, timeout=10), (
+        f"{scrape(admin)}\n{proxy.output()}")
+    # Counters never go backwards: the dead worker's last report is kept.
+    assert total_calls(scrape(admin)) == final
+
+
+def test_calls_that_fail_are_counted_with_their_code(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
+) -> None:
+    backend = backends("a")
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, backend), workers=1, admin_address=admin))
+    proxy.wait_serving(address)
+    with client.open_channel(address) as channel, pytest.raises(grpc.RpcError) as failure:
+        channel.unary_unary("/test.Echo/Nope")(b"", timeout=5)
+    assert failure.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    series = (f'gproxy_calls_total{{route="{address}",backend="{backend.address}",'
+              'code="UNIMPLEMENTED"}')
+    assert wait_until(lambda: value(scrape(admin), series), timeout=10) == 1, scrape(admin)
