@@ -44,7 +44,8 @@ def _parse(flag: str, parser: Callable[[str], T], text: str) -> T:
 
 def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
                    drain_timeout: str, dns_refresh_rate: str, admin_address: str,
-                   log_format: str, log_level: str, kubeconfig: str | None = None) -> Settings:
+                   log_format: str, log_level: str, kubeconfig: str | None = None,
+                   access_log: bool = False) -> Settings:
     if not proxy:
         raise ConfigError(f"missing option -p/--proxy LISTEN-TARGET (e.g. {EXAMPLE})")
     routes = tuple(parse_route(text, index=i) for i, text in enumerate(proxy))
@@ -59,6 +60,7 @@ def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
         admin=_parse("--admin-address", parse_admin_address, admin_address),
         log_format=log_format,
         log_level=log_level,
+        access_log=access_log,
     )
 
 
@@ -103,18 +105,21 @@ Example:
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default="info",
               show_default=True)
+@click.option("--access-log", is_flag=True, default=False,
+              help="Log one line per call: route, method, backend, code, duration.")
 @click.version_option(__version__, "--version", prog_name="gproxy-mp",
                       message="%(prog)s %(version)s")
 def command(  # noqa: PLR0917 (click passes options positionally)
     proxy: tuple[str, ...], shutdown_delay: str, workers: str, drain_timeout: str,
     dns_refresh_rate: str, admin_address: str, kubeconfig: str | None, log_format: str,
-    log_level: str,
+    log_level: str, access_log: bool,
 ) -> None:
     """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
     settings = build_settings(proxy=proxy, shutdown_delay=shutdown_delay, workers=workers,
                               drain_timeout=drain_timeout, dns_refresh_rate=dns_refresh_rate,
                               admin_address=admin_address, kubeconfig=kubeconfig,
+                              access_log=access_log,
                               log_format=log_format,
                               log_level=log_level.lower())
     configure_logging(role="supervisor", fmt=settings.log_format, level=settings.log_level)

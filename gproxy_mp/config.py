@@ -120,6 +120,8 @@ class Settings:
     """Seconds between re-resolutions of `dns:` targets."""
     log_format: str = "text"
     log_level: str = "info"
+    access_log: bool = False
+    """One info line per call (route, method, backend, code, duration), from the workers."""
     kubeconfig: str | None = None
     """`--kubeconfig`: credentials outside a cluster; None: in-cluster, then the defaults."""
     admin: ListenAddress | None = None

@@ -26,6 +26,7 @@ class WorkerConfig:
     drain_timeout: float
     log_format: str = "text"
     log_level: str = "info"
+    access_log: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

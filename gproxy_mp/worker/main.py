@@ -68,7 +68,7 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
     bus = BusClient(BusAddresses(Path(config.runtime_dir)), route=config.route,
                     worker=config.worker)
     pool = BackendPool(close_grace=config.drain_timeout)
-    handler = ProxyHandler(pool, target=config.target)
+    handler = ProxyHandler(pool, target=config.target, access_log=config.access_log)
     follower = _BusFollower(config, bus, pool, handler, stops)
     following = asyncio.create_task(follower.run(), name="bus")
     server: grpc.aio.Server | None = None

@@ -35,8 +35,10 @@ from gproxy_mp.worker.channels import Backend, BackendPool
 from gproxy_mp.worker.requests import RequestLog
 from gproxy_mp.worker.retry import MAX_ATTEMPTS, RetryBudget, should_retry
 from gproxy_mp.worker.stats import CallStats
+from gproxy_mp.worker.status import Status, StatusRecorder
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("gproxy_mp.access")
 
 Metadata = Iterable[tuple[str, str | bytes]]
 Behavior = Callable[[AsyncIterator[bytes], grpc.aio.ServicerContext[bytes, bytes]], Awaitable[None]]
@@ -75,8 +77,10 @@ class _Outcome:
 
 class ProxyHandler(_GenericRpcHandler):
     def __init__(self, pool: BackendPool, *, target: str, stats: CallStats | None = None,
-                 budget: RetryBudget | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
+                 budget: RetryBudget | None = None, max_attempts: int = MAX_ATTEMPTS,
+                 access_log: bool = False) -> None:
         self._pool = pool
+        self._access_log = access_log
         self._target = target
         self.stats = stats or CallStats()
         self._budget = budget or RetryBudget()
@@ -105,8 +109,14 @@ class ProxyHandler(_GenericRpcHandler):
                 await self._forward(method, requests, context, outcome)
             finally:
                 self.active_calls -= 1
-                self.stats.record_call(outcome.backend, outcome.code,
-                                       time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                self.stats.record_call(outcome.backend, outcome.code, seconds)
+                if self._access_log:
+                    access_log.info("%s %s %s %.1fms", method, outcome.backend or "-",
+                                    outcome.code, seconds * 1000,
+                                    extra={"method": method, "backend": outcome.backend,
+                                           "code": outcome.code,
+                                           "duration_ms": round(seconds * 1000, 3)})
         return forward
 
     async def _forward(self, method: str, requests: AsyncIterator[bytes],
@@ -127,11 +137,13 @@ class ProxyHandler(_GenericRpcHandler):
                 outcome.backend = backend.endpoint.address
                 call = backend.method(method)(
                     request_iterator=None, metadata=metadata, timeout=context.time_remaining())
+                recorder = StatusRecorder(call)
                 sender = asyncio.create_task(request_log.send_to(call))
                 try:
-                    code = await self._relay(call, context, request_log)
+                    status = await self._relay(call, recorder, context, request_log)
                 finally:
                     await _stop(sender)
+                code = status.code
                 outcome.code = code.name
                 if code != grpc.StatusCode.UNAVAILABLE:
                     self._budget.record_success()
@@ -142,7 +154,7 @@ class ProxyHandler(_GenericRpcHandler):
                     max_attempts=self._max_attempts, budget=self._budget,
                     time_left=context.time_remaining(),
                 ) or len(tried) >= len(self._pool):
-                    await self._finish(call, context)
+                    _finish(status, context)
                     return
                 self.stats.record_retry("unavailable")
                 log.debug("retrying %s: %s answered UNAVAILABLE", method, backend.endpoint)
@@ -150,10 +162,10 @@ class ProxyHandler(_GenericRpcHandler):
             await _stop(reader)
 
     async def _relay(self, call: grpc.aio.StreamStreamCall[bytes, bytes],
-                     context: grpc.aio.ServicerContext[bytes, bytes],
-                     request_log: RequestLog) -> grpc.StatusCode:
-        """Forward one attempt's responses. Returns its status code; for UNAVAILABLE with
-        nothing sent to the client yet, the status is *not* forwarded (the caller decides)."""
+                     recorder: StatusRecorder, context: grpc.aio.ServicerContext[bytes, bytes],
+                     request_log: RequestLog) -> Status:
+        """Forward one attempt's responses. Returns its status; for UNAVAILABLE with nothing
+        sent to the client yet, the status is *not* forwarded (the caller decides)."""
         try:
             headers = filter_metadata(await call.initial_metadata())
             if headers:
@@ -172,28 +184,26 @@ class ProxyHandler(_GenericRpcHandler):
         except BaseException:
             call.cancel()
             raise
-        code = await call.code()
-        if code == grpc.StatusCode.UNAVAILABLE and request_log.replayable:
-            return code
-        await self._finish(call, context)
-        return code
-
-    @staticmethod
-    async def _finish(call: grpc.aio.StreamStreamCall[bytes, bytes],
-                      context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
-        """Hand the backend's status to the client, unchanged."""
-        trailers = filter_metadata(await call.trailing_metadata())
-        if trailers:
-            context.set_trailing_metadata(trailers)
-        context.set_code(await call.code())
-        details = await call.details()
-        if details:
-            context.set_details(details)
+        status = await recorder.status()
+        if status.code == grpc.StatusCode.UNAVAILABLE and request_log.replayable:
+            return status
+        _finish(status, context)
+        return status
 
     def _no_backend_message(self) -> str:
         if len(self._pool) == 0:
             return f"no endpoints for target {self._target}"
         return f"no backend of target {self._target} could take the call"
+
+
+def _finish(status: Status, context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+    """Hand the backend's status to the client, unchanged."""
+    trailers = filter_metadata(status.trailers)
+    if trailers:
+        context.set_trailing_metadata(trailers)
+    context.set_code(status.code)
+    if status.details:
+        context.set_details(status.details)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -1,0 +1,119 @@
+"""Fixtures for the conformance tier: grpc-go interop servers with gproxy-mp in front of them.
+
+Session scope: the peers are built (or found) once; three interop servers serve the whole
+session, behind one gproxy-mp over all three and, started on first use, one over a single
+server for the cases that need every call of a client to reach the same backend. Readiness is
+an ``empty_unary`` that succeeds, never a sleep. Without Go (and without prebuilt binaries) the
+tier skips with one line; CI (GPROXY_REQUIRE_ALL_TIERS=1) turns that skip into a failure.
+Every process started here is stopped at the end of the session: SIGTERM to its own group,
+a bounded wait, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.interop import (
+    SERVER_START_TIMEOUT,
+    BuildError,
+    InteropServer,
+    Peers,
+    build_peers,
+    wait_serving,
+)
+from tests.support.processes import Proxy, free_port, proxy_args, route
+
+SERVER_COUNT = 3
+PROXY_START_TIMEOUT = 30.0
+"""Seconds gproxy-mp may take to serve: interpreter, grpc import and bus snapshot per worker."""
+
+
+@dataclass(frozen=True)
+class ProxiedRoute:
+    """gproxy-mp listening on 127.0.0.1:``port`` in front of ``servers``."""
+
+    port: int
+    proxy: Proxy
+    servers: tuple[InteropServer, ...]
+
+    def output(self) -> str:
+        """The proxy's captured log, then the tail of each server's log."""
+        return self.proxy.output() + "".join(server.output() for server in self.servers)
+
+
+@pytest.fixture(scope="session")
+def peers() -> Peers:
+    try:
+        found = build_peers()
+    except BuildError as error:
+        pytest.fail(f"cannot build the grpc-go interop peers: {error}")
+    if found is None:
+        pytest.skip("go not installed: cannot build the grpc-go interop peers")
+    return found
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("conformance")
+
+
+@pytest.fixture(scope="session")
+def interop_servers(peers: Peers, log_dir: Path) -> Iterator[tuple[InteropServer, ...]]:
+    servers: list[InteropServer] = []
+    try:
+        for index in range(SERVER_COUNT):
+            servers.append(
+                InteropServer(peers.server, log_path=log_dir / f"interop-server-{index}.log")
+            )
+        for server in servers:
+            wait_serving(
+                peers.client, port=server.port, process=server.process, context=server.output,
+                timeout=SERVER_START_TIMEOUT,
+            )
+        yield tuple(servers)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@contextmanager
+def serving_route(
+    peers: Peers, servers: tuple[InteropServer, ...], *, log_dir: Path, index: int
+) -> Iterator[ProxiedRoute]:
+    """Start gproxy-mp (2 workers) over ``servers``; yield once a call through it succeeds."""
+    port = free_port()
+    proxy = Proxy(
+        *proxy_args(route(port, *(server.address for server in servers)), workers=2),
+        log_dir=log_dir,
+        index=index,
+    )
+    try:
+        proxied = ProxiedRoute(port=port, proxy=proxy, servers=servers)
+        wait_serving(
+            peers.client, port=port, process=proxy.process, context=proxied.output,
+            timeout=PROXY_START_TIMEOUT,
+        )
+        yield proxied
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def route_over_three_servers(
+    peers: Peers, interop_servers: tuple[InteropServer, ...], log_dir: Path
+) -> Iterator[ProxiedRoute]:
+    with serving_route(peers, interop_servers, log_dir=log_dir, index=0) as proxied:
+        yield proxied
+
+
+@pytest.fixture(scope="session")
+def route_over_one_server(
+    peers: Peers, interop_servers: tuple[InteropServer, ...], log_dir: Path
+) -> Iterator[ProxiedRoute]:
+    with serving_route(peers, interop_servers[:1], log_dir=log_dir, index=1) as proxied:
+        yield proxied
