@@ -10,11 +10,37 @@ better exists. Cost per pick is O(1) while the first candidate is READY.
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 READY, UNKNOWN, FAILING = 0, 1, 2
+
+STRIKE_INITIAL_PENALTY = 0.5
+"""Seconds a backend ranks as failing after it answered UNAVAILABLE before sending anything."""
+STRIKE_MAX_PENALTY = 10.0
+"""Upper bound, in seconds, of the penalty, which doubles with each consecutive strike."""
+
+
+@dataclass(slots=True)
+class Strikes:
+    """Passive health: a backend whose connection is READY but which answers UNAVAILABLE
+    (overloaded, shutting down, a broken sidecar) ranks as failing for a while, so calls go
+    to healthy backends first instead of spending retries and the retry budget on it."""
+
+    count: int = 0
+    until: float = 0.0
+
+    def strike(self, now: float) -> None:
+        self.count += 1
+        self.until = now + min(STRIKE_MAX_PENALTY, STRIKE_INITIAL_PENALTY * 2.0 ** (self.count - 1))
+
+    def clear(self) -> None:
+        self.count, self.until = 0, 0.0
+
+    def active(self, now: float) -> bool:
+        return now < self.until
 
 
 class RoundRobin(Generic[T]):

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 import grpc
 import grpc.aio
 
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
-from gproxy_mp.worker.balancer import FAILING, READY, UNKNOWN, RoundRobin
+from gproxy_mp.worker.balancer import FAILING, READY, UNKNOWN, RoundRobin, Strikes
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Backend:
         self.channel = grpc.aio.insecure_channel(endpoint.address, options=CHANNEL_OPTIONS)
         self.state = grpc.ChannelConnectivity.IDLE
         self.rank = UNKNOWN
+        self.strikes = Strikes()
         self._methods: dict[str, grpc.aio.StreamStreamMultiCallable[bytes, bytes]] = {}
         self._watcher = asyncio.create_task(self._watch(), name=f"watch {endpoint}")
 
@@ -79,8 +81,6 @@ class Backend:
         await self.channel.close(grace)
 
 
-def _rank(backend: Backend) -> int:
-    return backend.rank
 
 
 class BackendPool:
@@ -97,7 +97,14 @@ class BackendPool:
         return len(self._order)
 
     def pick(self, *, exclude: Sequence[Backend] = ()) -> Backend | None:
-        return self._picker.pick(self._order, rank=_rank, exclude=exclude)
+        now = time.monotonic()
+
+        def rank(backend: Backend) -> int:
+            if backend.strikes.until and backend.strikes.active(now):
+                return FAILING
+            return backend.rank
+
+        return self._picker.pick(self._order, rank=rank, exclude=exclude)
 
     def update(self, endpoints: EndpointSet) -> None:
         """Make the pool match `endpoints`: new channels for new ones, graceful close for gone."""

@@ -146,8 +146,11 @@ class ProxyHandler(_GenericRpcHandler):
                 code = status.code
                 outcome.code = code.name
                 if code != grpc.StatusCode.UNAVAILABLE:
+                    backend.strikes.clear()
                     self._budget.record_success()
                     return
+                if request_log.replayable:  # refused before answering anything: rank it down
+                    backend.strikes.strike(time.monotonic())
                 self._budget.record_failure()
                 if not should_retry(
                     unavailable=True, replayable=request_log.replayable, attempt=len(tried),

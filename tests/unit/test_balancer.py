@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from gproxy_mp.worker.balancer import FAILING, READY, UNKNOWN, RoundRobin
+from gproxy_mp.worker.balancer import FAILING, READY, UNKNOWN, RoundRobin, Strikes
 
 BACKENDS = ("a", "b", "c")
 
@@ -72,3 +72,23 @@ def test_the_rotation_survives_a_shrinking_backend_list() -> None:
     ranks = ranked()
     assert [picker.pick(BACKENDS, rank=ranks.__getitem__) for _ in range(3)] == ["a", "b", "c"]
     assert [picker.pick(("a", "b"), rank=ranks.__getitem__) for _ in range(3)] == ["b", "a", "b"]
+
+
+def test_a_struck_backend_is_penalised_for_a_doubling_time_up_to_the_maximum() -> None:
+    strikes = Strikes()
+    penalties = []
+    for _ in range(8):
+        strikes.strike(100.0)
+        penalties.append(strikes.until - 100.0)
+    assert penalties == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+    assert strikes.active(109.9) and not strikes.active(110.0)
+
+
+def test_an_answer_clears_the_strikes() -> None:
+    strikes = Strikes()
+    strikes.strike(0.0)
+    strikes.strike(0.0)
+    strikes.clear()
+    assert not strikes.active(0.0)
+    strikes.strike(0.0)
+    assert strikes.until == 0.5

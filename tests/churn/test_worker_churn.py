@@ -1,0 +1,99 @@
+"""A proxy worker SIGKILLed under load: its clients reconnect to a sibling; only calls in flight
+on it (or sent on its connection before the client saw the connection drop) may fail, with
+UNAVAILABLE or CANCELLED; calls a second later all succeed; and the worker is replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.churn.load import ClientLoad, timeline
+from tests.churn.peers import accepted_connections
+from tests.support import procfs
+from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+WORKERS = 2
+CONNECTIONS = 4
+LOAD_SECONDS = 60.0
+WARM_CALLS = 200
+RECOVERY = 1.0
+"""Seconds after the kill from which every call must succeed."""
+CALLS_AFTER_RECOVERY = 400
+REPLACE_TIMEOUT = 10.0
+"""Seconds for the supervisor to start a replacement that listens (first restart after 0.1 s)."""
+ALLOWED_CODES = {"UNAVAILABLE", "CANCELLED"}
+KILL_NOTICE = 0.25
+"""Seconds after the kill during which a client may still send a call on its connection to the
+dead worker, before its transport has read the reset (seen: "sendmsg: Broken pipe" 7 ms
+after the kill, on a connection whose call in flight had just failed)."""
+
+
+def listening_workers(port: int, *, replacing: int | None = None) -> set[int] | None:
+    """The `WORKERS` pids listening on `port` (none of them `replacing`), or None."""
+    found = procfs.listeners(port)
+    return found if len(found) == WORKERS and replacing not in found else None
+
+
+def test_a_worker_killed_under_load_costs_at_most_its_calls_in_flight_and_is_replaced(
+    backends: Callable[[str], Backend],
+    proxies: Callable[..., Proxy],
+    record_property: Callable[[str, object], None],
+) -> None:
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, backends("a"), backends("b")), workers=WORKERS))
+    proxy.wait_serving(address)
+    workers = wait_until(lambda: listening_workers(port), timeout=10)
+    assert workers, f"listeners {procfs.listeners(port)}\n{proxy.output()}"
+
+    with ClientLoad(address, connections=CONNECTIONS, max_seconds=LOAD_SECONDS) as load:
+        assert wait_until(lambda: load.successes() >= WARM_CALLS, timeout=15), load.summary()
+        held = accepted_connections(port, workers)
+        assert sum(held.values()) == CONNECTIONS, f"connections per worker {held}"
+        victim = max(held, key=lambda pid: held[pid])  # the worker holding the most clients
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        recovered_at = killed_at + RECOVERY
+        replaced = wait_until(
+            lambda: listening_workers(port, replacing=victim), timeout=REPLACE_TIMEOUT
+        )
+        wait_until(lambda: load.answers_after(recovered_at) >= CALLS_AFTER_RECOVERY, timeout=15)
+        held_after = accepted_connections(port, procfs.listeners(port))
+        load.stop()
+
+    failures = load.failures()
+    on_dead_connection = [
+        o for o in failures if o.started <= killed_at + KILL_NOTICE and o.ended >= killed_at
+    ]
+    failing_connections = {o.connection for o in failures}
+    late = [o for o in load.outcomes() if o.started > recovered_at]
+    record_property("clients_on_killed_worker", held[victim])
+    record_property("failed_calls", len(failures))
+    print(
+        f"\nworker kill: {held[victim]} of {CONNECTIONS} connections on the killed worker, "
+        f"{len(failures)} of {len(load.outcomes())} calls failed "
+        f"{[(round(o.started - killed_at, 3), o.error) for o in failures]}"
+    )
+    report = (
+        f"victim {victim} held {held}, after {held_after}, replaced {replaced}\n"
+        f"{load.summary()}\nfailures (started, ended relative to the kill): "
+        f"{timeline(failures, killed_at)}"
+        f"\n{proxy.output()}"
+    )
+    assert replaced, f"no replacement listening within {REPLACE_TIMEOUT}s; {report}"
+    assert {o.code for o in failures} <= ALLOWED_CODES, report
+    assert on_dead_connection == failures, f"a call sent after the kill failed; {report}"
+    # Only the clients connected to the killed worker lose calls.
+    assert len(failing_connections) <= held[victim], report
+    assert len(late) >= CALLS_AFTER_RECOVERY, report
+    assert all(o.backend is not None for o in late), report
+    # Every client, those of the killed worker included, is served again on a live worker.
+    assert {o.connection for o in late} == set(range(CONNECTIONS)), report
+    assert sum(held_after.values()) == CONNECTIONS, report

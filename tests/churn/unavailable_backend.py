@@ -1,0 +1,100 @@
+"""A gRPC backend that answers every call UNAVAILABLE before sending anything, run as a process.
+
+    python -m tests.churn.unavailable_backend --name NAME [--host 127.0.0.1] [--port 0]
+
+What an overloaded or shutting-down server does: the connection is READY, but each call ends
+at once with UNAVAILABLE and no headers or messages (Trailers-Only), so the proxy may retry it
+on another backend. It prints exactly one line ``PORT <n>`` once serving and serves until
+SIGTERM or SIGINT (or, with ``--stop-on-stdin-eof``, until its stdin closes).
+
+One method answers: ``churn.Control/Calls`` returns, as ascii, how many calls it has refused
+so far, so a test can count attempts from the backend's side. The proxy's clients never call
+the ``churn.Control`` service.
+
+Concurrency: one asyncio loop; the counter is touched only from it; signal handlers only set
+an event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from grpc import aio
+
+from tests.support.backend import STOP_GRACE, print_port, watch_stdin_eof
+
+CONTROL_METHOD = "/churn.Control/Calls"
+
+if TYPE_CHECKING:  # grpc-stubs makes the class generic; at run time it is not subscriptable
+    _GenericRpcHandler = grpc.GenericRpcHandler[bytes, bytes]
+else:
+    _GenericRpcHandler = grpc.GenericRpcHandler
+
+
+class RefuseEverything(_GenericRpcHandler):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.refused = 0
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[bytes, bytes]:
+        if handler_call_details.method == CONTROL_METHOD:
+            return grpc.unary_unary_rpc_method_handler(self._calls)
+        return grpc.stream_stream_rpc_method_handler(self._refuse)
+
+    async def _calls(self, request: bytes, context: aio.ServicerContext[Any, Any]) -> bytes:
+        return str(self.refused).encode()
+
+    async def _refuse(
+        self, requests: AsyncIterator[bytes], context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        self.refused += 1
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} is refusing calls")
+        yield b""  # unreachable: abort raises; the yield makes this a stream handler
+
+
+async def run(*, name: str, host: str, port: int, stop_on_stdin_eof: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if stop_on_stdin_eof:
+        watch_stdin_eof(loop, stop)
+    server = aio.server()
+    server.add_generic_rpc_handlers((RefuseEverything(name),))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind {host}:{port}")
+    await server.start()
+    print_port(bound)
+    await stop.wait()
+    await server.stop(grace=STOP_GRACE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.churn.unavailable_backend")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--stop-on-stdin-eof", action="store_true")
+    args = parser.parse_args(argv)
+    asyncio.run(
+        run(
+            name=args.name,
+            host=args.host,
+            port=args.port,
+            stop_on_stdin_eof=args.stop_on_stdin_eof,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
