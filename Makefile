@@ -13,7 +13,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check gproxy_mp tests
+	$(BIN)/ruff check gproxy_mp tests bench integration
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -159,10 +159,30 @@ def _parse_go_duration(value: str) -> float:
     return sum(float(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(value))
 
 
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def usable_cpus(affinity: int, cpu_max: str | None) -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota
+    (`cpu.max`: "QUOTA PERIOD" or "max PERIOD"), as a container's CPU limit sets it."""
+    cpus = affinity
+    if cpu_max:
+        quota, _, period = cpu_max.strip().partition(" ")
+        if quota.isdigit() and period.isdigit() and int(period) > 0:
+            cpus = min(cpus, math.ceil(int(quota) / int(period)))
+    return max(1, cpus)
+
+
 def parse_workers(text: str) -> int:
-    """A positive worker count, or `auto`: the CPUs this process may run on."""
+    """A positive worker count, or `auto`: the CPUs this process may use (affinity, and a
+    container's CPU limit where cgroup v2 sets one)."""
     if text.strip().lower() == "auto":
-        return max(1, len(os.sched_getaffinity(0)))
+        try:
+            with open(CGROUP_CPU_MAX) as f:
+                cpu_max: str | None = f.read()
+        except OSError:
+            cpu_max = None
+        return usable_cpus(len(os.sched_getaffinity(0)), cpu_max)
     try:
         count = int(text)
     except ValueError:

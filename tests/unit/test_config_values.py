@@ -6,7 +6,13 @@ import os
 
 import pytest
 
-from gproxy_mp.config import ListenAddress, parse_duration, parse_listen, parse_workers
+from gproxy_mp.config import (
+    ListenAddress,
+    parse_duration,
+    parse_listen,
+    parse_workers,
+    usable_cpus,
+)
 from gproxy_mp.errors import ConfigError, ExitCode
 
 DURATIONS = [
@@ -112,3 +118,16 @@ def test_a_port_of_superscript_digits_is_a_config_error() -> None:
 def test_an_unbracketed_loopback_v6_listen_address_is_told_to_use_brackets() -> None:
     with pytest.raises(ConfigError, match="need brackets"):
         parse_listen("::1:5000")
+
+
+@pytest.mark.parametrize(("affinity", "cpu_max", "expected"), [
+    (64, None, 64),
+    (64, "max 100000", 64),
+    (64, "150000 100000", 2),  # a 1.5 CPU limit: 2 workers
+    (64, "50000 100000", 1),
+    (2, "800000 100000", 2),  # the affinity is smaller than the quota
+    (4, "garbage", 4),
+])
+def test_auto_workers_respect_a_container_cpu_limit(affinity: int, cpu_max: str | None,
+                                                    expected: int) -> None:
+    assert usable_cpus(affinity, cpu_max) == expected
