@@ -87,6 +87,9 @@ def load_configuration(kubeconfig: str | None) -> client.Configuration:
         source = f"--kubeconfig {kubeconfig!r}" if kubeconfig else "Kubernetes credentials"
         raise ConfigError(f"{source}: {_first_line(e)} (in a pod the service account is "
                           "used; outside, pass --kubeconfig or set $KUBECONFIG)") from None
+    # The resolver retries with its own jittered backoff; urllib3's retries would only add
+    # three warnings (with the full URL) per reconnect.
+    configuration.retries = False
     return configuration
 
 
@@ -122,14 +125,18 @@ class KubeApi:
 
     def watch(self, resource: Resource, *, resource_version: str, timeout: float,
               selector: str | None = None, name: str | None = None) -> Iterator[Json]:
-        """Watch events (raw dicts with `type` and `object`) until the server ends the watch
-        after about `timeout` seconds. Raises `ResourceExpiredError` on 410 Gone."""
+        """Start a watch (the request is made, and fails, here); its events (raw dicts with
+        `type` and `object`) follow until the server ends the watch after about `timeout`
+        seconds. Raises `ResourceExpiredError` on 410 Gone."""
         response = self._call("watch", resource, self._lister(resource), self.namespace,
                               watch=True, resource_version=resource_version,
                               allow_watch_bookmarks=True, timeout_seconds=int(timeout),
                               _preload_content=False,
                               _request_timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
                               **self._filters(selector, name))
+        return self._events(response, resource)
+
+    def _events(self, response: Any, resource: Resource) -> Iterator[Json]:
         try:
             for line in _lines(response):
                 event = json.loads(line)

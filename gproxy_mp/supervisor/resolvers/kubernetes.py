@@ -162,8 +162,10 @@ class Reflector:
         timeout = WATCH_TIMEOUT * (1 + 0.25 * self._rng())
         filters = ({"selector": self._selector} if self._resource == ENDPOINT_SLICES
                    else {"name": self._target.service})
-        for event in self._api.watch(self._resource, resource_version=version,
-                                     timeout=timeout, **filters):
+        events = self._api.watch(self._resource, resource_version=version, timeout=timeout,
+                                 **filters)
+        self._healthy()  # the API server accepted the watch
+        for event in events:
             if self._stop.is_set():
                 break
             kind, obj = event.get("type"), event.get("object") or {}

@@ -1,0 +1,1 @@
+"""Kubernetes tier: a real etcd and kube-apiserver in a network namespace."""

@@ -1,0 +1,204 @@
+"""Fixtures for the Kubernetes tier: a real etcd and kube-apiserver inside a network namespace.
+
+Why a namespace: the API server refuses loopback endpoint addresses (127.0.0.0/8, ::1), so
+slices must name addresses such as 10.213.7.11, and these must be reachable without ever
+leaving the machine. The session creates ``gpx-k8s-<pid>`` with ``lo`` up and:
+
+================  ==================================
+10.213.7.1/32     kube-apiserver (:6443)
+10.213.7.11-19    backends
+fd00:213:7::11    an IPv6 backend
+127.0.0.1         etcd (:2379), inside the namespace
+================  ==================================
+
+How pytest reaches into it (design decision): pytest itself stays in the root namespace, so
+the other tiers of the same ``pytest`` session are unaffected, and
+
+* every process of this tier (etcd, kube-apiserver, backends, the proxy, gRPC traffic clients)
+  is started with ``ip netns exec``;
+* every request pytest makes itself (kube API calls, /readyz, etcd compaction) runs on a
+  *pinned thread* that entered the namespace with ``setns(CLONE_NEWNET)``. The network
+  namespace is a per-thread attribute on Linux, so only that thread moves.
+* gRPC calls are never made from pytest's process: grpcio connects from its own threads, which
+  are not in the namespace (in the root namespace 10.213.7.x goes to the default gateway, which
+  may even answer). They are made by client subprocesses started with ``ip netns exec``.
+
+Alternatives rejected: running this tier's pytest under ``ip netns exec`` would need a second
+pytest session (``make test`` is one plain ``pytest``); moving the whole pytest process with
+setns would silently move every later tier, and must happen before any thread exists.
+
+Lifecycle: one namespace, etcd and apiserver per session, started on first use; a fresh
+Kubernetes namespace per test (namespaces never finish deleting without a controller-manager).
+A test may kill or restart the apiserver; the ``kube`` fixture starts it again if a previous
+test left it down. When a test fails, the tails of the etcd and apiserver logs are attached to
+its report. Requirements: root (``ip netns``), Go (to build the binaries once into
+.cache/testbin/); without them the tier skips, which CI turns into a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kubernetes import netns, pki
+from tests.kubernetes.cluster import Kube, service_port
+from tests.kubernetes.controlplane import ApiServer, ControlPlane, Etcd, PeerProcess
+from tests.kubernetes.routes import BACKEND_PORT
+from tests.kubernetes.testbin import GoMissingError, ensure_binaries
+from tests.kubernetes.workloads import Workloads
+
+ADDRESSES = [
+    f"{netns.APISERVER_ADDRESS}/32",
+    *(f"{address}/32" for address in netns.BACKEND_ADDRESSES),
+    f"{netns.BACKEND_ADDRESS_V6}/128",
+]
+
+
+def _remove_stale_namespaces() -> None:
+    """Namespaces (and their processes) of earlier runs of this tier that died without teardown.
+
+    Only ``gpx-k8s-<pid>`` names whose pytest pid no longer exists are touched, and only the
+    processes inside such a namespace are killed.
+    """
+    for name in netns.stale_names():
+        pids = subprocess.run(
+            ["ip", "netns", "pids", name], capture_output=True, text=True, timeout=10, check=False
+        ).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        netns.delete(name)
+
+
+@pytest.fixture(scope="session")
+def network_namespace() -> Iterator[netns.NetworkNamespace]:
+    if os.geteuid() != 0:
+        pytest.skip("the Kubernetes tier needs root to create a network namespace (ip netns)")
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 not installed: cannot create a network namespace")
+    _remove_stale_namespaces()
+    namespace = netns.create(f"{netns.NAME_PREFIX}{os.getpid()}", ADDRESSES)
+    try:
+        yield namespace
+    finally:
+        netns.delete(namespace.name)
+
+
+@pytest.fixture(scope="session")
+def k8s_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Session directory for credentials, etcd data and logs."""
+    return tmp_path_factory.mktemp("k8s")
+
+
+@pytest.fixture(scope="session")
+def credentials(k8s_dir: Path) -> pki.Credentials:
+    return pki.build_credentials(k8s_dir / "pki", ip_addresses=[netns.APISERVER_ADDRESS])
+
+
+@pytest.fixture(scope="session")
+def control_plane(
+    network_namespace: netns.NetworkNamespace, credentials: pki.Credentials, k8s_dir: Path
+) -> Iterator[ControlPlane]:
+    try:
+        binaries = ensure_binaries()
+    except GoMissingError as error:
+        pytest.skip(str(error))
+    with netns.pinned(network_namespace, "k8s-probe") as probe_thread:
+        etcd = Etcd(
+            binary=binaries.etcd,
+            data_dir=k8s_dir / "etcd-data",
+            peer=PeerProcess("etcd", namespace=network_namespace, log_path=k8s_dir / "etcd.log"),
+        )
+        apiserver = ApiServer(
+            binary=binaries.kube_apiserver,
+            credentials=credentials,
+            etcd_url=etcd.client_url,
+            peer=PeerProcess(
+                "kube-apiserver",
+                namespace=network_namespace,
+                log_path=k8s_dir / "kube-apiserver.log",
+            ),
+        )
+        plane = ControlPlane(etcd=etcd, apiserver=apiserver, probe_thread=probe_thread)
+        try:
+            plane.start()
+            yield plane
+        finally:
+            plane.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_kube(
+    control_plane: ControlPlane,
+    network_namespace: netns.NetworkNamespace,
+    credentials: pki.Credentials,
+) -> Iterator[Kube]:
+    with netns.pinned(network_namespace, "k8s-admin") as thread:
+        kube = Kube(
+            thread,
+            url=control_plane.apiserver.url,
+            ca_cert=credentials.ca_cert,
+            token=credentials.admin_token,
+        )
+        try:
+            yield kube
+        finally:
+            kube.close()
+
+
+@pytest.fixture
+def kube(admin_kube: Kube, control_plane: ControlPlane) -> Kube:
+    """The admin client, with the apiserver running (a previous test may have stopped it)."""
+    if not control_plane.apiserver.peer.running():
+        control_plane.apiserver.start(control_plane.probe_thread)
+    return admin_kube
+
+
+@pytest.fixture
+def kube_namespace(kube: Kube) -> str:
+    """A fresh Kubernetes namespace for this test."""
+    return kube.create_namespace()
+
+
+@pytest.fixture
+def echo(kube: Kube, kube_namespace: str) -> str:
+    """A headless Service ``echo`` with one port named ``grpc``; returns its namespace."""
+    kube.create_service(kube_namespace, "echo", [service_port(BACKEND_PORT, name="grpc")])
+    return kube_namespace
+
+
+@pytest.fixture(scope="session")
+def admin_kubeconfig(admin_kube: Kube, k8s_dir: Path) -> Path:
+    """``--kubeconfig`` file for the admin (system:masters) identity."""
+    return admin_kube.write_kubeconfig(k8s_dir / "admin.kubeconfig", user=pki.ADMIN_USER)
+
+
+@pytest.fixture
+def workloads(network_namespace: netns.NetworkNamespace, tmp_path: Path) -> Iterator[Workloads]:
+    """Backends, proxies and callers in the namespace; all stopped at teardown."""
+    started = Workloads(network_namespace, log_dir=tmp_path)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    plane = getattr(item, "funcargs", {}).get("control_plane")
+    if report.failed and isinstance(plane, ControlPlane):
+        for name, text in plane.log_tails().items():
+            report.sections.append((f"{name} log (tail)", text))
+    started = getattr(item, "funcargs", {}).get("workloads")
+    if report.failed and isinstance(started, Workloads):
+        for index, proxy in enumerate(started.proxies):
+            report.sections.append((f"gproxy-mp #{index}", proxy.output()))

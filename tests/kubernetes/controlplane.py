@@ -1,0 +1,366 @@
+"""etcd and kube-apiserver as real processes inside the tier's network namespace.
+
+Both are started from pytest's main thread with ``ip netns exec`` in their own session, log to
+files under the session's tmp dir, and are stopped with SIGTERM to their group, a bounded wait,
+then SIGKILL. Readiness is a probe that succeeds (etcd ``/health``, apiserver ``/readyz``), run
+on a :class:`~tests.kubernetes.netns.PinnedThread` because only that thread can reach them.
+
+Ports are fixed (2379/2380 for etcd on 127.0.0.1, 6443 for the apiserver on 10.213.7.1): the
+namespace belongs to this test run alone, so nothing else can hold them.
+
+Forcing ``410 Gone``: the apiserver serves watches from its watch cache, a sliding window of
+events kept regardless of etcd, so compaction alone expires nothing. Two recipes:
+
+* :meth:`ControlPlane.expire_history` compacts etcd at its current revision and restarts the
+  apiserver; its cache then starts at the newest revision, and a *new* watch from an older
+  resourceVersion gets 410 (what a client sees after a restart or a long disconnect).
+* :meth:`ControlPlane.second_apiserver` runs a second apiserver on the same address and port
+  (``--permit-port-sharing``: SO_REUSEPORT, as behind an HA load balancer) whose cache starts
+  later. Stopping the first one with SIGTERM ends its watches *cleanly*
+  (``--shutdown-watch-termination-grace-period``; without it graceful shutdown waits for open
+  watches until SIGKILL, and the client sees a broken connection instead), so a client
+  re-watches from its last resourceVersion, lands on the second apiserver, and gets 410.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.kubernetes.netns import APISERVER_ADDRESS, NetworkNamespace, PinnedThread
+from tests.kubernetes.pki import Credentials
+
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+APISERVER_PORT = 6443
+ETCD_START_TIMEOUT = 30.0
+"""Seconds etcd may take to report healthy (typically well under 1 s)."""
+APISERVER_START_TIMEOUT = 90.0
+"""Seconds kube-apiserver may take to pass /readyz (post-start hooks on 2 busy cores)."""
+STOP_TIMEOUT = 15.0
+"""Seconds between SIGTERM and SIGKILL (the apiserver drains for a few seconds)."""
+PROBE_TIMEOUT = 2.0
+"""Seconds one readiness request may take."""
+PROBE_INTERVAL = 0.25
+"""Seconds between readiness requests."""
+SHARED_READY_PROBES = 20
+"""Consecutive successful /readyz requests that make a port-sharing apiserver count as ready."""
+LOG_TAIL = 60
+"""Lines of a peer's log shown in an error or a failed test's report."""
+
+
+def tail(path: Path, lines: int = LOG_TAIL) -> str:
+    if not path.exists():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class PeerProcess:
+    """One long-running program in the namespace; may be started and stopped repeatedly."""
+
+    def __init__(self, name: str, *, namespace: NetworkNamespace, log_path: Path) -> None:
+        self.name = name
+        self.namespace = namespace
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def spawn(self, argv: list[str]) -> None:
+        if self.running():
+            raise RuntimeError(f"{self.name} is already running")
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"=== start #{self.starts}: {' '.join(argv)}\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                self.namespace.command(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def current_log(self) -> str:
+        """The log since the latest start."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text.rpartition("=== start #")[2]
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with {self.process.returncode}\n{tail(self.log_path)}"
+            )
+
+    def stop(self, *, signum: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> None:
+        """``signum`` to the group, a bounded wait, then SIGKILL; a no-op when not running."""
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            _signal_group(process.pid, signum)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=timeout)
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: the peer gets no chance to close its connections cleanly."""
+        self.stop(signum=signal.SIGKILL)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _wait_ready(
+    peer: PeerProcess, probe_thread: PinnedThread, probe: Callable[[], str | None], timeout: float
+) -> None:
+    """Run ``probe`` on the pinned thread until it returns None (else: what is still wrong)."""
+    deadline = time.monotonic() + timeout
+    last = "no attempt"
+    while time.monotonic() < deadline:
+        peer.check_alive()
+        result = probe_thread.run(probe, timeout=PROBE_TIMEOUT * 3)
+        if result is None:
+            return
+        last = str(result)
+        time.sleep(PROBE_INTERVAL)
+    raise TimeoutError(
+        f"{peer.name} not ready after {timeout}s: {last}\n--- log tail\n{tail(peer.log_path)}"
+    )
+
+
+@dataclass
+class Etcd:
+    binary: Path
+    data_dir: Path
+    peer: PeerProcess
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{ETCD_CLIENT_PORT}"
+
+    def argv(self) -> list[str]:
+        peer_url = f"http://127.0.0.1:{ETCD_PEER_PORT}"
+        return [
+            str(self.binary),
+            "--name=default",
+            f"--data-dir={self.data_dir}",
+            f"--listen-client-urls={self.client_url}",
+            f"--advertise-client-urls={self.client_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=default={peer_url}",
+            "--unsafe-no-fsync=true",  # test data: speed over durability
+            "--log-level=warn",
+        ]
+
+    def start(self, probe_thread: PinnedThread) -> None:
+        self.peer.spawn(self.argv())
+        _wait_ready(self.peer, probe_thread, self._probe, ETCD_START_TIMEOUT)
+
+    def _probe(self) -> str | None:
+        try:
+            with urllib.request.urlopen(f"{self.client_url}/health", timeout=PROBE_TIMEOUT) as r:
+                body = json.load(r)
+        except (OSError, ValueError) as error:
+            return repr(error)
+        return None if body.get("health") == "true" else repr(body)
+
+    def _post(self, path: str, payload: dict[str, object]) -> dict[str, object]:
+        """etcd's HTTP/JSON gateway to its gRPC API (must run on a pinned thread)."""
+        request = urllib.request.Request(
+            f"{self.client_url}{path}",
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT * 5) as response:
+            result: dict[str, object] = json.load(response)
+            return result
+
+    def revision(self) -> int:
+        """The store's current revision (= the newest Kubernetes resourceVersion)."""
+        result = self._post("/v3/kv/range", {"key": base64.b64encode(b"\0").decode()})
+        header = result["header"]
+        assert isinstance(header, dict), result
+        return int(header["revision"])
+
+    def bump(self) -> int:
+        """Write a key outside Kubernetes' /registry prefix: the revision moves on, no object
+        changes. Returns the new revision."""
+        result = self._post(
+            "/v3/kv/put",
+            {"key": base64.b64encode(b"/gproxy-mp-tests/bump").decode(), "value": ""},
+        )
+        header = result["header"]
+        assert isinstance(header, dict), result
+        return int(header["revision"])
+
+    def compact(self, revision: int) -> None:
+        """Drop all history before ``revision``; watches from older versions get 410."""
+        self._post("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+
+
+@dataclass
+class ApiServer:
+    binary: Path
+    credentials: Credentials
+    etcd_url: str
+    peer: PeerProcess
+    port: int = APISERVER_PORT
+
+    @property
+    def url(self) -> str:
+        return f"https://{APISERVER_ADDRESS}:{self.port}"
+
+    def argv(self, port: int) -> list[str]:
+        c = self.credentials
+        return [
+            str(self.binary),
+            f"--etcd-servers={self.etcd_url}",
+            f"--bind-address={APISERVER_ADDRESS}",
+            f"--advertise-address={APISERVER_ADDRESS}",
+            f"--secure-port={port}",
+            f"--tls-cert-file={c.serving_cert}",
+            f"--tls-private-key-file={c.serving_key}",
+            f"--token-auth-file={c.token_file}",
+            "--authorization-mode=Node,RBAC",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true",
+            # No controller-manager creates the `default` ServiceAccount the plugin would demand.
+            "--disable-admission-plugins=ServiceAccount",
+            f"--service-account-issuer=https://{APISERVER_ADDRESS}:{self.port}",
+            f"--service-account-key-file={c.service_account_key}",
+            f"--service-account-signing-key-file={c.service_account_key}",
+            # Otherwise it maintains the `kubernetes` Endpoints, which needs a routable address.
+            "--endpoint-reconciler-type=none",
+            # Lets a second apiserver serve the same address, as behind a load balancer.
+            "--permit-port-sharing=true",
+            # On SIGTERM end watches (cleanly, for the client) instead of waiting for them.
+            "--shutdown-watch-termination-grace-period=5s",
+            "--profiling=false",
+            "--v=1",
+        ]
+
+    def start(self, probe_thread: PinnedThread, *, port: int | None = None) -> None:
+        """Start and wait for /readyz; ``port`` serves elsewhere than clients' kubeconfig."""
+        self.peer.spawn(self.argv(port or self.port))
+        _wait_ready(
+            self.peer,
+            probe_thread,
+            lambda: self._probe(port or self.port),
+            APISERVER_START_TIMEOUT,
+        )
+
+    def serving_probe(self) -> str | None:
+        """Ready once this process serves and SHARED_READY_PROBES fresh connections in a row
+        pass /readyz: with a shared port the kernel spreads them over every apiserver, so
+        this one answered some of them."""
+        if "Serving securely on" not in self.peer.current_log():
+            return "not listening yet"
+        for _ in range(SHARED_READY_PROBES):
+            result = self._probe(self.port)
+            if result is not None:
+                return result
+        return None
+
+    def _probe(self, port: int) -> str | None:
+        context = ssl.create_default_context(cafile=str(self.credentials.ca_cert))
+        url = f"https://{APISERVER_ADDRESS}:{port}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT, context=context) as response:
+                return None if response.status == 200 else f"HTTP {response.status}"
+        except urllib.error.HTTPError as error:
+            return f"HTTP {error.code}: {error.read().decode(errors='replace')[-400:]}"
+        except OSError as error:
+            return repr(error)
+
+
+@dataclass
+class ControlPlane:
+    """etcd plus one kube-apiserver, and the pinned thread that can reach them."""
+
+    etcd: Etcd
+    apiserver: ApiServer
+    probe_thread: PinnedThread
+
+    def start(self) -> None:
+        self.etcd.start(self.probe_thread)
+        self.apiserver.start(self.probe_thread)
+
+    def stop(self) -> None:
+        self.apiserver.peer.stop()
+        self.etcd.peer.stop()
+
+    def restart_apiserver(self, *, kill: bool = True) -> None:
+        """Stop (SIGKILL by default, so watches die without a clean end) and start again."""
+        if kill:
+            self.apiserver.peer.kill()
+        else:
+            self.apiserver.peer.stop()
+        self.apiserver.start(self.probe_thread)
+
+    def revision(self) -> int:
+        return self.probe_thread.run(self.etcd.revision)
+
+    def expire_history(self) -> int:
+        """Compact etcd at its current revision and restart the apiserver (see module doc).
+
+        Afterwards every watch from a resourceVersion older than the returned revision
+        fails with 410 Gone, and clients must re-list.
+        """
+        revision = self.revision()
+        self.probe_thread.run(self.etcd.compact, revision)
+        self.restart_apiserver()
+        return revision
+
+    @contextlib.contextmanager
+    def second_apiserver(self) -> Iterator[ApiServer]:
+        """Another kube-apiserver on the same address and port (SO_REUSEPORT), as in an HA
+        control plane behind one address; its watch cache starts now. On exit it is stopped
+        and the first apiserver runs again."""
+        first = self.apiserver
+        second = ApiServer(
+            binary=first.binary,
+            credentials=first.credentials,
+            etcd_url=first.etcd_url,
+            peer=PeerProcess(
+                "kube-apiserver-2",
+                namespace=first.peer.namespace,
+                log_path=first.peer.log_path.with_name("kube-apiserver-2.log"),
+            ),
+        )
+        try:
+            second.peer.spawn(second.argv(second.port))
+            _wait_ready(
+                second.peer, self.probe_thread, second.serving_probe, APISERVER_START_TIMEOUT
+            )
+            yield second
+        finally:
+            # Stopped first: with a shared port, /readyz could be answered by the second one.
+            second.peer.stop()
+            if not first.peer.running():
+                first.start(self.probe_thread)
+
+    def log_tails(self) -> dict[str, str]:
+        return {
+            "etcd": tail(self.etcd.peer.log_path),
+            "kube-apiserver": tail(self.apiserver.peer.log_path),
+        }

@@ -1,0 +1,160 @@
+"""Credentials of the test API server, written once per session: CA, serving cert, keys, tokens.
+
+Files (all in one directory, the paths are the attributes of :class:`Credentials`):
+
+=============  =================================================================
+ca.crt         self-signed CA; clients (kube client, kubeconfig) trust only it
+serving.crt    leaf for kube-apiserver, SAN IP:10.213.7.1, IP:127.0.0.1, DNS:localhost
+serving.key
+sa.key         RSA key that signs *and* verifies service-account tokens
+tokens.csv     static bearer tokens: an admin in ``system:masters`` and a limited user
+=============  =================================================================
+
+Nothing here touches the network or a process.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+VALIDITY = datetime.timedelta(days=2)
+"""Certificates only need to outlive one test session."""
+ADMIN_USER = "admin"
+LIMITED_USER = "limited"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    directory: Path
+    admin_token: str
+    limited_token: str
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.directory / "ca.crt"
+
+    @property
+    def serving_cert(self) -> Path:
+        return self.directory / "serving.crt"
+
+    @property
+    def serving_key(self) -> Path:
+        return self.directory / "serving.key"
+
+    @property
+    def service_account_key(self) -> Path:
+        return self.directory / "sa.key"
+
+    @property
+    def token_file(self) -> Path:
+        return self.directory / "tokens.csv"
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def build_credentials(directory: Path, *, ip_addresses: list[str]) -> Credentials:
+    """Write every file of the table above into ``directory`` and return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("gproxy-mp-tests-ca"))
+        .issuer_name(_name("gproxy-mp-tests-ca"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    serving_key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in [*ip_addresses, "127.0.0.1"]]
+    serving_cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("kube-apiserver"))
+        .issuer_name(ca_cert.subject)
+        .public_key(serving_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    credentials = Credentials(
+        directory=directory,
+        admin_token=secrets.token_hex(16),
+        limited_token=secrets.token_hex(16),
+    )
+    credentials.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    credentials.serving_cert.write_bytes(serving_cert.public_bytes(serialization.Encoding.PEM))
+    credentials.serving_key.write_bytes(_pem_key(serving_key))
+    # Service-account tokens are RS256 by default; one key serves both --service-account flags.
+    credentials.service_account_key.write_bytes(
+        _pem_key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    )
+    # token,user,uid,"group1,group2"
+    credentials.token_file.write_text(
+        f'{credentials.admin_token},{ADMIN_USER},uid-{ADMIN_USER},"system:masters"\n'
+        f"{credentials.limited_token},{LIMITED_USER},uid-{LIMITED_USER}\n"
+    )
+    return credentials
+
+
+def kubeconfig(*, server: str, ca_cert: Path, token: str, user: str) -> str:
+    """A one-context kubeconfig (YAML is a JSON superset, so JSON it is)."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "test",
+                    "cluster": {"server": server, "certificate-authority": str(ca_cert)},
+                }
+            ],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": "test", "context": {"cluster": "test", "user": user}}],
+            "current-context": "test",
+        },
+        indent=2,
+    )
