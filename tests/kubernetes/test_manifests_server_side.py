@@ -1,0 +1,56 @@
+"""Every manifest in deploy/ is accepted by the real kube-apiserver (server-side dry-run).
+
+The same check as `kubectl apply --dry-run=server -k deploy/...`: the API server runs defaulting,
+validation and admission on each object and stores nothing. Namespaces are created for real
+first, because a dry-run of an object in a namespace that does not exist fails with NotFound.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes import utils
+from kubernetes.client.exceptions import ApiException
+
+from tests.deploy.manifests import all_manifest_objects
+from tests.kubernetes.cluster import Apis, Kube
+
+pytestmark = pytest.mark.timeout(120)
+
+OBJECTS = all_manifest_objects()
+
+
+def _ensure_namespace(apis: Apis, name: str) -> None:
+    try:
+        apis.core.create_namespace({"metadata": {"name": name}})
+    except ApiException as e:
+        if e.status != 409:  # already there from an earlier test of this session
+            raise
+
+
+def _dry_run(apis: Apis, obj: dict[str, Any]) -> list[Any]:
+    namespace = obj["metadata"].get("namespace", "default")
+    created: list[Any] = utils.create_from_dict(apis.api_client, obj, namespace=namespace,
+                                                dry_run="All")
+    return created
+
+
+@pytest.mark.parametrize(
+    "obj", OBJECTS,
+    ids=[f"{o['kind']}/{o['metadata'].get('namespace', '-')}/{o['metadata']['name']}"
+         for o in OBJECTS])
+def test_the_api_server_accepts_the_manifest(kube: Kube, obj: dict[str, Any]) -> None:
+    if obj["kind"] == "Namespace":
+        kube.call(lambda apis: _ensure_namespace(apis, obj["metadata"]["name"]))
+        return
+    namespace = obj["metadata"].get("namespace")
+    if namespace:
+        kube.call(lambda apis: _ensure_namespace(apis, namespace))
+    try:
+        created = kube.call(lambda apis: _dry_run(apis, obj))
+    except utils.FailToCreateError as e:
+        details = "; ".join(str(getattr(x, "body", x)) for x in e.api_exceptions)
+        raise AssertionError(f"the API server refused {obj['kind']} "
+                             f"{obj['metadata']['name']}: {details}") from None
+    assert created, f"nothing came back for {obj['kind']} {obj['metadata']['name']}"
