@@ -49,6 +49,7 @@ class Backend:
         self.rank = UNKNOWN
         self.strikes = Strikes()
         self._methods: dict[str, grpc.aio.StreamStreamMultiCallable[bytes, bytes]] = {}
+        self._single: dict[str, grpc.aio.UnaryStreamMultiCallable[bytes, bytes]] = {}
         self._watcher = asyncio.create_task(self._watch(), name=f"watch {endpoint}")
 
     def __repr__(self) -> str:
@@ -62,6 +63,17 @@ class Backend:
                 name, request_serializer=None, response_deserializer=None)
             if len(self._methods) < MAX_CACHED_METHODS:
                 self._methods[name] = multicallable
+        return multicallable
+
+    def single_request_method(self, name: str) -> grpc.aio.UnaryStreamMultiCallable[bytes, bytes]:
+        """A raw-bytes unary-stream multi-callable for `name`: for calls whose client sent
+        exactly one message, which then go out in one batch with the half-close."""
+        multicallable = self._single.get(name)
+        if multicallable is None:
+            multicallable = self.channel.unary_stream(
+                name, request_serializer=None, response_deserializer=None)
+            if len(self._single) < MAX_CACHED_METHODS:
+                self._single[name] = multicallable
         return multicallable
 
     async def _watch(self) -> None:

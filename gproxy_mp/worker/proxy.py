@@ -50,6 +50,14 @@ HOP_BY_HOP = frozenset({
     "transfer-encoding", "upgrade", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
     "grpc-status", "grpc-message", "grpc-internal-encoding-request", "accept-encoding",
 })
+SINGLE_MESSAGE_WAIT = 0.002
+"""Seconds to wait, after a client's first message, for its half-close: a unary request's
+half-close arrives with its message, so this costs such calls nothing."""
+STREAMING_AFTER_MISSES = 3
+"""Calls of a method in a row that did not turn out single-message before it is treated as
+streaming and no longer waited for..."""
+REPROBE_EVERY = 64
+"""...except every this many calls, in case the misses came from a busy event loop."""
 MAX_CACHED_METHODS = 4096
 """Distinct method names whose handlers are cached; clients choose names, so it is bounded."""
 
@@ -86,6 +94,7 @@ class ProxyHandler(_GenericRpcHandler):
         self._budget = budget or RetryBudget()
         self._max_attempts = max_attempts
         self._handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {}
+        self._streaming: dict[str, int] = {}  # method → calls in a row not single-message
         self.active_calls = 0
 
     def service(
@@ -127,6 +136,7 @@ class ProxyHandler(_GenericRpcHandler):
         reader = asyncio.create_task(request_log.read_from(requests))
         tried: list[Backend] = []
         try:
+            single = await self._single_request(method, request_log)
             while True:
                 backend = self._pool.pick(exclude=tried)
                 if backend is None:
@@ -135,14 +145,24 @@ class ProxyHandler(_GenericRpcHandler):
                     return
                 tried.append(backend)
                 outcome.backend = backend.endpoint.address
-                call = backend.method(method)(
-                    request_iterator=None, metadata=metadata, timeout=context.time_remaining())
-                recorder = StatusRecorder(call)
-                sender = asyncio.create_task(request_log.send_to(call))
+                call: grpc.aio.UnaryStreamCall[bytes, bytes] | grpc.aio.StreamStreamCall[
+                    bytes, bytes]
+                sender = None
+                if single is not None:  # one batch: metadata, the message and the half-close
+                    call = backend.single_request_method(method)(
+                        single, metadata=metadata, timeout=context.time_remaining())
+                    recorder = StatusRecorder(call)
+                else:
+                    streaming = backend.method(method)(
+                        request_iterator=None, metadata=metadata,
+                        timeout=context.time_remaining())
+                    call, recorder = streaming, StatusRecorder(streaming)
+                    sender = asyncio.create_task(request_log.send_to(streaming))
                 try:
                     status = await self._relay(call, recorder, context, request_log)
                 finally:
-                    await _stop(sender)
+                    if sender is not None:
+                        await _stop(sender)
                 code = status.code
                 outcome.code = code.name
                 if code != grpc.StatusCode.UNAVAILABLE:
@@ -164,7 +184,24 @@ class ProxyHandler(_GenericRpcHandler):
         finally:
             await _stop(reader)
 
-    async def _relay(self, call: grpc.aio.StreamStreamCall[bytes, bytes],
+    async def _single_request(self, method: str, request_log: RequestLog) -> bytes | None:
+        """The request if the client sent exactly one message (unary and server-streaming
+        calls): it then goes to the backend in one batch, without a sender task. Methods seen
+        streaming are not waited for again."""
+        misses = self._streaming.get(method, 0)
+        if misses >= STREAMING_AFTER_MISSES and misses % REPROBE_EVERY:
+            self._streaming[method] = misses + 1  # a busy loop can miss: look again now and then
+            return None
+        single = await request_log.single_message(timeout=SINGLE_MESSAGE_WAIT)
+        if single is None:
+            if len(self._streaming) < MAX_CACHED_METHODS or method in self._streaming:
+                self._streaming[method] = misses + 1
+        elif misses:
+            self._streaming[method] = 0
+        return single
+
+    async def _relay(self, call: grpc.aio.UnaryStreamCall[bytes, bytes]
+                     | grpc.aio.StreamStreamCall[bytes, bytes],
                      recorder: StatusRecorder, context: grpc.aio.ServicerContext[bytes, bytes],
                      request_log: RequestLog) -> Status:
         """Forward one attempt's responses. Returns its status; for UNAVAILABLE with nothing

@@ -57,6 +57,20 @@ class RequestLog:
         self._eof = True
         self._arrived.set()
 
+    async def single_message(self, *, timeout: float) -> bytes | None:
+        """The request, if the client sent exactly one message and half-closed within
+        `timeout` seconds; None as soon as it is clear it did not. Call before any sender."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not self._eof and len(self._messages) < 2:
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            return None
+        if self._eof and len(self._messages) == 1 and self._base == 0:
+            return self._messages[0]
+        return None
+
     def commit(self) -> None:
         """No replay will be needed any more: forget what has been sent."""
         self.replayable = False

@@ -38,7 +38,7 @@ class Status:
 class StatusRecorder:
     """Register on a call before anything is written to it; `status()` gives the first one."""
 
-    def __init__(self, call: grpc.aio.StreamStreamCall[bytes, bytes]) -> None:
+    def __init__(self, call: grpc.aio.Call) -> None:
         self._call = call
         self._status: Status | None = None
         call.add_done_callback(self._on_done)

@@ -148,3 +148,31 @@ async def test_a_blocked_backend_stops_the_reader_even_for_empty_messages() -> N
         for task in (reader, sender):
             task.cancel()
         await asyncio.gather(reader, sender, return_exceptions=True)
+
+
+async def test_a_single_message_and_half_close_is_recognised() -> None:
+    log = RequestLog()
+    reader = asyncio.create_task(log.read_from(stream([b"only"])))
+    assert await log.single_message(timeout=STEP_TIMEOUT) == b"only"
+    await asyncio.wait_for(reader, STEP_TIMEOUT)
+
+
+async def test_two_messages_are_not_a_single_message() -> None:
+    log = RequestLog()
+    reader = asyncio.create_task(log.read_from(stream([b"a", b"b"])))
+    assert await log.single_message(timeout=STEP_TIMEOUT) is None
+    await asyncio.wait_for(reader, STEP_TIMEOUT)
+
+
+async def test_a_client_that_keeps_its_stream_open_is_not_waited_for_long() -> None:
+    log = RequestLog()
+    held = asyncio.Event()
+
+    async def open_stream() -> AsyncIterator[bytes]:
+        yield b"first"
+        await held.wait()  # the client waits for a reply before sending more
+
+    reader = asyncio.create_task(log.read_from(open_stream()))
+    assert await log.single_message(timeout=0.01) is None
+    held.set()
+    await asyncio.wait_for(reader, STEP_TIMEOUT)
