@@ -105,6 +105,9 @@ Example:
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default="info",
               show_default=True)
+@click.option("--check", "check", is_flag=True, default=False,
+              help="Validate the options, resolve every target once, check Kubernetes "
+              "permissions, print a table and exit (0: all good).")
 @click.option("--access-log", is_flag=True, default=False,
               help="Log one line per call: route, method, backend, code, duration.")
 @click.version_option(__version__, "--version", prog_name="gproxy-mp",
@@ -112,7 +115,7 @@ Example:
 def command(  # noqa: PLR0917 (click passes options positionally)
     proxy: tuple[str, ...], shutdown_delay: str, workers: str, drain_timeout: str,
     dns_refresh_rate: str, admin_address: str, kubeconfig: str | None, log_format: str,
-    log_level: str, access_log: bool,
+    log_level: str, access_log: bool, check: bool,
 ) -> None:
     """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
@@ -127,6 +130,16 @@ def command(  # noqa: PLR0917 (click passes options positionally)
     from gproxy_mp.supervisor.resolvers import check_resolvable  # noqa: PLC0415
 
     check_resolvable(settings)
+    if check:
+        from gproxy_mp.supervisor.check import (  # noqa: PLC0415
+            check_exit_code,
+            render_check,
+            run_check,
+        )
+
+        rows = asyncio.run(run_check(settings))
+        click.echo(render_check(rows))
+        sys.exit(check_exit_code(rows))
     sys.exit(asyncio.run(main_async(settings)))
 
 

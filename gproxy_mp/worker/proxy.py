@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 import grpc
 import grpc.aio
 
+from gproxy_mp.worker.balancer import READY
 from gproxy_mp.worker.channels import Backend, BackendPool
 from gproxy_mp.worker.requests import RequestLog
 from gproxy_mp.worker.retry import MAX_ATTEMPTS, RetryBudget, should_retry
@@ -177,6 +179,11 @@ class ProxyHandler(_GenericRpcHandler):
                     max_attempts=self._max_attempts, budget=self._budget,
                     time_left=context.time_remaining(),
                 ) or len(tried) >= len(self._pool):
+                    if request_log.replayable and backend.rank != READY:
+                        # Not the backend's answer: its connection failed. Say whose call it was.
+                        status = dataclasses.replace(status, details=(
+                            f"no backend of target {self._target} is reachable "
+                            f"({len(tried)} tried): {status.details}"))
                     _finish(status, context)
                     return
                 self.stats.record_retry("unavailable")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -137,3 +139,26 @@ def test_a_second_instance_on_the_same_port_exits_one_and_the_first_keeps_servin
         f"listeners {procfs.listeners(port)} not all the first instance's {owners}\n"
         f"{first.output()}\n{second.output()}"
     )
+
+
+def test_check_resolves_each_target_once_and_reports_a_table() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gproxy_mp", "--check",
+         "-p", "127.0.0.1:1-static:///127.0.0.1:7,[::1]:8", "-p", "127.0.0.1:2-localhost:9"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "static:///127.0.0.1:7,[::1]:8" in result.stdout
+    assert "resolve localhost (system resolver)" in result.stdout
+    assert "FAIL" not in result.stdout
+
+
+def test_check_fails_when_a_name_does_not_resolve() -> None:
+    # A DNS server address on loopback where nothing answers: the lookup times out, no query
+    # ever leaves the machine.
+    result = subprocess.run(
+        [sys.executable, "-m", "gproxy_mp", "--check",
+         "-p", f"127.0.0.1:1-dns://127.0.0.1:{free_port()}/backends.test:9"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL" in result.stdout
+    assert "Traceback" not in result.stderr

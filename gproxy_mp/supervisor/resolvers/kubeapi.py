@@ -101,9 +101,23 @@ class KubeApi:
         self._api_client = client.ApiClient(configuration)
         self._discovery = client.DiscoveryV1Api(self._api_client)
         self._core = client.CoreV1Api(self._api_client)
+        self._authorization = client.AuthorizationV1Api(self._api_client)
 
     def close(self) -> None:
         self._api_client.close()
+
+    def allowed(self, verb: str, resource: Resource) -> tuple[bool, str]:
+        """Whether this identity may `verb` `resource` in the namespace (SelfSubjectAccessReview),
+        and the API server's reason."""
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {"namespace": self.namespace, "verb": verb,
+                                                "group": resource.group,
+                                                "resource": resource.plural}}}
+        review = self._json("create", Resource("authorization.k8s.io",
+                                                "selfsubjectaccessreviews"),
+                            self._authorization.create_self_subject_access_review, body)
+        status = review.get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or "")
 
     def get_service(self, name: str) -> Json | None:
         """The Service object, or None if it does not exist."""
