@@ -280,3 +280,16 @@ def test_core_endpoints_give_ready_addresses_only_with_the_port_chosen_per_subse
                                       service_ports=service_port_names(service))
     assert addresses(selection) == expected
     assert selection.fallback is False
+
+
+def test_each_chosen_endpoint_is_described_with_its_conditions_zone_node_and_slice() -> None:
+    slices = {"web-x": {
+        "addressType": "IPv4", "ports": [{"name": "grpc", "port": 8080}],
+        "endpoints": [
+            {"addresses": ["10.0.0.1"], "zone": "z1", "nodeName": "n1"},
+            {"addresses": ["10.0.0.2"], "conditions": {"ready": False}},
+        ]}}
+    selection = select_from_slices(slices, port="grpc", service_ports={})
+    assert selection.details == {"10.0.0.1:8080": {
+        "ready": True, "serving": True, "terminating": False, "zone": "z1", "node": "n1",
+        "slice": "web-x"}}

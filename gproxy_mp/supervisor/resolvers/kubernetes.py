@@ -182,11 +182,6 @@ class Reflector:
         return version
 
     def _publish(self) -> None:
-        self._health.succeeded(
-            resource=str(self._resource), namespace=getattr(self._api, "namespace", None),
-            resource_version=self._version,
-            objects={name: (obj.get("metadata") or {}).get("resourceVersion")
-                     for name, obj in sorted(self._objects.items())})
         if self._resource == ENDPOINT_SLICES:
             selection = select_from_slices(self._objects, port=self._target.port,
                                            service_ports=self._service_ports)
@@ -195,6 +190,12 @@ class Reflector:
                                               port=self._target.port,
                                               service_ports=self._service_ports)
         self._report(selection)
+        self._health.succeeded(
+            resource=str(self._resource), namespace=getattr(self._api, "namespace", None),
+            resource_version=self._version,
+            objects={name: (obj.get("metadata") or {}).get("resourceVersion")
+                     for name, obj in sorted(self._objects.items())},
+            endpoints=selection.details)
         self._last = selection
         self._emit(selection)
 

@@ -37,6 +37,8 @@ class Selection:
     ignored_fqdn_slices: tuple[str, ...] = ()
     slices_without_port: tuple[str, ...] = ()
     per_slice: dict[str, int] = field(default_factory=dict)
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per chosen `host:port`: its conditions, zone, node and slice, for /debug/endpoints."""
 
 
 def service_port_names(service: Json | None) -> dict[int, str]:
@@ -69,6 +71,7 @@ def select_from_slices(slices: Mapping[str, Json], *, port: int | str,
     fqdn: list[str] = []
     portless: list[str] = []
     per_slice: dict[str, int] = {}
+    details: dict[str, dict[str, Any]] = {}
     for name, slice_ in sorted(slices.items()):
         if slice_.get("addressType") not in ("IPv4", "IPv6"):
             fqdn.append(name)
@@ -88,15 +91,22 @@ def select_from_slices(slices: Mapping[str, Json], *, port: int | str,
             is_serving = is_ready if serving is None else serving is True
             is_terminating = conditions.get("terminating") is True
             chosen = Endpoint(str(addresses[0]), number)
+            if is_ready or (is_serving and is_terminating):
+                details[chosen.address] = {
+                    "ready": is_ready, "serving": is_serving, "terminating": is_terminating,
+                    "zone": endpoint.get("zone"), "node": endpoint.get("nodeName"),
+                    "slice": name}
             if is_ready:
                 ready.add(chosen)
                 count += 1
             elif is_serving and is_terminating:
                 draining.add(chosen)
         per_slice[name] = count
+    endpoints = build_endpoint_set(ready or draining)
     return Selection(
-        endpoints=build_endpoint_set(ready or draining),
+        endpoints=endpoints,
         fallback=not ready and bool(draining),
+        details={e.address: details[e.address] for e in endpoints},
         ignored_fqdn_slices=tuple(fqdn),
         slices_without_port=tuple(portless),
         per_slice=per_slice,
