@@ -45,7 +45,7 @@ def _parse(flag: str, parser: Callable[[str], T], text: str) -> T:
 def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
                    drain_timeout: str, dns_refresh_rate: str, admin_address: str,
                    log_format: str, log_level: str, kubeconfig: str | None = None,
-                   access_log: bool = False) -> Settings:
+                   access_log: bool = False, metrics_method_label: bool = False) -> Settings:
     if not proxy:
         raise ConfigError(f"missing option -p/--proxy LISTEN-TARGET (e.g. {EXAMPLE})")
     routes = tuple(parse_route(text, index=i) for i, text in enumerate(proxy))
@@ -61,6 +61,7 @@ def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
         log_format=log_format,
         log_level=log_level,
         access_log=access_log,
+        metrics_method_label=metrics_method_label,
     )
 
 
@@ -108,6 +109,8 @@ Example:
 @click.option("--check", "check", is_flag=True, default=False,
               help="Validate the options, resolve every target once, check Kubernetes "
               "permissions, print a table and exit (0: all good).")
+@click.option("--metrics-method-label", is_flag=True, default=False,
+              help="Label call counters with the gRPC method too (at most 200 per worker).")
 @click.option("--access-log", is_flag=True, default=False,
               help="Log one line per call: route, method, backend, code, duration.")
 @click.version_option(__version__, "--version", prog_name="gproxy-mp",
@@ -115,7 +118,7 @@ Example:
 def command(  # noqa: PLR0917 (click passes options positionally)
     proxy: tuple[str, ...], shutdown_delay: str, workers: str, drain_timeout: str,
     dns_refresh_rate: str, admin_address: str, kubeconfig: str | None, log_format: str,
-    log_level: str, access_log: bool, check: bool,
+    log_level: str, access_log: bool, check: bool, metrics_method_label: bool,
 ) -> None:
     """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
@@ -123,6 +126,7 @@ def command(  # noqa: PLR0917 (click passes options positionally)
                               drain_timeout=drain_timeout, dns_refresh_rate=dns_refresh_rate,
                               admin_address=admin_address, kubeconfig=kubeconfig,
                               access_log=access_log,
+                              metrics_method_label=metrics_method_label,
                               log_format=log_format,
                               log_level=log_level.lower())
     configure_logging(role="supervisor", fmt=settings.log_format, level=settings.log_level)

@@ -120,6 +120,8 @@ class Settings:
     """Seconds between re-resolutions of `dns:` targets."""
     log_format: str = "text"
     log_level: str = "info"
+    metrics_method_label: bool = False
+    """Add a `method` label to gproxy_calls_total (bounded to 200 values per worker)."""
     access_log: bool = False
     """One info line per call (route, method, backend, code, duration), from the workers."""
     kubeconfig: str | None = None

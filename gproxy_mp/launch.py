@@ -27,6 +27,7 @@ class WorkerConfig:
     log_format: str = "text"
     log_level: str = "info"
     access_log: bool = False
+    metrics_method_label: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -30,7 +30,7 @@ its final report may still be on the way."""
 class RouteCounts:
     """Cumulative counts of one route, from one worker's report or summed over several."""
 
-    calls: dict[tuple[str, str], int] = field(default_factory=dict)
+    calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     duration_sum: float = 0.0
     retries: dict[str, int] = field(default_factory=dict)
@@ -48,8 +48,9 @@ class RouteCounts:
         """Counts from a worker's `CallStats.snapshot()`; malformed parts are ignored."""
         counts = cls()
         for entry in stats.get("calls") or []:
-            if (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], int)):
-                counts.calls[(str(entry[0]), str(entry[1]))] = entry[2]
+            if isinstance(entry, list) and len(entry) in (3, 4) and isinstance(entry[2], int):
+                method = str(entry[3]) if len(entry) == 4 else ""
+                counts.calls[(str(entry[0]), str(entry[1]), method)] = entry[2]
         buckets = stats.get("buckets")
         if isinstance(buckets, list) and len(buckets) == len(counts.buckets):
             counts.buckets = [int(b) for b in buckets]
@@ -137,8 +138,9 @@ def render_families(families: Iterable[Family]) -> str:
 def call_families(totals: Mapping[str, tuple[RouteCounts, int]]) -> list[Family]:
     calls, buckets, retries, active = [], [], [], []
     for route, (counts, running) in sorted(totals.items()):
-        for (backend, code), count in sorted(counts.calls.items()):
-            calls.append(Sample((("route", route), ("backend", backend), ("code", code)), count))
+        for (backend, code, method), count in sorted(counts.calls.items()):
+            labels = (("route", route), ("backend", backend), ("code", code))
+            calls.append(Sample(labels + ((("method", method),) if method else ()), count))
         cumulative = 0
         for bound, count in zip((*LATENCY_BUCKETS, math.inf), counts.buckets, strict=True):
             cumulative += count

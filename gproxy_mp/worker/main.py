@@ -40,6 +40,7 @@ from gproxy_mp.model import EndpointSet, diff_endpoints
 from gproxy_mp.worker.channels import BackendPool
 from gproxy_mp.worker.proxy import ProxyHandler
 from gproxy_mp.worker.server import build_server
+from gproxy_mp.worker.stats import CallStats
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
     bus = BusClient(BusAddresses(Path(config.runtime_dir)), route=config.route,
                     worker=config.worker)
     pool = BackendPool(close_grace=config.drain_timeout)
-    handler = ProxyHandler(pool, target=config.target, access_log=config.access_log)
+    handler = ProxyHandler(pool, target=config.target, access_log=config.access_log,
+                           stats=CallStats(method_label=config.metrics_method_label))
     follower = _BusFollower(config, bus, pool, handler, stops)
     following = asyncio.create_task(follower.run(), name="bus")
     server: grpc.aio.Server | None = None

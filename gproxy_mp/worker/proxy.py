@@ -121,7 +121,7 @@ class ProxyHandler(_GenericRpcHandler):
             finally:
                 self.active_calls -= 1
                 seconds = time.perf_counter() - started
-                self.stats.record_call(outcome.backend, outcome.code, seconds)
+                self.stats.record_call(outcome.backend, outcome.code, seconds, method)
                 if self._access_log:
                     access_log.info("%s %s %s %.1fms", method, outcome.backend or "-",
                                     outcome.code, seconds * 1000,

@@ -18,24 +18,38 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 MAX_BACKENDS = 1000
 """Distinct backend label values kept per worker; endpoints churn, the label set must not grow
 without bound."""
+MAX_METHODS = 200
+"""Distinct method label values kept per worker when the method label is on (clients choose
+method names; the label set must stay bounded)."""
 OTHER_BACKEND = "other"
+OTHER_METHOD = "other"
 
 
 @dataclass(slots=True)
 class CallStats:
-    calls: dict[tuple[str, str], int] = field(default_factory=dict)  # (backend, code) → count
+    method_label: bool = False  # count per method too (opt-in: --metrics-method-label)
+    calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """(backend, code, method or "") → count"""
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     duration_sum: float = 0.0
     retries: dict[str, int] = field(default_factory=dict)  # reason → count
     _backends: set[str] = field(default_factory=set)
+    _methods: set[str] = field(default_factory=set)
 
-    def record_call(self, backend: str, code: str, seconds: float) -> None:
+    def record_call(self, backend: str, code: str, seconds: float, method: str = "") -> None:
         if backend not in self._backends:
             if len(self._backends) >= MAX_BACKENDS:
                 backend = OTHER_BACKEND
             else:
                 self._backends.add(backend)
-        key = (backend, code)
+        if not self.method_label:
+            method = ""
+        elif method not in self._methods:
+            if len(self._methods) >= MAX_METHODS:
+                method = OTHER_METHOD
+            else:
+                self._methods.add(method)
+        key = (backend, code, method)
         self.calls[key] = self.calls.get(key, 0) + 1
         self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.duration_sum += seconds
@@ -46,7 +60,8 @@ class CallStats:
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy: cumulative since the worker started."""
         return {
-            "calls": [[backend, code, count] for (backend, code), count in self.calls.items()],
+            "calls": [[backend, code, count, method]
+                      for (backend, code, method), count in self.calls.items()],
             "buckets": list(self.buckets),
             "duration_sum": self.duration_sum,
             "retries": dict(self.retries),

@@ -14,7 +14,14 @@ from gproxy_mp.supervisor.metrics import (
     call_families,
     render_families,
 )
-from gproxy_mp.worker.stats import LATENCY_BUCKETS, MAX_BACKENDS, OTHER_BACKEND, CallStats
+from gproxy_mp.worker.stats import (
+    LATENCY_BUCKETS,
+    MAX_BACKENDS,
+    MAX_METHODS,
+    OTHER_BACKEND,
+    OTHER_METHOD,
+    CallStats,
+)
 
 ROUTE = "127.0.0.1:5000"
 
@@ -32,7 +39,7 @@ def test_a_worker_counts_calls_by_backend_and_code_and_buckets_their_duration() 
     snapshot = stats_of(("10.0.0.1:1", "OK", 0.002), ("10.0.0.1:1", "OK", 0.2),
                         ("10.0.0.2:1", "UNAVAILABLE", 100.0))
     assert sorted(map(tuple, snapshot["calls"])) == [  # type: ignore[call-overload]
-        ("10.0.0.1:1", "OK", 2), ("10.0.0.2:1", "UNAVAILABLE", 1)]
+        ("10.0.0.1:1", "OK", 2, ""), ("10.0.0.2:1", "UNAVAILABLE", 1, "")]
     buckets = snapshot["buckets"]
     assert isinstance(buckets, list)
     assert buckets[LATENCY_BUCKETS.index(0.0025)] == 1
@@ -44,9 +51,9 @@ def test_backends_beyond_the_cardinality_bound_are_counted_as_other() -> None:
     stats = CallStats()
     for index in range(MAX_BACKENDS + 5):
         stats.record_call(f"10.0.{index // 256}.{index % 256}:1", "OK", 0.001)
-    backends = {backend for backend, _ in stats.calls}
+    backends = {backend for backend, _, _ in stats.calls}
     assert len(backends) == MAX_BACKENDS + 1
-    assert stats.calls[(OTHER_BACKEND, "OK")] == 5
+    assert stats.calls[(OTHER_BACKEND, "OK", "")] == 5
 
 
 def test_counts_of_live_workers_are_summed_per_route() -> None:
@@ -54,7 +61,7 @@ def test_counts_of_live_workers_are_summed_per_route() -> None:
     counters.report(ROUTE, 101, stats_of(("b:1", "OK", 0.001)), active=2)
     counters.report(ROUTE, 102, stats_of(("b:1", "OK", 0.001), ("b:1", "OK", 0.001)), active=1)
     counts, active = counters.totals()[ROUTE]
-    assert counts.calls == {("b:1", "OK"): 3}
+    assert counts.calls == {("b:1", "OK", ""): 3}
     assert active == 3
 
 
@@ -62,7 +69,7 @@ def test_a_newer_report_of_a_worker_replaces_its_older_one() -> None:
     counters = CallCounters()
     counters.report(ROUTE, 101, stats_of(("b:1", "OK", 0.001)), active=0)
     counters.report(ROUTE, 101, stats_of(("b:1", "OK", 0.001), ("b:1", "OK", 0.001)), active=0)
-    assert counters.totals()[ROUTE][0].calls == {("b:1", "OK"): 2}
+    assert counters.totals()[ROUTE][0].calls == {("b:1", "OK", ""): 2}
 
 
 def test_an_exited_workers_counts_are_kept_and_its_late_reports_ignored() -> None:
@@ -72,7 +79,7 @@ def test_an_exited_workers_counts_are_kept_and_its_late_reports_ignored() -> Non
     counters.report(ROUTE, 101, stats_of(), active=9)  # arrives after retirement: ignored
     counters.report(ROUTE, 202, stats_of(("b:1", "OK", 0.001)), active=1)  # the replacement
     counts, active = counters.totals()[ROUTE]
-    assert counts.calls == {("b:1", "OK"): 2}
+    assert counts.calls == {("b:1", "OK", ""): 2}
     assert active == 1
 
 
@@ -80,7 +87,7 @@ def test_malformed_parts_of_a_report_are_ignored() -> None:
     counts = RouteCounts.from_report({"calls": [["b:1", "OK", "x"], ["b:1", "OK", 3], "junk"],
                                       "buckets": [1, 2], "duration_sum": "no",
                                       "retries": {"unavailable": 2, "bad": "x"}})
-    assert counts.calls == {("b:1", "OK"): 3}
+    assert counts.calls == {("b:1", "OK", ""): 3}
     assert counts.buckets == [0] * (len(LATENCY_BUCKETS) + 1)
     assert counts.duration_sum == 0.0
     assert counts.retries == {"unavailable": 2}
@@ -113,3 +120,18 @@ def test_sample_values_are_rendered_in_the_text_format(value: float, text: str) 
 def test_label_values_are_escaped() -> None:
     family = Family("x", "gauge", "help", (Sample((("a", 'q"\\\n'),), 1),))
     assert render_families([family]).splitlines()[-1] == 'x{a="q\\"\\\\\\n"} 1'
+
+
+def test_the_method_label_is_opt_in_and_bounded() -> None:
+    plain = CallStats()
+    plain.record_call("b:1", "OK", 0.001, "/pkg.Svc/A")
+    assert plain.calls == {("b:1", "OK", ""): 1}
+    labelled = CallStats(method_label=True)
+    for index in range(MAX_METHODS + 3):
+        labelled.record_call("b:1", "OK", 0.001, f"/pkg.Svc/M{index}")
+    assert labelled.calls[("b:1", "OK", OTHER_METHOD)] == 3
+    counters = CallCounters()
+    counters.report(ROUTE, 1, labelled.snapshot(), active=0)
+    text = render_families(call_families(counters.totals()))
+    assert (f'gproxy_calls_total{{route="{ROUTE}",backend="b:1",code="OK",'
+            'method="/pkg.Svc/M0"} 1') in text.splitlines()
