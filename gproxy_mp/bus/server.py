@@ -105,8 +105,13 @@ class BusServer:
 
     def _on_status_frames(self, frames: list[bytes]) -> None:
         message = self._decode(frames)
-        if isinstance(message, schema.WorkerStatus):
+        if not isinstance(message, schema.WorkerStatus):
+            return
+        try:
             self._on_status(message)
+        except Exception:  # a report the supervisor cannot use must not end the bus
+            log.exception("dropping a status report of worker %s", message.worker)
+            self.dropped += 1
 
     def _decode(self, frames: list[bytes]) -> schema.Message | None:
         try:

@@ -47,13 +47,15 @@ class RouteCounts:
     def from_report(cls, stats: Mapping[str, Any]) -> RouteCounts:
         """Counts from a worker's `CallStats.snapshot()`; malformed parts are ignored."""
         counts = cls()
-        for entry in stats.get("calls") or []:
+        calls = stats.get("calls")
+        for entry in calls if isinstance(calls, list) else []:
             if isinstance(entry, list) and len(entry) in (3, 4) and isinstance(entry[2], int):
                 method = str(entry[3]) if len(entry) == 4 else ""
                 counts.calls[(str(entry[0]), str(entry[1]), method)] = entry[2]
         buckets = stats.get("buckets")
-        if isinstance(buckets, list) and len(buckets) == len(counts.buckets):
-            counts.buckets = [int(b) for b in buckets]
+        if (isinstance(buckets, list) and len(buckets) == len(counts.buckets)
+                and all(isinstance(b, int) for b in buckets)):
+            counts.buckets = list(buckets)
         duration = stats.get("duration_sum")
         if isinstance(duration, int | float):
             counts.duration_sum = float(duration)

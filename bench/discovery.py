@@ -1,0 +1,360 @@
+"""Discovery latency: from a DNS answer changing to calls reaching (or leaving) a backend.
+
+    .venv/bin/python -m bench.discovery [--changes 20] [--refresh 1s] [--smoke]
+
+Three real grpcio test backends listen on 127.0.0.2, .3 and .4, sharing one port; a real
+dnsmasq (`tests/dns/dnsmasq.py`) answers `backends.test` with two or three of them. The
+benchmark alternately adds the missing backend and removes the oldest one (rewriting the hosts
+file and sending SIGHUP; the change time is taken just before, and a direct query confirms
+dnsmasq serves the new answer), while 4 client threads, each on its own connection, send Whoami
+calls continuously and record which backend answered each. Per change it reports the seconds
+to the first call on an added backend and to the last call on a removed one (which stays up, so
+only discovery can move traffic away), and the calls that failed meanwhile.
+
+Configurations, one after another on the same peers:
+
+- gproxy-mp with 2 workers, `-p 127.0.0.1:P-dns://127.0.0.1:D/backends.test:B`, re-resolving
+  every `--refresh` (jittered by 10%): `--changes` changes, a random pause of up to one refresh
+  interval before each, so changes fall at every phase of the refresh timer.
+- the reference that runs here: grpc's own resolver in a Python client,
+  `dns://127.0.0.1:D/backends.test:B` with `round_robin`, one add then one remove, each watched
+  for `--reference-window`. It re-resolves only when a connection breaks, so expect "not within"
+  and "still answering" (grpc/grpc#12295).
+
+Prints a table and writes JSON to `bench/results/discovery-<timestamp>.json` (git-ignored).
+Needs dnsmasq (Debian: dnsmasq-base). Every process it starts runs in its own session and is
+stopped by its pid at the end; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import grpc
+
+from bench.discovery_load import Call, ChannelFactory, WhoamiLoad, open_plain
+from bench.discovery_stats import (
+    Change,
+    Kind,
+    answered_by,
+    describe,
+    failed_during,
+    format_table,
+    latency,
+    summarize,
+    summary_json,
+)
+from gproxy_mp.config import parse_duration
+from gproxy_mp.errors import ConfigError
+from tests.dns.backends import start_on_shared_port
+from tests.dns.dnsmasq import DnsServer, find_dnsmasq
+from tests.support.processes import REPO, Launcher, Proxy, free_port, proxy_args
+
+HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+"""The backends' addresses, also their names (Whoami answers the address)."""
+NAME = "backends.test"
+CONNECTIONS = 4
+"""Client threads, each with its own channel and so its own connection(s)."""
+CALL_INTERVAL = 0.002
+"""Seconds between the starts of two calls on one connection (at most): about 2,000 calls/s in
+all, a call on every backend every few ms, without starving the proxy of the box's CPU."""
+QUIET = 1.0
+"""Seconds a removed backend must answer nothing, while others answer, for its removal to count
+as done: hundreds of calls would have reached it in that time were it still picked."""
+QUIET_OTHERS = 100
+"""Calls answered by other backends during the quiet period: the load was really flowing."""
+START_TIMEOUT = 20.0
+"""Seconds the initial backends may take to answer their first calls."""
+REFRESH_JITTER = 0.1
+"""gproxy-mp jitters `--dns-refresh-rate` by this fraction."""
+WINDOW_SLACK = 3.0
+"""Seconds added to twice the longest refresh interval when waiting for a change."""
+SMOKE = {"changes": 2, "refresh": 0.5, "reference_window": 3.0}
+
+
+@dataclass(frozen=True)
+class Peers:
+    dns: DnsServer
+    port: int  # every backend's port
+
+    @property
+    def target(self) -> str:
+        return f"dns://127.0.0.1:{self.dns.port}/{NAME}:{self.port}"
+
+    def serve(self, hosts: list[str]) -> None:
+        """Make dnsmasq answer `hosts`; returns once a direct query shows them."""
+        self.dns.set_hosts([f"{host} {NAME}" for host in hosts])
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    target: str
+    refresh: float | None
+    origin: float
+    changes: list[Change]
+    calls: list[Call]
+
+
+@contextmanager
+def run_peers(directory: Path, *, dnsmasq: str) -> Iterator[Peers]:
+    dns = DnsServer(executable=dnsmasq, directory=directory)
+    launcher = Launcher(directory)
+    try:
+        dns.start()
+        port, _ = start_on_shared_port(launcher, {host: host for host in HOSTS})
+        yield Peers(dns, port)
+    finally:
+        launcher.close()
+        dns.close()
+
+
+def apply_change(active: list[str]) -> tuple[Kind, str, list[str]]:
+    """Add the missing backend to two, or remove the oldest of three."""
+    missing = [host for host in HOSTS if host not in active]
+    if missing:
+        return "add", missing[0], [*active, missing[0]]
+    return "remove", active[0], active[1:]
+
+
+def run_changes(
+    load: WhoamiLoad, peers: Peers, *, count: int, window: float, max_pause: float, seed: int
+) -> list[Change]:
+    rng = random.Random(seed)
+    active = list(HOSTS[:2])
+    for host in active:
+        if not load.wait_answer_from(host, since=0.0, timeout=START_TIMEOUT):
+            raise RuntimeError(f"{host} answered no call within {START_TIMEOUT}s")
+    changes: list[Change] = []
+    for index in range(count):
+        time.sleep(rng.uniform(0.0, max_pause))
+        kind, backend, active = apply_change(active)
+        at = time.monotonic()
+        peers.serve(active)
+        confirmed = time.monotonic()
+        if kind == "add":
+            settled = load.wait_answer_from(backend, since=at, timeout=window)
+        else:
+            settled = load.wait_quiet(
+                backend, quiet=QUIET, others=QUIET_OTHERS, timeout=window + QUIET
+            )
+        changes.append(
+            Change(index, kind, backend, at, confirmed, time.monotonic(), window, settled)
+        )
+    return changes
+
+
+def measure(
+    label: str,
+    open_channel: ChannelFactory,
+    peers: Peers,
+    *,
+    refresh: float | None,
+    count: int,
+    window: float,
+    max_pause: float,
+    seed: int,
+) -> Run:
+    budget = START_TIMEOUT + count * (max_pause + window + 2 * QUIET) + 10.0
+    origin = time.monotonic()
+    with WhoamiLoad(
+        open_channel, connections=CONNECTIONS, call_interval=CALL_INTERVAL, max_seconds=budget
+    ) as load:
+        changes = run_changes(
+            load, peers, count=count, window=window, max_pause=max_pause, seed=seed
+        )
+    return Run(label, peers.target, refresh, origin, changes, load.calls())
+
+
+def measure_proxy(peers: Peers, *, refresh: float, count: int, seed: int, directory: Path) -> Run:
+    peers.serve(list(HOSTS[:2]))
+    listen = f"127.0.0.1:{free_port()}"
+    args = [*proxy_args(f"{listen}-{peers.target}", workers=2), "--dns-refresh-rate", f"{refresh}"]
+    proxy = Proxy(*args, log_dir=directory)
+    try:
+        proxy.wait_serving(listen)
+        return measure(
+            f"gproxy-mp, 2 workers, --dns-refresh-rate {refresh:g}s",
+            open_plain(listen),
+            peers,
+            refresh=refresh,
+            count=count,
+            window=2 * (1 + REFRESH_JITTER) * refresh + WINDOW_SLACK,
+            max_pause=refresh,
+            seed=seed,
+        )
+    finally:
+        proxy.stop()
+
+
+def measure_grpc_resolver(peers: Peers, *, window: float, seed: int) -> Run:
+    peers.serve(list(HOSTS[:2]))
+    options = (("grpc.lb_policy_name", "round_robin"),)
+    return measure(
+        "grpc dns resolver (Python client, round_robin)",
+        open_plain(peers.target, options=options),
+        peers,
+        refresh=None,
+        count=2,
+        window=window,
+        max_pause=0.0,
+        seed=seed,
+    )
+
+
+def report(run: Run) -> dict[str, object]:
+    def change(c: Change) -> dict[str, object]:
+        value = latency(c, run.calls)
+        return {
+            "index": c.index,
+            "kind": c.kind,
+            "backend": c.backend,
+            "at_s": round(c.at - run.origin, 4),
+            "dns_confirmed_after_s": round(c.confirmed - c.at, 4),
+            "latency_s": None if value is None else round(value, 4),
+            "settled": c.settled,
+            "window_s": c.window,
+            "failed_calls": failed_during(c, run.calls),
+            "backend_calls_in_last_second": answered_by(
+                c.backend, run.calls, start=c.until - 1.0, end=c.until
+            ),
+        }
+
+    return {
+        "label": run.label,
+        "target": run.target,
+        "refresh_s": run.refresh,
+        "calls": len(run.calls),
+        "failed_calls": sum(1 for c in run.calls if c.backend is None),
+        "answers": dict(sorted(Counter(c.backend for c in run.calls if c.backend).items())),
+        "failed_calls_during_changes": sum(failed_during(c, run.calls) for c in run.changes),
+        "first_call_on_added": summary_json(summarize("add", run.changes, run.calls)),
+        "last_call_on_removed": summary_json(summarize("remove", run.changes, run.calls)),
+        "changes": [change(c) for c in run.changes],
+    }
+
+
+def table(runs: list[Run]) -> str:
+    rows = [
+        [
+            "configuration",
+            "changes",
+            "to first call on added, s (median / max)",
+            "to last call on removed, s (median / max)",
+            "failed calls",
+            "calls",
+        ]
+    ]
+    for run in runs:
+        added = summarize("add", run.changes, run.calls)
+        removed = summarize("remove", run.changes, run.calls)
+        failed = sum(failed_during(c, run.calls) for c in run.changes)
+        rows.append(
+            [
+                run.label,
+                str(len(run.changes)),
+                describe(added, removed=False),
+                describe(removed, removed=True),
+                str(failed),
+                str(len(run.calls)),
+            ]
+        )
+    return format_table(rows)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.discovery", description=__doc__)
+    parser.add_argument("--changes", type=int, default=20, help="DNS changes (default 20)")
+    parser.add_argument("--refresh", default="1s", help="--dns-refresh-rate (default 1s)")
+    parser.add_argument(
+        "--reference-window", default="15s", help="how long to watch grpc's resolver per change"
+    )
+    parser.add_argument("--no-reference", action="store_true", help="skip grpc's resolver")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the pauses")
+    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--smoke", action="store_true", help="2 changes, refresh 0.5s, < 60 s")
+    args = parser.parse_args(argv)
+    try:
+        args.refresh = parse_duration(args.refresh)
+        args.reference_window = parse_duration(args.reference_window)
+    except ConfigError as error:
+        parser.error(str(error))
+    if args.smoke:
+        vars(args).update(SMOKE)
+    if args.changes < 1 or args.refresh <= 0:
+        parser.error("--changes must be at least 1 and --refresh positive")
+    if args.seed is None:
+        args.seed = random.randrange(2**32)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    dnsmasq = find_dnsmasq()
+    if dnsmasq is None:
+        print("error: dnsmasq not installed (Debian: dnsmasq-base)", file=sys.stderr)
+        return 2
+    started = time.strftime("%Y%m%dT%H%M%S")
+    directory = Path(tempfile.mkdtemp(prefix="gproxy-discovery-"))
+    try:
+        with run_peers(directory, dnsmasq=dnsmasq) as peers:
+            runs = [
+                measure_proxy(
+                    peers,
+                    refresh=args.refresh,
+                    count=args.changes,
+                    seed=args.seed,
+                    directory=directory,
+                )
+            ]
+            if not args.no_reference:
+                runs.append(measure_grpc_resolver(peers, window=args.reference_window, seed=0))
+    except BaseException:
+        print(f"logs kept in {directory}", file=sys.stderr)
+        raise
+    shutil.rmtree(directory)
+    print(table(runs))
+    result = {
+        "benchmark": "discovery",
+        "started": started,
+        "settings": {
+            "changes": args.changes,
+            "refresh_s": args.refresh,
+            "reference_window_s": args.reference_window,
+            "connections": CONNECTIONS,
+            "call_interval_s": CALL_INTERVAL,
+            "quiet_s": QUIET,
+            "hosts": list(HOSTS),
+            "seed": args.seed,
+            "smoke": args.smoke,
+        },
+        "environment": {
+            "python": sys.version.split()[0],
+            "grpcio": grpc.__version__,
+            "gproxy_mp": version("gproxy-mp"),
+            "cpus": os.cpu_count(),
+        },
+        "runs": [report(run) for run in runs],
+    }
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    path = args.results_dir / f"discovery-{started}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

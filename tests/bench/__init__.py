@@ -1,0 +1,1 @@
+"""Benchmark smoke tests: each benchmark runs once, briefly, as the real command."""
