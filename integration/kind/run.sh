@@ -2,6 +2,7 @@
 # The kind suite: gproxy-mp's image and deploy/base in a real Kubernetes cluster.
 #
 #   integration/kind/run.sh [PYTEST-ARGS...]
+#   integration/kind/run.sh --dry-run [--kind-config PATH] [--workflow PATH]
 #
 # Needs a Docker engine, kind (v0.33.0: `go install sigs.k8s.io/kind@v0.33.0`), kubectl, and the
 # repository's .venv (`make install`). Not part of `make test` or CI: there is no Docker engine
@@ -9,6 +10,11 @@
 # integration/kind/manifests (deploy/base + backends), wait for the rollouts, run
 # integration/kind with pytest. On exit, whatever happened: objects, pod logs and `kind export
 # logs` go to $ARTIFACTS, and the cluster is deleted (GPROXY_KIND_KEEP=1 keeps it).
+#
+# --dry-run needs no Docker, kind or kubectl, creates nothing and runs in seconds: shellcheck
+# of this directory's scripts (skipped, with a hint, where shellcheck is not installed), the
+# kind config, the manifests' and .github/workflows/kind.yml's YAML, and `pytest
+# --collect-only` of the suite (integration/kind/dry_run.py). tests/deploy runs it in CI.
 #
 # Environment:
 #   GPROXY_KIND_CLUSTER     cluster name                        (gproxy-e2e)
@@ -38,6 +44,13 @@ die() {
   echo "run.sh: $*" >&2
   exit 2
 }
+
+if [ "${1:-}" = "--dry-run" ]; then
+  shift
+  [ -x "$PYTHON" ] || die "$PYTHON not found: run 'make install' first, or set PYTHON"
+  cd "$REPO"
+  exec "$PYTHON" -m integration.kind.dry_run "$@"
+fi
 
 for tool in docker kind kubectl; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool not found"

@@ -130,6 +130,7 @@ def container_settings(container: Object) -> Settings:
         with command.make_context("gproxy-mp", list(container.get("args", []))) as ctx:
             params = dict(ctx.params)
     params["log_level"] = params["log_level"].lower()
+    params.pop("check", None)  # a mode of the command, not a setting
     return build_settings(**params)
 
 

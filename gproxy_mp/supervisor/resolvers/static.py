@@ -11,6 +11,6 @@ from gproxy_mp.supervisor.resolvers.health import ResolverHealth
 
 async def watch_static(target: StaticTarget, *,
                        health: ResolverHealth | None = None) -> AsyncIterator[EndpointSet]:
-    if health is not None:
-        health.succeeded(listed="command line")
+    if health is not None:  # no source to hear from again: no staleness to report
+        health.source = {"listed": "command line"}
     yield target.endpoints
