@@ -1,0 +1,139 @@
+"""A real gRPC client, run as its own process: path checks and the server-streaming load.
+
+    python -m bench.client check ADDRESS [--wait SECONDS]
+    python -m bench.client stream ADDRESS --calls N [--channels 4] [--per-channel 2]
+
+``check`` calls every workload once through ADDRESS with grpcio and prints one JSON object,
+``{workload: "ok" | "<what went wrong>"}``: status OK and exactly the expected messages, in
+order. The first call is retried on UNAVAILABLE for up to ``--wait`` seconds (a proxy that is
+still starting). h2load counts any HTTP 200 as success, so no configuration is reported unless
+this passed.
+
+``stream`` runs N server-streaming calls (1,000 messages each) over ``--channels`` channels
+with ``--per-channel`` calls in flight on each, checks every call (status OK, message count),
+and prints ``{"calls", "failed", "seconds", "cpu_seconds", "latencies_us"}``; ``cpu_seconds``
+is this process's CPU time during the calls only (interpreter start-up excluded).
+
+It runs apart from the harness so that gRPC objects live only in the process that uses them,
+and so that its CPU time is its own. Every call has a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+import grpc
+from grpc import aio
+
+from bench.workloads import WORKLOADS, Workload
+
+CALL_TIMEOUT = 30.0
+"""Seconds a single call may take before it counts as failed (a 1,000-message stream
+through a slow proxy on a loaded 2-core box takes well under a second)."""
+RETRY_INTERVAL = 0.2
+"""Seconds between readiness attempts of the first check."""
+
+
+def check_workload(channel: grpc.Channel, workload: Workload) -> str:
+    if workload.streaming:
+        call = channel.unary_stream(workload.method, None, None)
+        stream = call(workload.request, timeout=CALL_TIMEOUT)
+        messages = tuple(stream)
+        code = stream.code()
+    else:
+        reply, outcome = channel.unary_unary(workload.method, None, None).with_call(
+            workload.request, timeout=CALL_TIMEOUT)
+        messages, code = (reply,), outcome.code()
+    if code != grpc.StatusCode.OK:
+        return f"status {code.name}"
+    if messages != workload.responses:
+        return f"{len(messages)} messages, not the {len(workload.responses)} expected ones"
+    return "ok"
+
+
+def run_checks(address: str, *, wait: float) -> dict[str, str]:
+    results: dict[str, str] = {}
+    deadline = time.monotonic() + wait
+    with grpc.insecure_channel(address) as channel:
+        for workload in WORKLOADS:
+            while True:
+                try:
+                    results[workload.name] = check_workload(channel, workload)
+                    break
+                except grpc.RpcError as error:
+                    code = error.code()
+                    if code == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline:
+                        time.sleep(RETRY_INTERVAL)
+                        continue
+                    results[workload.name] = f"status {code.name}: {error.details()}"
+                    break
+    return results
+
+
+async def stream_calls(address: str, *, calls: int, channels: int,
+                       per_channel: int) -> dict[str, object]:
+    workload = next(w for w in WORKLOADS if w.streaming)
+    expected = len(workload.responses)
+    latencies: list[float] = []
+    failed = 0
+    remaining = calls
+
+    async def caller(channel: aio.Channel) -> None:
+        nonlocal remaining, failed
+        method = channel.unary_stream(workload.method, None, None)
+        while remaining > 0:
+            remaining -= 1
+            started = time.perf_counter()
+            call = method(workload.request, timeout=CALL_TIMEOUT)
+            count = 0
+            try:
+                while isinstance(await call.read(), bytes):  # not grpc.aio.EOF
+                    count += 1
+                ok = await call.code() == grpc.StatusCode.OK and count == expected
+            except grpc.RpcError:
+                ok = False
+            if ok:
+                latencies.append((time.perf_counter() - started) * 1e6)
+            else:
+                failed += 1
+
+    opened = [aio.insecure_channel(address) for _ in range(channels)]
+    try:
+        for channel in opened:
+            await asyncio.wait_for(channel.channel_ready(), CALL_TIMEOUT)
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(caller(channel) for channel in opened
+                               for _ in range(per_channel)))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        for channel in opened:
+            await channel.close(None)
+    return {"calls": calls, "failed": failed, "seconds": wall, "cpu_seconds": cpu,
+            "latencies_us": latencies}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.client")
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check")
+    check.add_argument("address")
+    check.add_argument("--wait", type=float, default=30.0)
+    stream = commands.add_parser("stream")
+    stream.add_argument("address")
+    stream.add_argument("--calls", type=int, required=True)
+    stream.add_argument("--channels", type=int, default=4)
+    stream.add_argument("--per-channel", type=int, default=2)
+    args = parser.parse_args()
+    if args.command == "check":
+        print(json.dumps(run_checks(args.address, wait=args.wait)))
+    else:
+        print(json.dumps(asyncio.run(stream_calls(
+            args.address, calls=args.calls, channels=args.channels,
+            per_channel=args.per_channel))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Load generators: h2load for unary calls, the grpcio client for server streaming.
+
+Each run is bounded in count (``calls``) and time (a subprocess timeout) and returns a ``Run``:
+calls, wall seconds, the load generator's own CPU seconds, and per-call latencies.
+
+h2load (C, a few µs of CPU per call) sends the framed request body as a POST with the gRPC
+headers; its ``--log-file`` gives one line per call (start µs, HTTP status, duration µs), from
+which the percentiles come (h2load prints none). h2load counts any HTTP 200 as success whatever
+the grpc-status, so a run is accepted only if every call succeeded *and* at least
+``calls x response size`` body bytes came back: a proxy answering Trailers-Only errors sends no
+body and fails this. Its CPU is read with ``getrusage(RUSAGE_CHILDREN)`` around the run (the
+harness reaps no other child meanwhile).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import resource
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.workloads import Workload
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONNECTIONS, STREAMS = 8, 16
+"""h2load concurrency under load: 8 connections x 16 calls in flight on each."""
+MIN_RATE = 50.0
+"""Calls/s below which a run is cut off by its timeout (plus a 60 s margin)."""
+STREAM_MIN_RATE = 2.0
+"""Streaming calls (1,000 messages) per second below which a run is cut off (plus 60 s)."""
+
+
+class LoadError(RuntimeError):
+    """A run did not complete every call successfully."""
+
+
+@dataclass(frozen=True)
+class Run:
+    calls: int
+    seconds: float
+    loadgen_cpu: float
+    latencies_us: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.seconds
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def h2load(address: str, workload: Workload, *, body: Path, calls: int, log: Path,
+           one_at_a_time: bool = False) -> Run:
+    connections, streams = (1, 1) if one_at_a_time else (CONNECTIONS, STREAMS)
+    argv = ["h2load", "-n", str(calls), "-c", str(connections), "-m", str(streams), "-t", "1",
+            "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", str(body),
+            "--log-file", str(log), f"http://{address}{workload.method}"]
+    log.unlink(missing_ok=True)  # h2load appends to an existing log
+    cpu = _children_cpu()
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, check=True,
+                             timeout=60 + calls / MIN_RATE).stdout
+    except subprocess.CalledProcessError as error:
+        raise LoadError(f"h2load exited {error.returncode}: {error.stderr[-500:]}") from error
+    except subprocess.TimeoutExpired as error:
+        raise LoadError(f"h2load took longer than {error.timeout:.0f} s") from error
+    cpu = _children_cpu() - cpu
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
+    finished = re.search(r"finished in ([\d.]+)(\w+),", out)
+    data = re.search(r"\((\d+)\) data", out)
+    if not done or not finished or not data or int(done.group(2)) != calls:
+        raise LoadError(f"not every call succeeded through {address}:\n{out[-1500:]}")
+    expected = calls * len(workload.response_body)
+    if int(data.group(1)) < expected:
+        raise LoadError(f"{data.group(1)} body bytes came back, {expected} expected "
+                        f"(gRPC errors answered with HTTP 200?)")
+    seconds = float(finished.group(1)) * {"s": 1.0, "ms": 1e-3, "us": 1e-6}[finished.group(2)]
+    latencies = [float(line.split("\t")[2]) for line in log.read_text().splitlines() if line]
+    if len(latencies) != calls:
+        raise LoadError(f"h2load logged {len(latencies)} calls, not {calls}")
+    return Run(calls=calls, seconds=seconds, loadgen_cpu=cpu, latencies_us=latencies)
+
+
+def stream(address: str, *, calls: int, one_at_a_time: bool = False) -> Run:
+    """Server-streaming calls with the grpcio client (4 channels x 2 in flight, or 1 x 1)."""
+    channels, per_channel = (1, 1) if one_at_a_time else (4, 2)
+    argv = [sys.executable, "-m", "bench.client", "stream", address, "--calls", str(calls),
+            "--channels", str(channels), "--per-channel", str(per_channel)]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT,
+                             timeout=60 + calls / STREAM_MIN_RATE).stdout
+    except subprocess.CalledProcessError as error:
+        raise LoadError(f"stream client exited {error.returncode}: "
+                        f"{error.stderr[-500:]}") from error
+    except subprocess.TimeoutExpired as error:
+        raise LoadError(f"stream client took longer than {error.timeout:.0f} s") from error
+    result = json.loads(out)
+    if result["failed"]:
+        raise LoadError(f"{result['failed']} of {calls} streaming calls failed via {address}")
+    return Run(calls=calls, seconds=result["seconds"], loadgen_cpu=result["cpu_seconds"],
+               latencies_us=result["latencies_us"])

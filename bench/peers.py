@@ -1,0 +1,211 @@
+"""The processes a benchmark runs: backends and proxies as groups, their CPU time, their end.
+
+A ``Group`` is the set of processes this harness started for one role (both nginx backends;
+one proxy), each in its own session. Its CPU time is the utime+stime of every root process and
+all their live descendants (gproxy-mp's supervisor and its workers, nginx's master and its
+workers), read from ``/proc/PID/stat``; a process's figure already covers all its threads.
+Stopping sends SIGTERM to the sessions of the processes started here (by their pid, which is
+also their process-group id), then SIGKILL after a timeout. Nothing else is ever signalled.
+
+``start_peers`` lays out and starts the backends and every configuration in front of them
+(config texts in ``bench.configs``); each gets a free loopback port.
+
+``ensure_tools`` installs missing Debian packages with apt-get when it can (root, apt-get
+present), the way CI installs system packages.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import configs
+
+PROC = Path("/proc")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+STOP_TIMEOUT = 15.0
+"""Seconds a group gets after SIGTERM before SIGKILL (gproxy-mp drains with -d 0s)."""
+
+PACKAGES = {"nginx": "nginx-light", "haproxy": "haproxy", "h2load": "nghttp2-client"}
+"""Debian package of each tool the harness runs."""
+
+
+class ToolsMissingError(RuntimeError):
+    """A needed tool is missing and cannot be installed here."""
+
+
+def ensure_tools(tools: list[str]) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise ToolsMissingError(
+            f"missing {', '.join(missing)}; install Debian packages "
+            f"{' '.join(PACKAGES[tool] for tool in missing)} (needs root and apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=300)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                    *(PACKAGES[tool] for tool in missing)],
+                   check=True, env=env, timeout=600, stdout=subprocess.DEVNULL)
+    still = [tool for tool in tools if shutil.which(tool) is None]
+    if still:
+        raise ToolsMissingError(f"apt-get did not provide {', '.join(still)}")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm may hold spaces and parentheses: the fields start after the last ')'.
+    return text[text.rindex(")") + 2:].split()
+
+
+def descendants(root: int) -> list[int]:
+    """``root`` and every live process below it."""
+    parents: dict[int, list[int]] = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None and fields[0] not in ("Z", "X"):
+                parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (all threads), in seconds; vanished ones count 0."""
+    ticks = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is not None:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent not idle, summed over cores (/proc/stat)."""
+    values = [int(v) for v in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+@dataclass
+class Group:
+    """Processes started for one role; ``address`` is where clients connect (if anywhere)."""
+
+    name: str
+    address: str = ""
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self, argv: list[str], *, log: Path) -> None:
+        with log.open("ab") as sink:
+            self.processes.append(subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                start_new_session=True))
+        self.logs.append(log)
+
+    def pids(self) -> list[int]:
+        return [pid for process in self.processes for pid in descendants(process.pid)]
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pids())
+
+    def exited(self) -> str | None:
+        """A line naming a root process that has exited, with its log's tail, else None."""
+        for process, log in zip(self.processes, self.logs, strict=True):
+            if process.poll() is not None:
+                tail = log.read_text(errors="replace")[-2000:]
+                return f"{self.name}: exited with {process.returncode}\n{tail}"
+        return None
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=STOP_TIMEOUT)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A configuration: where it is reached, and the process group billed as its proxy."""
+
+    name: str
+    address: str
+    proxy: Group | None
+
+
+def start_peers(work: Path, names: list[str], *,
+                backend_count: int) -> tuple[Group, list[Config]]:
+    """nginx backends (one group), then each named configuration in front of all of them.
+
+    If any start fails, whatever was already started is stopped before the error propagates.
+    """
+    backends = Group("backends")
+    found: list[Config] = []
+    try:
+        addresses = []
+        for index in range(backend_count):
+            directory = work / f"backend{index}"
+            (directory / "body").mkdir(parents=True)
+            port = free_port()
+            conf = directory / "nginx.conf"
+            conf.write_text(configs.nginx_backend(directory=directory, www=work / "www",
+                                                  port=port))
+            backends.start(["nginx", "-c", str(conf), "-p", str(directory)],
+                           log=directory / "out")
+            addresses.append(f"127.0.0.1:{port}")
+        for name in names:
+            found.append(start_config(work, name, addresses))
+    except BaseException:
+        for group in (backends, *(c.proxy for c in found if c.proxy)):
+            group.stop()
+        raise
+    return backends, found
+
+
+def start_config(work: Path, name: str, backends: list[str]) -> Config:
+    if name == "direct":
+        return Config(name, backends[0], None)
+    port, group, log = free_port(), Group(name), work / f"{name}.out"
+    if name.startswith("gproxy-w"):
+        group.start(configs.gproxy_argv(sys.executable, port=port, backends=backends,
+                                        workers=int(name.removeprefix("gproxy-w"))), log=log)
+    elif name == "nginx":
+        directory = work / "nginx-proxy"
+        (directory / "body").mkdir(parents=True)
+        conf = directory / "nginx.conf"
+        conf.write_text(configs.nginx_proxy(directory=directory, port=port, backends=backends))
+        group.start(["nginx", "-c", str(conf), "-p", str(directory)], log=log)
+    elif name == "haproxy":
+        conf = work / "haproxy.cfg"
+        conf.write_text(configs.haproxy(port=port, backends=backends))
+        group.start(["haproxy", "-f", str(conf), "-db"], log=log)
+    else:
+        raise ValueError(f"unknown configuration {name!r}")
+    return Config(name, f"127.0.0.1:{port}", group)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

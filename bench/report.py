@@ -1,0 +1,130 @@
+"""Results: one ``Sample`` per (workload, configuration, round); medians, tables, JSON.
+
+Pure functions of the samples, except ``write_json``. A sample holds the load run's calls/s,
+CPU µs per call of each process group (load generator, backends, proxy, and ``other``: what
+the rest of the machine burned meanwhile, a noise gauge on a shared box), the latency
+percentiles under load, and those of the one-at-a-time run that followed it.
+
+Ratios: calls/s against ``direct`` and against ``nginx``, and proxy CPU per call against
+``nginx`` (the reference proxy that sits in the same place in the path).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+GROUPS = ("loadgen", "backends", "proxy", "other")
+"""CPU columns, in print order."""
+DIRECT, NGINX = "direct", "nginx"
+
+
+@dataclass(frozen=True)
+class Sample:
+    workload: str
+    config: str
+    round: int
+    calls: int
+    seconds: float
+    rate: float
+    cpu_us: dict[str, float]
+    """CPU µs per call by group (see GROUPS)."""
+    load_p50: float
+    load_p99: float
+    single_p50: float
+    single_p99: float
+
+
+@dataclass(frozen=True)
+class Spread:
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread:
+        return cls(statistics.median(values), min(values), max(values))
+
+
+@dataclass(frozen=True)
+class Summary:
+    rate: Spread
+    cpu_us: dict[str, Spread]
+    load_p50: float
+    load_p99: float
+    single_p50: float
+    single_p99: float
+    rounds: int
+
+
+def summarize(samples: list[Sample]) -> dict[str, dict[str, Summary]]:
+    """``{workload: {config: Summary}}``: medians over rounds, in first-seen order."""
+    grouped: dict[str, dict[str, list[Sample]]] = {}
+    for sample in samples:
+        grouped.setdefault(sample.workload, {}).setdefault(sample.config, []).append(sample)
+    return {
+        workload: {
+            config: Summary(
+                rate=Spread.of([s.rate for s in runs]),
+                cpu_us={g: Spread.of([s.cpu_us[g] for s in runs]) for g in GROUPS},
+                load_p50=statistics.median(s.load_p50 for s in runs),
+                load_p99=statistics.median(s.load_p99 for s in runs),
+                single_p50=statistics.median(s.single_p50 for s in runs),
+                single_p99=statistics.median(s.single_p99 for s in runs),
+                rounds=len(runs))
+            for config, runs in configs.items()}
+        for workload, configs in grouped.items()}
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _spread(spread: Spread) -> str:
+    return f"{_num(spread.median)} ({_num(spread.low)}-{_num(spread.high)})"
+
+
+def _ratio(value: float, reference: float | None) -> str:
+    return "-" if not reference else f"{value / reference:.3f}"
+
+
+HEADER = ("configuration", "calls/s (min-max)", "proxy CPU µs/call (min-max)",
+          "1-at-a-time p50/p99 µs", "load p50/p99 µs", "CPU µs/call gen/backends/proxy/other",
+          "calls/s ÷direct", "calls/s ÷nginx", "proxy CPU ÷nginx")
+
+
+def table(summaries: dict[str, Summary], *, has_proxy: dict[str, bool]) -> list[str]:
+    """Aligned text rows, header first, one row per configuration."""
+    direct, nginx = summaries.get(DIRECT), summaries.get(NGINX)
+    rows = [HEADER]
+    for config, s in summaries.items():
+        cpu = s.cpu_us["proxy"]
+        rows.append((
+            config, _spread(s.rate), _spread(cpu) if has_proxy[config] else "-",
+            f"{_num(s.single_p50)} / {_num(s.single_p99)}",
+            f"{_num(s.load_p50)} / {_num(s.load_p99)}",
+            " / ".join(_num(s.cpu_us[g].median) for g in GROUPS),
+            _ratio(s.rate.median, direct.rate.median if direct else None),
+            _ratio(s.rate.median, nginx.rate.median if nginx else None),
+            _ratio(cpu.median, nginx.cpu_us["proxy"].median if nginx and has_proxy[config]
+                   else None)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    return ["  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
+                      for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
+            for row in rows]
+
+
+def write_json(path: Path, *, meta: dict[str, Any], checks: dict[str, dict[str, str]],
+               samples: list[Sample], summaries: dict[str, dict[str, Summary]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "meta": meta,
+        "checks": checks,
+        "summary": {w: {c: asdict(s) for c, s in configs.items()}
+                    for w, configs in summaries.items()},
+        "samples": [asdict(sample) for sample in samples],
+    }
+    path.write_text(json.dumps(document, indent=1) + "\n")

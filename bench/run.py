@@ -1,0 +1,224 @@
+"""gproxy-mp against direct calls, nginx grpc_pass and HAProxy, interleaved in one run.
+
+    .venv/bin/python -m bench.run [--rounds 3] [--calls 20000] [--configs ...] [--smoke]
+
+Starts two fixed-response nginx h2c backends and, in front of the same backends, gproxy-mp with
+1 and with 2 workers, nginx ``grpc_pass`` (2 workers, ``reuseport``) and HAProxy (h2 both
+sides, round robin). Checks every path once with a real gRPC client and refuses to measure one
+that fails; then, round after round, runs each workload through each configuration, rotating
+the order every round. Prints one table per workload (medians over rounds, min-max), writes
+``bench/results/<timestamp>.json`` and ``.png``, and copies the chart to ``docs/bench.png``
+when the run was complete (every configuration and workload, >= 3 rounds, no failure).
+Exit 0 when every configuration passed its checks and every run, 1 otherwise, 3 when
+nginx/h2load/haproxy are missing and cannot be installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: bench/run.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import chart, load, report
+from bench.measure import Plan, measure, run_once
+from bench.peers import Config, ToolsMissingError, ensure_tools, start_peers
+from bench.workloads import BY_NAME, WORKLOADS, write_backend_files, write_request_files
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ("direct", "gproxy-w1", "gproxy-w2", "nginx", "haproxy")
+SMOKE_CONFIGS = ("direct", "gproxy-w1")
+CHECK_WAIT = 30.0
+"""Seconds a configuration may take to start answering its first check call."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
+    parser.add_argument("--calls", type=int, default=20_000, help="unary calls per load run")
+    parser.add_argument("--single-calls", type=int, help="one-at-a-time unary calls "
+                        "(default: min(calls, 2000))")
+    parser.add_argument("--stream-calls", type=int, help="streaming calls per load run "
+                        "(default: calls / 100, at least 4)")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset")
+    parser.add_argument("--workloads", default=",".join(BY_NAME), help="comma-separated subset")
+    parser.add_argument("--backends", type=int, default=2, help="nginx backends (2)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--smoke", action="store_true", help="CI check of the harness: "
+                        "tiny counts, 1 round, direct and gproxy-w1 only")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rounds, args.calls, args.single_calls, args.stream_calls = 1, 300, 50, 4
+        args.configs = ",".join(SMOKE_CONFIGS)
+    args.configs = args.configs.split(",")
+    args.workloads = args.workloads.split(",")
+    for name in args.configs:
+        if name not in CONFIGS:
+            parser.error(f"unknown configuration {name!r}; known: {', '.join(CONFIGS)}")
+    for name in args.workloads:
+        if name not in BY_NAME:
+            parser.error(f"unknown workload {name!r}; known: {', '.join(BY_NAME)}")
+    return args
+
+
+def plans(args: argparse.Namespace) -> dict[str, Plan]:
+    stream_calls = args.stream_calls or max(4, args.calls // 100)
+    return {w.name: Plan(calls=stream_calls, single_calls=max(2, stream_calls // 5))
+            if w.streaming else
+            Plan(calls=args.calls, single_calls=args.single_calls or min(args.calls, 2000))
+            for w in WORKLOADS}
+
+
+def check(config: Config) -> dict[str, str]:
+    """Every workload once through the path with grpcio: ``{workload: "ok" | reason}``."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.client", "check", config.address,
+         "--wait", str(CHECK_WAIT)], check=False, capture_output=True, text=True, cwd=ROOT,
+        timeout=CHECK_WAIT + 60)
+    exited = config.proxy.exited() if config.proxy else None
+    if out.returncode != 0 or exited:
+        reason = exited or f"check client exited {out.returncode}: {out.stderr[-300:]}"
+        return {w.name: reason for w in WORKLOADS}
+    results: dict[str, str] = json.loads(out.stdout)
+    return results
+
+
+def versions() -> dict[str, str]:
+    def first_line(argv: list[str]) -> str:
+        if shutil.which(argv[0]) is None:
+            return "missing"
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+        return (done.stdout or done.stderr).strip().splitlines()[0]
+
+    return {"nginx": first_line(["nginx", "-v"]), "haproxy": first_line(["haproxy", "-v"]),
+            "h2load": first_line(["h2load", "--version"]), "python": platform.python_version(),
+            "grpcio": importlib.metadata.version("grpcio"),
+            "gproxy-mp": importlib.metadata.version("gproxy-mp"),
+            "kernel": platform.release(), "cpus": str(os.cpu_count()),
+            "git": first_line(["git", "-C", str(ROOT), "describe", "--always", "--dirty"])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # SIGTERM (a test's timeout) unwinds like Ctrl-C, so the finally below stops every peer:
+    # they run in sessions of their own and would not get a signal sent to this one's group.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        ensure_tools(["nginx", "h2load", *(["haproxy"] if "haproxy" in args.configs else [])])
+    except ToolsMissingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    meta: dict[str, object] = {"started": stamp, "args": settings, "versions": versions(),
+                               "loadavg_before": _loadavg()}
+    workloads = [BY_NAME[name] for name in args.workloads]
+    plan = plans(args)
+    samples: list[report.Sample] = []
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="gproxy-bench-") as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)  # nginx workers run as an unprivileged user when started by root
+        write_backend_files(work / "www")
+        bodies = write_request_files(work)
+        backends, found = start_peers(work, args.configs, backend_count=args.backends)
+        groups = [backends, *(c.proxy for c in found if c.proxy)]
+        try:
+            checks = {c.name: check(c) for c in found}
+            for name, results in checks.items():
+                failures += [f"{name} / {w}: check failed: {why}"
+                             for w, why in results.items() if why != "ok"]
+            live = {w.name: [c for c in found if checks[c.name][w.name] == "ok"]
+                    for w in workloads}
+            for workload in workloads:  # warm-up: connections to the backends, caches
+                warm = Plan(calls=min(1000, plan[workload.name].calls), single_calls=1)
+                for config in list(live[workload.name]):
+                    try:
+                        run_once(config, workload, warm, body=bodies[workload.name],
+                                 log=work / "h2load.log")
+                    except load.LoadError as error:
+                        failures.append(f"{config.name} / {workload.name}: warm-up: {error}")
+                        live[workload.name].remove(config)
+            for round_ in range(args.rounds):
+                for workload in workloads:
+                    order = live[workload.name]
+                    shift = round_ % max(1, len(order))
+                    for config in order[shift:] + order[:shift]:
+                        try:
+                            samples.append(measure(
+                                config, workload, plan[workload.name], backends=backends,
+                                body=bodies[workload.name], log=work / "h2load.log",
+                                round_=round_))
+                        except load.LoadError as error:
+                            failures.append(f"{config.name} / {workload.name}: {error}")
+                            live[workload.name] = [c for c in order if c is not config]
+                        print(f"round {round_ + 1}/{args.rounds} {workload.name:12} "
+                              f"{config.name:10} done", file=sys.stderr, flush=True)
+        finally:
+            for group in groups:
+                group.stop()
+    meta["loadavg_after"] = _loadavg()
+    failed = {tuple(line.split(": ", 1)[0].split(" / ")) for line in failures}
+    samples = [s for s in samples if (s.config, s.workload) not in failed]
+    return finish(args, stamp=stamp, meta=meta, checks=checks, samples=samples,
+                  failures=failures, plan=plan)
+
+
+def _loadavg() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def finish(args: argparse.Namespace, *, stamp: str, meta: dict[str, object],
+           checks: dict[str, dict[str, str]], samples: list[report.Sample],
+           failures: list[str], plan: dict[str, Plan]) -> int:
+    summaries = report.summarize(samples)
+    has_proxy = {name: name != "direct" for name in CONFIGS}
+    print(f"\ngproxy-mp benchmark {stamp}: {args.rounds} interleaved round(s), "
+          f"{args.backends} nginx backends; medians over rounds (min-max); load average "
+          f"{meta['loadavg_before']} before, {meta['loadavg_after']} after. CPU per call is the "
+          f"figure to trust on a shared box; calls/s swings with whatever else runs.")
+    for workload, configs_ in summaries.items():
+        counts = plan[workload]
+        how = ("grpcio client, 4 channels x 2 in flight" if BY_NAME[workload].streaming
+               else f"h2load -c {load.CONNECTIONS} -m {load.STREAMS}")
+        print(f"\n{BY_NAME[workload].title}: {how}, {counts.calls} calls per run; "
+              f"one at a time: {counts.single_calls} calls")
+        print("\n".join(report.table(configs_, has_proxy=has_proxy)))
+        if BY_NAME[workload].streaming:
+            print(f"(per message: CPU per call / {len(BY_NAME[workload].responses)})")
+    for line in failures:
+        print(f"NOT REPORTED: {line}")
+    base = args.out / stamp
+    report.write_json(base.with_suffix(".json"), meta={**meta, "failures": failures},
+                      checks=checks, samples=samples, summaries=summaries)
+    if summaries:
+        chart.draw(base.with_suffix(".png"), summaries, has_proxy=has_proxy,
+                   titles={w: BY_NAME[w].title for w in summaries},
+                   caption=f"gproxy-mp benchmark {stamp}, {os.cpu_count()} CPUs, "
+                           f"medians of {args.rounds} interleaved rounds (whiskers: min-max)")
+        full = (set(args.configs) == set(CONFIGS) and set(args.workloads) == set(BY_NAME)
+                and args.rounds >= 3 and not failures)
+        if full:  # the README's chart comes only from complete runs
+            shutil.copyfile(base.with_suffix(".png"), ROOT / "docs" / "bench.png")
+            print("copied the chart to docs/bench.png")
+    print(f"\nwrote {base.with_suffix('.json')}" + (" and .png" if summaries else ""))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""`python -m bench.run --smoke` runs end to end: every configuration it ran has calls/s > 0.
+
+The harness starts two nginx backends and gproxy-mp itself, checks each path with a real gRPC
+client and measures with h2load and the grpcio streaming client. Here it runs as a subprocess,
+bounded by `SMOKE_TIMEOUT`; on timeout it gets SIGTERM (it then stops every peer it started,
+each in a session of its own), then SIGKILL. Its output goes into the failure message. nginx
+and h2load are installed by the harness with apt-get when missing; only where that cannot
+happen (not root, no apt-get) does the test skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.processes import REPO
+
+SMOKE_TIMEOUT = 180.0
+"""Seconds the smoke run may take (about 10 once the tools are installed; apt-get adds more)."""
+STOP_TIMEOUT = 30.0
+"""Seconds the harness gets after SIGTERM to stop its peers."""
+
+
+def tools_unavailable() -> str | None:
+    missing = [tool for tool in ("nginx", "h2load") if shutil.which(tool) is None]
+    if missing and (os.geteuid() != 0 or shutil.which("apt-get") is None):
+        return f"{', '.join(missing)} missing and not installable here (needs root and apt-get)"
+    return None
+
+
+def run_smoke(results: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "bench.run", "--smoke", "--out", str(results)]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=SMOKE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        try:
+            stdout, stderr = process.communicate(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: only its tree
+            stdout, stderr = process.communicate(timeout=10)
+        pytest.fail(f"smoke run over {SMOKE_TIMEOUT}s\n{stdout}\n{stderr}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def test_the_smoke_run_measures_every_configuration_it_ran(tmp_path: Path) -> None:
+    reason = tools_unavailable()
+    if reason:
+        pytest.skip(reason)
+    done = run_smoke(tmp_path)
+    output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
+    assert done.returncode == 0, output
+    [path] = tmp_path.glob("*.json")
+    report: dict[str, Any] = json.loads(path.read_text())
+
+    configs, workloads = report["meta"]["args"]["configs"], report["meta"]["args"]["workloads"]
+    assert len(configs) >= 2, output
+    assert report["meta"]["failures"] == [], output
+    for config in configs:
+        assert set(report["checks"][config].values()) == {"ok"}, (config, output)
+    assert sorted(report["summary"]) == sorted(workloads), output
+    for workload in workloads:
+        measured = report["summary"][workload]
+        assert sorted(measured) == sorted(configs), (workload, output)
+        for config in configs:
+            assert measured[config]["rate"]["median"] > 0, (workload, config, output)
+    assert path.with_suffix(".png").stat().st_size > 0, output
