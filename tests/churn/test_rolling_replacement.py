@@ -28,6 +28,13 @@ QUIET_CALLS = 60
 list: round robin over three backends would reach it every third call of a worker."""
 STOP_AFTER = 2.0
 """Seconds between the old backend going quiet and its SIGTERM: the rollout's own pacing."""
+CALLS_PER_STEP = 7_000
+"""Calls that complete between two replacement steps, so the rollout spans well over
+MIN_CALLS calls."""
+MIN_CALLS = 20_000
+"""Calls the rollout must span (the issue's bar for "zero failed calls")."""
+STEP_LOAD_TIMEOUT = 40.0
+"""Seconds one step may wait for its CALLS_PER_STEP calls."""
 
 
 def test_replacing_every_backend_one_by_one_under_load_fails_no_call(
@@ -56,6 +63,9 @@ def test_replacing_every_backend_one_by_one_under_load_fails_no_call(
             zip(OLD, NEW, strict=True), NEW.values(), strict=True
         ):
             retired = old[old_name]
+            enough = len(load.outcomes()) + CALLS_PER_STEP
+            assert wait_until(lambda: len(load.outcomes()) >= enough,  # noqa: B023
+                              timeout=STEP_LOAD_TIMEOUT), report()
             hosted_backends(new_name, host=new_host, port=port)
             added_at = time.monotonic()
             answer[new_name] = new_host
@@ -101,5 +111,6 @@ def test_replacing_every_backend_one_by_one_under_load_fails_no_call(
         f"answers {counts}; {steps}"
     )
     assert failures == [], report()
+    assert len(load.outcomes()) >= MIN_CALLS, report()
     assert set(counts) == set(OLD) | set(NEW), report()
     assert set(load.counts(since=finished_at)) == set(NEW), report()
