@@ -106,4 +106,28 @@ def test_a_route_whose_only_backend_is_unreachable_fails_fast_naming_it(
     report = f"{client.describe(raised.value)} after {took:.1f}s\n{proxy.output()}"
     assert call.code() == grpc.StatusCode.UNAVAILABLE, report
     assert dead in (call.details() or ""), f"details do not name {dead}: {report}"
+    target = f"static:///{dead}"
+    assert f"no backend of target {target} is reachable" in (call.details() or ""), report
     assert took < 5, report
+
+
+def test_with_every_backend_down_a_call_fails_fast_naming_the_target(
+    proxies: Callable[..., Proxy],
+) -> None:
+    dead = sorted(f"127.0.0.1:{free_port()}" for _ in range(3))
+    port = free_port()
+    proxy = proxies(*proxy_args(route(port, *dead), workers=1))
+    assert wait_until(lambda: procfs.listeners(port), timeout=20), proxy.output()
+    target = "static:///" + ",".join(sorted(dead, key=lambda a: (a.split(":")[0],
+                                                                 int(a.split(":")[1]))))
+    with client.open_channel(f"127.0.0.1:{port}") as channel:
+        for _ in range(5):
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as raised:
+                client.whoami(channel, timeout=10)
+            took = time.monotonic() - started
+            call: grpc.Call = raised.value  # type: ignore[assignment]
+            report = f"{client.describe(raised.value)} after {took:.1f}s\n{proxy.output()}"
+            assert call.code() == grpc.StatusCode.UNAVAILABLE, report
+            assert f"no backend of target {target} is reachable" in (call.details() or ""), report
+            assert took < 5, report
