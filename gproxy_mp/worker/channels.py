@@ -19,6 +19,7 @@ import grpc.aio
 
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
 from gproxy_mp.worker.balancer import FAILING, READY, UNKNOWN, RoundRobin, Strikes
+from gproxy_mp.worker.server import MAX_METADATA_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ CHANNEL_OPTIONS: Sequence[tuple[str, int]] = (
     ("grpc.keepalive_time_ms", 30_000),  # find a silently dead backend within ~50 s
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_metadata_size", MAX_METADATA_BYTES),  # see worker/server.py
+    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
 )
 MAX_CACHED_METHODS = 4096
 """Method names whose multi-callables a backend keeps; beyond that they are built per call."""

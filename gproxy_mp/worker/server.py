@@ -12,10 +12,22 @@ import grpc.aio
 
 from gproxy_mp.errors import AddressInUseError
 
+MAX_METADATA_BYTES = 256 * 1024
+"""Header and trailer size the proxy accepts on each hop. gRPC's own defaults (8 KiB soft,
+16 KiB hard) would make the proxy refuse metadata that client and backend agreed on; a proxy
+must be at least as permissive as the peers it sits between."""
+MAX_PENDING_CALLS = 20_000
+"""New calls gRPC may hold for the handler before it cancels them (default 1,000 soft, 3,000
+hard): a burst of calls on one connection must queue, not come back CANCELLED."""
+
 SERVER_OPTIONS = (
     ("grpc.so_reuseport", 1),
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
+    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
+    ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
 )
 
 
