@@ -7,30 +7,16 @@ GPROXY_REQUIRE_ALL_TIERS=1, turns that skip into a failure).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from tests.churn.peers import UnavailableBackend
-from tests.dns.backends import HostedBackend, start_on_shared_port
-from tests.dns.dnsmasq import DnsServer, find_dnsmasq
-from tests.support.processes import Backend, Launcher, Proxy
+from tests.dns.fixtures import dns_server, shared_port_backends
+from tests.support.fixtures import backends, launcher, proxies
+from tests.support.processes import Backend, Launcher
 
-
-@pytest.fixture
-def launcher(tmp_path: Path) -> Iterator[Launcher]:
-    started = Launcher(tmp_path)
-    try:
-        yield started
-    finally:
-        started.close()
-
-
-@pytest.fixture
-def backends(launcher: Launcher) -> Callable[[str], Backend]:
-    """Factory: `backends("a")` starts a healthy backend named `a` on 127.0.0.1, any port."""
-    return launcher.start_backend
+__all__ = ["backends", "dns_server", "launcher", "proxies", "shared_port_backends"]
 
 
 @pytest.fixture
@@ -47,48 +33,7 @@ def unavailable_backends(launcher: Launcher) -> Callable[[str], UnavailableBacke
 
 
 @pytest.fixture
-def hosted_backends(launcher: Launcher) -> Callable[..., HostedBackend]:
+def hosted_backends(launcher: Launcher) -> Callable[..., Backend]:
     """Factory: `hosted_backends("a2", host="127.0.0.5", port=p)` starts a backend on that
     address (a replacement joining the others on their shared port)."""
-
-    def start(name: str, *, host: str, port: int) -> HostedBackend:
-        backend = HostedBackend(name, host=host, port=port, log_dir=launcher.log_dir)
-        launcher.backends.append(backend)
-        return backend
-
-    return start
-
-
-@pytest.fixture
-def shared_port_backends(
-    launcher: Launcher,
-) -> Callable[..., tuple[int, dict[str, HostedBackend]]]:
-    """Factory: `shared_port_backends({"a": "127.0.0.2"}, also_free_on=[...])` → (port,
-    backends)."""
-
-    def start(
-        hosts: dict[str, str], *, also_free_on: Sequence[str] = ()
-    ) -> tuple[int, dict[str, HostedBackend]]:
-        return start_on_shared_port(launcher, hosts, also_free_on=also_free_on)
-
-    return start
-
-
-@pytest.fixture
-def proxies(launcher: Launcher) -> Callable[..., Proxy]:
-    """Factory: `proxies("-p", route, "--workers", "2")` starts `gproxy-mp`."""
-    return launcher.start_proxy
-
-
-@pytest.fixture
-def dns_server(tmp_path: Path) -> Iterator[DnsServer]:
-    """A running dnsmasq serving an empty hosts file; `set_hosts` gives it names."""
-    executable = find_dnsmasq()
-    if executable is None:
-        pytest.skip("dnsmasq not installed (Debian: dnsmasq-base)")
-    server = DnsServer(executable=executable, directory=tmp_path)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+    return launcher.start_backend

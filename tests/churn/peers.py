@@ -8,52 +8,21 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 from tests.churn.unavailable_backend import CONTROL_METHOD
 from tests.support import client, procfs
-from tests.support.processes import BACKEND_START_TIMEOUT, REPO, Backend, read_line
+from tests.support.processes import Backend
 
 TCP_ESTABLISHED = "01"
 """``st`` column value of an ESTABLISHED socket in /proc/net/tcp."""
 
 
 class UnavailableBackend(Backend):
-    """A running ``tests.churn.unavailable_backend``; stopped like any test backend."""
+    """A running ``tests.churn.unavailable_backend``; started and stopped like any test backend."""
 
-    def __init__(self, name: str, *, log_dir: Path) -> None:
-        self.name = name
-        self.log_path = log_dir / f"unavailable-{name}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.churn.unavailable_backend",
-                "--name",
-                name,
-                "--stop-on-stdin-eof",
-            ],
-            cwd=REPO,
-            stdin=subprocess.PIPE,  # closed when this process dies: the backend then stops
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            start_new_session=True,
-        )
-        assert self.process.stdout is not None
-        try:
-            line = read_line(self.process.stdout, timeout=BACKEND_START_TIMEOUT)
-        except TimeoutError:
-            self.kill()
-            raise
-        if not line.startswith(b"PORT "):
-            self.kill()
-            raise RuntimeError(f"{name} did not announce a port: {line!r}\n{self.output()}")
-        self.port = int(line.split()[1])
-        self.address = f"127.0.0.1:{self.port}"
+    MODULE = "tests.churn.unavailable_backend"
+    LOG_PREFIX = "unavailable"
 
     def refused(self) -> int:
         """Calls this backend has answered UNAVAILABLE so far."""

@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.churn.load import CALL_TIMEOUT, ClientLoad
+from tests.churn.load import ClientLoad
 from tests.churn.peers import UnavailableBackend, metric_sum, scrape
 from tests.support import client, procfs
 from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
+from tests.support.traffic import CALL_TIMEOUT
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)

@@ -11,9 +11,9 @@ import pytest
 
 from tests.churn.load import ClientLoad
 from tests.churn.routes import CHANGE_TIMEOUT, dns_proxy_args, hosts_lines
-from tests.dns.backends import HostedBackend, SharedPortBackends
+from tests.dns.backends import SharedPortBackends
 from tests.dns.dnsmasq import DnsServer
-from tests.support.processes import Proxy, free_port
+from tests.support.processes import Backend, Proxy, free_port
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -40,7 +40,7 @@ STEP_LOAD_TIMEOUT = 40.0
 def test_replacing_every_backend_one_by_one_under_load_fails_no_call(
     dns_server: DnsServer,
     shared_port_backends: SharedPortBackends,
-    hosted_backends: Callable[..., HostedBackend],
+    hosted_backends: Callable[..., Backend],
     proxies: Callable[..., Proxy],
     record_property: Callable[[str, object], None],
 ) -> None:

@@ -17,9 +17,7 @@ an event.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -27,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc import aio
 
-from tests.support.backend import STOP_GRACE, print_port, watch_stdin_eof
+from tests.support.backend import STOP_GRACE, build_stop_event, parse_backend_args, print_port
 
 CONTROL_METHOD = "/churn.Control/Calls"
 
@@ -61,12 +59,7 @@ class RefuseEverything(_GenericRpcHandler):
 
 
 async def run(*, name: str, host: str, port: int, stop_on_stdin_eof: bool) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    if stop_on_stdin_eof:
-        watch_stdin_eof(loop, stop)
+    stop = build_stop_event(stop_on_stdin_eof=stop_on_stdin_eof)
     server = aio.server()
     server.add_generic_rpc_handlers((RefuseEverything(name),))
     bound = server.add_insecure_port(f"{host}:{port}")
@@ -79,12 +72,7 @@ async def run(*, name: str, host: str, port: int, stop_on_stdin_eof: bool) -> No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.churn.unavailable_backend")
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--stop-on-stdin-eof", action="store_true")
-    args = parser.parse_args(argv)
+    args = parse_backend_args("python -m tests.churn.unavailable_backend", argv)
     asyncio.run(
         run(
             name=args.name,

@@ -8,68 +8,15 @@ host on it, trying another port if one was taken in between.
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from tests.support.processes import (
-    BACKEND_START_TIMEOUT,
-    REPO,
-    Backend,
-    Launcher,
-    read_line,
-)
+from tests.support.processes import Backend, Launcher
 
 PORT_ATTEMPTS = 20
 """Ports tried before giving up on one that is free on every host."""
 
-SharedPortBackends = Callable[..., tuple[int, dict[str, "HostedBackend"]]]
+SharedPortBackends = Callable[..., tuple[int, dict[str, Backend]]]
 """The `shared_port_backends` fixture: `start_on_shared_port` without the launcher."""
-
-
-def authority(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-class HostedBackend(Backend):
-    """A `tests.support.backend` process on `host:port` (port 0: any)."""
-
-    def __init__(self, name: str, *, host: str, port: int, log_dir: Path) -> None:
-        self.name = name
-        self.host = host
-        self.log_path = log_dir / f"backend-{name}.log"
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.support.backend",
-                "--name",
-                name,
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--stop-on-stdin-eof",
-            ],
-            cwd=REPO,
-            stdin=subprocess.PIPE,  # closed when this process dies: the backend then stops
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            start_new_session=True,
-        )
-        assert self.process.stdout is not None
-        try:
-            line = read_line(self.process.stdout, timeout=BACKEND_START_TIMEOUT)
-        except TimeoutError:
-            self.kill()
-            raise
-        if not line.startswith(b"PORT "):
-            self.kill()
-            raise RuntimeError(f"backend {name} did not start on {host}:{port}\n{self.output()}")
-        self.port = int(line.split()[1])
-        self.address = authority(host, self.port)
 
 
 def port_free_on(hosts: Sequence[str]) -> int:
@@ -95,7 +42,7 @@ def _bindable(host: str, port: int) -> bool:
 
 def start_on_shared_port(
     launcher: Launcher, hosts: dict[str, str], *, also_free_on: Sequence[str] = ()
-) -> tuple[int, dict[str, HostedBackend]]:
+) -> tuple[int, dict[str, Backend]]:
     """Start one backend per `name: host`, all on one port; return the port and the backends.
 
     The port is also chosen free on `also_free_on`: hosts where nothing must listen on it.
@@ -103,12 +50,10 @@ def start_on_shared_port(
     """
     for _ in range(PORT_ATTEMPTS):
         port = port_free_on([*hosts.values(), *also_free_on])
-        started: dict[str, HostedBackend] = {}
+        started: dict[str, Backend] = {}
         try:
             for name, host in hosts.items():
-                backend = HostedBackend(name, host=host, port=port, log_dir=launcher.log_dir)
-                launcher.backends.append(backend)
-                started[name] = backend
+                started[name] = launcher.start_backend(name, host=host, port=port)
         except RuntimeError:
             for backend in started.values():
                 backend.stop()

@@ -7,12 +7,12 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.dns.backends import HostedBackend, SharedPortBackends
+from tests.dns.backends import SharedPortBackends
 from tests.dns.dnsmasq import DnsServer
 from tests.dns.routes import CHANGE_TIMEOUT, dns_proxy_args, dns_route, dns_target
 from tests.dns.traffic import CallLoop
 from tests.support import client
-from tests.support.processes import Proxy, free_port
+from tests.support.processes import Backend, Proxy, free_port
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -40,7 +40,7 @@ def start(
     *,
     answer: tuple[str, ...],
     drain_timeout: str = "2s",
-) -> tuple[Proxy, str, dict[str, HostedBackend]]:
+) -> tuple[Proxy, str, dict[str, Backend]]:
     """Backends a, b, c on one port; the DNS answer holds `answer`; the proxy serves them all."""
     port, backends = shared_port_backends(HOSTS)
     dns_server.set_hosts(hosts_lines(*answer))

@@ -12,9 +12,10 @@ import pytest
 from tests.dns.backends import SharedPortBackends
 from tests.dns.dnsmasq import DnsServer
 from tests.dns.routes import dns_proxy_args, dns_route, dns_target
-from tests.dns.traffic import CALL_TIMEOUT, CallLoop
+from tests.dns.traffic import CallLoop
 from tests.support import client
 from tests.support.processes import Proxy, free_port
+from tests.support.traffic import CALL_TIMEOUT
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)

@@ -100,7 +100,7 @@ def running_backends(names: Sequence[str], *, log_dir: Path,
     with ExitStack() as stack:
         started = []
         for name in names:
-            backend = EchoBackend(name, log_dir=log_dir, args=args)
+            backend = EchoBackend(name, log_dir=log_dir, extra_args=args)
             stack.callback(backend.stop)
             started.append(backend)
         yield tuple(started)

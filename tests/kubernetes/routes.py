@@ -15,7 +15,8 @@ import pytest
 
 from tests.kubernetes.cluster import slice_port
 from tests.kubernetes.netns import APISERVER_ADDRESS, BACKEND_ADDRESSES
-from tests.kubernetes.workloads import Caller, NetBackend, NetProxy, Workloads
+from tests.kubernetes.workloads import Caller, NetProxy, Workloads
+from tests.support.processes import Backend
 from tests.support.waiting import wait_until
 
 LISTEN_PORT = 5000
@@ -114,7 +115,7 @@ def assert_no_failures(caller: Caller) -> None:
 
 def start_backends(
     workloads: Workloads, names: str, *, port: int = BACKEND_PORT
-) -> list[NetBackend]:
+) -> list[Backend]:
     """One backend per letter of ``names``, on consecutive backend addresses."""
     return [
         workloads.start_backend(name, BACKEND_ADDRESSES[i], port) for i, name in enumerate(names)

@@ -1,7 +1,8 @@
 """Backends, the proxy and gRPC callers of the Kubernetes tier, each a process in the namespace.
 
 The same processes as the other tiers (``tests.support.backend``, ``python -m gproxy_mp``), but
-started with ``ip netns exec`` (``ip`` execs the program, so the pid we hold is the program's)
+started with ``ip netns exec`` (``ip`` execs the program, so the pid we hold is the program's;
+backends are ``tests.support.processes.Backend`` with that ``command_prefix``)
 in a session of their own, and stopped with SIGTERM to the group, a bounded wait, then SIGKILL.
 Their output goes to files in the test's tmp dir and into assertion messages.
 
@@ -28,16 +29,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from tests.kubernetes.netns import NetworkNamespace
-from tests.support.processes import BACKEND_START_TIMEOUT, REPO, read_line
+from tests.support.processes import REPO, Backend
 
 STOP_TIMEOUT = 10.0
 """Seconds between SIGTERM and SIGKILL of a process group."""
 ONCE_TIMEOUT = 30.0
 """Seconds a one-shot caller may take (interpreter and grpc import, one bounded call)."""
-
-
-def authority(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def stop_process(process: subprocess.Popen[bytes], *, timeout: float = STOP_TIMEOUT) -> None:
@@ -49,59 +46,6 @@ def stop_process(process: subprocess.Popen[bytes], *, timeout: float = STOP_TIME
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=timeout)
     process.wait(timeout=timeout)
-
-
-class NetBackend:
-    """A ``tests.support.backend`` on ``host:port`` inside the namespace."""
-
-    def __init__(
-        self, name: str, *, host: str, port: int, namespace: NetworkNamespace, log_dir: Path
-    ) -> None:
-        self.name = name
-        self.host = host
-        self.log_path = log_dir / f"backend-{name}.log"
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                namespace.command(
-                    [
-                        sys.executable,
-                        "-m",
-                        "tests.support.backend",
-                        "--name",
-                        name,
-                        "--host",
-                        host,
-                        "--port",
-                        str(port),
-                        "--stop-on-stdin-eof",
-                    ]
-                ),
-                cwd=REPO,
-                stdin=subprocess.PIPE,  # closed when pytest dies: the backend then stops
-                stdout=subprocess.PIPE,
-                stderr=log,
-                start_new_session=True,
-            )
-        assert self.process.stdout is not None
-        try:
-            line = read_line(self.process.stdout, timeout=BACKEND_START_TIMEOUT)
-        except TimeoutError:
-            self.stop()
-            raise
-        if not line.startswith(b"PORT "):
-            self.stop()
-            raise RuntimeError(f"backend {name} did not start on {host}:{port}\n{self.output()}")
-        self.port = int(line.split()[1])
-        self.address = authority(host, self.port)
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
-                pipe.close()
 
 
 class NetProxy:
@@ -241,14 +185,19 @@ class Workloads:
     def __init__(self, namespace: NetworkNamespace, *, log_dir: Path) -> None:
         self.namespace = namespace
         self.log_dir = log_dir
-        self.backends: dict[str, NetBackend] = {}
+        self.backends: dict[str, Backend] = {}
         self.proxies: list[NetProxy] = []
         self.callers: list[Caller] = []
         self._thread = namespace.pinned_thread("workloads-admin")
 
-    def start_backend(self, name: str, host: str, port: int) -> NetBackend:
-        backend = NetBackend(
-            name, host=host, port=port, namespace=self.namespace, log_dir=self.log_dir
+    def start_backend(self, name: str, host: str, port: int) -> Backend:
+        backend = Backend(
+            name,
+            log_dir=self.log_dir,
+            host=host,
+            port=port,
+            command_prefix=self.namespace.command([]),
+            stop_timeout=STOP_TIMEOUT,
         )
         self.backends[name] = backend
         return backend

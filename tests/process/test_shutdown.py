@@ -29,6 +29,39 @@ def start_sleep(backend: Backend, channel: grpc.Channel, seconds: float) -> grpc
     return future
 
 
+def serve_one_backend(
+    proxies: Callable[..., Proxy],
+    backend: Backend,
+    *,
+    workers: int,
+    shutdown_delay: str,
+    drain_timeout: str,
+    admin_address: str = "off",
+) -> tuple[Proxy, int, str]:
+    """Start gproxy-mp on a free port in front of `backend`; return it, its port and address
+    once a call through it succeeds."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    args = proxy_args(
+        route(port, backend),
+        workers=workers,
+        shutdown_delay=shutdown_delay,
+        drain_timeout=drain_timeout,
+        admin_address=admin_address,
+    )
+    proxy = proxies(*args)
+    proxy.wait_serving(address)
+    return proxy, port, address
+
+
+def result_or_status(future: grpc.Future[bytes], *, timeout: float) -> bytes:
+    """The call's reply, or its status described (as bytes) if it failed."""
+    try:
+        return future.result(timeout=timeout)
+    except grpc.RpcError as error:
+        return client.describe(error).encode()
+
+
 def exit_code_within(proxy: Proxy, timeout: float) -> int | None:
     try:
         return proxy.wait(timeout=timeout)
@@ -51,12 +84,9 @@ def test_after_sigterm_the_proxy_serves_for_the_delay_then_exits_zero(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
     backend = backends("a")
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    proxy = proxies(
-        *proxy_args(route(port, backend), workers=2, shutdown_delay="2s", drain_timeout="5s")
+    proxy, port, address = serve_one_backend(
+        proxies, backend, workers=2, shutdown_delay="2s", drain_timeout="5s"
     )
-    proxy.wait_serving(address)
 
     with client.open_channel(address) as channel:
         in_flight = start_sleep(backend, channel, 1.5)
@@ -69,10 +99,7 @@ def test_after_sigterm_the_proxy_serves_for_the_delay_then_exits_zero(
             except grpc.RpcError as error:
                 answer = client.describe(error)
         assert answer == "a", f"new connection 1 s after SIGTERM: {answer}\n{proxy.output()}"
-        try:
-            result = in_flight.result(timeout=10)
-        except grpc.RpcError as error:
-            result = client.describe(error).encode()
+        result = result_or_status(in_flight, timeout=10)
         assert result == b"slept", f"in-flight call: {result!r}\n{proxy.output()}"
 
     code = exit_code_within(proxy, timeout=15)
@@ -89,21 +116,15 @@ def test_a_call_still_running_when_the_delay_ends_is_drained_to_completion(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
     backend = backends("a")
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    proxy = proxies(
-        *proxy_args(route(port, backend), workers=1, shutdown_delay="1s", drain_timeout="5s")
+    proxy, _, address = serve_one_backend(
+        proxies, backend, workers=1, shutdown_delay="1s", drain_timeout="5s"
     )
-    proxy.wait_serving(address)
 
     with client.open_channel(address) as channel:
         in_flight = start_sleep(backend, channel, 3)
         proxy.send(signal.SIGTERM)
         signalled = time.monotonic()
-        try:
-            result = in_flight.result(timeout=15)
-        except grpc.RpcError as error:
-            result = client.describe(error).encode()
+        result = result_or_status(in_flight, timeout=15)
     assert result == b"slept", f"call running past the delay: {result!r}\n{proxy.output()}"
     code = exit_code_within(proxy, timeout=15)
     assert code == 0, (
@@ -115,12 +136,9 @@ def test_calls_still_running_after_the_drain_timeout_are_cancelled(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
     backend = backends("a")
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    proxy = proxies(
-        *proxy_args(route(port, backend), workers=1, shutdown_delay="0s", drain_timeout="1s")
+    proxy, _, address = serve_one_backend(
+        proxies, backend, workers=1, shutdown_delay="0s", drain_timeout="1s"
     )
-    proxy.wait_serving(address)
     cancelled_before = backend.counter("cancelled")
 
     with client.open_channel(address) as channel:
@@ -142,19 +160,10 @@ def test_a_second_sigterm_stops_at_once_despite_a_long_call(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
     backend = backends("a")
-    port, admin_port = free_port(), free_port()
-    admin = f"127.0.0.1:{admin_port}"
-    address = f"127.0.0.1:{port}"
-    proxy = proxies(
-        *proxy_args(
-            route(port, backend),
-            workers=2,
-            shutdown_delay="2s",
-            drain_timeout="25s",
-            admin_address=admin,
-        )
+    admin = f"127.0.0.1:{free_port()}"
+    proxy, port, address = serve_one_backend(
+        proxies, backend, workers=2, shutdown_delay="2s", drain_timeout="25s", admin_address=admin
     )
-    proxy.wait_serving(address)
 
     with client.open_channel(address) as channel:
         in_flight = start_sleep(backend, channel, 60)

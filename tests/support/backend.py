@@ -217,20 +217,20 @@ def watch_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Non
     loop.add_reader(fd, on_readable)
 
 
-async def run_backend(*, name: str, host: str, port: int, stop_on_stdin_eof: bool) -> None:
+def build_stop_event(*, stop_on_stdin_eof: bool) -> asyncio.Event:
+    """An event that SIGTERM or SIGINT (and, if asked, EOF on stdin) sets; call it in the loop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     if stop_on_stdin_eof:
         watch_stdin_eof(loop, stop)
-    await serve_backend(
-        name=name, host=host, port=port, announce=print_port, shutdown_trigger=stop.wait
-    )
+    return stop
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.support.backend")
+def parse_backend_args(prog: str, argv: list[str] | None) -> argparse.Namespace:
+    """``--name``, ``--host``, ``--port`` and ``--stop-on-stdin-eof``: every backend's options."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--name", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
@@ -239,7 +239,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also stop when stdin closes, so a killed test run leaves no backend behind",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+async def run_backend(*, name: str, host: str, port: int, stop_on_stdin_eof: bool) -> None:
+    stop = build_stop_event(stop_on_stdin_eof=stop_on_stdin_eof)
+    await serve_backend(
+        name=name, host=host, port=port, announce=print_port, shutdown_trigger=stop.wait
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_backend_args("python -m tests.support.backend", argv)
     asyncio.run(
         run_backend(
             name=args.name,

@@ -1,5 +1,8 @@
 """Start and always tear down the real processes of a test: backends and the proxy.
 
+Every tier's backend processes go through `Backend` (other backend modules by subclassing,
+other hosts, ports and network namespaces by its keyword options).
+
 Each process runs in its own session (``start_new_session=True``), so a signal
 to its process group reaches it and its children and nothing else. Teardown is
 SIGTERM, a bounded wait, then SIGKILL; for the proxy also SIGKILL of every
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -72,15 +76,55 @@ def read_line(stream: IO[bytes], *, timeout: float) -> bytes:
     return buffer
 
 
-class Backend:
-    """A running ``tests.support.backend`` process."""
+def authority(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
-    def __init__(self, name: str, *, log_dir: Path) -> None:
+
+class Backend:
+    """A running backend process: ``python -m MODULE --name NAME [...] --stop-on-stdin-eof``.
+
+    ``host`` and ``port`` choose where it listens (by default the module's own: 127.0.0.1, any
+    port); ``extra_args`` follow the module's options; ``command_prefix`` runs it through a
+    program that execs it (``ip netns exec NS``), so the pid held is still the backend's.
+    Subclasses name another backend module in ``MODULE``: one that prints the same ``PORT <n>``
+    line and takes the same options.
+    """
+
+    MODULE = "tests.support.backend"
+    LOG_PREFIX = "backend"
+    STOP_ON_STDIN_EOF: tuple[str, ...] = ("--stop-on-stdin-eof",)
+    """The module's option to stop when stdin closes (empty: it always does)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        log_dir: Path,
+        host: str | None = None,
+        port: int = 0,
+        extra_args: Sequence[str] = (),
+        command_prefix: Sequence[str] = (),
+        stop_timeout: float = BACKEND_STOP_TIMEOUT,
+    ) -> None:
         self.name = name
-        self.log_path = log_dir / f"backend-{name}.log"
-        self._log = self.log_path.open("wb")
+        self.host = "127.0.0.1" if host is None else host
+        self.stop_timeout = stop_timeout
+        self.log_path = log_dir / f"{self.LOG_PREFIX}-{name}.log"
+        self._log = self.log_path.open("ab")
+        where = [] if host is None and port == 0 else ["--host", self.host, "--port", str(port)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.backend", "--name", name, "--stop-on-stdin-eof"],
+            [
+                *command_prefix,
+                sys.executable,
+                "-m",
+                self.MODULE,
+                "--name",
+                name,
+                *where,
+                *extra_args,
+                *self.STOP_ON_STDIN_EOF,
+            ],
             cwd=REPO,
             stdin=subprocess.PIPE,  # closed when this process dies: the backend then stops
             stdout=subprocess.PIPE,
@@ -95,9 +139,12 @@ class Backend:
             raise
         if not line.startswith(b"PORT "):
             self.kill()
-            raise RuntimeError(f"backend {name} did not announce a port: {line!r}\n{self.output()}")
+            raise RuntimeError(
+                f"{self.MODULE} {name} did not announce a port on {self.host}:{port}: "
+                f"{line!r}\n{self.output()}"
+            )
         self.port = int(line.split()[1])
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = authority(self.host, self.port)
 
     @property
     def pid(self) -> int:
@@ -120,15 +167,15 @@ class Backend:
         """SIGKILL the backend's group and reap it."""
         if self.process.poll() is None:
             signal_group(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=BACKEND_STOP_TIMEOUT)
+        self.process.wait(timeout=self.stop_timeout)
         self._close()
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after ``BACKEND_STOP_TIMEOUT``."""
+        """SIGTERM, then SIGKILL after ``stop_timeout`` seconds."""
         if self.process.poll() is None:
             signal_group(self.process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=BACKEND_STOP_TIMEOUT)
+                self.process.wait(timeout=self.stop_timeout)
         self.kill()
 
     def _close(self) -> None:
@@ -253,8 +300,9 @@ class Launcher:
         self.backends: list[Backend] = []
         self.proxies: list[Proxy] = []
 
-    def start_backend(self, name: str) -> Backend:
-        backend = Backend(name, log_dir=self.log_dir)
+    def start_backend(self, name: str, *, host: str | None = None, port: int = 0) -> Backend:
+        """Start a backend (``host``/``port``: see `Backend`); it is stopped at `close`."""
+        backend = Backend(name, log_dir=self.log_dir, host=host, port=port)
         self.backends.append(backend)
         return backend
 
