@@ -22,6 +22,7 @@ from gproxy_mp.config import (
     parse_admin_address,
     parse_duration,
     parse_route,
+    parse_unary_methods,
     parse_workers,
 )
 from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
@@ -45,7 +46,8 @@ def _parse(flag: str, parser: Callable[[str], T], text: str) -> T:
 def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
                    drain_timeout: str, dns_refresh_rate: str, admin_address: str,
                    log_format: str, log_level: str, kubeconfig: str | None = None,
-                   access_log: bool = False, metrics_method_label: bool = False) -> Settings:
+                   access_log: bool = False, metrics_method_label: bool = False,
+                   unary_methods: str = "") -> Settings:
     if not proxy:
         raise ConfigError(f"missing option -p/--proxy LISTEN-TARGET (e.g. {EXAMPLE})")
     routes = tuple(parse_route(text, index=i) for i, text in enumerate(proxy))
@@ -62,6 +64,7 @@ def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
         log_level=log_level,
         access_log=access_log,
         metrics_method_label=metrics_method_label,
+        unary_methods=_parse("--unary-methods", parse_unary_methods, unary_methods),
     )
 
 
@@ -109,6 +112,9 @@ Example:
 @click.option("--check", "check", is_flag=True, default=False,
               help="Validate the options, resolve every target once, check Kubernetes "
               "permissions, print a table and exit (0: all good).")
+@click.option("--unary-methods", default="", metavar="/pkg.Svc/Method,...",
+              help="Methods known to be unary (or /pkg.Svc/* for a whole service): served "
+              "with cheaper unary handlers. A streaming call to one of them fails.")
 @click.option("--metrics-method-label", is_flag=True, default=False,
               help="Label call counters with the gRPC method too (at most 200 per worker).")
 @click.option("--access-log", is_flag=True, default=False,
@@ -119,6 +125,7 @@ def command(  # noqa: PLR0917 (click passes options positionally)
     proxy: tuple[str, ...], shutdown_delay: str, workers: str, drain_timeout: str,
     dns_refresh_rate: str, admin_address: str, kubeconfig: str | None, log_format: str,
     log_level: str, access_log: bool, check: bool, metrics_method_label: bool,
+    unary_methods: str,
 ) -> None:
     """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
@@ -127,6 +134,7 @@ def command(  # noqa: PLR0917 (click passes options positionally)
                               admin_address=admin_address, kubeconfig=kubeconfig,
                               access_log=access_log,
                               metrics_method_label=metrics_method_label,
+                              unary_methods=unary_methods,
                               log_format=log_format,
                               log_level=log_level.lower())
     configure_logging(role="supervisor", fmt=settings.log_format, level=settings.log_level)

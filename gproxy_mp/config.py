@@ -120,6 +120,9 @@ class Settings:
     """Seconds between re-resolutions of `dns:` targets."""
     log_format: str = "text"
     log_level: str = "info"
+    unary_methods: tuple[str, ...] = ()
+    """Methods (`/pkg.Svc/Method`, or `/pkg.Svc/*` for a whole service) declared unary: served
+    with unary handlers, cheaper per call; a streaming call to one of them fails."""
     metrics_method_label: bool = False
     """Add a `method` label to gproxy_calls_total (bounded to 200 values per worker)."""
     access_log: bool = False
@@ -252,6 +255,19 @@ def parse_listen(text: str) -> ListenAddress:
         return ListenAddress("", parse_port(text[1:], what=what))
     endpoint = parse_endpoint(text, what=what)
     return ListenAddress(endpoint.host, endpoint.port)
+
+
+_METHOD = re.compile(r"^/[A-Za-z0-9_.]+/([A-Za-z0-9_]+|\*)$")
+
+
+def parse_unary_methods(text: str) -> tuple[str, ...]:
+    """A comma-separated list of `/pkg.Service/Method` or `/pkg.Service/*`."""
+    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    for method in methods:
+        if not _METHOD.match(method):
+            raise ConfigError(f"method {method!r}: expected /package.Service/Method or "
+                              "/package.Service/*")
+    return methods
 
 
 def parse_admin_address(text: str) -> ListenAddress | None:

@@ -28,13 +28,16 @@ class WorkerConfig:
     log_level: str = "info"
     access_log: bool = False
     metrics_method_label: bool = False
+    unary_methods: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> WorkerConfig:
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        fields["unary_methods"] = tuple(fields.get("unary_methods", ()))
+        return cls(**fields)
 
 
 def worker_argv(config: WorkerConfig) -> list[str]:

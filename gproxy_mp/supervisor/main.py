@@ -73,6 +73,7 @@ def build_worker_configs(settings: Settings, *, runtime_dir: Path) -> list[Worke
             shutdown_delay=settings.shutdown_delay, drain_timeout=settings.drain_timeout,
             log_format=settings.log_format, log_level=settings.log_level,
             access_log=settings.access_log, metrics_method_label=settings.metrics_method_label,
+            unary_methods=settings.unary_methods,
         )
         for route in settings.routes
         for index in range(settings.workers)

@@ -53,6 +53,7 @@ class Backend:
         self.strikes = Strikes()
         self._methods: dict[str, grpc.aio.StreamStreamMultiCallable[bytes, bytes]] = {}
         self._single: dict[str, grpc.aio.UnaryStreamMultiCallable[bytes, bytes]] = {}
+        self._unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
         self._watcher = asyncio.create_task(self._watch(), name=f"watch {endpoint}")
 
     def __repr__(self) -> str:
@@ -66,6 +67,16 @@ class Backend:
                 name, request_serializer=None, response_deserializer=None)
             if len(self._methods) < MAX_CACHED_METHODS:
                 self._methods[name] = multicallable
+        return multicallable
+
+    def unary_method(self, name: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
+        """A raw-bytes unary-unary multi-callable, for methods declared unary."""
+        multicallable = self._unary.get(name)
+        if multicallable is None:
+            multicallable = self.channel.unary_unary(
+                name, request_serializer=None, response_deserializer=None)
+            if len(self._unary) < MAX_CACHED_METHODS:
+                self._unary[name] = multicallable
         return multicallable
 
     def single_request_method(self, name: str) -> grpc.aio.UnaryStreamMultiCallable[bytes, bytes]:

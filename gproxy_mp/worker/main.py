@@ -70,6 +70,7 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
                     worker=config.worker)
     pool = BackendPool(close_grace=config.drain_timeout)
     handler = ProxyHandler(pool, target=config.target, access_log=config.access_log,
+                           unary_methods=config.unary_methods,
                            stats=CallStats(method_label=config.metrics_method_label))
     follower = _BusFollower(config, bus, pool, handler, stops)
     following = asyncio.create_task(follower.run(), name="bus")

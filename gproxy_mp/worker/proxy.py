@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("gproxy_mp.access")
 
 Metadata = Iterable[tuple[str, str | bytes]]
+UnaryBehavior = Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], Awaitable[bytes | None]]
 Behavior = Callable[[AsyncIterator[bytes], grpc.aio.ServicerContext[bytes, bytes]], Awaitable[None]]
 
 # HTTP/2 and gRPC transport headers: gRPC sets its own on each hop. Everything else, including
@@ -88,8 +89,9 @@ class _Outcome:
 class ProxyHandler(_GenericRpcHandler):
     def __init__(self, pool: BackendPool, *, target: str, stats: CallStats | None = None,
                  budget: RetryBudget | None = None, max_attempts: int = MAX_ATTEMPTS,
-                 access_log: bool = False) -> None:
+                 access_log: bool = False, unary_methods: Iterable[str] = ()) -> None:
         self._pool = pool
+        self._unary_methods = frozenset(unary_methods)
         self._access_log = access_log
         self._target = target
         self.stats = stats or CallStats()
@@ -105,29 +107,50 @@ class ProxyHandler(_GenericRpcHandler):
         method: str = handler_call_details.method
         handler = self._handlers.get(method)
         if handler is None:
-            handler = grpc.stream_stream_rpc_method_handler(self._behavior(method))
+            if self._is_unary(method):
+                handler = grpc.unary_unary_rpc_method_handler(self._unary_behavior(method))
+            else:
+                handler = grpc.stream_stream_rpc_method_handler(self._behavior(method))
             if len(self._handlers) < MAX_CACHED_METHODS:
                 self._handlers[method] = handler
         return handler
 
+    def _is_unary(self, method: str) -> bool:
+        return method in self._unary_methods or (
+            method.rpartition("/")[0] + "/*" in self._unary_methods)
+
+    def _unary_behavior(self, method: str) -> UnaryBehavior:
+        async def forward_unary(request: bytes,
+                                context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes | None:
+            outcome = _Outcome()
+            with self._accounted(method, outcome):
+                return await self._forward_unary(method, request, context, outcome)
+        return forward_unary
+
+    @contextlib.contextmanager
+    def _accounted(self, method: str, outcome: _Outcome) -> Iterator[None]:
+        """Active calls, call counters and the access log around one call."""
+        self.active_calls += 1
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.active_calls -= 1
+            seconds = time.perf_counter() - started
+            self.stats.record_call(outcome.backend, outcome.code, seconds, method)
+            if self._access_log:
+                access_log.info("%s %s %s %.1fms", method, outcome.backend or "-",
+                                outcome.code, seconds * 1000,
+                                extra={"method": method, "backend": outcome.backend,
+                                       "code": outcome.code,
+                                       "duration_ms": round(seconds * 1000, 3)})
+
     def _behavior(self, method: str) -> Behavior:
         async def forward(requests: AsyncIterator[bytes],
                           context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
-            self.active_calls += 1
-            started = time.perf_counter()
             outcome = _Outcome()
-            try:
+            with self._accounted(method, outcome):
                 await self._forward(method, requests, context, outcome)
-            finally:
-                self.active_calls -= 1
-                seconds = time.perf_counter() - started
-                self.stats.record_call(outcome.backend, outcome.code, seconds, method)
-                if self._access_log:
-                    access_log.info("%s %s %s %.1fms", method, outcome.backend or "-",
-                                    outcome.code, seconds * 1000,
-                                    extra={"method": method, "backend": outcome.backend,
-                                           "code": outcome.code,
-                                           "duration_ms": round(seconds * 1000, 3)})
         return forward
 
     async def _forward(self, method: str, requests: AsyncIterator[bytes],
@@ -165,31 +188,76 @@ class ProxyHandler(_GenericRpcHandler):
                 finally:
                     if sender is not None:
                         await _stop(sender)
-                code = status.code
-                outcome.code = code.name
-                if code != grpc.StatusCode.UNAVAILABLE:
-                    backend.strikes.clear()
-                    self._budget.record_success()
+                outcome.code = status.code.name
+                if self._settle(method, backend, tried, status, context,
+                                replayable=request_log.replayable):
                     return
-                if request_log.replayable:  # refused before answering anything: rank it down
-                    backend.strikes.strike(time.monotonic())
-                self._budget.record_failure()
-                if not should_retry(
-                    unavailable=True, replayable=request_log.replayable, attempt=len(tried),
-                    max_attempts=self._max_attempts, budget=self._budget,
-                    time_left=context.time_remaining(),
-                ) or len(tried) >= len(self._pool):
-                    if request_log.replayable and backend.rank != READY:
-                        # Not the backend's answer: its connection failed. Say whose call it was.
-                        status = dataclasses.replace(status, details=(
-                            f"no backend of target {self._target} is reachable "
-                            f"({len(tried)} tried): {status.details}"))
-                    _finish(status, context)
-                    return
-                self.stats.record_retry("unavailable")
-                log.debug("retrying %s: %s answered UNAVAILABLE", method, backend.endpoint)
         finally:
             await _stop(reader)
+
+    def _settle(self, method: str, backend: Backend, tried: list[Backend], status: Status,
+                context: grpc.aio.ServicerContext[bytes, bytes], *, replayable: bool) -> bool:
+        """After an attempt: True when the call is over (its status is handed to the client),
+        False to try another backend. `replayable`: nothing has reached the client yet."""
+        if status.code != grpc.StatusCode.UNAVAILABLE:
+            backend.strikes.clear()
+            self._budget.record_success()
+            return True
+        if replayable:  # refused before answering anything: rank it down for a while
+            backend.strikes.strike(time.monotonic())
+        self._budget.record_failure()
+        if not should_retry(
+            unavailable=True, replayable=replayable, attempt=len(tried),
+            max_attempts=self._max_attempts, budget=self._budget,
+            time_left=context.time_remaining(),
+        ) or len(tried) >= len(self._pool):
+            if replayable and backend.rank != READY:
+                # Not the backend's answer: its connection failed. Say whose call it was.
+                status = dataclasses.replace(status, details=(
+                    f"no backend of target {self._target} is reachable "
+                    f"({len(tried)} tried): {status.details}"))
+            _finish(status, context)
+            return True
+        self.stats.record_retry("unavailable")
+        log.debug("retrying %s: %s answered UNAVAILABLE", method, backend.endpoint)
+        return False
+
+    async def _forward_unary(self, method: str, request: bytes,
+                             context: grpc.aio.ServicerContext[bytes, bytes],
+                             outcome: _Outcome) -> bytes | None:
+        """A method declared unary (`--unary-methods`): one request, one response, each hop
+        in one batch. Metadata, trailers, status and retries as for every call."""
+        metadata = filter_metadata(context.invocation_metadata())
+        tried: list[Backend] = []
+        while True:
+            backend = self._pool.pick(exclude=tried)
+            if backend is None:
+                outcome.code = "UNAVAILABLE"
+                await context.abort(grpc.StatusCode.UNAVAILABLE, self._no_backend_message())
+                return None
+            tried.append(backend)
+            outcome.backend = backend.endpoint.address
+            call = backend.unary_method(method)(request, metadata=metadata,
+                                                timeout=context.time_remaining())
+            recorder = StatusRecorder(call)
+            try:
+                try:
+                    response: bytes | None = await call
+                except grpc.RpcError:
+                    response = None  # the status says why
+                headers = filter_metadata(await call.initial_metadata())
+            except BaseException:
+                call.cancel()
+                raise
+            status = await recorder.status()
+            outcome.code = status.code.name
+            answered = bool(headers) or status.code != grpc.StatusCode.UNAVAILABLE
+            if answered:
+                if headers:
+                    await context.send_initial_metadata(headers)
+                _finish(status, context)
+            if self._settle(method, backend, tried, status, context, replayable=not answered):
+                return response if status.code == grpc.StatusCode.OK else None
 
     async def _single_request(self, method: str, request_log: RequestLog) -> bytes | None:
         """The request if the client sent exactly one message (unary and server-streaming

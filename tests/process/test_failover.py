@@ -131,3 +131,18 @@ def test_with_every_backend_down_a_call_fails_fast_naming_the_target(
             assert call.code() == grpc.StatusCode.UNAVAILABLE, report
             assert f"no backend of target {target} is reachable" in (call.details() or ""), report
             assert took < 5, report
+
+
+def test_a_declared_unary_method_is_retried_on_a_live_backend_too(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
+) -> None:
+    live = backends("a")
+    dead = f"127.0.0.1:{free_port()}"
+    port = free_port()
+    proxy = proxies(*proxy_args(route(port, dead, live), workers=1),
+                    "--unary-methods", "/test.Echo/Whoami")
+    address = f"127.0.0.1:{port}"
+    proxy.wait_serving(address)
+    with client.open_channel(address) as channel:
+        answers = [client.whoami(channel) for _ in range(30)]
+    assert answers == ["a"] * 30, proxy.output()

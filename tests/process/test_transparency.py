@@ -29,13 +29,22 @@ class Setup:
     backends: tuple[Backend, ...]
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+UNARY_METHODS = ",".join(f"/test.Echo/{name}" for name in
+                         ("Unary", "Whoami", "Fail", "Sleep", "Stats", "Nope"))
+"""The test backend's unary methods (and an unknown one), for `--unary-methods`."""
+
+
+@pytest.fixture(scope="module", params=["streaming-handlers", "declared-unary"])
+def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+          ) -> Iterator[Setup]:
+    """Every test runs twice: with the catch-all stream handler, and with the unary methods
+    declared by `--unary-methods` (unary handlers on both hops)."""
     launcher = Launcher(tmp_path_factory.mktemp("transparency"))
     try:
         servers = (launcher.start_backend("a"), launcher.start_backend("b"))
         port = free_port()
-        proxy = launcher.start_proxy(*proxy_args(route(port, *servers), workers=2))
+        extra = ["--unary-methods", UNARY_METHODS] if request.param == "declared-unary" else []
+        proxy = launcher.start_proxy(*proxy_args(route(port, *servers), workers=2), *extra)
         address = f"127.0.0.1:{port}"
         proxy.wait_serving(address)
         yield Setup(proxy, address, servers)

@@ -10,6 +10,7 @@ from gproxy_mp.config import (
     ListenAddress,
     parse_duration,
     parse_listen,
+    parse_unary_methods,
     parse_workers,
     usable_cpus,
 )
@@ -131,3 +132,19 @@ def test_an_unbracketed_loopback_v6_listen_address_is_told_to_use_brackets() -> 
 def test_auto_workers_respect_a_container_cpu_limit(affinity: int, cpu_max: str | None,
                                                     expected: int) -> None:
     assert usable_cpus(affinity, cpu_max) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("/pkg.Svc/Get", ("/pkg.Svc/Get",)),
+    ("/pkg.Svc/Get, /pkg.v1.Other/*", ("/pkg.Svc/Get", "/pkg.v1.Other/*")),
+    ("", ()),
+])
+def test_unary_methods_are_full_method_names_or_a_whole_service(
+        text: str, expected: tuple[str, ...]) -> None:
+    assert parse_unary_methods(text) == expected
+
+
+@pytest.mark.parametrize("text", ["Get", "pkg.Svc/Get", "/pkg.Svc/", "/pkg.Svc/Get/x", "/*/Get"])
+def test_a_malformed_unary_method_is_refused_naming_it(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"expected /package\.Service/Method"):
+        parse_unary_methods(text)
