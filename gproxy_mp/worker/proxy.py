@@ -13,6 +13,10 @@ no message-size limits. Per call:
 4. if the attempt failed with UNAVAILABLE before anything reached the client, retry on another
    backend (`retry.should_retry`).
 
+Two cheaper shapes of the same forwarding: a request that turns out to be one message plus the
+half-close goes to the backend as one unary-stream batch (no sender task), and methods declared
+with `--unary-methods` get a unary handler and a unary backend call (`_forward_unary`).
+
 A client cancel (or the client's deadline) cancels this handler's task; `finally` cancels the
 backend call, which the backend sees as a cancellation. Concurrency: one asyncio loop per
 worker; per call, this coroutine plus a reader and a sender task.
