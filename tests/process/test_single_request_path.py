@@ -65,7 +65,9 @@ async def test_unary_calls_take_the_single_message_path_and_bidi_streams_do_not(
             handler.paths.clear()
             for index in range(20):
                 assert await unary(b"%d" % index) == b"%d" % index
-            assert handler.paths == [True] * 20
+            # The wait for the half-close is short (2 ms): on a busy machine an odd call can
+            # miss it and take the streaming path, which is slower but just as correct.
+            assert sum(handler.paths) >= 15, handler.paths
             handler.paths.clear()
             # A burst keeps the event loop busy: a call whose half-close is not seen within
             # the short wait takes the streaming path, which is slower but just as correct.
