@@ -215,12 +215,13 @@ class ProxyHandler(_GenericRpcHandler):
             max_attempts=self._max_attempts, budget=self._budget,
             time_left=context.time_remaining(),
         ) or len(tried) >= len(self._pool):
-            if replayable and backend.rank != READY:
-                # Not the backend's answer: its connection failed. Say whose call it was.
-                status = dataclasses.replace(status, details=(
-                    f"no backend of target {self._target} is reachable "
-                    f"({len(tried)} tried): {status.details}"))
-            _finish(status, context)
+            if replayable:  # else the caller has already handed the status on
+                if backend.rank != READY:
+                    # Not the backend's answer: its connection failed. Say whose call it was.
+                    status = dataclasses.replace(status, details=(
+                        f"no backend of target {self._target} is reachable "
+                        f"({len(tried)} tried): {status.details}"))
+                _finish(status, context)
             return True
         self.stats.record_retry("unavailable")
         log.debug("retrying %s: %s answered UNAVAILABLE", method, backend.endpoint)
