@@ -2,6 +2,7 @@
 
     python -m bench.client check ADDRESS [--wait SECONDS]
     python -m bench.client stream ADDRESS --calls N [--channels 4] [--per-channel 2]
+    python -m bench.client unary ADDRESS --calls N [--channels 4] [--per-channel 8]
 
 ``check`` calls every workload once through ADDRESS with grpcio and prints one JSON object,
 ``{workload: "ok" | "<what went wrong>"}``: status OK and exactly the expected messages, in
@@ -13,6 +14,10 @@ this passed.
 with ``--per-channel`` calls in flight on each, checks every call (status OK, message count),
 and prints ``{"calls", "failed", "seconds", "cpu_seconds", "latencies_us"}``; ``cpu_seconds``
 is this process's CPU time during the calls only (interpreter start-up excluded).
+
+``unary`` runs N small unary calls the same way, each channel on a TCP connection of its own
+(a local subchannel pool), checking every reply, and prints the same keys but latencies. A real
+gRPC client, unlike h2load, reconnects after a GOAWAY.
 
 It runs apart from the harness so that gRPC objects live only in the process that uses them,
 and so that its CPU time is its own. Every call has a deadline.
@@ -115,6 +120,40 @@ async def stream_calls(address: str, *, calls: int, channels: int,
             "latencies_us": latencies}
 
 
+async def unary_calls(address: str, *, calls: int, channels: int,
+                      per_channel: int) -> dict[str, object]:
+    """``calls`` small unary calls over ``channels`` connections of their own."""
+    workload = WORKLOADS[0]
+    failed = 0
+    remaining = calls
+
+    async def caller(channel: aio.Channel) -> None:
+        nonlocal remaining, failed
+        method = channel.unary_unary(workload.method, None, None)
+        while remaining > 0:
+            remaining -= 1
+            try:
+                ok = await method(workload.request, timeout=CALL_TIMEOUT) == workload.responses[0]
+            except grpc.RpcError:
+                ok = False
+            failed += not ok
+
+    # A subchannel pool per channel: one TCP connection each, as separate clients would have.
+    opened = [aio.insecure_channel(address, options=(("grpc.use_local_subchannel_pool", 1),))
+              for _ in range(channels)]
+    try:
+        for channel in opened:
+            await asyncio.wait_for(channel.channel_ready(), CALL_TIMEOUT)
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(caller(channel) for channel in opened
+                               for _ in range(per_channel)))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        for channel in opened:
+            await channel.close(None)
+    return {"calls": calls, "failed": failed, "seconds": wall, "cpu_seconds": cpu}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.client")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -126,9 +165,18 @@ def main() -> None:
     stream.add_argument("--calls", type=int, required=True)
     stream.add_argument("--channels", type=int, default=4)
     stream.add_argument("--per-channel", type=int, default=2)
+    unary = commands.add_parser("unary")
+    unary.add_argument("address")
+    unary.add_argument("--calls", type=int, required=True)
+    unary.add_argument("--channels", type=int, default=4)
+    unary.add_argument("--per-channel", type=int, default=8)
     args = parser.parse_args()
     if args.command == "check":
         print(json.dumps(run_checks(args.address, wait=args.wait)))
+    elif args.command == "unary":
+        print(json.dumps(asyncio.run(unary_calls(
+            args.address, calls=args.calls, channels=args.channels,
+            per_channel=args.per_channel))))
     else:
         print(json.dumps(asyncio.run(stream_calls(
             args.address, calls=args.calls, channels=args.channels,

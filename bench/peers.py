@@ -155,7 +155,8 @@ class Config:
 
 def start_peers(work: Path, names: list[str], *,
                 backend_count: int) -> tuple[Group, list[Config]]:
-    """nginx backends (one group), then each named configuration in front of all of them.
+    """nginx backends (one group; its ``address`` lists them all, comma-separated), then each
+    named configuration in front of all of them.
 
     If any start fails, whatever was already started is stopped before the error propagates.
     """
@@ -173,6 +174,7 @@ def start_peers(work: Path, names: list[str], *,
             backends.start(["nginx", "-c", str(conf), "-p", str(directory)],
                            log=directory / "out")
             addresses.append(f"127.0.0.1:{port}")
+        backends.address = ",".join(addresses)
         for name in names:
             found.append(start_config(work, name, addresses))
     except BaseException:

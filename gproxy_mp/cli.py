@@ -20,6 +20,7 @@ from gproxy_mp.config import (
     Settings,
     check_routes,
     parse_admin_address,
+    parse_connection_age,
     parse_duration,
     parse_route,
     parse_unary_methods,
@@ -47,7 +48,8 @@ def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
                    drain_timeout: str, dns_refresh_rate: str, admin_address: str,
                    log_format: str, log_level: str, kubeconfig: str | None = None,
                    access_log: bool = False, metrics_method_label: bool = False,
-                   unary_methods: str = "") -> Settings:
+                   unary_methods: str = "", max_connection_age: str = "off",
+                   max_connection_age_grace: str = "off") -> Settings:
     if not proxy:
         raise ConfigError(f"missing option -p/--proxy LISTEN-TARGET (e.g. {EXAMPLE})")
     routes = tuple(parse_route(text, index=i) for i, text in enumerate(proxy))
@@ -58,6 +60,10 @@ def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
         shutdown_delay=_parse("--shutdown-delay", parse_duration, shutdown_delay),
         drain_timeout=_parse("--drain-timeout", parse_duration, drain_timeout),
         dns_refresh_interval=_parse("--dns-refresh-rate", _parse_refresh, dns_refresh_rate),
+        max_connection_age=_parse("--max-connection-age", parse_connection_age,
+                                  max_connection_age),
+        max_connection_age_grace=_parse("--max-connection-age-grace", parse_connection_age,
+                                        max_connection_age_grace),
         kubeconfig=kubeconfig or None,
         admin=_parse("--admin-address", parse_admin_address, admin_address),
         log_format=log_format,
@@ -101,6 +107,12 @@ Example:
               help="After the delay, how long in-flight calls may finish before cancellation.")
 @click.option("--dns-refresh-rate", default="5s", show_default=True, metavar="DURATION",
               help="How often dns: targets are re-resolved (jittered by 10%).")
+@click.option("--max-connection-age", default="off", show_default=True, metavar="DURATION|off",
+              help="Send each client connection a GOAWAY after about this long (+-10%), so "
+              "busy long-lived connections reconnect and re-spread over the workers.")
+@click.option("--max-connection-age-grace", default="off", show_default=True,
+              metavar="DURATION|off", help="After that GOAWAY, how long calls may still run on "
+              "the old connection before it is closed; 'off': until they finish.")
 @click.option("--admin-address", default="127.0.0.1:9901", show_default=True,
               metavar="HOST:PORT|off", help="/healthz, /readyz, /debug/endpoints; 'off' disables.")
 @click.option("--kubeconfig", default=None, metavar="PATH",
@@ -125,7 +137,7 @@ def command(  # noqa: PLR0917 (click passes options positionally)
     proxy: tuple[str, ...], shutdown_delay: str, workers: str, drain_timeout: str,
     dns_refresh_rate: str, admin_address: str, kubeconfig: str | None, log_format: str,
     log_level: str, access_log: bool, check: bool, metrics_method_label: bool,
-    unary_methods: str,
+    unary_methods: str, max_connection_age: str, max_connection_age_grace: str,
 ) -> None:
     """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
@@ -135,6 +147,8 @@ def command(  # noqa: PLR0917 (click passes options positionally)
                               access_log=access_log,
                               metrics_method_label=metrics_method_label,
                               unary_methods=unary_methods,
+                              max_connection_age=max_connection_age,
+                              max_connection_age_grace=max_connection_age_grace,
                               log_format=log_format,
                               log_level=log_level.lower())
     configure_logging(role="supervisor", fmt=settings.log_format, level=settings.log_level)

@@ -118,6 +118,12 @@ class Settings:
     """Seconds in-flight calls may take to finish after the delay, before they are cancelled."""
     dns_refresh_interval: float = 5.0
     """Seconds between re-resolutions of `dns:` targets."""
+    max_connection_age: float | None = None
+    """Seconds (gRPC adds +-10% jitter) after which a client connection gets a GOAWAY, so busy
+    long-lived connections re-spread over the workers; None: connections live forever."""
+    max_connection_age_grace: float | None = None
+    """Seconds calls may still run on a connection after its GOAWAY before it is closed;
+    None: until they finish (nothing in flight is cut)."""
     log_format: str = "text"
     log_level: str = "info"
     unary_methods: tuple[str, ...] = ()
@@ -153,6 +159,23 @@ def parse_duration(text: str) -> float:
             raise ConfigError(f"duration {text!r}: not a finite number")
     if seconds < 0:
         raise ConfigError(f"duration {text!r}: must not be negative")
+    return seconds
+
+
+MIN_CONNECTION_AGE = 0.1
+"""Seconds; gRPC keeps connection ages in milliseconds, and anything shorter would only churn."""
+
+
+def parse_connection_age(text: str) -> float | None:
+    """`--max-connection-age` / its grace: a duration, or `off` (also `0`) for none."""
+    if text.strip().lower() in ("off", "none", "infinite"):
+        return None
+    seconds = parse_duration(text)
+    if seconds == 0:
+        return None
+    if seconds < MIN_CONNECTION_AGE:
+        raise ConfigError(f"duration {text!r}: must be off or at least "
+                          f"{MIN_CONNECTION_AGE * 1000:.0f}ms")
     return seconds
 
 

@@ -29,6 +29,8 @@ class WorkerConfig:
     access_log: bool = False
     metrics_method_label: bool = False
     unary_methods: tuple[str, ...] = ()
+    max_connection_age: float | None = None
+    max_connection_age_grace: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -62,7 +62,8 @@ def endpoints(view: SupervisorView) -> dict[str, Any]:
                 {"worker": slot.config.worker, "pid": slot.pid, "state": slot.state,
                  "restarts": slot.restarts,
                  "applied_seq": slot.last_status.seq if slot.last_status else None,
-                 "active_calls": slot.last_status.active_calls if slot.last_status else 0}
+                 "active_calls": slot.last_status.active_calls if slot.last_status else 0,
+                 "calls": view.counters.worker_calls(slot.pid)}
                 for slot in view.pool.slots.values() if slot.config.route == route.id
             ],
         })
@@ -72,6 +73,7 @@ def endpoints(view: SupervisorView) -> dict[str, Any]:
 def metrics(view: SupervisorView) -> str:
     routes = view.settings.routes
     serving = view.pool.routes_serving()
+    routes_by_id = {r.id: r.name for r in routes}
     families = call_families(view.counters.totals())
     families += [
         Family("gproxy_endpoints", "gauge", "Backends in the route's current endpoint set.",
@@ -79,6 +81,12 @@ def metrics(view: SupervisorView) -> str:
                             else 0) for r in routes)),
         Family("gproxy_workers_serving", "gauge", "Worker processes serving the route.",
                tuple(Sample((("route", r.name),), serving.get(r.name, 0)) for r in routes)),
+        Family("gproxy_worker_calls_total", "counter",
+               "Calls each worker process has finished (resets when it is replaced): how "
+               "evenly connections spread the load.",
+               tuple(Sample((("route", routes_by_id[s.config.route]), ("worker", s.config.worker)),
+                            view.counters.worker_calls(s.pid))
+                     for s in view.pool.slots.values() if s.pid is not None)),
         Family("gproxy_worker_restarts_total", "counter",
                "Workers replaced after an unexpected exit, by route and exit reason.",
                tuple(Sample((("route", route), ("reason", reason)), count)

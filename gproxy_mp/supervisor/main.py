@@ -74,6 +74,8 @@ def build_worker_configs(settings: Settings, *, runtime_dir: Path) -> list[Worke
             log_format=settings.log_format, log_level=settings.log_level,
             access_log=settings.access_log, metrics_method_label=settings.metrics_method_label,
             unary_methods=settings.unary_methods,
+            max_connection_age=settings.max_connection_age,
+            max_connection_age_grace=settings.max_connection_age_grace,
         )
         for route in settings.routes
         for index in range(settings.workers)

@@ -85,6 +85,11 @@ class CallCounters:
         if entry is not None:
             self._retired.setdefault(entry[0], RouteCounts()).add(entry[1])
 
+    def worker_calls(self, pid: int | None) -> int:
+        """Calls a running worker has finished, as of its latest report (0 if unknown)."""
+        entry = self._latest.get(pid) if pid is not None else None
+        return sum(entry[1].calls.values()) if entry else 0
+
     def totals(self) -> dict[str, tuple[RouteCounts, int]]:
         """Per route: (cumulative counts, calls active now)."""
         totals: dict[str, tuple[RouteCounts, int]] = {}

@@ -79,7 +79,9 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         if not await _first(stops.snapshot, stops.graceful, stops.immediate):
             return ExitCode.OK if not follower.lost else ExitCode.RUNTIME
         try:
-            server = build_server(handler, bind_address=config.bind_address)
+            server = build_server(handler, bind_address=config.bind_address,
+                                  max_connection_age=config.max_connection_age,
+                                  max_connection_age_grace=config.max_connection_age_grace)
         except AddressInUseError as e:
             log.error("%s", e)
             return ExitCode.WORKER_BOOT

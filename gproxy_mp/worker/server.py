@@ -31,11 +31,25 @@ SERVER_OPTIONS = (
 )
 
 
+def connection_age_options(age: float | None,
+                           grace: float | None) -> tuple[tuple[str, int], ...]:
+    """gRPC's own GOAWAY-after-age settings (it jitters the age by +-10% per connection)."""
+    if age is None:
+        return ()
+    options = [("grpc.max_connection_age_ms", round(age * 1000))]
+    if grace is not None:
+        options.append(("grpc.max_connection_age_grace_ms", round(grace * 1000)))
+    return tuple(options)
+
+
 def build_server(
-    handler: grpc.GenericRpcHandler[bytes, bytes], *, bind_address: str
+    handler: grpc.GenericRpcHandler[bytes, bytes], *, bind_address: str,
+    max_connection_age: float | None = None, max_connection_age_grace: float | None = None,
 ) -> grpc.aio.Server:
     """A server with `handler` as its only handler, bound to `bind_address` (not started)."""
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    options = SERVER_OPTIONS + connection_age_options(max_connection_age,
+                                                      max_connection_age_grace)
+    server = grpc.aio.server(options=options)
     server.add_generic_rpc_handlers((handler,))
     try:
         port = server.add_insecure_port(bind_address)

@@ -36,8 +36,8 @@ def tools_unavailable() -> str | None:
     return None
 
 
-def run_smoke(results: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "bench.run", "--smoke", "--out", str(results)]
+def run_smoke(results: Path, module: str = "bench.run") -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", module, "--smoke", "--out", str(results)]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

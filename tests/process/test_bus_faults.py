@@ -31,7 +31,6 @@ import json
 import os
 import signal
 import stat
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ import pytest
 import zmq
 
 from tests.support import client
+from tests.support.admin import admin_get
 from tests.support.processes import Backend, Launcher, Proxy, free_port, proxy_args, route
 from tests.support.waiting import wait_until
 
@@ -152,11 +152,6 @@ def find_runtime_dir(base: Path, proxy: Proxy) -> Path:
     found = sorted(base.glob("gproxy-mp-*"))
     assert len(found) == 1, f"runtime dirs under {base}: {found}\n{proxy.output()}"
     return found[0]
-
-
-def admin_get(admin: str, path: str) -> str:
-    with urllib.request.urlopen(f"http://{admin}{path}", timeout=5) as response:
-        return str(response.read().decode())
 
 
 def dropped(admin: str) -> float:

@@ -63,6 +63,8 @@ def test_help_lists_every_documented_option(proxies: Callable[..., Proxy]) -> No
         "--admin-address",
         "--log-format",
         "--log-level",
+        "--max-connection-age",
+        "--max-connection-age-grace",
         "--version",
     ):
         assert option in text, f"{option} missing\n{proxy.output()}"
@@ -88,6 +90,8 @@ USAGE_ERRORS: list[tuple[str, Callable[[int], list[str]], str]] = [
     ),
     ("bad duration", lambda port: ["-p", valid_route(), "-d", "abc"], "abc"),
     ("no workers", lambda port: ["-p", valid_route(), "--workers", "0"], "workers"),
+    ("connection age too short",
+     lambda port: ["-p", valid_route(), "--max-connection-age", "5ms"], "--max-connection-age"),
 ]
 
 

@@ -67,6 +67,9 @@ def test_calls_of_every_worker_are_counted_and_survive_a_worker_kill(
     assert value(text, series) == expected, text
     assert value(text, f'gproxy_endpoints{{route="{address}"}}') == 1, text
     assert value(text, f'gproxy_workers_serving{{route="{address}"}}') == 2, text
+    per_worker = [value(text, f'gproxy_worker_calls_total{{route="{address}",worker="0#{i}"}}')
+                  for i in range(2)]
+    assert sum(v or 0 for v in per_worker) == expected, text
 
     victim = procfs.listeners(port).pop()
     os.kill(victim, signal.SIGKILL)

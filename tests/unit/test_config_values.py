@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
 from gproxy_mp.config import (
     ListenAddress,
+    parse_connection_age,
     parse_duration,
     parse_listen,
     parse_unary_methods,
@@ -148,3 +150,17 @@ def test_unary_methods_are_full_method_names_or_a_whole_service(
 def test_a_malformed_unary_method_is_refused_naming_it(text: str) -> None:
     with pytest.raises(ConfigError, match=r"expected /package\.Service/Method"):
         parse_unary_methods(text)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("off", None), ("OFF", None), ("0", None), ("0s", None), ("infinite", None),
+    ("100ms", 0.1), ("30m", 1800.0), ("2.5", 2.5),
+])
+def test_a_connection_age_is_a_duration_or_off(text: str, seconds: float | None) -> None:
+    assert parse_connection_age(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["50ms", "abc", "-1s"])
+def test_a_connection_age_too_short_or_malformed_is_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match=repr(text).replace("-", r"\-")):
+        parse_connection_age(text)

@@ -83,6 +83,17 @@ def test_an_exited_workers_counts_are_kept_and_its_late_reports_ignored() -> Non
     assert active == 1
 
 
+def test_each_running_workers_calls_are_told_apart() -> None:
+    counters = CallCounters()
+    counters.report(ROUTE, 101, stats_of(("b:1", "OK", 0.001), ("b:2", "UNAVAILABLE", 0.1)),
+                    active=0)
+    counters.report(ROUTE, 102, stats_of(("b:1", "OK", 0.001)), active=0)
+    assert (counters.worker_calls(101), counters.worker_calls(102)) == (2, 1)
+    counters.retire(101)
+    assert counters.worker_calls(101) == 0  # gone: its calls live on in the route's totals
+    assert counters.worker_calls(None) == 0
+
+
 def test_malformed_parts_of_a_report_are_ignored() -> None:
     counts = RouteCounts.from_report({"calls": [["b:1", "OK", "x"], ["b:1", "OK", 3], "junk"],
                                       "buckets": [1, 2], "duration_sum": "no",

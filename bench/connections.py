@@ -1,0 +1,259 @@
+"""One connection, one worker: how calls split over gproxy-mp's workers, with and without
+``--max-connection-age``.
+
+    .venv/bin/python -m bench.connections [--calls 20000] [--rounds 3] [--age 1s] [--smoke]
+
+SO_REUSEPORT lets the kernel pick a worker per *connection*, so one busy client connection
+pins one worker, and a few connections split unevenly. ``--max-connection-age`` sends each
+connection a GOAWAY after about that age (gRPC jitters it by +-10%); the client reconnects and
+the kernel picks again, so over time the calls even out.
+
+Method: two fixed-response nginx backends (the same as ``bench.run``), and one after another
+``gproxy-mp --workers 2`` without and with ``--max-connection-age AGE``, plus ``--workers 1``
+for the CPU-per-call comparison. For each, the grpcio client (``bench.client unary``: 100 B
+unary calls, 8 in flight per connection, each channel its own TCP connection) runs ``--calls``
+calls over 1, 4 and 16 connections, in a rotated order each round. (h2load cannot be used:
+it does not reconnect after a GOAWAY, it fails the rest of that connection's calls.) The
+per-worker split is read from the admin port's ``/debug/endpoints`` (each worker's finished
+calls, from its 1 s status reports) before and after each run; the client must see every call
+succeed with the expected reply, GOAWAYs included. Reported per configuration and connection
+count: the busiest worker's share (median and max over rounds;
+0.5 is an even split, 1.0 all on one worker), calls/s and the proxy's CPU per call.
+
+Prints a table and writes JSON to ``bench/results/connections-<timestamp>.json``. Loopback
+only; every process it starts is stopped by pid; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+
+from bench import load
+from bench.peers import (
+    Group,
+    ToolsMissingError,
+    cpu_seconds,
+    ensure_tools,
+    free_port,
+    start_peers,
+)
+from bench.workloads import write_backend_files
+
+ROOT = Path(__file__).parent.parent
+RESULTS = ROOT / "bench" / "results"
+MIN_RATE = 200
+"""Calls/s below which a client run counts as stuck."""
+CONNECTIONS = (1, 4, 16)
+STREAMS = 8
+REPORT_WAIT = 10.0
+"""Seconds for the workers' status reports to account for every call of a run."""
+READY_WAIT = 30.0
+REPORT_INTERVAL = 1.2
+"""Seconds between two looks at the split: a little more than the workers' report period."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    name: str
+    workers: int
+    age: str | None
+
+
+@dataclass(frozen=True)
+class Sample:
+    setup: str
+    connections: int
+    round: int
+    calls: int
+    calls_per_s: float
+    proxy_cpu_us: float
+    split: list[int]
+
+    @property
+    def busiest_share(self) -> float:
+        return max(self.split) / max(1, sum(self.split))
+
+
+def admin_workers(admin: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://{admin}/debug/endpoints", timeout=5) as response:
+        view = json.loads(response.read())
+    return {w["worker"]: w["calls"] for w in view["routes"][0]["workers"]
+            if w["pid"] is not None and w["state"] == "ready"}
+
+
+def quiet_workers(admin: str, workers: int) -> dict[str, int]:
+    """Per-worker calls once all ``workers`` are ready and two reports in a row agree (every
+    earlier call is accounted for)."""
+    deadline = time.monotonic() + READY_WAIT
+    last: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        try:
+            found = admin_workers(admin)
+        except OSError:
+            found = {}
+        if len(found) == workers and found == last:
+            return found
+        last = found
+        time.sleep(REPORT_INTERVAL)
+    raise RuntimeError(f"gproxy-mp's {workers} workers were not ready and quiet within "
+                       f"{READY_WAIT} s")
+
+
+def settled(admin: str, before: dict[str, int], calls: int) -> list[int]:
+    """Per-worker calls since ``before``, once the reports account for all ``calls``."""
+    deadline = time.monotonic() + REPORT_WAIT
+    while True:
+        now = admin_workers(admin)
+        split = [now.get(worker, 0) - count for worker, count in sorted(before.items())]
+        if sum(split) >= calls or time.monotonic() >= deadline:
+            return split
+        time.sleep(0.2)
+
+
+def start_gproxy(work: Path, setup: Setup, backends: list[str]) -> tuple[Group, str, str]:
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    argv = [sys.executable, "-m", "gproxy_mp", "-p",
+            f"127.0.0.1:{port}-static:///{','.join(backends)}", "--workers",
+            str(setup.workers), "-d", "0s", "--admin-address", admin, "--log-level", "warning"]
+    if setup.age:
+        argv += ["--max-connection-age", setup.age]
+    group = Group(setup.name)
+    group.start(argv, log=work / f"{setup.name}.out")
+    return group, f"127.0.0.1:{port}", admin
+
+
+def run_client(address: str, *, calls: int, connections: int) -> float:
+    """The grpcio client over ``connections`` connections; calls/s. LoadError unless all
+    succeed."""
+    argv = [sys.executable, "-m", "bench.client", "unary", address, "--calls", str(calls),
+            "--channels", str(connections), "--per-channel", str(STREAMS)]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT,
+                             timeout=60 + calls / MIN_RATE).stdout
+    except subprocess.CalledProcessError as error:
+        raise load.LoadError(f"client exited {error.returncode}: {error.stderr[-500:]}") from None
+    except subprocess.TimeoutExpired as error:
+        raise load.LoadError(f"client took longer than {error.timeout:.0f} s") from None
+    result = json.loads(out)
+    if result["failed"]:
+        raise load.LoadError(f"{result['failed']} of {calls} calls failed via {address}")
+    return float(calls / result["seconds"])
+
+
+def measure(setups: list[Setup], *, calls: int, rounds: int, work: Path) -> list[Sample]:
+    write_backend_files(work / "www")
+    backends, _ = start_peers(work, [], backend_count=2)
+    addresses = backends.address.split(",")
+    samples: list[Sample] = []
+    try:
+        for setup in setups:
+            group, address, admin = start_gproxy(work, setup, addresses)
+            try:
+                quiet_workers(admin, setup.workers)
+                run_client(address, calls=min(calls, 2000), connections=4)  # warm-up
+                for round_ in range(rounds):
+                    order = CONNECTIONS[round_ % 3:] + CONNECTIONS[:round_ % 3]
+                    for connections in order:
+                        before = quiet_workers(admin, setup.workers)
+                        pids = group.pids()
+                        cpu = cpu_seconds(pids)
+                        rate = run_client(address, calls=calls, connections=connections)
+                        cpu = cpu_seconds(pids) - cpu
+                        split = settled(admin, before, calls)
+                        samples.append(Sample(setup.name, connections, round_, calls, rate,
+                                              cpu / calls * 1e6, split))
+                        print(f"round {round_ + 1}/{rounds} {setup.name:14} c={connections:<3}"
+                              f" split {split}", file=sys.stderr, flush=True)
+            finally:
+                group.stop()
+    finally:
+        backends.stop()
+    return samples
+
+
+def summarize(samples: list[Sample]) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for setup in dict.fromkeys(s.setup for s in samples):
+        for connections in CONNECTIONS:
+            group = [s for s in samples if s.setup == setup and s.connections == connections]
+            if not group:
+                continue
+            shares = [s.busiest_share for s in group]
+            rows.append({
+                "setup": setup, "connections": connections,
+                "busiest_share_median": statistics.median(shares), "busiest_share_max": max(shares),
+                "calls_per_s": statistics.median(s.calls_per_s for s in group),
+                "proxy_cpu_us": statistics.median(s.proxy_cpu_us for s in group),
+            })
+    return rows
+
+
+def format_table(rows: list[dict[str, object]]) -> str:
+    lines = [f"{'configuration':22} {'conns':>5} {'busiest worker':>15} {'(max)':>6} "
+             f"{'calls/s':>8} {'CPU us/call':>11}"]
+    for row in rows:
+        lines.append(f"{row['setup']!s:22} {row['connections']!s:>5} "
+                     f"{row['busiest_share_median']:>15.0%} {row['busiest_share_max']:>6.0%} "
+                     f"{row['calls_per_s']:>8,.0f} {row['proxy_cpu_us']:>11.0f}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.connections", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--age", default="1s", help="--max-connection-age of the second setup")
+    parser.add_argument("--smoke", action="store_true", help="tiny counts, one round (CI)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.calls, args.rounds, args.age = 2000, 1, "200ms"
+    return args
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        ensure_tools(["nginx", "h2load"])
+    except ToolsMissingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    setups = [Setup("gproxy-w1", 1, None), Setup("gproxy-w2", 2, None),
+              Setup(f"gproxy-w2-age-{args.age}", 2, args.age)]
+    with tempfile.TemporaryDirectory(prefix="gproxy-bench-") as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)  # nginx workers run as an unprivileged user when started by root
+        try:
+            samples = measure(setups, calls=args.calls, rounds=args.rounds, work=work)
+        except load.LoadError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    rows = summarize(samples)
+    print(format_table(rows))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"connections-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "summary": rows,
+                                "samples": [asdict(s) for s in samples]}, indent=1))
+    print(f"raw results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Reading gproxy-mp's admin port from tests (plain HTTP on loopback)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+HTTP_TIMEOUT = 5.0
+
+
+def admin_get(admin: str, path: str) -> str:
+    """The body of ``GET http://ADMIN/PATH``."""
+    with urllib.request.urlopen(f"http://{admin}{path}", timeout=HTTP_TIMEOUT) as response:
+        return str(response.read().decode())
+
+
+def route_view(admin: str, index: int = 0) -> dict[str, Any]:
+    """One route's entry of ``/debug/endpoints``."""
+    view: dict[str, Any] = json.loads(admin_get(admin, "/debug/endpoints"))["routes"][index]
+    return view
+
+
+def worker_calls(admin: str, index: int = 0) -> dict[str, int]:
+    """Calls each running worker of a route has finished, as of its last 1 s report."""
+    return {w["worker"]: w["calls"] for w in route_view(admin, index)["workers"]
+            if w["pid"] is not None}
