@@ -49,7 +49,8 @@ def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
                    log_format: str, log_level: str, kubeconfig: str | None = None,
                    access_log: bool = False, metrics_method_label: bool = False,
                    unary_methods: str = "", max_connection_age: str = "off",
-                   max_connection_age_grace: str = "off") -> Settings:
+                   max_connection_age_grace: str = "off",
+                   learn_unary_methods: bool = True) -> Settings:
     if not proxy:
         raise ConfigError(f"missing option -p/--proxy LISTEN-TARGET (e.g. {EXAMPLE})")
     routes = tuple(parse_route(text, index=i) for i, text in enumerate(proxy))
@@ -71,6 +72,7 @@ def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
         access_log=access_log,
         metrics_method_label=metrics_method_label,
         unary_methods=_parse("--unary-methods", parse_unary_methods, unary_methods),
+        learn_unary_methods=learn_unary_methods,
     )
 
 
@@ -127,6 +129,9 @@ Example:
 @click.option("--unary-methods", default="", metavar="/pkg.Svc/Method,...",
               help="Methods known to be unary (or /pkg.Svc/* for a whole service): served "
               "with cheaper unary handlers. A streaming call to one of them fails.")
+@click.option("--learn-unary-methods/--no-learn-unary-methods", default=True, show_default=True,
+              help="Ask backends for gRPC server reflection and serve the methods they all "
+              "declare unary with cheaper unary handlers.")
 @click.option("--metrics-method-label", is_flag=True, default=False,
               help="Label call counters with the gRPC method too (at most 200 per worker).")
 @click.option("--access-log", is_flag=True, default=False,
@@ -138,6 +143,7 @@ def command(  # noqa: PLR0917 (click passes options positionally)
     dns_refresh_rate: str, admin_address: str, kubeconfig: str | None, log_format: str,
     log_level: str, access_log: bool, check: bool, metrics_method_label: bool,
     unary_methods: str, max_connection_age: str, max_connection_age_grace: str,
+    learn_unary_methods: bool,
 ) -> None:
     """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
@@ -149,6 +155,7 @@ def command(  # noqa: PLR0917 (click passes options positionally)
                               unary_methods=unary_methods,
                               max_connection_age=max_connection_age,
                               max_connection_age_grace=max_connection_age_grace,
+                              learn_unary_methods=learn_unary_methods,
                               log_format=log_format,
                               log_level=log_level.lower())
     configure_logging(role="supervisor", fmt=settings.log_format, level=settings.log_level)

@@ -129,6 +129,9 @@ class Settings:
     unary_methods: tuple[str, ...] = ()
     """Methods (`/pkg.Svc/Method`, or `/pkg.Svc/*` for a whole service) declared unary: served
     with unary handlers, cheaper per call; a streaming call to one of them fails."""
+    learn_unary_methods: bool = True
+    """Ask a few backends per update for server reflection and serve the methods they declare
+    unary with unary handlers (`worker/reflection.py`)."""
     metrics_method_label: bool = False
     """Add a `method` label to gproxy_calls_total (bounded to 200 values per worker)."""
     access_log: bool = False

@@ -29,6 +29,7 @@ class WorkerConfig:
     access_log: bool = False
     metrics_method_label: bool = False
     unary_methods: tuple[str, ...] = ()
+    learn_unary_methods: bool = True
     max_connection_age: float | None = None
     max_connection_age_grace: float | None = None
 

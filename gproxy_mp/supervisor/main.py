@@ -74,6 +74,7 @@ def build_worker_configs(settings: Settings, *, runtime_dir: Path) -> list[Worke
             log_format=settings.log_format, log_level=settings.log_level,
             access_log=settings.access_log, metrics_method_label=settings.metrics_method_label,
             unary_methods=settings.unary_methods,
+            learn_unary_methods=settings.learn_unary_methods,
             max_connection_age=settings.max_connection_age,
             max_connection_age_grace=settings.max_connection_age_grace,
         )

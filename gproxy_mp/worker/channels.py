@@ -132,17 +132,21 @@ class BackendPool:
 
         return self._picker.pick(self._order, rank=rank, exclude=exclude)
 
-    def update(self, endpoints: EndpointSet) -> None:
-        """Make the pool match `endpoints`: new channels for new ones, graceful close for gone."""
+    def update(self, endpoints: EndpointSet) -> list[Backend]:
+        """Make the pool match `endpoints`: new channels for new ones, graceful close for gone.
+        Returns the backends added."""
         diff = diff_endpoints(self._backends, endpoints)
+        added = []
         for endpoint in diff.added:
-            self._backends[endpoint] = Backend(endpoint)
+            self._backends[endpoint] = backend = Backend(endpoint)
+            added.append(backend)
         for endpoint in diff.removed:
             backend = self._backends.pop(endpoint)
             task = asyncio.create_task(backend.close(self._close_grace), name=f"close {endpoint}")
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
         self._order = [self._backends[e] for e in endpoints]
+        return added
 
     async def close(self, grace: float | None) -> None:
         """Close every channel (current and closing ones), giving calls `grace` seconds."""

@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from gproxy_mp.logs import configure_logging
 from gproxy_mp.model import EndpointSet, diff_endpoints
 from gproxy_mp.worker.channels import BackendPool
 from gproxy_mp.worker.proxy import ProxyHandler
+from gproxy_mp.worker.reflection import UnaryLearner
 from gproxy_mp.worker.server import build_server
 from gproxy_mp.worker.stats import CallStats
 
@@ -72,7 +74,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
     handler = ProxyHandler(pool, target=config.target, access_log=config.access_log,
                            unary_methods=config.unary_methods,
                            stats=CallStats(method_label=config.metrics_method_label))
-    follower = _BusFollower(config, bus, pool, handler, stops)
+    learner = UnaryLearner(handler.learned_unary) if config.learn_unary_methods else None
+    follower = _BusFollower(config, bus, pool, handler, stops, learner=learner)
     following = asyncio.create_task(follower.run(), name="bus")
     server: grpc.aio.Server | None = None
     try:
@@ -102,6 +105,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
             await following
         follower.state = "stopped"
         await follower.report()  # the final counts, so the supervisor's totals stay exact
+        if learner is not None:
+            await learner.close()
         await pool.close(0)
         bus.close()
 
@@ -133,9 +138,10 @@ async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: Pro
 
 class _BusFollower:
     def __init__(self, config: WorkerConfig, bus: BusClient, pool: BackendPool,
-                 handler: ProxyHandler, stops: Stops) -> None:
+                 handler: ProxyHandler, stops: Stops, *,
+                 learner: UnaryLearner | None) -> None:
         self._config, self._bus, self._pool, self._handler = config, bus, pool, handler
-        self._stops = stops
+        self._stops, self._learner = stops, learner
         self._view = RouteView(config.route)
         self.state = "starting"
         self.lost = False
@@ -174,13 +180,19 @@ class _BusFollower:
                 last_report = now
 
     def _apply(self, message: EndpointsMessage) -> None:
+        started = time.perf_counter()
         before = self._view.endpoints
         endpoints = self._view.apply_message(message)
         if endpoints is None:
             return
         self._log_change(before, endpoints)
-        self._pool.update(endpoints)
+        added = self._pool.update(endpoints)
+        if self._learner is not None:
+            self._learner.backends_added([(b.endpoint.address, b.channel) for b in added])
         self._stops.snapshot.set()
+        # Channels are created here, so a large set shows its cost (bench/scale.py reads this).
+        log.debug("applied endpoints seq=%d count=%d in %.1f ms", self._view.seq,
+                  len(endpoints), (time.perf_counter() - started) * 1000)
 
     def _log_change(self, before: EndpointSet | None, after: EndpointSet) -> None:
         if before is None:

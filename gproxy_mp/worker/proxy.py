@@ -15,7 +15,8 @@ no message-size limits. Per call:
 
 Two cheaper shapes of the same forwarding: a request that turns out to be one message plus the
 half-close goes to the backend as one unary-stream batch (no sender task), and methods declared
-with `--unary-methods` get a unary handler and a unary backend call (`_forward_unary`).
+with `--unary-methods` or learned from the backends' server reflection (`reflection.py`) get a
+unary handler and a unary backend call (`_forward_unary`).
 
 A client cancel (or the client's deadline) cancels this handler's task; `finally` cancels the
 backend call, which the backend sees as a cancellation. Concurrency: one asyncio loop per
@@ -96,6 +97,7 @@ class ProxyHandler(_GenericRpcHandler):
                  access_log: bool = False, unary_methods: Iterable[str] = ()) -> None:
         self._pool = pool
         self._unary_methods = frozenset(unary_methods)
+        self._learned_unary: frozenset[str] = frozenset()
         self._access_log = access_log
         self._target = target
         self.stats = stats or CallStats()
@@ -119,8 +121,14 @@ class ProxyHandler(_GenericRpcHandler):
                 self._handlers[method] = handler
         return handler
 
+    def learned_unary(self, methods: frozenset[str]) -> None:
+        """Methods the backends declare unary (`reflection.UnaryLearner`): new calls to them
+        get unary handlers; calls already running keep theirs."""
+        self._learned_unary = methods
+        self._handlers.clear()
+
     def _is_unary(self, method: str) -> bool:
-        return method in self._unary_methods or (
+        return method in self._unary_methods or method in self._learned_unary or (
             method.rpartition("/")[0] + "/*" in self._unary_methods)
 
     def _unary_behavior(self, method: str) -> UnaryBehavior:

@@ -64,6 +64,7 @@ def test_help_lists_every_documented_option(proxies: Callable[..., Proxy]) -> No
         "--log-format",
         "--log-level",
         "--max-connection-age",
+        "--learn-unary-methods",
         "--max-connection-age-grace",
         "--version",
     ):

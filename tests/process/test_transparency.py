@@ -34,19 +34,30 @@ UNARY_METHODS = ",".join(f"/test.Echo/{name}" for name in
 """The test backend's unary methods (and an unknown one), for `--unary-methods`."""
 
 
-@pytest.fixture(scope="module", params=["streaming-handlers", "declared-unary"])
+LEARNED = "methods as unary, learned by reflection"
+"""What each worker logs once it serves methods the backends' reflection declared unary."""
+
+
+@pytest.fixture(scope="module", params=["streaming-handlers", "declared-unary", "learned-unary"])
 def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
           ) -> Iterator[Setup]:
-    """Every test runs twice: with the catch-all stream handler, and with the unary methods
-    declared by `--unary-methods` (unary handlers on both hops)."""
+    """Every test runs three times: with the catch-all stream handler, with the unary methods
+    declared by `--unary-methods`, and with them learned from the backends' server reflection
+    (unary handlers on both hops in the last two)."""
     launcher = Launcher(tmp_path_factory.mktemp("transparency"))
     try:
-        servers = (launcher.start_backend("a"), launcher.start_backend("b"))
+        learned = request.param == "learned-unary"
+        backend_args = ["--reflection"] if learned else []
+        servers = (launcher.start_backend("a", extra_args=backend_args),
+                   launcher.start_backend("b", extra_args=backend_args))
         port = free_port()
         extra = ["--unary-methods", UNARY_METHODS] if request.param == "declared-unary" else []
         proxy = launcher.start_proxy(*proxy_args(route(port, *servers), workers=2), *extra)
         address = f"127.0.0.1:{port}"
         proxy.wait_serving(address)
+        if learned:
+            both = wait_until(lambda: proxy.output().count(LEARNED) >= 2, timeout=15)
+            assert both, proxy.output()
         yield Setup(proxy, address, servers)
     finally:
         launcher.close()

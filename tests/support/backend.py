@@ -44,12 +44,14 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from grpc import aio
+
+from tests.support.reflection import enable_reflection
 
 SERVICE = "test.Echo"
 STOP_GRACE = 1.0
@@ -185,10 +187,15 @@ async def serve_backend(
     port: int,
     announce: Callable[[int], None],
     shutdown_trigger: Callable[[], Awaitable[object]],
+    reflection: Sequence[str] | None = None,
 ) -> None:
-    """Serve until ``shutdown_trigger`` completes; ``announce`` gets the bound port."""
+    """Serve until ``shutdown_trigger`` completes; ``announce`` gets the bound port.
+    ``reflection``: offer server reflection, declaring these methods unary on top of the truly
+    unary ones; None: no reflection."""
     server = aio.server(options=UNLIMITED_MESSAGES)
     server.add_generic_rpc_handlers((build_handler(Counters(name=name)),))
+    if reflection is not None:
+        enable_reflection(server, reflection)
     # An IPv6 literal needs brackets, or grpc reads its last group as the port.
     authority = f"[{host}]" if ":" in host else host
     bound = server.add_insecure_port(f"{authority}:{port}")
@@ -234,6 +241,9 @@ def parse_backend_args(prog: str, argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--reflection", action="store_true", help="offer server reflection")
+    parser.add_argument("--declare-unary", action="append", default=[], metavar="METHOD",
+                        help="with --reflection: claim this (streaming) method is unary")
     parser.add_argument(
         "--stop-on-stdin-eof",
         action="store_true",
@@ -242,10 +252,12 @@ def parse_backend_args(prog: str, argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run_backend(*, name: str, host: str, port: int, stop_on_stdin_eof: bool) -> None:
+async def run_backend(*, name: str, host: str, port: int, stop_on_stdin_eof: bool,
+                      reflection: Sequence[str] | None = None) -> None:
     stop = build_stop_event(stop_on_stdin_eof=stop_on_stdin_eof)
     await serve_backend(
-        name=name, host=host, port=port, announce=print_port, shutdown_trigger=stop.wait
+        name=name, host=host, port=port, announce=print_port, shutdown_trigger=stop.wait,
+        reflection=reflection,
     )
 
 
@@ -257,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             stop_on_stdin_eof=args.stop_on_stdin_eof,
+            reflection=args.declare_unary if args.reflection else None,
         )
     )
     return 0

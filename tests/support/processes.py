@@ -300,9 +300,11 @@ class Launcher:
         self.backends: list[Backend] = []
         self.proxies: list[Proxy] = []
 
-    def start_backend(self, name: str, *, host: str | None = None, port: int = 0) -> Backend:
-        """Start a backend (``host``/``port``: see `Backend`); it is stopped at `close`."""
-        backend = Backend(name, log_dir=self.log_dir, host=host, port=port)
+    def start_backend(self, name: str, *, host: str | None = None, port: int = 0,
+                      extra_args: Sequence[str] = ()) -> Backend:
+        """Start a backend (``host``/``port``/``extra_args``: see `Backend`); it is stopped
+        at `close`."""
+        backend = Backend(name, log_dir=self.log_dir, host=host, port=port, extra_args=extra_args)
         self.backends.append(backend)
         return backend
 
