@@ -120,11 +120,20 @@ async def stream_calls(address: str, *, calls: int, channels: int,
             "latencies_us": latencies}
 
 
-async def unary_calls(address: str, *, calls: int, channels: int,
-                      per_channel: int) -> dict[str, object]:
+RETRY_UNAVAILABLE = json.dumps({"methodConfig": [{
+    "name": [{}],
+    "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", "maxBackoff": "0.1s",
+                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
+}]})
+"""A client service config that retries UNAVAILABLE, as gRPC advises for idempotent calls."""
+
+
+async def unary_calls(address: str, *, calls: int, channels: int, per_channel: int,
+                      retry: bool = False) -> dict[str, object]:
     """``calls`` small unary calls over ``channels`` connections of their own."""
     workload = WORKLOADS[0]
     failed = 0
+    errors: dict[str, int] = {}
     remaining = calls
 
     async def caller(channel: aio.Channel) -> None:
@@ -134,13 +143,18 @@ async def unary_calls(address: str, *, calls: int, channels: int,
             remaining -= 1
             try:
                 ok = await method(workload.request, timeout=CALL_TIMEOUT) == workload.responses[0]
-            except grpc.RpcError:
-                ok = False
-            failed += not ok
+                why = "wrong reply"
+            except grpc.RpcError as error:
+                ok, why = False, f"{error.code().name}: {error.details()}"
+            if not ok:
+                failed += 1
+                errors[why] = errors.get(why, 0) + 1
 
     # A subchannel pool per channel: one TCP connection each, as separate clients would have.
-    opened = [aio.insecure_channel(address, options=(("grpc.use_local_subchannel_pool", 1),))
-              for _ in range(channels)]
+    options: list[tuple[str, int | str]] = [("grpc.use_local_subchannel_pool", 1)]
+    if retry:
+        options.append(("grpc.service_config", RETRY_UNAVAILABLE))
+    opened = [aio.insecure_channel(address, options=options) for _ in range(channels)]
     try:
         for channel in opened:
             await asyncio.wait_for(channel.channel_ready(), CALL_TIMEOUT)
@@ -151,7 +165,8 @@ async def unary_calls(address: str, *, calls: int, channels: int,
     finally:
         for channel in opened:
             await channel.close(None)
-    return {"calls": calls, "failed": failed, "seconds": wall, "cpu_seconds": cpu}
+    return {"calls": calls, "failed": failed, "errors": errors, "seconds": wall,
+            "cpu_seconds": cpu}
 
 
 def main() -> None:
@@ -170,13 +185,15 @@ def main() -> None:
     unary.add_argument("--calls", type=int, required=True)
     unary.add_argument("--channels", type=int, default=4)
     unary.add_argument("--per-channel", type=int, default=8)
+    unary.add_argument("--retry", action="store_true",
+                       help="retry UNAVAILABLE (a retry policy in the service config)")
     args = parser.parse_args()
     if args.command == "check":
         print(json.dumps(run_checks(args.address, wait=args.wait)))
     elif args.command == "unary":
         print(json.dumps(asyncio.run(unary_calls(
             args.address, calls=args.calls, channels=args.channels,
-            per_channel=args.per_channel))))
+            per_channel=args.per_channel, retry=args.retry))))
     else:
         print(json.dumps(asyncio.run(stream_calls(
             args.address, calls=args.calls, channels=args.channels,

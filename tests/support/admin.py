@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from typing import Any
 
@@ -25,3 +26,20 @@ def worker_calls(admin: str, index: int = 0) -> dict[str, int]:
     """Calls each running worker of a route has finished, as of its last 1 s report."""
     return {w["worker"]: w["calls"] for w in route_view(admin, index)["workers"]
             if w["pid"] is not None}
+
+
+REPORT_PERIOD = 1.2
+"""Seconds between two looks at per-worker counts: a little more than the workers' reports."""
+
+
+def quiet_worker_calls(admin: str, *, workers: int, timeout: float = 15.0) -> dict[str, int]:
+    """Per-worker calls once ``workers`` workers run and two looks a report apart agree, i.e.
+    every call made so far is accounted for."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, int] = {}
+    while True:
+        found = worker_calls(admin)
+        if (len(found) == workers and found == last) or time.monotonic() >= deadline:
+            return found
+        last = found
+        time.sleep(REPORT_PERIOD)
