@@ -36,7 +36,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,18 +44,9 @@ from pathlib import Path
 
 import grpc
 
-from bench.discovery_load import Call, ChannelFactory, WhoamiLoad, open_plain
-from bench.discovery_stats import (
-    Change,
-    Kind,
-    answered_by,
-    describe,
-    failed_during,
-    format_table,
-    latency,
-    summarize,
-    summary_json,
-)
+from bench.discovery_changes import QUIET, budget, run_changes
+from bench.discovery_load import ChannelFactory, WhoamiLoad, open_plain
+from bench.discovery_stats import Run, report, table
 from gproxy_mp.config import parse_duration
 from gproxy_mp.errors import ConfigError
 from tests.dns.backends import start_on_shared_port
@@ -71,13 +61,6 @@ CONNECTIONS = 4
 CALL_INTERVAL = 0.002
 """Seconds between the starts of two calls on one connection (at most): about 2,000 calls/s in
 all, a call on every backend every few ms, without starving the proxy of the box's CPU."""
-QUIET = 1.0
-"""Seconds a removed backend must answer nothing, while others answer, for its removal to count
-as done: hundreds of calls would have reached it in that time were it still picked."""
-QUIET_OTHERS = 100
-"""Calls answered by other backends during the quiet period: the load was really flowing."""
-START_TIMEOUT = 20.0
-"""Seconds the initial backends may take to answer their first calls."""
 REFRESH_JITTER = 0.1
 """gproxy-mp jitters `--dns-refresh-rate` by this fraction."""
 WINDOW_SLACK = 3.0
@@ -99,16 +82,6 @@ class Peers:
         self.dns.set_hosts([f"{host} {NAME}" for host in hosts])
 
 
-@dataclass(frozen=True)
-class Run:
-    label: str
-    target: str
-    refresh: float | None
-    origin: float
-    changes: list[Change]
-    calls: list[Call]
-
-
 @contextmanager
 def run_peers(directory: Path, *, dnsmasq: str) -> Iterator[Peers]:
     dns = DnsServer(executable=dnsmasq, directory=directory)
@@ -122,41 +95,6 @@ def run_peers(directory: Path, *, dnsmasq: str) -> Iterator[Peers]:
         dns.close()
 
 
-def apply_change(active: list[str]) -> tuple[Kind, str, list[str]]:
-    """Add the missing backend to two, or remove the oldest of three."""
-    missing = [host for host in HOSTS if host not in active]
-    if missing:
-        return "add", missing[0], [*active, missing[0]]
-    return "remove", active[0], active[1:]
-
-
-def run_changes(
-    load: WhoamiLoad, peers: Peers, *, count: int, window: float, max_pause: float, seed: int
-) -> list[Change]:
-    rng = random.Random(seed)
-    active = list(HOSTS[:2])
-    for host in active:
-        if not load.wait_answer_from(host, since=0.0, timeout=START_TIMEOUT):
-            raise RuntimeError(f"{host} answered no call within {START_TIMEOUT}s")
-    changes: list[Change] = []
-    for index in range(count):
-        time.sleep(rng.uniform(0.0, max_pause))
-        kind, backend, active = apply_change(active)
-        at = time.monotonic()
-        peers.serve(active)
-        confirmed = time.monotonic()
-        if kind == "add":
-            settled = load.wait_answer_from(backend, since=at, timeout=window)
-        else:
-            settled = load.wait_quiet(
-                backend, quiet=QUIET, others=QUIET_OTHERS, timeout=window + QUIET
-            )
-        changes.append(
-            Change(index, kind, backend, at, confirmed, time.monotonic(), window, settled)
-        )
-    return changes
-
-
 def measure(
     label: str,
     open_channel: ChannelFactory,
@@ -168,13 +106,21 @@ def measure(
     max_pause: float,
     seed: int,
 ) -> Run:
-    budget = START_TIMEOUT + count * (max_pause + window + 2 * QUIET) + 10.0
     origin = time.monotonic()
     with WhoamiLoad(
-        open_channel, connections=CONNECTIONS, call_interval=CALL_INTERVAL, max_seconds=budget
+        open_channel,
+        connections=CONNECTIONS,
+        call_interval=CALL_INTERVAL,
+        max_seconds=budget(count, max_pause=max_pause, window=window),
     ) as load:
         changes = run_changes(
-            load, peers, count=count, window=window, max_pause=max_pause, seed=seed
+            load,
+            peers.serve,
+            hosts=HOSTS,
+            count=count,
+            window=window,
+            max_pause=max_pause,
+            seed=seed,
         )
     return Run(label, peers.target, refresh, origin, changes, load.calls())
 
@@ -213,66 +159,6 @@ def measure_grpc_resolver(peers: Peers, *, window: float, seed: int) -> Run:
         max_pause=0.0,
         seed=seed,
     )
-
-
-def report(run: Run) -> dict[str, object]:
-    def change(c: Change) -> dict[str, object]:
-        value = latency(c, run.calls)
-        return {
-            "index": c.index,
-            "kind": c.kind,
-            "backend": c.backend,
-            "at_s": round(c.at - run.origin, 4),
-            "dns_confirmed_after_s": round(c.confirmed - c.at, 4),
-            "latency_s": None if value is None else round(value, 4),
-            "settled": c.settled,
-            "window_s": c.window,
-            "failed_calls": failed_during(c, run.calls),
-            "backend_calls_in_last_second": answered_by(
-                c.backend, run.calls, start=c.until - 1.0, end=c.until
-            ),
-        }
-
-    return {
-        "label": run.label,
-        "target": run.target,
-        "refresh_s": run.refresh,
-        "calls": len(run.calls),
-        "failed_calls": sum(1 for c in run.calls if c.backend is None),
-        "answers": dict(sorted(Counter(c.backend for c in run.calls if c.backend).items())),
-        "failed_calls_during_changes": sum(failed_during(c, run.calls) for c in run.changes),
-        "first_call_on_added": summary_json(summarize("add", run.changes, run.calls)),
-        "last_call_on_removed": summary_json(summarize("remove", run.changes, run.calls)),
-        "changes": [change(c) for c in run.changes],
-    }
-
-
-def table(runs: list[Run]) -> str:
-    rows = [
-        [
-            "configuration",
-            "changes",
-            "to first call on added, s (median / max)",
-            "to last call on removed, s (median / max)",
-            "failed calls",
-            "calls",
-        ]
-    ]
-    for run in runs:
-        added = summarize("add", run.changes, run.calls)
-        removed = summarize("remove", run.changes, run.calls)
-        failed = sum(failed_during(c, run.calls) for c in run.changes)
-        rows.append(
-            [
-                run.label,
-                str(len(run.changes)),
-                describe(added, removed=False),
-                describe(removed, removed=True),
-                str(failed),
-                str(len(run.calls)),
-            ]
-        )
-    return format_table(rows)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -347,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             "gproxy_mp": version("gproxy-mp"),
             "cpus": os.cpu_count(),
         },
-        "runs": [report(run) for run in runs],
+        "runs": [report(run, confirmed_key="dns_confirmed_after_s") for run in runs],
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
     path = args.results_dir / f"discovery-{started}.json"

@@ -49,16 +49,10 @@ import pytest
 
 from tests.kubernetes import netns, pki
 from tests.kubernetes.cluster import Kube, service_port
-from tests.kubernetes.controlplane import ApiServer, ControlPlane, Etcd, PeerProcess
+from tests.kubernetes.controlplane import ControlPlane
 from tests.kubernetes.routes import BACKEND_PORT
 from tests.kubernetes.testbin import GoMissingError, ensure_binaries
 from tests.kubernetes.workloads import Workloads
-
-ADDRESSES = [
-    f"{netns.APISERVER_ADDRESS}/32",
-    *(f"{address}/32" for address in netns.BACKEND_ADDRESSES),
-    f"{netns.BACKEND_ADDRESS_V6}/128",
-]
 
 
 def _remove_stale_namespaces() -> None:
@@ -84,7 +78,7 @@ def network_namespace() -> Iterator[netns.NetworkNamespace]:
     if shutil.which("ip") is None:
         pytest.skip("iproute2 not installed: cannot create a network namespace")
     _remove_stale_namespaces()
-    namespace = netns.create(f"{netns.NAME_PREFIX}{os.getpid()}", ADDRESSES)
+    namespace = netns.create(f"{netns.NAME_PREFIX}{os.getpid()}", netns.ADDRESSES)
     try:
         yield namespace
     finally:
@@ -111,22 +105,13 @@ def control_plane(
     except GoMissingError as error:
         pytest.skip(str(error))
     with netns.pinned(network_namespace, "k8s-probe") as probe_thread:
-        etcd = Etcd(
-            binary=binaries.etcd,
-            data_dir=k8s_dir / "etcd-data",
-            peer=PeerProcess("etcd", namespace=network_namespace, log_path=k8s_dir / "etcd.log"),
-        )
-        apiserver = ApiServer(
-            binary=binaries.kube_apiserver,
+        plane = ControlPlane.build(
+            binaries,
             credentials=credentials,
-            etcd_url=etcd.client_url,
-            peer=PeerProcess(
-                "kube-apiserver",
-                namespace=network_namespace,
-                log_path=k8s_dir / "kube-apiserver.log",
-            ),
+            namespace=network_namespace,
+            directory=k8s_dir,
+            probe_thread=probe_thread,
         )
-        plane = ControlPlane(etcd=etcd, apiserver=apiserver, probe_thread=probe_thread)
         try:
             plane.start()
             yield plane

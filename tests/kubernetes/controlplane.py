@@ -40,6 +40,7 @@ from pathlib import Path
 
 from tests.kubernetes.netns import APISERVER_ADDRESS, NetworkNamespace, PinnedThread
 from tests.kubernetes.pki import Credentials
+from tests.kubernetes.testbin import Binaries
 
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
@@ -300,6 +301,32 @@ class ControlPlane:
     etcd: Etcd
     apiserver: ApiServer
     probe_thread: PinnedThread
+
+    @classmethod
+    def build(
+        cls,
+        binaries: Binaries,
+        *,
+        credentials: Credentials,
+        namespace: NetworkNamespace,
+        directory: Path,
+        probe_thread: PinnedThread,
+    ) -> ControlPlane:
+        """etcd and kube-apiserver in ``namespace``, data and logs in ``directory``; not started."""
+        etcd = Etcd(
+            binary=binaries.etcd,
+            data_dir=directory / "etcd-data",
+            peer=PeerProcess("etcd", namespace=namespace, log_path=directory / "etcd.log"),
+        )
+        apiserver = ApiServer(
+            binary=binaries.kube_apiserver,
+            credentials=credentials,
+            etcd_url=etcd.client_url,
+            peer=PeerProcess(
+                "kube-apiserver", namespace=namespace, log_path=directory / "kube-apiserver.log"
+            ),
+        )
+        return cls(etcd=etcd, apiserver=apiserver, probe_thread=probe_thread)
 
     def start(self) -> None:
         self.etcd.start(self.probe_thread)

@@ -53,6 +53,12 @@ CALL_TIMEOUT = 120.0
 APISERVER_ADDRESS = "10.213.7.1"
 BACKEND_ADDRESSES = tuple(f"10.213.7.{host}" for host in range(11, 20))
 BACKEND_ADDRESS_V6 = "fd00:213:7::11"
+ADDRESSES = (
+    f"{APISERVER_ADDRESS}/32",
+    *(f"{address}/32" for address in BACKEND_ADDRESSES),
+    f"{BACKEND_ADDRESS_V6}/128",
+)
+"""Every address the tier's namespace carries on its ``lo`` (for :func:`create`)."""
 
 
 def ip(*args: str) -> str:

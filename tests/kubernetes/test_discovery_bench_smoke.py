@@ -1,0 +1,90 @@
+"""`python -m bench.discovery_k8s --smoke` runs end to end and writes a sane JSON report.
+
+The benchmark brings up its own namespace, etcd, kube-apiserver, backends and gproxy-mp (this
+test uses none of the tier's fixtures, so it does not start the session's control plane); it runs
+as a subprocess in its own session, bounded by `SMOKE_TIMEOUT`. On a timeout it gets SIGINT, so
+its cleanup (bounded) stops what it started, then SIGKILL; whatever still ran is in a namespace
+named after its dead pid, which the tier's next session removes as stale. It skips like the
+tier's fixtures: without root or iproute2, or without the testbin and Go to build it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kubernetes.testbin import GoMissingError, ensure_binaries
+from tests.support.processes import REPO
+
+SMOKE_TIMEOUT = 180.0
+"""Seconds the smoke run may take (it normally needs about 10; the API server alone may take
+up to 90 to start on 2 busy cores)."""
+INTERRUPT_TIMEOUT = 60.0
+"""Seconds the interrupted run may take to clean up before it is killed."""
+
+
+def run_smoke(results: Path) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable, "-m", "bench.discovery_k8s", "--smoke", "--results-dir", str(results)
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=SMOKE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGINT)  # KeyboardInterrupt: its cleanup runs
+        try:
+            stdout, stderr = process.communicate(timeout=INTERRUPT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: only its group
+            stdout, stderr = process.communicate(timeout=10)
+        pytest.fail(f"smoke run over {SMOKE_TIMEOUT}s\n{stdout}\n{stderr}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def test_the_smoke_run_measures_every_slice_change_through_the_proxy(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the Kubernetes tier needs root to create a network namespace (ip netns)")
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 not installed: cannot create a network namespace")
+    try:
+        ensure_binaries()
+    except GoMissingError as error:
+        pytest.skip(str(error))
+    done = run_smoke(tmp_path)
+    output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
+    assert done.returncode == 0, output
+    [path] = tmp_path.glob("discovery-k8s-*.json")
+    report: dict[str, Any] = json.loads(path.read_text())
+    assert str(path) in done.stdout, output
+
+    assert report["benchmark"] == "discovery-k8s", output
+    assert report["settings"]["smoke"] is True, output
+    [run] = report["runs"]
+    assert run["target"].startswith("kubernetes:///echo."), output
+    assert [c["kind"] for c in run["changes"]] == ["add", "remove"], output
+    for change in run["changes"]:
+        assert change["settled"], (change, output)
+        assert 0 <= change["latency_s"] <= change["window_s"], (change, output)
+        assert 0 <= change["api_confirmed_after_s"] < change["window_s"], (change, output)
+    assert run["failed_calls_during_changes"] == 0, output
+    assert run["first_call_on_added"]["median_s"] is not None, output
+    assert run["last_call_on_removed"]["median_s"] is not None, output
+    assert isinstance(report["target_met"], bool), output
+    workers = report["proxy_route_at_end"]["workers"]
+    assert len(workers) == 2, output
+    assert {w["applied_seq"] for w in workers} == {report["proxy_route_at_end"]["seq"]}, output
