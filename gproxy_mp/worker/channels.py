@@ -1,9 +1,13 @@
 """One gRPC channel per backend, kept in step with the route's endpoint set.
 
 A channel is created (and asked to connect) when its endpoint appears, and a small watcher task
-keeps its connectivity state for the picker. When an endpoint disappears it leaves the pick list
-at once, and its channel is closed in the background with a grace period, so calls already
-running on it finish. Concurrency: everything runs on the worker's single asyncio loop.
+keeps its connectivity state for the picker. A large update opens its first `OPEN_BATCH`
+channels at once and the rest in batches between other work on the loop (a grpc.aio channel
+costs ~20-40 us to create, so 5,000 at once would stall every call of the worker for a fifth of
+a second); a backend picked before its turn opens on the spot. When an endpoint disappears it
+leaves the pick list at once, and its channel is closed in the background with a grace period,
+so calls already running on it finish. Concurrency: everything runs on the worker's single
+asyncio loop.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 
 import grpc
 import grpc.aio
@@ -36,6 +40,8 @@ CHANNEL_OPTIONS: Sequence[tuple[str, int]] = (
 )
 MAX_CACHED_METHODS = 4096
 """Method names whose multi-callables a backend keeps; beyond that they are built per call."""
+OPEN_BATCH = 100
+"""Channels opened per turn of the event loop when an update adds many endpoints."""
 
 _RANKS = {
     grpc.ChannelConnectivity.READY: READY,
@@ -47,17 +53,33 @@ _RANKS = {
 class Backend:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self.channel = grpc.aio.insecure_channel(endpoint.address, options=CHANNEL_OPTIONS)
         self.state = grpc.ChannelConnectivity.IDLE
         self.rank = UNKNOWN
         self.strikes = Strikes()
+        self.closed = False
+        self._channel: grpc.aio.Channel | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._methods: dict[str, grpc.aio.StreamStreamMultiCallable[bytes, bytes]] = {}
         self._single: dict[str, grpc.aio.UnaryStreamMultiCallable[bytes, bytes]] = {}
         self._unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
-        self._watcher = asyncio.create_task(self._watch(), name=f"watch {endpoint}")
 
     def __repr__(self) -> str:
         return f"Backend({self.endpoint.address}, {self.state.name})"
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The backend's channel, opened now if its batch has not come yet."""
+        if self._channel is None:
+            self.open()
+        assert self._channel is not None
+        return self._channel
+
+    def open(self) -> None:
+        """Create the channel and start connecting (no-op when open or closed)."""
+        if self._channel is None and not self.closed:
+            self._channel = grpc.aio.insecure_channel(self.endpoint.address,
+                                                      options=CHANNEL_OPTIONS)
+            self._watcher = asyncio.create_task(self._watch(), name=f"watch {self.endpoint}")
 
     def method(self, name: str) -> grpc.aio.StreamStreamMultiCallable[bytes, bytes]:
         """A raw-bytes stream-stream multi-callable for `name` on this backend."""
@@ -91,20 +113,24 @@ class Backend:
         return multicallable
 
     async def _watch(self) -> None:
-        state = self.channel.get_state(try_to_connect=True)
+        channel = self.channel
+        state = channel.get_state(try_to_connect=True)
         while True:
             if state != self.state:
                 log.debug("backend %s: %s -> %s", self.endpoint, self.state.name, state.name)
             self.state, self.rank = state, _RANKS.get(state, UNKNOWN)
-            await self.channel.wait_for_state_change(state)
+            await channel.wait_for_state_change(state)
             # Asking to connect keeps an idle channel warm, so the picker finds it READY.
-            state = self.channel.get_state(try_to_connect=True)
+            state = channel.get_state(try_to_connect=True)
 
     async def close(self, grace: float | None) -> None:
-        self._watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._watcher
-        await self.channel.close(grace)
+        self.closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        if self._channel is not None:
+            await self._channel.close(grace)
 
 
 
@@ -116,7 +142,7 @@ class BackendPool:
         self._close_grace = close_grace
         self._backends: dict[Endpoint, Backend] = {}
         self._order: list[Backend] = []
-        self._closing: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # opening and closing channels
         self._picker: RoundRobin[Backend] = RoundRobin()
 
     def __len__(self) -> int:
@@ -133,22 +159,41 @@ class BackendPool:
         return self._picker.pick(self._order, rank=rank, exclude=exclude)
 
     def update(self, endpoints: EndpointSet) -> list[Backend]:
-        """Make the pool match `endpoints`: new channels for new ones, graceful close for gone.
-        Returns the backends added."""
+        """Make the pool match `endpoints`: new channels for new ones (the first `OPEN_BATCH`
+        now, the rest in the background), graceful close for gone. Returns the backends added."""
         diff = diff_endpoints(self._backends, endpoints)
         added = []
         for endpoint in diff.added:
             self._backends[endpoint] = backend = Backend(endpoint)
             added.append(backend)
-        for endpoint in diff.removed:
-            backend = self._backends.pop(endpoint)
-            task = asyncio.create_task(backend.close(self._close_grace), name=f"close {endpoint}")
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        for backend in added[:OPEN_BATCH]:
+            backend.open()
+        if len(added) > OPEN_BATCH:
+            self._background(self._open_gradually(added[OPEN_BATCH:]), "open channels")
+        removed = [self._backends.pop(endpoint) for endpoint in diff.removed]
+        for backend in removed:
+            backend.closed = True  # not to be opened by a batch still to come
+        if removed:
+            self._background(self._close_all(removed), "close channels")
         self._order = [self._backends[e] for e in endpoints]
         return added
+
+    def _background(self, work: Coroutine[None, None, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _open_gradually(backends: list[Backend]) -> None:
+        for start in range(0, len(backends), OPEN_BATCH):
+            await asyncio.sleep(0)  # let calls run between batches
+            for backend in backends[start:start + OPEN_BATCH]:
+                backend.open()
+
+    async def _close_all(self, backends: list[Backend]) -> None:
+        await asyncio.gather(*(b.close(self._close_grace) for b in backends))
 
     async def close(self, grace: float | None) -> None:
         """Close every channel (current and closing ones), giving calls `grace` seconds."""
         backends, self._backends, self._order = list(self._backends.values()), {}, []
-        await asyncio.gather(*(b.close(grace) for b in backends), *self._closing)
+        await asyncio.gather(*(b.close(grace) for b in backends), *self._tasks)

@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,10 +38,10 @@ from gproxy_mp.bus.table import RouteView
 from gproxy_mp.errors import AddressInUseError, BusProtocolError, ExitCode
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.logs import configure_logging
-from gproxy_mp.model import EndpointSet, diff_endpoints
+from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
 from gproxy_mp.worker.channels import BackendPool
 from gproxy_mp.worker.proxy import ProxyHandler
-from gproxy_mp.worker.reflection import UnaryLearner
+from gproxy_mp.worker.reflection import MAX_ASKED_PER_UPDATE, UnaryLearner
 from gproxy_mp.worker.server import build_server
 from gproxy_mp.worker.stats import CallStats
 
@@ -188,7 +189,8 @@ class _BusFollower:
         self._log_change(before, endpoints)
         added = self._pool.update(endpoints)
         if self._learner is not None:
-            self._learner.backends_added([(b.endpoint.address, b.channel) for b in added])
+            self._learner.backends_added([(b.endpoint.address, b.channel)  # opens just these
+                                          for b in added[:MAX_ASKED_PER_UPDATE]])
         self._stops.snapshot.set()
         # Channels are created here, so a large set shows its cost (bench/scale.py reads this).
         log.debug("applied endpoints seq=%d count=%d in %.1f ms", self._view.seq,
@@ -196,13 +198,22 @@ class _BusFollower:
 
     def _log_change(self, before: EndpointSet | None, after: EndpointSet) -> None:
         if before is None:
-            log.info("endpoints (seq %d): %s", self._view.seq,
-                     ", ".join(e.address for e in after) or "none")
+            log.info("endpoints (seq %d): %s", self._view.seq, _addresses(after, ", ") or "none")
             return
         diff = diff_endpoints(before, after)
         log.info("endpoints %d -> %d (seq %d)%s%s", len(before), len(after), self._view.seq,
-                 " +" + ",".join(e.address for e in diff.added) if diff.added else "",
-                 " -" + ",".join(e.address for e in diff.removed) if diff.removed else "")
+                 " +" + _addresses(diff.added, ",") if diff.added else "",
+                 " -" + _addresses(diff.removed, ",") if diff.removed else "")
+
+
+LOGGED_ADDRESSES = 20
+"""Addresses an endpoint log line names; /debug/endpoints has the whole set."""
+
+
+def _addresses(endpoints: Sequence[Endpoint], separator: str) -> str:
+    named = separator.join(e.address for e in endpoints[:LOGGED_ADDRESSES])
+    more = len(endpoints) - LOGGED_ADDRESSES
+    return f"{named}{separator}... ({more} more)" if more > 0 else named
 
 
 async def _first(*events: asyncio.Event) -> bool:
