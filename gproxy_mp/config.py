@@ -129,6 +129,8 @@ class Settings:
     unary_methods: tuple[str, ...] = ()
     """Methods (`/pkg.Svc/Method`, or `/pkg.Svc/*` for a whole service) declared unary: served
     with unary handlers, cheaper per call; a streaming call to one of them fails."""
+    event_loop: str = "auto"
+    """The workers' asyncio loop: `uvloop`, `asyncio`, or `auto` (uvloop when installed)."""
     learn_unary_methods: bool = True
     """Ask a few backends per update for server reflection and serve the methods they declare
     unary with unary handlers (`worker/reflection.py`)."""

@@ -30,6 +30,7 @@ class WorkerConfig:
     metrics_method_label: bool = False
     unary_methods: tuple[str, ...] = ()
     learn_unary_methods: bool = True
+    event_loop: str = "auto"
     max_connection_age: float | None = None
     max_connection_age_grace: float | None = None
 

@@ -75,6 +75,7 @@ def build_worker_configs(settings: Settings, *, runtime_dir: Path) -> list[Worke
             access_log=settings.access_log, metrics_method_label=settings.metrics_method_label,
             unary_methods=settings.unary_methods,
             learn_unary_methods=settings.learn_unary_methods,
+            event_loop=settings.event_loop,
             max_connection_age=settings.max_connection_age,
             max_connection_age_grace=settings.max_connection_age_grace,
         )

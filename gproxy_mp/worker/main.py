@@ -31,6 +31,7 @@ from pathlib import Path
 
 import grpc.aio
 
+from gproxy_mp import loops
 from gproxy_mp.bus.client import BusClient
 from gproxy_mp.bus.schema import EndpointsMessage, Heartbeat, WorkerStatus
 from gproxy_mp.bus.sockets import BusAddresses
@@ -91,8 +92,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
             return ExitCode.WORKER_BOOT
         await server.start()
         follower.state = "ready"
-        log.info("serving on %s, forwarding to %s (%d endpoints)", config.bind_address,
-                 config.target, len(pool))
+        log.info("serving on %s, forwarding to %s (%d endpoints, %s loop)",
+                 config.bind_address, config.target, len(pool), loops.resolve(config.event_loop))
         await follower.report()
         await _first(stops.graceful, stops.immediate)
         await _shut_down(server, config, handler, stops, follower)
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
                       fmt=config.log_format, level=config.log_level)
     _die_with_parent(config.supervisor_pid)
     try:
-        code = asyncio.run(_main_async(config))
+        code = loops.runner(config.event_loop)(_main_async(config))
     except BusProtocolError as e:
         log.error("%s", e)
         code = ExitCode.RUNTIME

@@ -9,7 +9,8 @@ SIGTERM or SIGINT (or, with ``--stop-on-stdin-eof``, until its stdin closes).
 
 One method answers: ``churn.Control/Calls`` returns, as ascii, how many calls it has refused
 so far, so a test can count attempts from the backend's side. The proxy's clients never call
-the ``churn.Control`` service.
+the ``churn.Control`` service. Server-reflection calls, which gproxy-mp's workers make on their
+own to learn unary methods, are refused too but not counted: they are not client attempts.
 
 Concurrency: one asyncio loop; the counter is touched only from it; signal handlers only set
 an event.
@@ -28,6 +29,7 @@ from grpc import aio
 from tests.support.backend import STOP_GRACE, build_stop_event, parse_backend_args, print_port
 
 CONTROL_METHOD = "/churn.Control/Calls"
+REFLECTION_PREFIX = "/grpc.reflection."
 
 if TYPE_CHECKING:  # grpc-stubs makes the class generic; at run time it is not subscriptable
     _GenericRpcHandler = grpc.GenericRpcHandler[bytes, bytes]
@@ -45,6 +47,8 @@ class RefuseEverything(_GenericRpcHandler):
     ) -> grpc.RpcMethodHandler[bytes, bytes]:
         if handler_call_details.method == CONTROL_METHOD:
             return grpc.unary_unary_rpc_method_handler(self._calls)
+        if handler_call_details.method.startswith(REFLECTION_PREFIX):
+            return grpc.stream_stream_rpc_method_handler(self._refuse_uncounted)
         return grpc.stream_stream_rpc_method_handler(self._refuse)
 
     async def _calls(self, request: bytes, context: aio.ServicerContext[Any, Any]) -> bytes:
@@ -56,6 +60,12 @@ class RefuseEverything(_GenericRpcHandler):
         self.refused += 1
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} is refusing calls")
         yield b""  # unreachable: abort raises; the yield makes this a stream handler
+
+    async def _refuse_uncounted(
+        self, requests: AsyncIterator[bytes], context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} is refusing calls")
+        yield b""
 
 
 async def run(*, name: str, host: str, port: int, stop_on_stdin_eof: bool) -> None:
