@@ -105,6 +105,7 @@ class ProxyHandler(_GenericRpcHandler):
         self._max_attempts = max_attempts
         self._handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {}
         self._streaming: dict[str, int] = {}  # method → calls in a row not single-message
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.active_calls = 0
 
     def service(
@@ -120,6 +121,11 @@ class ProxyHandler(_GenericRpcHandler):
             if len(self._handlers) < MAX_CACHED_METHODS:
                 self._handlers[method] = handler
         return handler
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        """The worker's one loop, looked up once (each look-up costs a getpid() on 3.11)."""
+        self._loop = asyncio.get_running_loop()
+        return self._loop
 
     def learned_unary(self, methods: frozenset[str]) -> None:
         """Methods the backends declare unary (`reflection.UnaryLearner`): new calls to them
@@ -169,8 +175,9 @@ class ProxyHandler(_GenericRpcHandler):
                        context: grpc.aio.ServicerContext[bytes, bytes],
                        outcome: _Outcome) -> None:
         metadata = filter_metadata(context.invocation_metadata())
-        request_log = RequestLog()
-        reader = asyncio.create_task(request_log.read_from(requests))
+        loop = self._loop or self._bind_loop()
+        request_log = RequestLog(loop=loop)
+        reader = loop.create_task(request_log.read_from(requests))
         tried: list[Backend] = []
         try:
             single = await self._single_request(method, request_log)
@@ -194,7 +201,7 @@ class ProxyHandler(_GenericRpcHandler):
                         request_iterator=None, metadata=metadata,
                         timeout=context.time_remaining())
                     call, recorder = streaming, StatusRecorder(streaming)
-                    sender = asyncio.create_task(request_log.send_to(streaming))
+                    sender = loop.create_task(request_log.send_to(streaming))
                 try:
                     status = await self._relay(call, recorder, context, request_log)
                 finally:

@@ -85,6 +85,10 @@ class ReflectionError(Exception):
     """The backend answered a reflection request with an error response."""
 
 
+class _StreamEnded(ReflectionError):
+    """The reflection stream ended instead of answering; its status says why."""
+
+
 async def ask_reflection(channel: grpc.aio.Channel, *,
                          timeout: float = ASK_TIMEOUT) -> dict[str, bool] | None:
     """The method shapes a backend declares, or None if it offers no reflection."""
@@ -95,10 +99,16 @@ async def ask_reflection(channel: grpc.aio.Channel, *,
         try:
             return await _converse(call)
         except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.UNIMPLEMENTED:
-                raise
+            code = error.code()
+        except (_StreamEnded, asyncio.InvalidStateError):
+            # The status can win the race with our first write: the write finds the call
+            # finished (InvalidStateError), or succeeds and the read sees the end of the
+            # stream. Either way the call is over; its code says why.
+            code = await call.code()
         finally:
             call.cancel()
+        if code != grpc.StatusCode.UNIMPLEMENTED:
+            raise ReflectionError(f"{path}: {code.name}")
     return None
 
 
@@ -108,7 +118,7 @@ async def _converse(call: grpc.aio.StreamStreamCall[bytes, bytes]) -> dict[str, 
         await call.write(request.SerializeToString())
         answer = await call.read()
         if not isinstance(answer, bytes):
-            raise ReflectionError("the stream ended early")
+            raise _StreamEnded("the stream ended early")
         response = reflection_pb2.ServerReflectionResponse.FromString(answer)
         if response.HasField("error_response"):
             raise ReflectionError(response.error_response.error_message)
@@ -150,6 +160,9 @@ class UnaryLearner:
             except (grpc.RpcError, ReflectionError, ValueError) as error:
                 # ValueError: a closed channel (the backend left) or an unparsable descriptor.
                 log.debug("reflection of %s failed: %s", address, _describe(error))
+                continue
+            except Exception:  # whatever else: learn nothing from it, keep learning
+                log.warning("reflection of %s failed unexpectedly", address, exc_info=True)
                 continue
             if shapes is None:
                 log.debug("backend %s offers no server reflection", address)

@@ -7,6 +7,11 @@ or the buffer overflows, messages are dropped as soon as they are sent. The read
 more than `window` bytes wait to be sent, so a slow backend slows the client (HTTP/2 flow
 control does the rest) instead of growing the proxy's memory. Sizes count the 5-byte gRPC
 frame header too, so a stream of empty messages fills the window as well.
+
+Waits use `Signal`, bound to the worker's loop when the log is made, rather than asyncio.Event
+and asyncio.timeout: on Python 3.11 those look up the running loop on every wait, and each
+look-up is a getpid() system call (CPython's fork check) -- several per call, about 5% of a
+worker's CPU in a profile.
 """
 
 from __future__ import annotations
@@ -29,8 +34,53 @@ def _size(message: bytes) -> int:
     return len(message) + FRAME_HEADER_BYTES
 
 
+class Signal:
+    """An asyncio.Event for one loop, given up front: set, clear, and wait with a timeout."""
+
+    __slots__ = ("_flag", "_loop", "_waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._flag = False
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        if not self._flag:
+            self._flag = True
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._flag = False
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Until set (True), or until `timeout` seconds have passed (False)."""
+        if self._flag:
+            return True
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        timer = self._loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+        try:
+            await waiter
+        finally:
+            self._waiters.remove(waiter)
+            if timer is not None:
+                timer.cancel()
+        return self._flag
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class RequestLog:
-    def __init__(self, *, window: int = RETRY_BUFFER_BYTES) -> None:
+    def __init__(self, *, window: int = RETRY_BUFFER_BYTES,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._window = window
         self._messages: list[bytes] = []
         self._base = 0  # absolute index of _messages[0]
@@ -39,8 +89,9 @@ class RequestLog:
         self._sent = 0  # absolute index the current sender has reached
         self._eof = False
         self.replayable = True
-        self._arrived = asyncio.Event()
-        self._space = asyncio.Event()
+        self._loop = loop or asyncio.get_running_loop()
+        self._arrived = Signal(self._loop)
+        self._space = Signal(self._loop)
 
     async def read_from(self, requests: AsyncIterator[bytes]) -> None:
         """Read the client's messages until its half-close."""
@@ -60,13 +111,12 @@ class RequestLog:
     async def single_message(self, *, timeout: float) -> bytes | None:
         """The request, if the client sent exactly one message and half-closed within
         `timeout` seconds; None as soon as it is clear it did not. Call before any sender."""
-        try:
-            async with asyncio.timeout(timeout):
-                while not self._eof and len(self._messages) < 2:
-                    self._arrived.clear()
-                    await self._arrived.wait()
-        except TimeoutError:
-            return None
+        deadline = self._loop.time() + timeout
+        while not self._eof and len(self._messages) < 2:
+            self._arrived.clear()
+            left = deadline - self._loop.time()
+            if left <= 0 or not await self._arrived.wait(left):
+                return None
         if self._eof and len(self._messages) == 1 and self._base == 0:
             return self._messages[0]
         return None

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
+import grpc
+import grpc.aio
+import pytest
 from google.protobuf import descriptor_pb2
 
-from gproxy_mp.worker.reflection import MethodShapes, method_shapes
+from gproxy_mp.worker.reflection import (
+    REFLECTION_METHODS,
+    MethodShapes,
+    ReflectionError,
+    ask_reflection,
+    method_shapes,
+)
 from tests.support.reflection import echo_file
 
 
@@ -43,3 +55,49 @@ def test_a_method_is_unary_only_while_no_backend_declares_it_streaming() -> None
 def test_a_backend_declaring_a_streaming_method_unary_is_believed() -> None:
     shapes = method_shapes(serialized(echo_file(["ClientStream"])), ["test.Echo"])
     assert shapes["/test.Echo/ClientStream"] is True
+
+
+class EndedCall:
+    """A reflection call the server has already finished with `code`: a write may find it
+    done (`on_write`), or succeed and the read then sees the end of the stream."""
+
+    def __init__(self, code: grpc.StatusCode, *, on_write: bool) -> None:
+        self._code, self._on_write = code, on_write
+
+    async def write(self, request: bytes) -> None:
+        if self._on_write:
+            raise asyncio.InvalidStateError("RPC already finished")
+
+    async def read(self) -> object:
+        return grpc.aio.EOF
+
+    async def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def cancel(self) -> bool:
+        return False
+
+
+class EndedChannel:
+    """Every reflection method's call is already over, one way or the other."""
+
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self.code = code
+        self.asked: list[str] = []
+
+    def stream_stream(self, path: str, **_: object) -> Callable[..., EndedCall]:
+        self.asked.append(path)
+        return lambda **__: EndedCall(self.code, on_write=len(self.asked) == 1)
+
+
+async def test_a_call_finished_before_our_write_falls_back_to_the_next_version() -> None:
+    channel = EndedChannel(grpc.StatusCode.UNIMPLEMENTED)
+    assert await ask_reflection(channel) is None  # type: ignore[arg-type]
+    assert channel.asked == list(REFLECTION_METHODS)
+
+
+async def test_a_call_finished_with_another_code_is_an_error_not_a_fallback() -> None:
+    channel = EndedChannel(grpc.StatusCode.UNAVAILABLE)
+    with pytest.raises(ReflectionError, match="UNAVAILABLE"):
+        await ask_reflection(channel)  # type: ignore[arg-type]
+    assert channel.asked == list(REFLECTION_METHODS[:1])

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gproxy_mp.worker.requests import RequestLog
+from gproxy_mp.worker.requests import RequestLog, Signal
 
 pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
 
@@ -176,3 +176,15 @@ async def test_a_client_that_keeps_its_stream_open_is_not_waited_for_long() -> N
     assert await log.single_message(timeout=0.01) is None
     held.set()
     await asyncio.wait_for(reader, STEP_TIMEOUT)
+
+
+async def test_a_signal_wakes_every_waiter_and_a_timed_wait_ends_unset() -> None:
+    signal = Signal(asyncio.get_running_loop())
+    assert await signal.wait(0.01) is False  # nobody set it: the timeout ends the wait
+    waiters = [asyncio.create_task(signal.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    signal.set()
+    assert await asyncio.gather(*waiters) == [True, True, True]
+    assert await signal.wait(0) is True  # already set: no wait at all
+    signal.clear()
+    assert not signal.is_set()
