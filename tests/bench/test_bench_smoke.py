@@ -13,20 +13,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.processes import REPO
+from tests.support.smoke import run_smoke
 
 SMOKE_TIMEOUT = 180.0
 """Seconds the smoke run may take (about 10 once the tools are installed; apt-get adds more)."""
-STOP_TIMEOUT = 30.0
-"""Seconds the harness gets after SIGTERM to stop its peers."""
 
 
 def tools_unavailable() -> str | None:
@@ -36,28 +31,11 @@ def tools_unavailable() -> str | None:
     return None
 
 
-def run_smoke(results: Path, module: str = "bench.run") -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", module, "--smoke", "--out", str(results)]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=SMOKE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
-        try:
-            stdout, stderr = process.communicate(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: only its tree
-            stdout, stderr = process.communicate(timeout=10)
-        pytest.fail(f"smoke run over {SMOKE_TIMEOUT}s\n{stdout}\n{stderr}")
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-
-
 def test_the_smoke_run_measures_every_configuration_it_ran(tmp_path: Path) -> None:
     reason = tools_unavailable()
     if reason:
         pytest.skip(reason)
-    done = run_smoke(tmp_path)
+    done = run_smoke("bench.run", "--out", str(tmp_path), timeout=SMOKE_TIMEOUT)
     output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
     assert done.returncode == 0, output
     [path] = tmp_path.glob("*.json")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.test_bench_smoke import run_smoke, tools_unavailable
+from tests.bench.test_bench_smoke import SMOKE_TIMEOUT, tools_unavailable
+from tests.support.smoke import run_smoke
 
 
 def test_the_smoke_run_reports_a_split_for_every_setup_and_connection_count(
@@ -23,7 +24,7 @@ def test_the_smoke_run_reports_a_split_for_every_setup_and_connection_count(
     reason = tools_unavailable()
     if reason:
         pytest.skip(reason)
-    done = run_smoke(tmp_path, "bench.connections")
+    done = run_smoke("bench.connections", "--out", str(tmp_path), timeout=SMOKE_TIMEOUT)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     [path] = tmp_path.glob("connections-*.json")
     result = json.loads(path.read_text())

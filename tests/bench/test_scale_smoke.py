@@ -10,38 +10,13 @@ message. Targets (80 MiB, 200 ms) are not asserted: they are the full run's to r
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.support.processes import REPO
+from tests.support.smoke import run_smoke
 
 SMOKE_TIMEOUT = 120.0
 """Seconds the smoke run may take (it normally needs about 10)."""
-STOP_TIMEOUT = 30.0
-"""Seconds the benchmark gets after SIGTERM to stop what it started."""
-
-
-def run_smoke(results: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "bench.scale", "--smoke", "--results-dir", str(results)]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=SMOKE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
-        try:
-            stdout, stderr = process.communicate(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: only its tree
-            stdout, stderr = process.communicate(timeout=10)
-        pytest.fail(f"smoke run over {SMOKE_TIMEOUT}s\n{stdout}\n{stderr}")
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def positive(memory: dict[str, Any] | None) -> bool:
@@ -50,7 +25,7 @@ def positive(memory: dict[str, Any] | None) -> bool:
 
 
 def test_the_smoke_run_measures_memory_endpoints_and_routes(tmp_path: Path) -> None:
-    done = run_smoke(tmp_path)
+    done = run_smoke("bench.scale", "--results-dir", str(tmp_path), timeout=SMOKE_TIMEOUT)
     output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
     assert done.returncode == 0, output
     [path] = tmp_path.glob("scale-*.json")
