@@ -1,4 +1,5 @@
-"""The tests' hands on the API server: namespaces, headless Services, EndpointSlices, RBAC, watches.
+"""The tests' hands on the API server: namespaces, headless Services, EndpointSlices, core/v1
+Endpoints, RBAC, watches.
 
 Every request runs on a :class:`~tests.kubernetes.netns.PinnedThread` (the only place that can
 reach 10.213.7.1); the methods here hop onto it, so tests call them from the main thread like
@@ -199,6 +200,54 @@ class Kube:
                     label_selector=f"{SERVICE_NAME_LABEL}={service}",
                     _preload_content=False,
                     _request_timeout=REQUEST_TIMEOUT,
+                )
+            )
+        )
+
+    # --- core/v1 Endpoints (the resolver's fallback where EndpointSlices are not served) ---
+
+    @staticmethod
+    def endpoints_body(
+        service: str, *, addresses: Sequence[str], ports: Sequence[JSON]
+    ) -> JSON:
+        """The Endpoints object of ``service``: one subset, every address ready."""
+        subsets = (
+            [{"addresses": [{"ip": a} for a in addresses], "ports": list(ports)}]
+            if addresses
+            else []
+        )
+        return {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": service},
+            "subsets": subsets,
+        }
+
+    def create_endpoints(
+        self, namespace: str, service: str, *, addresses: Sequence[str], ports: Sequence[JSON]
+    ) -> JSON:
+        """Create ``service``'s Endpoints (``ports`` as :func:`slice_port` makes them, the
+        same shape); return it as stored."""
+        body = self.endpoints_body(service, addresses=addresses, ports=ports)
+        return self.call(
+            lambda a: raw(
+                a.core.create_namespaced_endpoints(
+                    namespace, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                )
+            )
+        )
+
+    def replace_endpoints(
+        self, namespace: str, stored: JSON, *, addresses: Sequence[str], ports: Sequence[JSON]
+    ) -> JSON:
+        """Replace a stored Endpoints object's subsets (optimistic: uses its version)."""
+        name = stored["metadata"]["name"]
+        body = self.endpoints_body(name, addresses=addresses, ports=ports)
+        body["metadata"] = stored["metadata"]
+        return self.call(
+            lambda a: raw(
+                a.core.replace_namespaced_endpoints(
+                    name, namespace, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
                 )
             )
         )

@@ -20,6 +20,10 @@ events kept regardless of etcd, so compaction alone expires nothing. Two recipes
   (``--shutdown-watch-termination-grace-period``; without it graceful shutdown waits for open
   watches until SIGKILL, and the client sees a broken connection instead), so a client
   re-watches from its last resourceVersion, lands on the second apiserver, and gets 410.
+
+:meth:`ControlPlane.extra_apiserver` runs yet another apiserver on the same etcd but on a port
+of its own and with extra flags (e.g. an API group switched off), for tests that need a
+differently configured server next to the usual one.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,6 +230,10 @@ class ApiServer:
     etcd_url: str
     peer: PeerProcess
     port: int = APISERVER_PORT
+    extra_args: tuple[str, ...] = ()
+    """Flags appended to the command line (e.g. ``--runtime-config=...``)."""
+    readyz_excludes: tuple[str, ...] = ()
+    """/readyz checks the readiness probe leaves out (``?exclude=NAME``)."""
 
     @property
     def url(self) -> str:
@@ -258,6 +266,7 @@ class ApiServer:
             "--shutdown-watch-termination-grace-period=5s",
             "--profiling=false",
             "--v=1",
+            *self.extra_args,
         ]
 
     def start(self, probe_thread: PinnedThread, *, port: int | None = None) -> None:
@@ -284,7 +293,8 @@ class ApiServer:
 
     def _probe(self, port: int) -> str | None:
         context = ssl.create_default_context(cafile=str(self.credentials.ca_cert))
-        url = f"https://{APISERVER_ADDRESS}:{port}/readyz"
+        query = "&".join(f"exclude={name}" for name in self.readyz_excludes)
+        url = f"https://{APISERVER_ADDRESS}:{port}/readyz" + (f"?{query}" if query else "")
         try:
             with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT, context=context) as response:
                 return None if response.status == 200 else f"HTTP {response.status}"
@@ -385,6 +395,39 @@ class ControlPlane:
             second.peer.stop()
             if not first.peer.running():
                 first.start(self.probe_thread)
+
+    @contextlib.contextmanager
+    def extra_apiserver(
+        self,
+        name: str,
+        *,
+        port: int,
+        extra_args: Sequence[str],
+        readyz_excludes: Sequence[str] = (),
+    ) -> Iterator[ApiServer]:
+        """Another kube-apiserver on the same etcd, on its own ``port`` (reached only through
+        its own URL) and with ``extra_args``, e.g. an API group switched off; it counts as
+        ready when /readyz passes without ``readyz_excludes``. Objects written through either
+        apiserver are visible through both. Stopped on exit."""
+        first = self.apiserver
+        other = ApiServer(
+            binary=first.binary,
+            credentials=first.credentials,
+            etcd_url=first.etcd_url,
+            peer=PeerProcess(
+                name,
+                namespace=first.peer.namespace,
+                log_path=first.peer.log_path.with_name(f"{name}.log"),
+            ),
+            port=port,
+            extra_args=tuple(extra_args),
+            readyz_excludes=tuple(readyz_excludes),
+        )
+        try:
+            other.start(self.probe_thread)
+            yield other
+        finally:
+            other.peer.stop()
 
     def log_tails(self) -> dict[str, str]:
         return {
