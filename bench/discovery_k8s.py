@@ -74,6 +74,8 @@ CALL_INTERVAL = 0.002
 benchmark: a call on every backend every few ms."""
 MAX_PAUSE = 1.0
 """Seconds of random pause before each change, at most."""
+REPORT_WAIT = 5.0
+"""Seconds for every worker's status report to show the final endpoint set (sent each 1 s)."""
 READY_TIMEOUT = 30.0
 """Seconds the proxy may take to report ready (admin /readyz) after it starts."""
 TARGET = 1.0
@@ -181,9 +183,21 @@ def measure(cluster: Cluster, *, count: int, window: float, seed: int, directory
         )
         load.check_alive()  # a load that died early would pass for slow discovery
     proxy.check_alive()
-    route = cluster.workloads.routes(ADMIN_ADDRESS).get(listen(), {})
+    # Workers report their applied seq every second: give the last change's report time to
+    # arrive, so the route recorded below shows whether every worker took up the final set.
+    route = wait_until(lambda: settled_route(cluster), timeout=REPORT_WAIT) or (
+        cluster.workloads.routes(ADMIN_ADDRESS).get(listen(), {}))
     label = "gproxy-mp, 2 workers, kubernetes:/// (list + watch)"
     return Measured(Run(label, target, None, origin, changes, load.calls()), route)
+
+
+def settled_route(cluster: Cluster) -> dict[str, Any] | None:
+    """The proxy's view of the route once every worker has applied its latest seq."""
+    route: dict[str, Any] = cluster.workloads.routes(ADMIN_ADDRESS).get(listen(), {})
+    workers = route.get("workers", [])
+    if workers and all(w.get("applied_seq") == route.get("seq") for w in workers):
+        return route
+    return None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
