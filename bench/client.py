@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 
 import grpc
 from grpc import aio
@@ -105,31 +106,13 @@ async def stream_calls(address: str, *, calls: int, channels: int,
             else:
                 failed += 1
 
-    opened = [aio.insecure_channel(address) for _ in range(channels)]
-    try:
-        for channel in opened:
-            await asyncio.wait_for(channel.channel_ready(), CALL_TIMEOUT)
-        cpu, wall = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(caller(channel) for channel in opened
-                               for _ in range(per_channel)))
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    finally:
-        for channel in opened:
-            await channel.close(None)
+    cpu, wall = await _drive(address, caller, channels=channels, per_channel=per_channel)
     return {"calls": calls, "failed": failed, "seconds": wall, "cpu_seconds": cpu,
             "latencies_us": latencies}
 
 
-RETRY_UNAVAILABLE = json.dumps({"methodConfig": [{
-    "name": [{}],
-    "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", "maxBackoff": "0.1s",
-                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
-}]})
-"""A client service config that retries UNAVAILABLE, as gRPC advises for idempotent calls."""
-
-
-async def unary_calls(address: str, *, calls: int, channels: int, per_channel: int,
-                      retry: bool = False) -> dict[str, object]:
+async def unary_calls(address: str, *, calls: int, channels: int,
+                      per_channel: int) -> dict[str, object]:
     """``calls`` small unary calls over ``channels`` connections of their own."""
     workload = WORKLOADS[0]
     failed = 0
@@ -151,9 +134,17 @@ async def unary_calls(address: str, *, calls: int, channels: int, per_channel: i
                 errors[why] = errors.get(why, 0) + 1
 
     # A subchannel pool per channel: one TCP connection each, as separate clients would have.
-    options: list[tuple[str, int | str]] = [("grpc.use_local_subchannel_pool", 1)]
-    if retry:
-        options.append(("grpc.service_config", RETRY_UNAVAILABLE))
+    cpu, wall = await _drive(address, caller, channels=channels, per_channel=per_channel,
+                             options=(("grpc.use_local_subchannel_pool", 1),))
+    return {"calls": calls, "failed": failed, "errors": errors, "seconds": wall,
+            "cpu_seconds": cpu}
+
+
+async def _drive(address: str, caller: Callable[[aio.Channel], Awaitable[None]], *,
+                 channels: int, per_channel: int,
+                 options: tuple[tuple[str, int], ...] = ()) -> tuple[float, float]:
+    """Open `channels` channels, wait until each is ready, run `per_channel` callers on each;
+    this process's CPU seconds and the wall seconds of the calls alone."""
     opened = [aio.insecure_channel(address, options=options) for _ in range(channels)]
     try:
         for channel in opened:
@@ -161,12 +152,10 @@ async def unary_calls(address: str, *, calls: int, channels: int, per_channel: i
         cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.gather(*(caller(channel) for channel in opened
                                for _ in range(per_channel)))
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        return time.process_time() - cpu, time.perf_counter() - wall
     finally:
         for channel in opened:
             await channel.close(None)
-    return {"calls": calls, "failed": failed, "errors": errors, "seconds": wall,
-            "cpu_seconds": cpu}
 
 
 def main() -> None:
@@ -185,15 +174,13 @@ def main() -> None:
     unary.add_argument("--calls", type=int, required=True)
     unary.add_argument("--channels", type=int, default=4)
     unary.add_argument("--per-channel", type=int, default=8)
-    unary.add_argument("--retry", action="store_true",
-                       help="retry UNAVAILABLE (a retry policy in the service config)")
     args = parser.parse_args()
     if args.command == "check":
         print(json.dumps(run_checks(args.address, wait=args.wait)))
     elif args.command == "unary":
         print(json.dumps(asyncio.run(unary_calls(
             args.address, calls=args.calls, channels=args.channels,
-            per_channel=args.per_channel, retry=args.retry))))
+            per_channel=args.per_channel))))
     else:
         print(json.dumps(asyncio.run(stream_calls(
             args.address, calls=args.calls, channels=args.channels,

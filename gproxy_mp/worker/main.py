@@ -42,7 +42,7 @@ from gproxy_mp.logs import configure_logging
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
 from gproxy_mp.worker.channels import BackendPool
 from gproxy_mp.worker.proxy import ProxyHandler
-from gproxy_mp.worker.reflection import MAX_ASKED_PER_UPDATE, UnaryLearner
+from gproxy_mp.worker.reflection import UnaryLearner
 from gproxy_mp.worker.server import build_server
 from gproxy_mp.worker.stats import CallStats
 
@@ -190,8 +190,7 @@ class _BusFollower:
         self._log_change(before, endpoints)
         added = self._pool.update(endpoints)
         if self._learner is not None:
-            self._learner.backends_added([(b.endpoint.address, b.channel)  # opens just these
-                                          for b in added[:MAX_ASKED_PER_UPDATE]])
+            self._learner.backends_added(added)
         self._stops.snapshot.set()
         # Channels are created here, so a large set shows its cost (bench/scale.py reads this).
         log.debug("applied endpoints seq=%d count=%d in %.1f ms", self._view.seq,

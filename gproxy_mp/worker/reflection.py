@@ -28,6 +28,8 @@ import grpc.aio
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
+from gproxy_mp.worker.channels import Backend
+
 log = logging.getLogger(__name__)
 
 REFLECTION_METHODS = (
@@ -145,10 +147,10 @@ class UnaryLearner:
         self._queue: asyncio.Queue[tuple[str, grpc.aio.Channel]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    def backends_added(self, backends: Sequence[tuple[str, grpc.aio.Channel]]) -> None:
-        """(address, channel) of backends an update added; a few of them are asked."""
+    def backends_added(self, backends: Sequence[Backend]) -> None:
+        """Backends an update added; the first few are asked (their channels open now)."""
         for backend in backends[:MAX_ASKED_PER_UPDATE]:
-            self._queue.put_nowait(backend)
+            self._queue.put_nowait((backend.endpoint.address, backend.channel))
         if self._task is None and backends:
             self._task = asyncio.create_task(self._run(), name="learn unary methods")
 
