@@ -14,12 +14,20 @@ events kept regardless of etcd, so compaction alone expires nothing. Two recipes
 * :meth:`ControlPlane.expire_history` compacts etcd at its current revision and restarts the
   apiserver; its cache then starts at the newest revision, and a *new* watch from an older
   resourceVersion gets 410 (what a client sees after a restart or a long disconnect).
-* :meth:`ControlPlane.second_apiserver` runs a second apiserver on the same address and port
-  (``--permit-port-sharing``: SO_REUSEPORT, as behind an HA load balancer) whose cache starts
-  later. Stopping the first one with SIGTERM ends its watches *cleanly*
+* :meth:`ControlPlane.second_apiserver` runs a second apiserver on the same port
+  (``--permit-port-sharing``: SO_REUSEPORT, as in an HA control plane) whose cache starts
+  later. It listens on the wildcard address while the first holds the exact one, so the kernel
+  hands every connection to the first while it listens and to the second once it has gone.
+  Stopping the first one with SIGTERM ends its watches *cleanly*
   (``--shutdown-watch-termination-grace-period``; without it graceful shutdown waits for open
   watches until SIGKILL, and the client sees a broken connection instead), so a client
   re-watches from its last resourceVersion, lands on the second apiserver, and gets 410.
+
+  Why not both on the exact address: an apiserver calls itself through its bind address
+  with a self-signed certificate of its own; on a shared exact address half of those
+  connections reach the other apiserver and fail TLS, and the service-port repair hook,
+  which tries once and then waits minutes, killed the second apiserver at start-up.
+  Bound to the wildcard, its self-calls go to 127.0.0.1, which only it serves.
 
 :meth:`ControlPlane.extra_apiserver` runs yet another apiserver on the same etcd but on a port
 of its own and with extra flags (e.g. an API group switched off), for tests that need a
@@ -59,8 +67,10 @@ PROBE_TIMEOUT = 2.0
 """Seconds one readiness request may take."""
 PROBE_INTERVAL = 0.25
 """Seconds between readiness requests."""
-SHARED_READY_PROBES = 20
-"""Consecutive successful /readyz requests that make a port-sharing apiserver count as ready."""
+WILDCARD_ADDRESS = "0.0.0.0"
+"""Where the second, port-sharing apiserver listens (see the module doc)."""
+SELF_ADDRESS = "127.0.0.1"
+"""Where only the wildcard-bound apiserver answers (the first holds APISERVER_ADDRESS only)."""
 LOG_TAIL = 60
 """Lines of a peer's log shown in an error or a failed test's report."""
 
@@ -234,6 +244,9 @@ class ApiServer:
     """Flags appended to the command line (e.g. ``--runtime-config=...``)."""
     readyz_excludes: tuple[str, ...] = ()
     """/readyz checks the readiness probe leaves out (``?exclude=NAME``)."""
+    bind_address: str = APISERVER_ADDRESS
+    probe_address: str = APISERVER_ADDRESS
+    """Where the readiness probe asks: an address only this apiserver serves."""
 
     @property
     def url(self) -> str:
@@ -244,7 +257,7 @@ class ApiServer:
         return [
             str(self.binary),
             f"--etcd-servers={self.etcd_url}",
-            f"--bind-address={APISERVER_ADDRESS}",
+            f"--bind-address={self.bind_address}",
             f"--advertise-address={APISERVER_ADDRESS}",
             f"--secure-port={port}",
             f"--tls-cert-file={c.serving_cert}",
@@ -279,22 +292,10 @@ class ApiServer:
             APISERVER_START_TIMEOUT,
         )
 
-    def serving_probe(self) -> str | None:
-        """Ready once this process serves and SHARED_READY_PROBES fresh connections in a row
-        pass /readyz: with a shared port the kernel spreads them over every apiserver, so
-        this one answered some of them."""
-        if "Serving securely on" not in self.peer.current_log():
-            return "not listening yet"
-        for _ in range(SHARED_READY_PROBES):
-            result = self._probe(self.port)
-            if result is not None:
-                return result
-        return None
-
     def _probe(self, port: int) -> str | None:
         context = ssl.create_default_context(cafile=str(self.credentials.ca_cert))
         query = "&".join(f"exclude={name}" for name in self.readyz_excludes)
-        url = f"https://{APISERVER_ADDRESS}:{port}/readyz" + (f"?{query}" if query else "")
+        url = f"https://{self.probe_address}:{port}/readyz" + (f"?{query}" if query else "")
         try:
             with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT, context=context) as response:
                 return None if response.status == 200 else f"HTTP {response.status}"
@@ -370,9 +371,9 @@ class ControlPlane:
 
     @contextlib.contextmanager
     def second_apiserver(self) -> Iterator[ApiServer]:
-        """Another kube-apiserver on the same address and port (SO_REUSEPORT), as in an HA
-        control plane behind one address; its watch cache starts now. On exit it is stopped
-        and the first apiserver runs again."""
+        """Another kube-apiserver on the same port (SO_REUSEPORT, wildcard address: it takes
+        over the first one's connections once the first stops listening, see the module doc);
+        its watch cache starts now. On exit it is stopped and the first apiserver runs again."""
         first = self.apiserver
         second = ApiServer(
             binary=first.binary,
@@ -383,12 +384,11 @@ class ControlPlane:
                 namespace=first.peer.namespace,
                 log_path=first.peer.log_path.with_name("kube-apiserver-2.log"),
             ),
+            bind_address=WILDCARD_ADDRESS,
+            probe_address=SELF_ADDRESS,
         )
         try:
-            second.peer.spawn(second.argv(second.port))
-            _wait_ready(
-                second.peer, self.probe_thread, second.serving_probe, APISERVER_START_TIMEOUT
-            )
+            second.start(self.probe_thread)
             yield second
         finally:
             # Stopped first: with a shared port, /readyz could be answered by the second one.
