@@ -10,9 +10,11 @@ which of their methods are unary; nothing else is trusted for it but `--unary-me
   declared it so and no backend ever declared it streaming (a method seen streaming anywhere,
   e.g. during a rolling update that changed it, stays on the transparent path for good).
 - `ask_reflection` / `UnaryLearner`: the I/O. A worker asks up to `MAX_ASKED_PER_UPDATE` of the
-  backends each endpoint update adds, one at a time, in the background; a backend without
-  reflection (UNIMPLEMENTED), or any error, only means nothing is learned from it. Calls never
-  wait for this: until a method is learned it takes the transparent stream path.
+  backends each endpoint update adds, one at a time, in the background, and decides once all of
+  them have answered (so one backend's answer never rules alone while another's is pending); a
+  backend without reflection (UNIMPLEMENTED), or any error, only means nothing is learned from
+  it. Calls never wait for this: until a method is learned it takes the transparent stream
+  path.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 from gproxy_mp.worker.channels import Backend
+from gproxy_mp.worker.status import StatusRecorder
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +101,15 @@ async def ask_reflection(channel: grpc.aio.Channel, *,
         call = channel.stream_stream(path, request_serializer=None,
                                      response_deserializer=None)(
             request_iterator=None, timeout=timeout, wait_for_ready=True)
+        # The backend's status can win the race with our first write: the write then finds
+        # the call finished (InvalidStateError), or fails and grpc.aio replaces the status
+        # with INTERNAL, or succeeds and the read sees the end of the stream. The recorder
+        # keeps the status the backend really sent (see status.py).
+        recorder = StatusRecorder(call)
         try:
             return await _converse(call)
-        except grpc.RpcError as error:
-            code = error.code()
-        except (_StreamEnded, asyncio.InvalidStateError):
-            # The status can win the race with our first write: the write finds the call
-            # finished (InvalidStateError), or succeeds and the read sees the end of the
-            # stream. Either way the call is over; its code says why.
-            code = await call.code()
+        except (grpc.RpcError, _StreamEnded, asyncio.InvalidStateError):
+            code = (await recorder.status()).code
         finally:
             call.cancel()
         if code != grpc.StatusCode.UNIMPLEMENTED:
@@ -155,7 +158,18 @@ class UnaryLearner:
             self._task = asyncio.create_task(self._run(), name="learn unary methods")
 
     async def _run(self) -> None:
+        published: frozenset[str] = frozenset()
+        asked: list[str] = []
         while True:
+            if self._queue.empty():  # every backend of the update answered: one decision
+                methods = self._shapes.unary_methods()
+                if methods != published:
+                    log.info("serving %d methods as unary, learned by reflection (%s): %s",
+                             len(methods), ", ".join(asked), ", ".join(sorted(methods)[:20])
+                             + (", ..." if len(methods) > 20 else ""))
+                    self._on_change(methods)
+                    published = methods
+                asked = []
             address, channel = await self._queue.get()
             try:
                 shapes = await ask_reflection(channel)
@@ -169,12 +183,8 @@ class UnaryLearner:
             if shapes is None:
                 log.debug("backend %s offers no server reflection", address)
                 continue
-            if self._shapes.learn(shapes):
-                methods = self._shapes.unary_methods()
-                log.info("serving %d methods as unary, learned by reflection (%s): %s",
-                         len(methods), address, ", ".join(sorted(methods)[:20])
-                         + (", ..." if len(methods) > 20 else ""))
-                self._on_change(methods)
+            self._shapes.learn(shapes)
+            asked.append(address)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -58,15 +58,25 @@ def test_a_backend_declaring_a_streaming_method_unary_is_believed() -> None:
 
 
 class EndedCall:
-    """A reflection call the server has already finished with `code`: a write may find it
-    done (`on_write`), or succeed and the read then sees the end of the stream."""
+    """A reflection call the server has already finished with `code`, in one of the ways
+    grpc.aio shows it: a write finds the call done (`invalid_state`), or the write fails and
+    grpc.aio replaces the status with INTERNAL (`overwritten`; only a done-callback saw the
+    real one), or the write succeeds and the read sees the end of the stream (neither)."""
 
-    def __init__(self, code: grpc.StatusCode, *, on_write: bool) -> None:
-        self._code, self._on_write = code, on_write
+    def __init__(self, code: grpc.StatusCode, *, invalid_state: bool = False,
+                 overwritten: bool = False) -> None:
+        self._code, self._invalid_state, self._overwritten = code, invalid_state, overwritten
+
+    def add_done_callback(self, callback: Callable[[EndedCall], None]) -> None:
+        callback(self)  # already done: grpc.aio runs it at once, with the first status
 
     async def write(self, request: bytes) -> None:
-        if self._on_write:
+        if self._invalid_state:
             raise asyncio.InvalidStateError("RPC already finished")
+        if self._overwritten:
+            self._code = grpc.StatusCode.INTERNAL
+            raise grpc.aio.AioRpcError(self._code, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                       details="Internal error from Core")
 
     async def read(self) -> object:
         return grpc.aio.EOF
@@ -74,24 +84,35 @@ class EndedCall:
     async def code(self) -> grpc.StatusCode:
         return self._code
 
+    async def details(self) -> str:
+        return ""
+
+    async def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
     def cancel(self) -> bool:
         return False
 
 
 class EndedChannel:
-    """Every reflection method's call is already over, one way or the other."""
+    """Every reflection method's call is already over; the first one ends `first_way`."""
 
-    def __init__(self, code: grpc.StatusCode) -> None:
-        self.code = code
+    def __init__(self, code: grpc.StatusCode, first_way: str = "invalid_state") -> None:
+        self.code, self.first_way = code, first_way
         self.asked: list[str] = []
 
     def stream_stream(self, path: str, **_: object) -> Callable[..., EndedCall]:
         self.asked.append(path)
-        return lambda **__: EndedCall(self.code, on_write=len(self.asked) == 1)
+        first = len(self.asked) == 1 and self.first_way != "read_ends"
+        way = {self.first_way: True} if first else {}
+        return lambda **__: EndedCall(self.code, **way)
 
 
-async def test_a_call_finished_before_our_write_falls_back_to_the_next_version() -> None:
-    channel = EndedChannel(grpc.StatusCode.UNIMPLEMENTED)
+@pytest.mark.parametrize("first_way", ["invalid_state", "overwritten", "read_ends"])
+async def test_a_call_finished_before_our_write_falls_back_to_the_next_version(
+    first_way: str,
+) -> None:
+    channel = EndedChannel(grpc.StatusCode.UNIMPLEMENTED, first_way)
     assert await ask_reflection(channel) is None  # type: ignore[arg-type]
     assert channel.asked == list(REFLECTION_METHODS)
 
