@@ -153,10 +153,11 @@ class Config:
     proxy: Group | None
 
 
-def start_peers(work: Path, names: list[str], *,
-                backend_count: int) -> tuple[Group, list[Config]]:
+def start_peers(work: Path, names: list[str], *, backend_count: int,
+                variants: dict[str, list[str]] | None = None) -> tuple[Group, list[Config]]:
     """nginx backends (one group; its ``address`` lists them all, comma-separated), then each
-    named configuration in front of all of them.
+    named configuration in front of all of them; ``variants`` maps extra configuration names
+    to gproxy-mp options added to one worker's command line.
 
     If any start fails, whatever was already started is stopped before the error propagates.
     """
@@ -176,7 +177,7 @@ def start_peers(work: Path, names: list[str], *,
             addresses.append(f"127.0.0.1:{port}")
         backends.address = ",".join(addresses)
         for name in names:
-            found.append(start_config(work, name, addresses))
+            found.append(start_config(work, name, addresses, variants or {}))
     except BaseException:
         for group in (backends, *(c.proxy for c in found if c.proxy)):
             group.stop()
@@ -184,11 +185,15 @@ def start_peers(work: Path, names: list[str], *,
     return backends, found
 
 
-def start_config(work: Path, name: str, backends: list[str]) -> Config:
+def start_config(work: Path, name: str, backends: list[str],
+                 variants: dict[str, list[str]]) -> Config:
     if name == "direct":
         return Config(name, backends[0], None)
     port, group, log = free_port(), Group(name), work / f"{name}.out"
-    if name.startswith("gproxy-w"):
+    if name in variants:
+        group.start([*configs.gproxy_argv(sys.executable, port=port, backends=backends,
+                                          workers=1), *variants[name]], log=log)
+    elif name.startswith("gproxy-w"):
         group.start(configs.gproxy_argv(sys.executable, port=port, backends=backends,
                                         workers=int(name.removeprefix("gproxy-w"))), log=log)
     elif name == "nginx":

@@ -1,6 +1,7 @@
 """gproxy-mp against direct calls, nginx grpc_pass and HAProxy, interleaved in one run.
 
     .venv/bin/python -m bench.run [--rounds 3] [--calls 20000] [--configs ...] [--smoke]
+                                  [--variant NAME='GPROXY-MP OPTIONS' ...]
 
 Starts two fixed-response nginx h2c backends and, in front of the same backends, gproxy-mp with
 1 and with 2 workers, nginx ``grpc_pass`` (2 workers, ``reuseport``) and HAProxy (h2 both
@@ -20,6 +21,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import subprocess
@@ -54,6 +56,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset")
     parser.add_argument("--workloads", default=",".join(BY_NAME), help="comma-separated subset")
     parser.add_argument("--backends", type=int, default=2, help="nginx backends (2)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=OPTIONS",
+                        help="one more configuration, NAME: gproxy-mp with 1 worker and these "
+                        "options added, e.g. event-engine='--grpc-engine event-engine' "
+                        "(repeatable; measured interleaved with the others)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--smoke", action="store_true", help="CI check of the harness: "
                         "tiny counts, 1 round, direct and gproxy-w1 only")
@@ -63,8 +69,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.configs = ",".join(SMOKE_CONFIGS)
     args.configs = args.configs.split(",")
     args.workloads = args.workloads.split(",")
+    args.variants = {}
+    for text in args.variant:
+        name, sep, options = text.partition("=")
+        if not sep or not name or name in CONFIGS or name in args.variants:
+            parser.error(f"--variant {text!r}: expected NAME=OPTIONS with a new NAME")
+        args.variants[name] = shlex.split(options)
+    args.configs += list(args.variants)
     for name in args.configs:
-        if name not in CONFIGS:
+        if name not in CONFIGS and name not in args.variants:
             parser.error(f"unknown configuration {name!r}; known: {', '.join(CONFIGS)}")
     for name in args.workloads:
         if name not in BY_NAME:
@@ -132,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         work.chmod(0o755)  # nginx workers run as an unprivileged user when started by root
         write_backend_files(work / "www")
         bodies = write_request_files(work)
-        backends, found = start_peers(work, args.configs, backend_count=args.backends)
+        backends, found = start_peers(work, args.configs, backend_count=args.backends,
+                                      variants=args.variants)
         groups = [backends, *(c.proxy for c in found if c.proxy)]
         try:
             checks = {c.name: check(c) for c in found}
@@ -187,7 +201,7 @@ def finish(args: argparse.Namespace, *, stamp: str, meta: dict[str, object],
            checks: dict[str, dict[str, str]], samples: list[report.Sample],
            failures: list[str], plan: dict[str, Plan]) -> int:
     summaries = report.summarize(samples)
-    has_proxy = {name: name != "direct" for name in CONFIGS}
+    has_proxy = {name: name != "direct" for name in [*CONFIGS, *args.variants]}
     print(f"\ngproxy-mp benchmark {stamp}: {args.rounds} interleaved round(s), "
           f"{args.backends} nginx backends; medians over rounds (min-max); load average "
           f"{meta['loadavg_before']} before, {meta['loadavg_after']} after. CPU per call is the "

@@ -27,6 +27,7 @@ from gproxy_mp.config import (
     parse_workers,
 )
 from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
+from gproxy_mp.grpc_engine import GRPC_ENGINES, check_grpc_engine
 from gproxy_mp.logs import FORMATS, LEVELS, configure_logging
 from gproxy_mp.loops import EVENT_LOOPS, check_event_loop
 
@@ -51,7 +52,8 @@ def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
                    access_log: bool = False, metrics_method_label: bool = False,
                    unary_methods: str = "", max_connection_age: str = "off",
                    max_connection_age_grace: str = "off",
-                   learn_unary_methods: bool = True, event_loop: str = "auto") -> Settings:
+                   learn_unary_methods: bool = True, event_loop: str = "auto",
+                   grpc_engine: str = "iomgr") -> Settings:
     if not proxy:
         raise ConfigError(f"missing option -p/--proxy LISTEN-TARGET (e.g. {EXAMPLE})")
     routes = tuple(parse_route(text, index=i) for i, text in enumerate(proxy))
@@ -75,6 +77,7 @@ def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
         unary_methods=_parse("--unary-methods", parse_unary_methods, unary_methods),
         learn_unary_methods=learn_unary_methods,
         event_loop=_parse("--event-loop", check_event_loop, event_loop),
+        grpc_engine=_parse("--grpc-engine", check_grpc_engine, grpc_engine),
     )
 
 
@@ -138,6 +141,11 @@ Example:
               show_default=True,
               help="The workers' event loop; 'auto': uvloop when installed (about 7% less CPU "
               "per call), else asyncio's own.")
+@click.option("--grpc-engine", type=click.Choice(GRPC_ENGINES), default="iomgr",
+              show_default=True,
+              help="The workers' gRPC I/O engine: 'iomgr' polls sockets on the thread that "
+              "completes calls (about 13% less CPU per call than 'event-engine', gRPC's "
+              "newer default). Set through GRPC_EXPERIMENTS; one of your own is kept.")
 @click.option("--metrics-method-label", is_flag=True, default=False,
               help="Label call counters with the gRPC method too (at most 200 per worker).")
 @click.option("--access-log", is_flag=True, default=False,
@@ -149,7 +157,7 @@ def command(  # noqa: PLR0917 (click passes options positionally)
     dns_refresh_rate: str, admin_address: str, kubeconfig: str | None, log_format: str,
     log_level: str, access_log: bool, check: bool, metrics_method_label: bool,
     unary_methods: str, max_connection_age: str, max_connection_age_grace: str,
-    learn_unary_methods: bool, event_loop: str,
+    learn_unary_methods: bool, event_loop: str, grpc_engine: str,
 ) -> None:
     """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
@@ -163,6 +171,7 @@ def command(  # noqa: PLR0917 (click passes options positionally)
                               max_connection_age_grace=max_connection_age_grace,
                               learn_unary_methods=learn_unary_methods,
                               event_loop=event_loop,
+                              grpc_engine=grpc_engine,
                               log_format=log_format,
                               log_level=log_level.lower())
     configure_logging(role="supervisor", fmt=settings.log_format, level=settings.log_level)

@@ -131,6 +131,8 @@ class Settings:
     with unary handlers, cheaper per call; a streaming call to one of them fails."""
     event_loop: str = "auto"
     """The workers' asyncio loop: `uvloop`, `asyncio`, or `auto` (uvloop when installed)."""
+    grpc_engine: str = "iomgr"
+    """The workers' gRPC I/O engine: `iomgr` or `event-engine` (`grpc_engine.py`)."""
     learn_unary_methods: bool = True
     """Ask a few backends per update for server reflection and serve the methods they declare
     unary with unary handlers (`worker/reflection.py`)."""

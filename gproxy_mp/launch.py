@@ -31,6 +31,7 @@ class WorkerConfig:
     unary_methods: tuple[str, ...] = ()
     learn_unary_methods: bool = True
     event_loop: str = "auto"
+    grpc_engine: str = "iomgr"
     max_connection_age: float | None = None
     max_connection_age_grace: float | None = None
 

@@ -76,6 +76,7 @@ def build_worker_configs(settings: Settings, *, runtime_dir: Path) -> list[Worke
             unary_methods=settings.unary_methods,
             learn_unary_methods=settings.learn_unary_methods,
             event_loop=settings.event_loop,
+            grpc_engine=settings.grpc_engine,
             max_connection_age=settings.max_connection_age,
             max_connection_age_grace=settings.max_connection_age_grace,
         )

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gproxy_mp.bus.schema import WorkerStatus
+from gproxy_mp.grpc_engine import worker_environment
 from gproxy_mp.launch import WorkerConfig, worker_argv
 from gproxy_mp.supervisor.policy import (
     RestartBackoff,
@@ -132,7 +134,8 @@ class WorkerPool:
         extra = {"route": config.route_name}
         while not self._stopping.is_set():
             slot.process = await asyncio.create_subprocess_exec(
-                *worker_argv(config), stdin=asyncio.subprocess.DEVNULL)
+                *worker_argv(config), stdin=asyncio.subprocess.DEVNULL,
+                env=worker_environment(config.grpc_engine, os.environ))
             slot.started_at, slot.state = loop.time(), "starting"
             log.info("worker %s started (pid %d)", config.worker, slot.process.pid, extra=extra)
             returncode = await slot.process.wait()

@@ -92,8 +92,9 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
             return ExitCode.WORKER_BOOT
         await server.start()
         follower.state = "ready"
-        log.info("serving on %s, forwarding to %s (%d endpoints, %s loop)",
-                 config.bind_address, config.target, len(pool), loops.resolve(config.event_loop))
+        log.info("serving on %s, forwarding to %s (%d endpoints, %s loop, gRPC on %s)",
+                 config.bind_address, config.target, len(pool), loops.resolve(config.event_loop),
+                 config.grpc_engine)
         await follower.report()
         await _first(stops.graceful, stops.immediate)
         await _shut_down(server, config, handler, stops, follower)

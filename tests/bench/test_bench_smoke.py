@@ -1,4 +1,5 @@
-"""`python -m bench.run --smoke` runs end to end: every configuration it ran has calls/s > 0.
+"""`python -m bench.run --smoke` runs end to end: every configuration it ran, a `--variant`
+included, has calls/s > 0.
 
 The harness starts two nginx backends and gproxy-mp itself, checks each path with a real gRPC
 client and measures with h2load and the grpcio streaming client. Here it runs as a subprocess,
@@ -35,14 +36,17 @@ def test_the_smoke_run_measures_every_configuration_it_ran(tmp_path: Path) -> No
     reason = tools_unavailable()
     if reason:
         pytest.skip(reason)
-    done = run_smoke("bench.run", "--out", str(tmp_path), timeout=SMOKE_TIMEOUT)
+    done = run_smoke("bench.run", "--out", str(tmp_path),
+                     "--variant", "event-engine=--grpc-engine event-engine",
+                     timeout=SMOKE_TIMEOUT)
     output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
     assert done.returncode == 0, output
     [path] = tmp_path.glob("*.json")
     report: dict[str, Any] = json.loads(path.read_text())
 
     configs, workloads = report["meta"]["args"]["configs"], report["meta"]["args"]["workloads"]
-    assert len(configs) >= 2, output
+    assert len(configs) >= 3, output
+    assert "event-engine" in configs, output  # --variant: one more configuration, measured too
     assert report["meta"]["failures"] == [], output
     for config in configs:
         assert set(report["checks"][config].values()) == {"ok"}, (config, output)

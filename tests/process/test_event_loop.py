@@ -29,5 +29,5 @@ def test_workers_serve_on_the_loop_asked_for(
     with client.open_channel(address) as channel:
         assert client.echo(channel, b"ping")[0] == b"ping"
         assert client.server_stream(channel, 5) == [b"0", b"1", b"2", b"3", b"4"]
-    serving = f"endpoints, {loop} loop)"
+    serving = f"endpoints, {loop} loop,"
     assert wait_until(lambda: proxy.output().count(serving) == 2, timeout=10), proxy.output()
