@@ -1,6 +1,6 @@
 """A proxy worker SIGKILLed under load: its clients reconnect to a sibling; only calls in flight
 on it (or sent on its connection before the client saw the connection drop) may fail, with
-UNAVAILABLE or CANCELLED; calls a second later all succeed; and the worker is replaced."""
+UNAVAILABLE or CANCELLED; calls two seconds later all succeed; and the worker is replaced."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ WORKERS = 2
 CONNECTIONS = 4
 LOAD_SECONDS = 60.0
 WARM_CALLS = 200
-RECOVERY = 1.0
-"""Seconds after the kill from which every call must succeed."""
+RECOVERY = 2.0
+"""Seconds after the kill from which every call must succeed: a client whose reconnect is reset
+(see below) waits out gRPC's first reconnect backoff, 1 s +-20%, before it tries again."""
 CALLS_AFTER_RECOVERY = 400
 REPLACE_TIMEOUT = 10.0
 """Seconds for the supervisor to start a replacement that listens (first restart after 0.1 s)."""
@@ -74,9 +75,10 @@ def test_a_worker_killed_under_load_costs_at_most_its_calls_in_flight_and_is_rep
 
     failures = load.failures()
     # A client whose reconnect raced into the dying listener's queue gets a reset, and grpc
-    # then fails its fail-fast calls until its reconnect backoff ends (seen: 0.5 s, thousands
-    # of instant failures from a tight client loop). Those failures are the client's own; the
-    # bound is that they stay on the killed worker's connections and end within RECOVERY.
+    # then fails its fail-fast calls until its reconnect backoff ends (seen: 0.5 s, and over 1 s,
+    # thousands of instant failures from a tight client loop). Those failures are the client's
+    # own; the bound is that they stay on the killed worker's connections and end within
+    # RECOVERY.
     # (Linux's net.ipv4.tcp_migrate_req=1 hands such queued connections to a sibling.)
     within_recovery = [o for o in failures if o.started <= recovered_at]
     failing_connections = {o.connection for o in failures}
