@@ -64,9 +64,13 @@ def _children_cpu() -> float:
 
 
 def h2load(address: str, workload: Workload, *, body: Path, calls: int, log: Path,
-           one_at_a_time: bool = False) -> Run:
+           one_at_a_time: bool = False, rate: int | None = None) -> Run:
+    """``rate``: calls/s in all, spread over the connections (h2load's --rps is per
+    connection); None: as fast as the path answers."""
     connections, streams = (1, 1) if one_at_a_time else (CONNECTIONS, STREAMS)
+    paced = [f"--rps={max(1, round(rate / connections))}"] if rate else []
     argv = ["h2load", "-n", str(calls), "-c", str(connections), "-m", str(streams), "-t", "1",
+            *paced,
             "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", str(body),
             "--log-file", str(log), f"http://{address}{workload.method}"]
     log.unlink(missing_ok=True)  # h2load appends to an existing log

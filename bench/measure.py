@@ -24,6 +24,8 @@ class Plan:
 
     calls: int
     single_calls: int
+    rate: int | None = None
+    """Calls/s the unary load offers in all (h2load --rps); None: as fast as the path goes."""
 
 
 def run_once(config: Config, workload: Workload, plan: Plan, *, body: Path, log: Path,
@@ -32,7 +34,8 @@ def run_once(config: Config, workload: Workload, plan: Plan, *, body: Path, log:
         return load.stream(config.address, calls=plan.single_calls if one_at_a_time
                            else plan.calls, one_at_a_time=one_at_a_time)
     return load.h2load(config.address, workload, body=body, log=log, one_at_a_time=one_at_a_time,
-                       calls=plan.single_calls if one_at_a_time else plan.calls)
+                       calls=plan.single_calls if one_at_a_time else plan.calls,
+                       rate=None if one_at_a_time else plan.rate)
 
 
 def measure(config: Config, workload: Workload, plan: Plan, *, backends: Group, body: Path,

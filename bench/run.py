@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset")
     parser.add_argument("--workloads", default=",".join(BY_NAME), help="comma-separated subset")
     parser.add_argument("--backends", type=int, default=2, help="nginx backends (2)")
+    parser.add_argument("--rate", type=int, metavar="CALLS_PER_S",
+                        help="offer the unary loads at this many calls/s in all (h2load --rps), "
+                        "to compare CPU per call below saturation; default: as fast as it goes")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=OPTIONS",
                         help="one more configuration, NAME: gproxy-mp with 1 worker and these "
                         "options added, e.g. event-engine='--grpc-engine event-engine' "
@@ -89,7 +92,8 @@ def plans(args: argparse.Namespace) -> dict[str, Plan]:
     stream_calls = args.stream_calls or max(4, args.calls // 100)
     return {w.name: Plan(calls=stream_calls, single_calls=max(2, stream_calls // 5))
             if w.streaming else
-            Plan(calls=args.calls, single_calls=args.single_calls or min(args.calls, 2000))
+            Plan(calls=args.calls, single_calls=args.single_calls or min(args.calls, 2000),
+                 rate=args.rate)
             for w in WORKLOADS}
 
 
@@ -209,7 +213,8 @@ def finish(args: argparse.Namespace, *, stamp: str, meta: dict[str, object],
     for workload, configs_ in summaries.items():
         counts = plan[workload]
         how = ("grpcio client, 4 channels x 2 in flight" if BY_NAME[workload].streaming
-               else f"h2load -c {load.CONNECTIONS} -m {load.STREAMS}")
+               else f"h2load -c {load.CONNECTIONS} -m {load.STREAMS}"
+               + (f", offered at {counts.rate} calls/s" if counts.rate else ""))
         print(f"\n{BY_NAME[workload].title}: {how}, {counts.calls} calls per run; "
               f"one at a time: {counts.single_calls} calls")
         print("\n".join(report.table(configs_, has_proxy=has_proxy)))
@@ -226,7 +231,7 @@ def finish(args: argparse.Namespace, *, stamp: str, meta: dict[str, object],
                    caption=f"gproxy-mp benchmark {stamp}, {os.cpu_count()} CPUs, "
                            f"medians of {args.rounds} interleaved rounds (whiskers: min-max)")
         full = (set(CONFIGS) <= set(args.configs) and set(args.workloads) == set(BY_NAME)
-                and args.rounds >= 3 and not failures)
+                and args.rounds >= 3 and not failures and not args.rate)
         if full:  # the README's chart comes only from complete runs
             shutil.copyfile(base.with_suffix(".png"), ROOT / "docs" / "bench.png")
             print("copied the chart to docs/bench.png")
