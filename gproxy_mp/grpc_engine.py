@@ -4,8 +4,9 @@ grpcio (1.6x onwards) moves connections onto the EventEngine, which reads socket
 thread pool and hands every completed operation across threads to grpc.aio's poller thread.
 With iomgr, the poller thread waiting on the completion queue polls the sockets itself, so an
 operation completes without that extra hop. Measured on a small unary call through one worker
-(`python -m bench.run`, interleaved, grpcio 1.85): 390 -> 338 us of CPU per call and
-822 -> 690 us one-at-a-time p50; streaming within noise; the whole test suite passes on both.
+(`python -m bench.run --variant event-engine='--grpc-engine event-engine'`, grpcio 1.85):
+410 -> 354 us of CPU per call and 843 -> 700 us one-at-a-time p50 (other runs: 390 -> 338,
+427 -> 334); streaming within noise; the whole test suite passes on both.
 
 gRPC reads the choice from `GRPC_EXPERIMENTS` when it starts, so it is set in the environment
 the supervisor gives each worker (`worker_environment`). A `GRPC_EXPERIMENTS` of the user's own
