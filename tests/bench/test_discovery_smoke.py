@@ -1,51 +1,31 @@
 """`python -m bench.discovery --smoke` runs end to end and writes a sane JSON report.
 
 The benchmark itself starts dnsmasq, three backends and gproxy-mp; here it runs as a subprocess
-in its own session, bounded by `SMOKE_TIMEOUT`, and its output goes into the failure message.
+in its own session, bounded by `SMOKE_TIMEOUT` (then SIGINT, on which it stops what it started,
+then SIGKILL), and its output goes into the failure message.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.dns.dnsmasq import find_dnsmasq
-from tests.support.processes import REPO
+from tests.support.smoke import run_smoke
 
 SMOKE_TIMEOUT = 90.0
 """Seconds the smoke run may take (it normally needs about 15)."""
 
 
-def run_smoke(results: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "bench.discovery", "--smoke", "--results-dir", str(results)]
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=SMOKE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # its own session: the group is only its tree
-        stdout, stderr = process.communicate(timeout=10)
-        pytest.fail(f"smoke run over {SMOKE_TIMEOUT}s\n{stdout}\n{stderr}")
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-
-
 def test_the_smoke_run_measures_every_change_through_the_proxy(tmp_path: Path) -> None:
     if find_dnsmasq() is None:
         pytest.skip("dnsmasq not installed (Debian: dnsmasq-base)")
-    done = run_smoke(tmp_path)
+    done = run_smoke("bench.discovery", "--results-dir", str(tmp_path),
+                     timeout=SMOKE_TIMEOUT, stop=signal.SIGINT)
     output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
     assert done.returncode == 0, output
     [path] = tmp_path.glob("discovery-*.json")

@@ -14,11 +14,12 @@ would stay Terminating forever): each test takes a fresh one.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import queue
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 from kubernetes import client, watch
 
 from tests.kubernetes import pki
-from tests.kubernetes.netns import NetworkNamespace, PinnedThread
+from tests.kubernetes.netns import NetworkNamespace, PinnedThread, pinned
 
 T = TypeVar("T")
 JSON = dict[str, Any]
@@ -110,6 +111,20 @@ class Kube:
     def close(self) -> None:
         self.thread.run(self.apis.api_client.close)
         self.apis.api_client.rest_client.pool_manager.clear()
+
+    @classmethod
+    @contextlib.contextmanager
+    def admin(cls, namespace: NetworkNamespace, credentials: pki.Credentials, *, url: str,
+              thread_name: str) -> Iterator[Kube]:
+        """The admin identity on the apiserver at ``url``, on a thread pinned into
+        ``namespace``; closed on exit."""
+        with pinned(namespace, thread_name) as thread:
+            kube = cls(thread, url=url, ca_cert=credentials.ca_cert,
+                       token=credentials.admin_token)
+            try:
+                yield kube
+            finally:
+                kube.close()
 
     # --- namespaces and Services -------------------------------------------------------------
 

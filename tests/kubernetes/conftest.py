@@ -125,17 +125,9 @@ def admin_kube(
     network_namespace: netns.NetworkNamespace,
     credentials: pki.Credentials,
 ) -> Iterator[Kube]:
-    with netns.pinned(network_namespace, "k8s-admin") as thread:
-        kube = Kube(
-            thread,
-            url=control_plane.apiserver.url,
-            ca_cert=credentials.ca_cert,
-            token=credentials.admin_token,
-        )
-        try:
-            yield kube
-        finally:
-            kube.close()
+    with Kube.admin(network_namespace, credentials, url=control_plane.apiserver.url,
+                    thread_name="k8s-admin") as kube:
+        yield kube
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -49,6 +50,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.kubernetes.netns import APISERVER_ADDRESS, NetworkNamespace, PinnedThread
 from tests.kubernetes.pki import Credentials
@@ -369,32 +371,28 @@ class ControlPlane:
         self.restart_apiserver()
         return revision
 
+    def _sibling(self, name: str, **fields: Any) -> ApiServer:
+        """An apiserver like the first one, on the same etcd, as ``name``, with ``fields``
+        changed; not started."""
+        first = self.apiserver
+        peer = PeerProcess(name, namespace=first.peer.namespace,
+                           log_path=first.peer.log_path.with_name(f"{name}.log"))
+        return dataclasses.replace(first, peer=peer, **fields)
+
     @contextlib.contextmanager
     def second_apiserver(self) -> Iterator[ApiServer]:
         """Another kube-apiserver on the same port (SO_REUSEPORT, wildcard address: it takes
         over the first one's connections once the first stops listening, see the module doc);
         its watch cache starts now. On exit it is stopped and the first apiserver runs again."""
-        first = self.apiserver
-        second = ApiServer(
-            binary=first.binary,
-            credentials=first.credentials,
-            etcd_url=first.etcd_url,
-            peer=PeerProcess(
-                "kube-apiserver-2",
-                namespace=first.peer.namespace,
-                log_path=first.peer.log_path.with_name("kube-apiserver-2.log"),
-            ),
-            bind_address=WILDCARD_ADDRESS,
-            probe_address=SELF_ADDRESS,
-        )
+        second = self._sibling("kube-apiserver-2", bind_address=WILDCARD_ADDRESS,
+                               probe_address=SELF_ADDRESS)
         try:
             second.start(self.probe_thread)
             yield second
         finally:
-            # Stopped first: with a shared port, /readyz could be answered by the second one.
-            second.peer.stop()
-            if not first.peer.running():
-                first.start(self.probe_thread)
+            second.peer.stop()  # first, so that the first apiserver comes back on its own
+            if not self.apiserver.peer.running():
+                self.apiserver.start(self.probe_thread)
 
     @contextlib.contextmanager
     def extra_apiserver(
@@ -409,20 +407,8 @@ class ControlPlane:
         its own URL) and with ``extra_args``, e.g. an API group switched off; it counts as
         ready when /readyz passes without ``readyz_excludes``. Objects written through either
         apiserver are visible through both. Stopped on exit."""
-        first = self.apiserver
-        other = ApiServer(
-            binary=first.binary,
-            credentials=first.credentials,
-            etcd_url=first.etcd_url,
-            peer=PeerProcess(
-                name,
-                namespace=first.peer.namespace,
-                log_path=first.peer.log_path.with_name(f"{name}.log"),
-            ),
-            port=port,
-            extra_args=tuple(extra_args),
-            readyz_excludes=tuple(readyz_excludes),
-        )
+        other = self._sibling(name, port=port, extra_args=tuple(extra_args),
+                              readyz_excludes=tuple(readyz_excludes))
         try:
             other.start(self.probe_thread)
             yield other

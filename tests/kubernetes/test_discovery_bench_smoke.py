@@ -14,46 +14,19 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.kubernetes.testbin import GoMissingError, ensure_binaries
-from tests.support.processes import REPO
+from tests.support.smoke import run_smoke
 
 SMOKE_TIMEOUT = 180.0
 """Seconds the smoke run may take (it normally needs about 10; the API server alone may take
 up to 90 to start on 2 busy cores)."""
 INTERRUPT_TIMEOUT = 60.0
 """Seconds the interrupted run may take to clean up before it is killed."""
-
-
-def run_smoke(results: Path) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable, "-m", "bench.discovery_k8s", "--smoke", "--results-dir", str(results)
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=SMOKE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGINT)  # KeyboardInterrupt: its cleanup runs
-        try:
-            stdout, stderr = process.communicate(timeout=INTERRUPT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: only its group
-            stdout, stderr = process.communicate(timeout=10)
-        pytest.fail(f"smoke run over {SMOKE_TIMEOUT}s\n{stdout}\n{stderr}")
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def test_the_smoke_run_measures_every_slice_change_through_the_proxy(tmp_path: Path) -> None:
@@ -65,7 +38,8 @@ def test_the_smoke_run_measures_every_slice_change_through_the_proxy(tmp_path: P
         ensure_binaries()
     except GoMissingError as error:
         pytest.skip(str(error))
-    done = run_smoke(tmp_path)
+    done = run_smoke("bench.discovery_k8s", "--results-dir", str(tmp_path),
+                     timeout=SMOKE_TIMEOUT, stop=signal.SIGINT, stop_timeout=INTERRUPT_TIMEOUT)
     output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
     assert done.returncode == 0, output
     [path] = tmp_path.glob("discovery-k8s-*.json")

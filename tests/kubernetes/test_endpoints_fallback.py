@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.kubernetes import pki
 from tests.kubernetes.cluster import Kube, service_port
 from tests.kubernetes.controlplane import ApiServer, ControlPlane
-from tests.kubernetes.netns import NetworkNamespace, pinned
+from tests.kubernetes.netns import NetworkNamespace
 from tests.kubernetes.routes import (
     ADMIN_ADDRESS,
     BACKEND_PORT,
@@ -73,17 +73,9 @@ def no_slices_kube(
     credentials: pki.Credentials,
 ) -> Iterator[Kube]:
     """The admin identity on the apiserver without EndpointSlices."""
-    with pinned(network_namespace, "k8s-no-slices") as thread:
-        kube = Kube(
-            thread,
-            url=no_slices_apiserver.url,
-            ca_cert=credentials.ca_cert,
-            token=credentials.admin_token,
-        )
-        try:
-            yield kube
-        finally:
-            kube.close()
+    with Kube.admin(network_namespace, credentials, url=no_slices_apiserver.url,
+                    thread_name="k8s-no-slices") as kube:
+        yield kube
 
 
 def spread(caller: Caller, *, since: float) -> dict[str, int]:

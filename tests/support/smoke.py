@@ -1,7 +1,8 @@
-"""Running a benchmark's ``--smoke`` mode as a bounded subprocess, for the bench tier."""
+"""Running a benchmark's ``--smoke`` mode as a bounded subprocess, for the bench tiers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,24 +13,29 @@ import pytest
 from tests.support.processes import REPO
 
 STOP_TIMEOUT = 30.0
-"""Seconds a benchmark gets after SIGTERM to stop the processes it started."""
+"""Seconds a benchmark gets after its stop signal to stop the processes it started."""
 
 
-def run_smoke(module: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def run_smoke(module: str, *args: str, timeout: float,
+              stop: signal.Signals | None = signal.SIGTERM,
+              stop_timeout: float = STOP_TIMEOUT) -> subprocess.CompletedProcess[str]:
     """``python -m MODULE --smoke ARGS...`` in its own session, bounded by ``timeout``. On
-    timeout it gets SIGTERM (benchmarks then stop every peer they started), then its group
-    SIGKILL, and the test fails with its output."""
+    timeout it gets ``stop`` (the signal on which it stops every peer it started; None: none
+    is waited for), then its group SIGKILL, and the test fails with its output."""
     command = [sys.executable, "-m", module, "--smoke", *args]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
-        try:
-            stdout, stderr = process.communicate(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
+        stdout = stderr = ""
+        if stop is not None:
+            process.send_signal(stop)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                stdout, stderr = process.communicate(timeout=stop_timeout)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # its own session: only its tree
-            stdout, stderr = process.communicate(timeout=10)
-        pytest.fail(f"{module} smoke run over {timeout}s\n{stdout}\n{stderr}")
+        more_out, more_err = process.communicate(timeout=10)
+        pytest.fail(f"{module} smoke run over {timeout}s\n{stdout}{more_out}\n"
+                    f"{stderr}{more_err}")
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
