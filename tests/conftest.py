@@ -8,8 +8,11 @@ such skip into a failure, so a green CI run means every tier really ran.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
+
+from harness import testbin
 
 REQUIRE_ALL_TIERS = os.environ.get("GPROXY_REQUIRE_ALL_TIERS") == "1"
 
@@ -21,3 +24,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if REQUIRE_ALL_TIERS and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where every tier must run: {report.longrepr}"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the Go peers the selected tests need, before any test and its timeout starts.
+
+    ``make test`` has built them already (``make peers``), so this is a quick check; for a tier
+    run by hand on a fresh machine it is the cold build, shown as it goes. A failure is left to
+    the tier's fixture, which gets the same remembered error and skips or fails with it.
+    """
+    if session.config.option.collectonly:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for peer in testbin.needed_by(item.path for item in session.items):
+        started = time.monotonic()
+        if reporter is not None:
+            reporter.write_line(f"test peer {peer.name}: scripts/{peer.script} ...")
+        try:
+            testbin.build(peer.name)
+            outcome = "ready"
+        except testbin.BuildError as error:
+            outcome = f"failed: {str(error).splitlines()[0]}"
+        if reporter is not None:
+            elapsed = time.monotonic() - started
+            reporter.write_line(f"test peer {peer.name}: {outcome} ({elapsed:.1f} s)")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.testbin import BuildError
 from tests.conformance.interop import (
     SERVER_START_TIMEOUT,
-    BuildError,
     InteropServer,
     Peers,
     build_peers,

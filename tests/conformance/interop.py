@@ -1,11 +1,11 @@
 """The grpc-go interop peers: build (or find) them, run a server, run the client once per case.
 
-The binaries come from ``scripts/build-interop.sh`` (grpc-go pinned by ``testbin/interop/go.mod``)
-and live in the git-ignored ``.cache/testbin/``. A server listens on port 0 and its port is read
-from its own log line ("interop server listening on [::]:PORT", printed at grpc-go's info
-severity); it runs in its own session and is stopped with SIGTERM to its group, a bounded wait,
-then SIGKILL. The client is one process per test case: it exits 0 on success and 1 with a
-``FATAL`` line naming the first failed check.
+The binaries come from ``scripts/build-interop.sh`` (grpc-go pinned by ``testbin/interop/go.mod``),
+run by ``harness.testbin``, and live in the git-ignored ``.cache/testbin/``. A server listens on
+port 0 and its port is read from its own log line ("interop server listening on [::]:PORT",
+printed at grpc-go's info severity); it runs in its own session and is stopped with SIGTERM to
+its group, a bounded wait, then SIGKILL. The client is one process per test case: it exits 0 on
+success and 1 with a ``FATAL`` line naming the first failed check.
 
 Concurrency: everything here is called from the test thread.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -23,13 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.processes import REPO, signal_group
+from harness import testbin
+from tests.support.processes import signal_group
 from tests.support.waiting import wait_until
 
-BUILD_SCRIPT = REPO / "scripts" / "build-interop.sh"
-TESTBIN = REPO / ".cache" / "testbin"
-BUILD_TIMEOUT = 240.0
-"""Seconds a build may take: a cold one (module downloads + compile) took ~85 s here."""
 CLIENT_TIMEOUT = 60.0
 """Seconds one client run may take; the client's own per-case deadlines are at most 30 s."""
 SERVER_START_TIMEOUT = 20.0
@@ -44,10 +40,6 @@ TAIL_LINES = 40
 LISTENING = re.compile(rb"interop server listening on .*:(\d+)\s*$", re.MULTILINE)
 
 
-class BuildError(Exception):
-    """The build script failed although Go is installed."""
-
-
 @dataclass(frozen=True)
 class Peers:
     server: Path
@@ -55,28 +47,15 @@ class Peers:
 
 
 def build_peers() -> Peers | None:
-    """Run the build script once (a ~10 ms no-op when the binaries match the pin).
+    """The binaries (``harness.testbin``'s peer ``interop``, normally built by ``make peers``).
 
-    None when the binaries are missing or stale and Go is not installed to rebuild them.
+    None when they are missing or stale and Go is not installed to rebuild them.
     """
-    peers = Peers(server=TESTBIN / "interop-server", client=TESTBIN / "interop-client")
-    result = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT,
-        check=False,
-    )
-    if result.returncode == 0:
-        return peers
-    if shutil.which("go") is None:
+    try:
+        server, client = testbin.build("interop")
+    except testbin.GoMissingError:
         return None
-    raise BuildError(
-        f"{BUILD_SCRIPT.name} exited with {result.returncode}\n"
-        f"--- stdout\n{result.stdout}--- stderr\n{result.stderr}"
-    )
+    return Peers(server=server, client=client)
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,18 @@
 """Locate kube-apiserver and etcd in .cache/testbin/, building them once if they are missing.
 
-The build (``scripts/build-k8s-testbin.sh``) is idempotent and needs only Go and the Go module
-proxy; a cold build takes minutes, a warm one seconds. Its output goes to a log file next to
-the binaries so a failure is reported with its cause.
+The build is ``harness.testbin``'s peer ``k8s`` (``scripts/build-k8s-testbin.sh``): locked,
+in its own process group, normally done by ``make peers`` before pytest starts.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO / "scripts" / "build-k8s-testbin.sh"
-TESTBIN = REPO / ".cache" / "testbin"
-BUILD_TIMEOUT = 45 * 60.0
-"""Seconds a cold build may take (measured 5.5 to 9 min on 2 shared cores; warm: seconds)."""
-VERSION_TIMEOUT = 10.0
+from harness import testbin
+from harness.testbin import REPO, BuildError, GoMissingError
 
-
-class GoMissingError(RuntimeError):
-    pass
+__all__ = ["Binaries", "BuildError", "GoMissingError", "ensure_binaries", "wanted_version"]
 
 
 @dataclass(frozen=True)
@@ -31,25 +22,9 @@ class Binaries:
 
 
 def ensure_binaries() -> Binaries:
-    """The binaries, after running the (idempotent) build script; it is quick when warm."""
-    if shutil.which("go") is None and not (TESTBIN / "kube-apiserver").exists():
-        raise GoMissingError("go not installed: cannot build kube-apiserver")
-    log = TESTBIN / "build.log"
-    TESTBIN.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-        )
-    if result.returncode != 0:
-        text = log.read_text(errors="replace").splitlines()[-40:]
-        raise RuntimeError(
-            f"{BUILD_SCRIPT.name} failed ({result.returncode}); log {log}:\n" + "\n".join(text)
-        )
-    return Binaries(kube_apiserver=TESTBIN / "kube-apiserver", etcd=TESTBIN / "etcd")
+    """The binaries; raises GoMissingError (skip) or BuildError (fail)."""
+    kube_apiserver, etcd = testbin.build("k8s")
+    return Binaries(kube_apiserver=kube_apiserver, etcd=etcd)
 
 
 def wanted_version() -> str:
