@@ -10,82 +10,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 import click
 
-from gproxy_mp import __version__
-from gproxy_mp.config import (
-    Settings,
-    check_routes,
-    parse_admin_address,
-    parse_connection_age,
-    parse_duration,
-    parse_route,
-    parse_unary_methods,
-    parse_workers,
-)
+from gproxy_mp import __version__, params
+from gproxy_mp.config import Route, Settings, WorkerOptions, check_admin, check_routes
 from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
-from gproxy_mp.grpc_engine import GRPC_ENGINES, check_grpc_engine
+from gproxy_mp.grpc_engine import GRPC_ENGINES
 from gproxy_mp.logs import FORMATS, LEVELS, configure_logging
-from gproxy_mp.loops import EVENT_LOOPS, check_event_loop
 
 log = logging.getLogger("gproxy_mp")
-T = TypeVar("T")
 
-MIN_DNS_REFRESH = 0.1
-"""Seconds; a faster schedule would only load the DNS server."""
 EXAMPLE = "-p 127.0.0.1:5000-static:///10.0.0.1:50051,10.0.0.2:50051"
+RENAMED = {"proxy": "routes", "dns_refresh_rate": "dns_refresh_interval",
+           "admin_address": "admin"}
+"""Click parameters (named after their flags and `GPROXY_*` variables) whose `Settings` field
+has another name."""
+WORKER_FIELDS = frozenset(WorkerOptions.__dataclass_fields__)
 
 
-def _parse(flag: str, parser: Callable[[str], T], text: str) -> T:
-    try:
-        return parser(text)
-    except ConfigError as e:
-        raise ConfigError(f"{flag}: {e}") from None
-
-
-def build_settings(*, proxy: Sequence[str], shutdown_delay: str, workers: str,
-                   drain_timeout: str, dns_refresh_rate: str, admin_address: str,
-                   log_format: str, log_level: str, kubeconfig: str | None = None,
-                   access_log: bool = False, metrics_method_label: bool = False,
-                   unary_methods: str = "", max_connection_age: str = "off",
-                   max_connection_age_grace: str = "off",
-                   learn_unary_methods: bool = True, event_loop: str = "auto",
-                   grpc_engine: str = "iomgr") -> Settings:
-    if not proxy:
+def build_settings(**values: Any) -> Settings:
+    """`Settings` from click's parsed parameter values (`command`'s keyword arguments), after
+    the checks that span several options."""
+    fields = {RENAMED.get(name, name): value for name, value in values.items()}
+    routes: tuple[Route, ...] = tuple(
+        replace(route, index=index) for index, route in enumerate(fields.pop("routes", ())))
+    if not routes:
         raise ConfigError(f"missing option -p/--proxy LISTEN-TARGET (e.g. {EXAMPLE})")
-    routes = tuple(parse_route(text, index=i) for i, text in enumerate(proxy))
     check_routes(routes)
-    return Settings(
-        routes=routes,
-        workers=parse_workers(workers),
-        shutdown_delay=_parse("--shutdown-delay", parse_duration, shutdown_delay),
-        drain_timeout=_parse("--drain-timeout", parse_duration, drain_timeout),
-        dns_refresh_interval=_parse("--dns-refresh-rate", _parse_refresh, dns_refresh_rate),
-        max_connection_age=_parse("--max-connection-age", parse_connection_age,
-                                  max_connection_age),
-        max_connection_age_grace=_parse("--max-connection-age-grace", parse_connection_age,
-                                        max_connection_age_grace),
-        kubeconfig=kubeconfig or None,
-        admin=_parse("--admin-address", parse_admin_address, admin_address),
-        log_format=log_format,
-        log_level=log_level,
-        access_log=access_log,
-        metrics_method_label=metrics_method_label,
-        unary_methods=_parse("--unary-methods", parse_unary_methods, unary_methods),
-        learn_unary_methods=learn_unary_methods,
-        event_loop=_parse("--event-loop", check_event_loop, event_loop),
-        grpc_engine=_parse("--grpc-engine", check_grpc_engine, grpc_engine),
-    )
-
-
-def _parse_refresh(text: str) -> float:
-    seconds = parse_duration(text)
-    if seconds < MIN_DNS_REFRESH:
-        raise ConfigError(f"duration {text!r}: must be at least {MIN_DNS_REFRESH * 1000:.0f}ms")
-    return seconds
+    check_admin(fields.get("admin"), routes)
+    worker = WorkerOptions(**{k: fields.pop(k) for k in WORKER_FIELDS & fields.keys()})
+    fields["kubeconfig"] = fields.get("kubeconfig") or None
+    return Settings(routes=routes, worker=worker, **fields)
 
 
 @click.command(
@@ -104,24 +63,32 @@ Every option also reads GPROXY_<NAME> from the environment, e.g. GPROXY_WORKERS=
 Example:
   gproxy-mp {EXAMPLE} --workers 4""",
 )
-@click.option("-p", "--proxy", "proxy", multiple=True, metavar="LISTEN-TARGET",
+@click.option("-p", "--proxy", "proxy", multiple=True, type=params.ROUTE, metavar="LISTEN-TARGET",
               help="A route: listen address and target. Repeatable; at least one.")
-@click.option("-d", "--shutdown-delay", default="5s", show_default=True, metavar="DURATION",
+@click.option("-d", "--shutdown-delay", default="5s", show_default=True, type=params.DURATION,
               help="After SIGTERM/SIGINT keep serving this long, then drain.")
-@click.option("-w", "--workers", default="1", show_default=True, metavar="N|auto",
+@click.option("-w", "--workers", default="1", show_default=True, type=params.WORKERS,
               help="Worker processes per route; 'auto' = usable CPUs.")
-@click.option("--drain-timeout", default="25s", show_default=True, metavar="DURATION",
+@click.option("--drain-timeout", default="25s", show_default=True, type=params.DURATION,
               help="After the delay, how long in-flight calls may finish before cancellation.")
-@click.option("--dns-refresh-rate", default="5s", show_default=True, metavar="DURATION",
+@click.option("--dns-refresh-rate", default="5s", show_default=True, type=params.DNS_REFRESH,
               help="How often dns: targets are re-resolved (jittered by 10%).")
-@click.option("--max-connection-age", default="off", show_default=True, metavar="DURATION|off",
+@click.option("--max-connection-age", default="off", show_default=True,
+              type=params.CONNECTION_AGE,
               help="Send each client connection a GOAWAY after about this long (+-10%), so "
               "busy long-lived connections reconnect and re-spread over the workers.")
 @click.option("--max-connection-age-grace", default="off", show_default=True,
-              metavar="DURATION|off", help="After that GOAWAY, how long calls may still run on "
+              type=params.CONNECTION_AGE, help="After that GOAWAY, how long calls may still run on "
               "the old connection before it is closed; 'off': until they finish.")
+@click.option("--max-concurrent-streams", default="1000", show_default=True, type=params.STREAMS,
+              help="Calls one client connection may have open at once (HTTP/2 SETTINGS); "
+              "the client queues the rest. Bounds a worker's memory per connection.")
+@click.option("--worker-timeout", default="10s", show_default=True, type=params.WORKER_TIMEOUT,
+              help="A worker silent this long (no status report; it sends one every second) "
+              "is killed and replaced.")
 @click.option("--admin-address", default="127.0.0.1:9901", show_default=True,
-              metavar="HOST:PORT|off", help="/healthz, /readyz, /debug/endpoints; 'off' disables.")
+              type=params.ADMIN_ADDRESS,
+              help="/healthz, /readyz, /debug/endpoints; 'off' disables.")
 @click.option("--kubeconfig", default=None, metavar="PATH",
               help="Credentials for running outside a cluster. Default: the pod's service "
               "account, then $KUBECONFIG, then ~/.kube/config.")
@@ -131,13 +98,13 @@ Example:
 @click.option("--check", "check", is_flag=True, default=False,
               help="Validate the options, resolve every target once, check Kubernetes "
               "permissions, print a table and exit (0: all good).")
-@click.option("--unary-methods", default="", metavar="/pkg.Svc/Method,...",
+@click.option("--unary-methods", default="", type=params.UNARY_METHODS,
               help="Methods known to be unary (or /pkg.Svc/* for a whole service): served "
               "with cheaper unary handlers. A streaming call to one of them fails.")
 @click.option("--learn-unary-methods/--no-learn-unary-methods", default=True, show_default=True,
               help="Ask backends for gRPC server reflection and serve the methods they all "
               "declare unary with cheaper unary handlers.")
-@click.option("--event-loop", type=click.Choice(EVENT_LOOPS), default="auto",
+@click.option("--event-loop", type=params.EVENT_LOOP, default="auto",
               show_default=True,
               help="The workers' event loop; 'auto': uvloop when installed (about 7% less CPU "
               "per call), else asyncio's own.")
@@ -152,29 +119,12 @@ Example:
               help="Log one line per call: route, method, backend, code, duration.")
 @click.version_option(__version__, "--version", prog_name="gproxy-mp",
                       message="%(prog)s %(version)s")
-def command(  # noqa: PLR0917 (click passes options positionally)
-    proxy: tuple[str, ...], shutdown_delay: str, workers: str, drain_timeout: str,
-    dns_refresh_rate: str, admin_address: str, kubeconfig: str | None, log_format: str,
-    log_level: str, access_log: bool, check: bool, metrics_method_label: bool,
-    unary_methods: str, max_connection_age: str, max_connection_age_grace: str,
-    learn_unary_methods: bool, event_loop: str, grpc_engine: str,
-) -> None:
+def command(check: bool, **values: Any) -> None:
     """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
-    settings = build_settings(proxy=proxy, shutdown_delay=shutdown_delay, workers=workers,
-                              drain_timeout=drain_timeout, dns_refresh_rate=dns_refresh_rate,
-                              admin_address=admin_address, kubeconfig=kubeconfig,
-                              access_log=access_log,
-                              metrics_method_label=metrics_method_label,
-                              unary_methods=unary_methods,
-                              max_connection_age=max_connection_age,
-                              max_connection_age_grace=max_connection_age_grace,
-                              learn_unary_methods=learn_unary_methods,
-                              event_loop=event_loop,
-                              grpc_engine=grpc_engine,
-                              log_format=log_format,
-                              log_level=log_level.lower())
-    configure_logging(role="supervisor", fmt=settings.log_format, level=settings.log_level)
+    settings = build_settings(**values)
+    configure_logging(role="supervisor", fmt=settings.worker.log_format,
+                      level=settings.worker.log_level)
     from gproxy_mp.supervisor.main import main_async  # noqa: PLC0415 (keeps --help fast)
     from gproxy_mp.supervisor.resolvers import check_resolvable  # noqa: PLC0415
 

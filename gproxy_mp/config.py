@@ -109,21 +109,23 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
-    routes: tuple[Route, ...]
-    workers: int = 1
+class WorkerOptions:
+    """What every worker runs with: it travels to each worker process in its `WorkerConfig`."""
+
     shutdown_delay: float = 5.0
     """Seconds to keep serving after the first SIGTERM/SIGINT, so endpoints propagate away."""
     drain_timeout: float = 25.0
     """Seconds in-flight calls may take to finish after the delay, before they are cancelled."""
-    dns_refresh_interval: float = 5.0
-    """Seconds between re-resolutions of `dns:` targets."""
     max_connection_age: float | None = None
     """Seconds (gRPC adds +-10% jitter) after which a client connection gets a GOAWAY, so busy
     long-lived connections re-spread over the workers; None: connections live forever."""
     max_connection_age_grace: float | None = None
     """Seconds calls may still run on a connection after its GOAWAY before it is closed;
     None: until they finish (nothing in flight is cut)."""
+    max_concurrent_streams: int = 1000
+    """Calls one client connection may have open at once, advertised in HTTP/2 SETTINGS
+    (`MAX_CONCURRENT_STREAMS`); a client queues calls beyond it. Bounds a worker's memory
+    per connection (each open stream holds buffers in gRPC's core)."""
     log_format: str = "text"
     log_level: str = "info"
     unary_methods: tuple[str, ...] = ()
@@ -140,10 +142,24 @@ class Settings:
     """Add a `method` label to gproxy_calls_total (bounded to 200 values per worker)."""
     access_log: bool = False
     """One info line per call (route, method, backend, code, duration), from the workers."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole command line, built once (`cli.build_settings`) and passed everywhere."""
+
+    routes: tuple[Route, ...]
+    workers: int = 1
+    dns_refresh_interval: float = 5.0
+    """Seconds between re-resolutions of `dns:` targets."""
+    worker_timeout: float = 10.0
+    """Seconds without a status report (sent every second) after which a worker counts as hung:
+    it is SIGKILLed and replaced (gunicorn's timeout)."""
     kubeconfig: str | None = None
     """`--kubeconfig`: credentials outside a cluster; None: in-cluster, then the defaults."""
     admin: ListenAddress | None = None
     """Where the admin HTTP endpoints listen; None when disabled (`--admin-address off`)."""
+    worker: WorkerOptions = field(default_factory=WorkerOptions)
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -153,9 +169,28 @@ class Settings:
 
 # --- parsers ----------------------------------------------------------------------------------
 
+SHOWN_LENGTH = 200
+"""Characters of a bad value quoted in an error line; a longer one is cut and its length given."""
+
+
+def shown(text: str) -> str:
+    """`text` quoted for an error line, cut to `SHOWN_LENGTH` so the line stays one line."""
+    if len(text) <= SHOWN_LENGTH:
+        return repr(text)
+    return f"{text[:SHOWN_LENGTH]!r}... ({len(text)} characters)"
+
+
+MAX_DURATION = (2**31 - 1) / 1000
+"""Seconds (596h31m23.647s): the longest duration every consumer accepts. gRPC keeps channel
+and server durations (connection age and its grace) as int32 milliseconds and raises
+OverflowError beyond; Python's thread and lock waits overflow far later. One bound for every
+DURATION option, so no value passes validation and then fails in a worker."""
+MAX_DURATION_TEXT = "596h31m23s"
+
 
 def parse_duration(text: str) -> float:
-    """Go-style durations (`300ms`, `1m30s`, `0s`) or plain seconds (`2.5`) → float seconds."""
+    """Go-style durations (`300ms`, `1m30s`, `0s`) or plain seconds (`2.5`) → float seconds,
+    from 0 to `MAX_DURATION`."""
     value = text.strip()
     try:
         seconds = float(value)
@@ -166,6 +201,8 @@ def parse_duration(text: str) -> float:
             raise ConfigError(f"duration {text!r}: not a finite number")
     if seconds < 0:
         raise ConfigError(f"duration {text!r}: must not be negative")
+    if seconds > MAX_DURATION:
+        raise ConfigError(f"duration {text!r}: must be at most {MAX_DURATION_TEXT}")
     return seconds
 
 
@@ -225,6 +262,43 @@ def parse_workers(text: str) -> int:
     if count < 1:
         raise ConfigError(f"--workers {text!r}: must be at least 1")
     return count
+
+
+MIN_DNS_REFRESH = 0.1
+"""Seconds; a faster schedule would only load the DNS server."""
+
+
+def parse_dns_refresh(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds < MIN_DNS_REFRESH:
+        raise ConfigError(f"duration {text!r}: must be at least {MIN_DNS_REFRESH * 1000:.0f}ms")
+    return seconds
+
+
+MAX_STREAMS = 2**31 - 1
+"""HTTP/2 SETTINGS values are 31-bit for MAX_CONCURRENT_STREAMS in gRPC's core (int32)."""
+
+
+def parse_max_concurrent_streams(text: str) -> int:
+    """A positive stream count per client connection."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise ConfigError(f"{shown(text)}: expected a positive integer") from None
+    if not 1 <= count <= MAX_STREAMS:
+        raise ConfigError(f"{shown(text)}: must be from 1 to {MAX_STREAMS}")
+    return count
+
+
+MIN_WORKER_TIMEOUT = 2.0
+"""Seconds; workers report every second, so a shorter timeout would kill healthy ones."""
+
+
+def parse_worker_timeout(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds < MIN_WORKER_TIMEOUT:
+        raise ConfigError(f"duration {text!r}: must be at least {MIN_WORKER_TIMEOUT:.0f}s")
+    return seconds
 
 
 def _is_number(text: str) -> bool:
@@ -308,7 +382,7 @@ def parse_admin_address(text: str) -> ListenAddress | None:
 
 
 def parse_target(text: str) -> Target:
-    what = f"target {text!r}"
+    what = f"target {shown(text)}"
     scheme, sep, rest = text.partition("://")
     if not sep:
         endpoint = parse_endpoint(text, what=what)
@@ -375,13 +449,19 @@ def _parse_kubernetes(authority: str, path: str, *, what: str) -> KubernetesTarg
     return KubernetesTarget(service, port, namespace)
 
 
+MAX_LISTEN_LENGTH = 253 + len(":65535")
+"""Characters: the longest LISTEN (a full-length DNS name and a port); `[v6]:port` is shorter."""
+
+
 def parse_route(text: str, *, index: int) -> Route:
     """A `-p` value. Split at the first "-" whose left side is a LISTEN and right side a TARGET.
 
     If no split works, the error comes from the most plausible split, so the message names the
     part that is wrong (an out-of-range listen port, an unknown scheme, a missing target port).
     """
-    dashes = [i for i, c in enumerate(text) if c == "-"]
+    # A LISTEN is at most a 253-character host name, ":" and a port, so only the dashes within
+    # reach can split: trying each dash of a long value would be quadratic in its length.
+    dashes = [i for i, c in enumerate(text[: MAX_LISTEN_LENGTH + 1]) if c == "-"]
     first_error: ConfigError | None = None
     listen_errors: list[ConfigError] = []
     for i in dashes:
@@ -398,25 +478,36 @@ def parse_route(text: str, *, index: int) -> Route:
             continue
         return Route(index, listen, target, spec=text)
     if first_error is not None:
-        raise ConfigError(f"--proxy {text!r}: {first_error}")
+        raise ConfigError(f"--proxy {shown(text)}: {first_error}")
     for i in dashes:  # no valid LISTEN: blame it, if some right side is a valid target
         try:
             parse_target(text[i + 1 :])
         except ConfigError:
             continue
-        raise ConfigError(f"--proxy {text!r}: {listen_errors[dashes.index(i)]}")
+        raise ConfigError(f"--proxy {shown(text)}: {listen_errors[dashes.index(i)]}")
     raise ConfigError(
-        f"--proxy {text!r}: expected LISTEN-TARGET, "
+        f"--proxy {shown(text)}: expected LISTEN-TARGET, "
         "e.g. 127.0.0.1:5000-static:///10.0.0.1:50051,10.0.0.2:50051"
     )
 
 
+def _overlap(a: ListenAddress, b: ListenAddress) -> bool:
+    """Whether two listen addresses would take the same port (all interfaces overlap all)."""
+    return a.port == b.port and (not a.host or not b.host or a.host == b.host)
+
+
 def check_routes(routes: tuple[Route, ...]) -> None:
     """Two routes may not share a listen port on overlapping addresses."""
-    seen: dict[int, list[ListenAddress]] = {}
+    for index, route in enumerate(routes):
+        for other in routes[:index]:
+            if _overlap(route.listen, other.listen):
+                raise ConfigError(f"--proxy {shown(route.spec)}: listen address {route.listen} "
+                                  f"is already used by another --proxy ({other.listen})")
+
+
+def check_admin(admin: ListenAddress | None, routes: tuple[Route, ...]) -> None:
+    """The admin endpoints may not take a route's listen port."""
     for route in routes:
-        for other in seen.get(route.listen.port, []):
-            if not other.host or not route.listen.host or other.host == route.listen.host:
-                raise ConfigError(f"--proxy {route.spec!r}: listen address {route.listen} is "
-                                  f"already used by another --proxy ({other})")
-        seen.setdefault(route.listen.port, []).append(route.listen)
+        if admin is not None and _overlap(admin, route.listen):
+            raise ConfigError(f"--admin-address {admin}: already the listen address of "
+                              f"--proxy {shown(route.spec)}")

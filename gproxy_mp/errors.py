@@ -30,8 +30,9 @@ class AddressInUseError(GproxyError):
     """A listen address is already held by some process."""
 
 
-class WorkerBootError(GproxyError):
-    """Workers of a route could not start at all."""
+class FatalError(GproxyError):
+    """The supervisor must stop: a route's workers could not start at all, or a supervisor
+    root that nothing can take over (the bus, a worker keeper, the watchdog) failed."""
 
 
 class BusProtocolError(GproxyError):

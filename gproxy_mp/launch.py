@@ -34,6 +34,7 @@ class WorkerConfig:
     grpc_engine: str = "iomgr"
     max_connection_age: float | None = None
     max_connection_age_grace: float | None = None
+    max_concurrent_streams: int = 1000
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

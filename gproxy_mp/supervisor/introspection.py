@@ -6,6 +6,7 @@ Built from a read-only `SupervisorView` of the supervisor's state; nothing here 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,15 +52,21 @@ def readiness(view: SupervisorView) -> str | None:
 
 def endpoints(view: SupervisorView) -> dict[str, Any]:
     routes = []
+    now = time.monotonic()
     for route in view.settings.routes:
         current = view.table.current(route.id)
+        age = view.healths[route.target].age()
         routes.append({
             "route": route.name, "id": route.id, "target": str(route.target),
             "seq": current[0] if current else None,
             "endpoints": [e.address for e in current[1]] if current else None,
+            "source_age_seconds": None if age is None else round(age, 3),
             "resolver": view.healths[route.target].describe(),
             "workers": [
                 {"worker": slot.config.worker, "pid": slot.pid, "state": slot.state,
+                 "serving": view.pool.is_serving(slot),
+                 "seconds_since_report": None if slot.last_report is None
+                 else round(now - slot.last_report, 3),
                  "restarts": slot.restarts,
                  "applied_seq": slot.last_status.seq if slot.last_status else None,
                  "active_calls": slot.last_status.active_calls if slot.last_status else 0,

@@ -17,8 +17,8 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gproxy_mp import __version__
@@ -27,7 +27,7 @@ from gproxy_mp.bus.server import BusServer
 from gproxy_mp.bus.sockets import BusAddresses, create_runtime_dir, remove_runtime_dir
 from gproxy_mp.bus.table import EndpointTable
 from gproxy_mp.config import Route, Settings, Target
-from gproxy_mp.errors import ExitCode, WorkerBootError
+from gproxy_mp.errors import ExitCode, FatalError
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.model import EndpointSet, diff_endpoints
 from gproxy_mp.supervisor.admin import start_admin
@@ -36,6 +36,7 @@ from gproxy_mp.supervisor.metrics import RETIRE_DELAY, CallCounters
 from gproxy_mp.supervisor.ports import reserve_listen_address
 from gproxy_mp.supervisor.resolvers import build_resolver
 from gproxy_mp.supervisor.resolvers.health import ResolverHealth
+from gproxy_mp.supervisor.roots import run_restarting, watch_fatal
 from gproxy_mp.supervisor.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -69,16 +70,7 @@ def build_worker_configs(settings: Settings, *, runtime_dir: Path) -> list[Worke
         WorkerConfig(
             worker=f"{route.id}#{index}", route=route.id, route_name=route.name,
             bind_address=route.listen.bind_address, target=str(route.target),
-            runtime_dir=str(runtime_dir), supervisor_pid=os.getpid(),
-            shutdown_delay=settings.shutdown_delay, drain_timeout=settings.drain_timeout,
-            log_format=settings.log_format, log_level=settings.log_level,
-            access_log=settings.access_log, metrics_method_label=settings.metrics_method_label,
-            unary_methods=settings.unary_methods,
-            learn_unary_methods=settings.learn_unary_methods,
-            event_loop=settings.event_loop,
-            grpc_engine=settings.grpc_engine,
-            max_connection_age=settings.max_connection_age,
-            max_connection_age_grace=settings.max_connection_age_grace,
+            runtime_dir=str(runtime_dir), supervisor_pid=os.getpid(), **asdict(settings.worker),
         )
         for route in settings.routes
         for index in range(settings.workers)
@@ -108,7 +100,7 @@ async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) 
         loop.call_later(RETIRE_DELAY, counters.retire, pid)
 
     pool = WorkerPool(build_worker_configs(settings, runtime_dir=runtime_dir),
-                      on_fatal=stops.fail, on_exit=on_exit)
+                      on_fatal=stops.fail, on_exit=on_exit, worker_timeout=settings.worker_timeout)
     table = EndpointTable(secrets.token_hex(4))
     route_names = {r.id: r.name for r in settings.routes}
 
@@ -123,17 +115,15 @@ async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) 
     view = SupervisorView(settings=settings, stopping=stops.graceful, pool=pool, table=table,
                           bus=bus, counters=counters, healths=healths)
     admin = None
-    tasks = [asyncio.create_task(bus.serve(), name="bus")]
+    tasks = [asyncio.create_task(bus.serve(), name="bus server")]
+    watch_fatal(tasks[0], on_fatal=stops.fail)
     try:
         if settings.admin is not None:
             admin = await start_admin(build_admin_state(view), host=settings.admin.host,
                                       port=settings.admin.port)
         for target in settings.targets:
-            routes = [r for r in settings.routes if r.target == target]
-            resolver = build_resolver(target, settings, health=healths[target])
             tasks.append(asyncio.create_task(
-                _publish(resolver, target, routes, bus, healths[target]),
-                name=f"resolve {target}"))
+                _resolve(target, settings, bus, healths[target]), name=f"resolver {target}"))
         pool.start()
         log.info("gproxy-mp %s: %s, %d worker(s) per route",
                  __version__, ", ".join(f"{r.name} -> {r.target}" for r in settings.routes),
@@ -141,10 +131,11 @@ async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) 
         await _wait_any(stops.graceful, stops.fatal)
         if stops.fatal.is_set():
             await pool.kill_all()
-            raise WorkerBootError(stops.fatal_reason)
+            raise FatalError(stops.fatal_reason)
         log.info("shutdown: signal received; serving for %.1fs more, then draining for up to "
-                 "%.1fs", settings.shutdown_delay, settings.drain_timeout)
-        await pool.stop(graceful_timeout=settings.shutdown_delay + settings.drain_timeout
+                 "%.1fs", settings.worker.shutdown_delay, settings.worker.drain_timeout)
+        await pool.stop(graceful_timeout=settings.worker.shutdown_delay
+                        + settings.worker.drain_timeout
                         + STOP_MARGIN, force=stops.immediate)
         log.info("shutdown: all workers exited")
         return ExitCode.OK
@@ -158,28 +149,41 @@ async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) 
             await admin.wait_closed()
 
 
+async def _resolve(target: Target, settings: Settings, bus: BusServer,
+                   health: ResolverHealth) -> None:
+    """The target's resolver, rebuilt whenever it fails or ends (`roots.run_restarting`); its
+    routes keep their last set meanwhile."""
+    routes = [r for r in settings.routes if r.target == target]
+
+    async def run() -> None:
+        resolver = build_resolver(target, settings, health=health)
+        try:
+            await _publish(resolver, target, routes, bus, health)
+        finally:
+            if isinstance(resolver, AsyncGenerator):
+                await resolver.aclose()
+
+    await run_restarting(f"resolver for {target}", run, on_error=health.failed)
+
+
 async def _publish(resolver: AsyncIterator[EndpointSet], target: Target, routes: list[Route],
                    bus: BusServer, health: ResolverHealth) -> None:
     """Forward every set the target's resolver yields to each route that uses the target."""
-    try:
-        async for endpoints in resolver:
-            health.updates += 1
-            for route in routes:
-                before = bus.endpoints(route.id)
-                if not await bus.publish(route.id, target=str(target), endpoints=endpoints):
-                    continue
-                if before is None:
-                    log.info("%d endpoints from %s: %s", len(endpoints), target,
-                             ", ".join(e.address for e in endpoints) or "none",
-                             extra={"route": route.name})
-                    continue
-                diff = diff_endpoints(before, endpoints)
-                log.info("%d -> %d endpoints%s%s", len(before),
-                         len(endpoints), _listing(" +", diff.added), _listing(" -", diff.removed),
+    async for endpoints in resolver:
+        health.updates += 1
+        for route in routes:
+            before = bus.endpoints(route.id)
+            if not await bus.publish(route.id, target=str(target), endpoints=endpoints):
+                continue
+            if before is None:
+                log.info("%d endpoints from %s: %s", len(endpoints), target,
+                         ", ".join(e.address for e in endpoints) or "none",
                          extra={"route": route.name})
-    except Exception:
-        log.exception("resolver for %s failed", target)
-        raise
+                continue
+            diff = diff_endpoints(before, endpoints)
+            log.info("%d -> %d endpoints%s%s", len(before),
+                     len(endpoints), _listing(" +", diff.added), _listing(" -", diff.removed),
+                     extra={"route": route.name})
 
 
 def _listing(sign: str, endpoints: EndpointSet) -> str:

@@ -1,4 +1,4 @@
-"""Pure restart policy for workers: backoff, and how an exit is told to the operator.
+"""Pure restart policy (workers, resolvers): backoff, and how an exit is told to the operator.
 
 A dead worker is replaced after 0.1 s, doubling to 10 s while it keeps dying; a worker that ran
 for a healthy minute starts the count again. A worker that exits with the boot-error code, or
@@ -7,7 +7,9 @@ dies before it ever served, halts the supervisor instead of looping (gunicorn's 
 
 from __future__ import annotations
 
+import random
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gproxy_mp.errors import ExitCode
@@ -18,6 +20,13 @@ RESTART_MAX_DELAY = 10.0
 """Upper bound, in seconds, of the doubling restart delay."""
 HEALTHY_UPTIME = 60.0
 """Seconds a worker must run before its restart delay starts again from the initial value."""
+JITTER = 0.2
+"""Relative jitter of a restart delay, so the resolvers of many proxies do not retry in step."""
+
+
+def jittered(delay: float, *, rng: Callable[[], float] = random.random) -> float:
+    """`delay` spread uniformly over +-`JITTER` of itself."""
+    return delay * (1.0 + JITTER * (2.0 * rng() - 1.0))
 
 
 @dataclass(slots=True)

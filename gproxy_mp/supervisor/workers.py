@@ -4,7 +4,14 @@ Each worker slot has one asyncio task (`_keep_running`) that starts the process 
 `asyncio.create_subprocess_exec` (fork+exec of a fresh interpreter: gRPC and ZeroMQ objects
 are created only in the worker), waits for its exit, and restarts it after a backoff while its
 siblings keep serving. A worker that could not start at all calls `on_fatal` instead, and the
-supervisor halts with exit 1. Workers report "ready" over the bus status socket.
+supervisor halts with exit 1. Workers report their state over the bus status socket every second.
+
+The watchdog (gunicorn's timeout): every report is timed. A worker silent for `worker_timeout`
+(a stopped or blocked event loop, a livelock) is logged, SIGKILLed and replaced, counted as
+`reason="timeout"`; it is never taken for a boot failure. A worker counts as serving (for
+/readyz, /debug/endpoints and `gproxy_workers_serving`) only while its last report is fresher
+than half the timeout. Before its first report a worker has `START_TIMEOUT` to start.
+Every task here is a fatal root (`roots.watch_fatal`): if one fails, gproxy-mp stops, exit 1.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,8 +34,15 @@ from gproxy_mp.supervisor.policy import (
     exit_reason,
     is_boot_failure,
 )
+from gproxy_mp.supervisor.roots import watch_fatal
 
 log = logging.getLogger(__name__)
+
+WATCHDOG_INTERVAL = 0.5
+"""Seconds between two looks of the watchdog at every worker's last report."""
+START_TIMEOUT = 60.0
+"""Seconds a new worker may take to send its first report (interpreter start, imports and the
+bus connection; a loaded machine can take tens of seconds)."""
 
 
 @dataclass(slots=True)
@@ -40,6 +55,8 @@ class WorkerSlot:
     restarts: int = 0
     backoff: RestartBackoff = field(default_factory=RestartBackoff)
     last_status: WorkerStatus | None = None
+    last_report: float | None = None  # time.monotonic() of the process's last status report
+    timed_out: bool = False  # the watchdog killed the current process
 
     @property
     def pid(self) -> int | None:
@@ -48,17 +65,24 @@ class WorkerSlot:
 
 class WorkerPool:
     def __init__(self, configs: list[WorkerConfig], *, on_fatal: Callable[[str], None],
-                 on_exit: Callable[[int], None] = lambda pid: None) -> None:
+                 on_exit: Callable[[int], None] = lambda pid: None,
+                 worker_timeout: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.slots = {c.worker: WorkerSlot(c) for c in configs}
         self._on_fatal = on_fatal
         self._on_exit = on_exit
+        self._worker_timeout = worker_timeout
+        self._clock = clock
         self.restarts: dict[tuple[str, str], int] = {}  # (route name, exit reason) → count
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._keep_running(slot), name=f"worker {wid}")
+        self._tasks = [asyncio.create_task(self._keep_running(slot), name=f"keeper of worker {wid}")
                        for wid, slot in self.slots.items()]
+        self._tasks.append(asyncio.create_task(self._watch(), name="worker watchdog"))
+        for task in self._tasks:
+            watch_fatal(task, on_fatal=self._on_fatal, ending_ok=self._stopping.is_set)
 
     def on_status(self, status: WorkerStatus) -> None:
         slot = self.slots.get(status.worker)
@@ -69,14 +93,20 @@ class WorkerPool:
                      extra={"route": slot.config.route_name})
         slot.ever_ready = slot.ever_ready or status.state == "ready"
         slot.state, slot.last_status = status.state, status
+        slot.last_report = self._clock()
+
+    def is_serving(self, slot: WorkerSlot) -> bool:
+        """Alive, accepting connections, and heard from within half the worker timeout."""
+        return (slot.pid is not None and slot.state in ("ready", "stopping")
+                and slot.last_report is not None
+                and self._clock() - slot.last_report <= self._worker_timeout / 2)
 
     def routes_serving(self) -> dict[str, int]:
         """Per route name, how many of its workers are serving."""
         serving: dict[str, int] = {}
         for slot in self.slots.values():
             name = slot.config.route_name
-            up = slot.pid is not None and slot.state in ("ready", "stopping")
-            serving[name] = serving.get(name, 0) + int(up)
+            serving[name] = serving.get(name, 0) + int(self.is_serving(slot))
         return serving
 
     def send_signal(self, signum: signal.Signals) -> None:
@@ -128,33 +158,60 @@ class WorkerPool:
             await asyncio.gather(*waits, return_exceptions=True)
         return all(p.returncode is not None for p in processes)
 
+    def _silence(self, slot: WorkerSlot) -> float | None:
+        """Seconds past its deadline that a live worker has been silent; None if within it."""
+        if slot.pid is None or slot.timed_out:
+            return None
+        if slot.last_report is None:
+            silent, allowed = self._clock() - slot.started_at, START_TIMEOUT
+        else:
+            silent, allowed = self._clock() - slot.last_report, self._worker_timeout
+        return silent if silent > allowed else None
+
+    async def _watch(self) -> None:
+        """SIGKILL every worker silent past its deadline; `_keep_running` replaces it."""
+        while not self._stopping.is_set():
+            for slot in self.slots.values():
+                silent = self._silence(slot)
+                if silent is None or slot.process is None:
+                    continue
+                log.error("worker %s (pid %d) sent no status for %.1fs (%s): killing it",
+                          slot.config.worker, slot.process.pid, silent,
+                          "never reported" if slot.last_report is None else "hung?",
+                          extra={"route": slot.config.route_name})
+                slot.timed_out = True
+                with contextlib.suppress(ProcessLookupError):
+                    slot.process.send_signal(signal.SIGKILL)
+            await asyncio.sleep(WATCHDOG_INTERVAL)
+
     async def _keep_running(self, slot: WorkerSlot) -> None:
-        loop = asyncio.get_running_loop()
         config = slot.config
         extra = {"route": config.route_name}
         while not self._stopping.is_set():
             slot.process = await asyncio.create_subprocess_exec(
                 *worker_argv(config), stdin=asyncio.subprocess.DEVNULL,
                 env=worker_environment(config.grpc_engine, os.environ))
-            slot.started_at, slot.state = loop.time(), "starting"
+            slot.started_at, slot.state = self._clock(), "starting"
+            slot.last_report, slot.timed_out = None, False
             log.info("worker %s started (pid %d)", config.worker, slot.process.pid, extra=extra)
             returncode = await slot.process.wait()
             slot.state = "stopped"
             self._on_exit(slot.process.pid)
-            uptime = loop.time() - slot.started_at
+            uptime = self._clock() - slot.started_at
             if self._stopping.is_set():
                 log.info("worker %s (pid %d) %s", config.worker, slot.process.pid,
                          describe_exit(returncode, expected=True), extra=extra)
                 return
-            if is_boot_failure(returncode, ever_ready=slot.ever_ready):
+            if not slot.timed_out and is_boot_failure(returncode, ever_ready=slot.ever_ready):
                 reason = (f"worker {config.worker} for {config.route_name} "
                           f"{describe_exit(returncode)} before it ever served")
                 log.error("%s", reason, extra=extra)
+                self._stopping.set()  # the supervisor stops every worker now
                 self._on_fatal(reason)
                 return
             delay = slot.backoff.next_delay(uptime=uptime)
             slot.restarts += 1
-            key = (config.route_name, exit_reason(returncode))
+            key = (config.route_name, "timeout" if slot.timed_out else exit_reason(returncode))
             self.restarts[key] = self.restarts.get(key, 0) + 1
             log.warning("worker %s (pid %d) %s after %.1fs; restarting in %.1fs", config.worker,
                         slot.process.pid, describe_exit(returncode), uptime, delay, extra=extra)

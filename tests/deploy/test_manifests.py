@@ -143,7 +143,7 @@ def test_grace_period_outlasts_shutdown_delay_plus_drain_timeout(
     settings = container_settings(container)
     grace = pod_spec(workload).get("terminationGracePeriodSeconds", 30)
 
-    assert grace > settings.shutdown_delay + settings.drain_timeout
+    assert grace > settings.worker.shutdown_delay + settings.worker.drain_timeout
 
 
 @pytest.mark.parametrize(("workload", "container"), PROXIES, ids=PROXY_IDS)
@@ -228,7 +228,7 @@ def test_daemonset_grace_period_is_45s_against_the_default_5s_plus_25s() -> None
     (container,) = proxy_containers(DAEMONSET)
     settings = container_settings(container)
 
-    assert (settings.shutdown_delay, settings.drain_timeout) == (5.0, 25.0)
+    assert (settings.worker.shutdown_delay, settings.worker.drain_timeout) == (5.0, 25.0)
     assert pod_spec(DAEMONSET)["terminationGracePeriodSeconds"] == 45
 
 

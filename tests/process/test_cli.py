@@ -93,6 +93,20 @@ USAGE_ERRORS: list[tuple[str, Callable[[int], list[str]], str]] = [
     ("no workers", lambda port: ["-p", valid_route(), "--workers", "0"], "workers"),
     ("connection age too short",
      lambda port: ["-p", valid_route(), "--max-connection-age", "5ms"], "--max-connection-age"),
+    # Beyond gRPC's int32 milliseconds: every worker died of an OverflowError, exit 1.
+    ("connection age too long",
+     lambda port: ["-p", valid_route(), "--max-connection-age", "597h"], "597h"),
+    ("duration of 1e300", lambda port: ["-p", valid_route(), "--drain-timeout", "1e300"], "1e300"),
+    ("admin on a listen address",
+     lambda port: ["-p", f"127.0.0.1:{port}-static:///127.0.0.1:1",
+                   "--admin-address", f"127.0.0.1:{port}"], "--admin-address"),
+    ("no concurrent streams",
+     lambda port: ["-p", valid_route(), "--max-concurrent-streams", "0"],
+     "--max-concurrent-streams"),
+    ("worker timeout too short",
+     lambda port: ["-p", valid_route(), "--worker-timeout", "500ms"], "--worker-timeout"),
+    # The split tried every dash, each with a full parse: 52 s for this value, now linear.
+    ("100,000 dashes", lambda port: ["-p", "-" * 100_000], "(100000 characters)"),
 ]
 
 
@@ -144,6 +158,17 @@ def test_a_second_instance_on_the_same_port_exits_one_and_the_first_keeps_servin
         f"listeners {procfs.listeners(port)} not all the first instance's {owners}\n"
         f"{first.output()}\n{second.output()}"
     )
+
+
+def test_the_longest_connection_age_serves(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
+) -> None:
+    port = free_port()
+    proxy = proxies(*proxy_args(route(port, backends("a")), workers=1),
+                    "--max-connection-age", "596h31m23s",
+                    "--max-connection-age-grace", "596h31m23s")
+    proxy.wait_serving(f"127.0.0.1:{port}")
+    assert "Traceback" not in proxy.output(), proxy.output()
 
 
 def test_check_resolves_each_target_once_and_reports_a_table() -> None:

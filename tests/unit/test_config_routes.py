@@ -12,7 +12,9 @@ from gproxy_mp.config import (
     Settings,
     StaticTarget,
     Target,
+    check_admin,
     check_routes,
+    parse_admin_address,
     parse_route,
 )
 from gproxy_mp.errors import ConfigError
@@ -117,3 +119,25 @@ def test_settings_name_each_distinct_target_once_in_first_use_order() -> None:
 
 def test_a_route_is_named_by_its_listen_address() -> None:
     assert parse_route("[::1]:5000-b:1", index=0).name == "[::1]:5000"
+
+
+@pytest.mark.parametrize(("admin", "clashes"), [
+    ("127.0.0.1:5000", True), (":5000", True), ("127.0.0.2:5000", False),
+    ("127.0.0.1:5001", False),
+])
+def test_the_admin_address_may_not_take_a_listen_address(admin: str, clashes: bool) -> None:
+    listen = parse_admin_address(admin)
+    if not clashes:
+        check_admin(listen, routes("127.0.0.1:5000-a:1"))
+        return
+    with pytest.raises(ConfigError, match=r"--admin-address .*5000: already the listen address"):
+        check_admin(listen, routes("127.0.0.1:5000-a:1"))
+
+
+def test_a_very_long_proxy_value_is_refused_with_a_shortened_quote() -> None:
+    text = "-" * 100_000
+    with pytest.raises(ConfigError) as caught:
+        parse_route(text, index=0)
+    message = str(caught.value)
+    assert "(100000 characters)" in message
+    assert len(message) < 1000

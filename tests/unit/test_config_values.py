@@ -8,11 +8,14 @@ import re
 import pytest
 
 from gproxy_mp.config import (
+    MAX_DURATION,
     ListenAddress,
     parse_connection_age,
     parse_duration,
     parse_listen,
+    parse_max_concurrent_streams,
     parse_unary_methods,
+    parse_worker_timeout,
     parse_workers,
     usable_cpus,
 )
@@ -164,3 +167,35 @@ def test_a_connection_age_is_a_duration_or_off(text: str, seconds: float | None)
 def test_a_connection_age_too_short_or_malformed_is_refused(text: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(repr(text))):
         parse_connection_age(text)
+
+
+# gRPC keeps connection ages as int32 milliseconds: 597h overflowed in every worker
+# (OverflowError, exit 1) after passing validation and --check.
+@pytest.mark.parametrize("text", ["597h", "1e300", "596h31m24s", "99999999999"])
+def test_a_duration_beyond_what_its_consumers_accept_is_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"must be at most 596h31m23s"):
+        parse_duration(text)
+    with pytest.raises(ConfigError, match=r"must be at most 596h31m23s"):
+        parse_connection_age(text)
+
+
+def test_the_longest_duration_is_accepted() -> None:
+    assert parse_duration("596h31m23s") == 2147483.0
+    assert MAX_DURATION * 1000 <= 2**31 - 1
+
+
+@pytest.mark.parametrize(("text", "count"), [("1", 1), ("1000", 1000), ("2147483647", 2**31 - 1)])
+def test_max_concurrent_streams_is_a_positive_int32(text: str, count: int) -> None:
+    assert parse_max_concurrent_streams(text) == count
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "2147483648", "lots", "1.5"])
+def test_a_bad_max_concurrent_streams_is_refused_naming_it(text: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(repr(text))):
+        parse_max_concurrent_streams(text)
+
+
+def test_a_worker_timeout_is_a_duration_of_at_least_two_seconds() -> None:
+    assert parse_worker_timeout("10s") == 10.0
+    with pytest.raises(ConfigError, match="at least 2s"):
+        parse_worker_timeout("1s")

@@ -1,7 +1,11 @@
-"""The static resolver: the list on the command line, once."""
+"""The static resolver: the list on the command line, once, then nothing more, forever.
+
+Eternal like every resolver (design §5): the supervisor treats a resolver that ends as failed.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from gproxy_mp.config import StaticTarget
@@ -14,3 +18,4 @@ async def watch_static(target: StaticTarget, *,
     if health is not None:  # no source to hear from again: no staleness to report
         health.source = {"listed": "command line"}
     yield target.endpoints
+    await asyncio.Event().wait()  # never set: cancelled with the supervisor
