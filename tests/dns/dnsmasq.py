@@ -2,9 +2,12 @@
 
 dnsmasq listens on 127.0.0.1 on a free port and answers only from `hosts_path`; names under
 `.test` that the file does not list get NXDOMAIN (`--local=/test/`), every other name gets
-REFUSED (no upstream servers). `set_hosts` rewrites the file atomically, sends SIGHUP, and waits
-until queries give the new answers; `stop` and `start` take the server away and bring it back
-on the same port. The process runs in its own session and only its group is ever signalled.
+REFUSED (no upstream servers). A name outside `.test` that the file lists is answered for the
+families the file gives it, and a query for a family it lacks is forwarded, so REFUSED: the A
+answer with a refused AAAA that a dnsmasq without an upstream gives for a hosts-file name.
+`set_hosts` rewrites the file atomically, sends SIGHUP, and waits until queries give the new
+answers; `stop` and `start` take the server away and bring it back on the same port. The
+process runs in its own session and only its group is ever signalled.
 
 Concurrency: used from the test thread only.
 """
@@ -41,6 +44,9 @@ PROBE_INTERVAL = 0.05
 """Seconds between two probe queries."""
 PORT_ATTEMPTS = 50
 """Candidate ports tried before giving up on finding one free for both UDP and TCP."""
+
+LOCAL_DOMAIN = "test"
+"""The domain dnsmasq answers for alone (`--local`): NXDOMAIN and empty answers, never REFUSED."""
 
 Answer = frozenset[str] | None
 """The A and AAAA addresses of a name, or None for NXDOMAIN."""
@@ -102,7 +108,7 @@ class DnsServer:
             "--no-hosts",
             f"--addn-hosts={self.hosts_path}",
             "--local-ttl=1",
-            "--local=/test/",
+            f"--local=/{LOCAL_DOMAIN}/",
             "--log-facility=-",
             f"--pid-file={self.hosts_path.parent / 'dnsmasq.pid'}",
         ]
@@ -162,15 +168,21 @@ class DnsServer:
     def _wait_answers(self, expected: Mapping[str, Answer]) -> dict[str, Answer | bool]:
         deadline = time.monotonic() + RELOAD_TIMEOUT
         while True:
-            seen = {name: self.answer(name) for name in expected}
+            seen = {name: self.answer(name, rdtypes=_probed_types(name, addresses))
+                    for name, addresses in expected.items()}
             if seen == expected or time.monotonic() >= deadline:
                 return seen
             time.sleep(PROBE_INTERVAL)
 
-    def answer(self, name: str) -> Answer | bool:
-        """The A and AAAA addresses of `name`; None for NXDOMAIN; False for no answer."""
+    def answer(
+        self,
+        name: str,
+        *,
+        rdtypes: Iterable[dns.rdatatype.RdataType] = (dns.rdatatype.A, dns.rdatatype.AAAA),
+    ) -> Answer | bool:
+        """The addresses of `name` for `rdtypes`; None for NXDOMAIN; False for no answer."""
         addresses: set[str] = set()
-        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        for rdtype in rdtypes:
             query = dns.message.make_query(name, rdtype)
             try:
                 reply = dns.query.udp(query, "127.0.0.1", port=self.port, timeout=QUERY_TIMEOUT)
@@ -185,3 +197,13 @@ class DnsServer:
 
     def output(self) -> str:
         return f"--- dnsmasq on port {self.port}\n{self.log_path.read_text(errors='replace')}"
+
+
+def _probed_types(name: str, addresses: Answer) -> list[dns.rdatatype.RdataType]:
+    """The query types that show a name's hosts lines: both under `.test`; outside it only the
+    families listed, since a query for another family is REFUSED (forwarded, no upstream)."""
+    if addresses is None or name == LOCAL_DOMAIN or name.endswith(f".{LOCAL_DOMAIN}"):
+        return [dns.rdatatype.A, dns.rdatatype.AAAA]
+    families = {":" in address for address in addresses}
+    return [rdtype for rdtype, v6 in ((dns.rdatatype.A, False), (dns.rdatatype.AAAA, True))
+            if v6 in families]

@@ -1,22 +1,25 @@
-"""`watch_dns`, the pure re-resolution loop: what it yields, how long it waits, what it logs.
+"""`watch_dns`, the pure re-resolution loop: what it yields, how long it waits, what it logs;
+and `ServerLookup`, which turns one A and one AAAA answer into a lookup's addresses.
 
 Each test plays a script of lookup results (address lists, or `TemporaryDnsError`) through
 `watch_dns` with a sleep that only records its delay and a fixed `rng`; when the script runs
-out, the lookup raises `ScriptEnded`, which ends the otherwise eternal generator.
+out, the lookup raises `ScriptEnded`, which ends the otherwise eternal generator. The
+`ServerLookup` tests script each family's answer through its injected query.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
 
 from gproxy_mp.config import DnsTarget
 from gproxy_mp.model import Endpoint, EndpointSet
-from gproxy_mp.supervisor.resolvers.dns import TemporaryDnsError, watch_dns
+from gproxy_mp.supervisor.resolvers.dns import ServerLookup, TemporaryDnsError, watch_dns
 
 pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
 
@@ -214,3 +217,99 @@ async def test_answers_without_failures_log_no_warning(caplog: pytest.LogCapture
     caplog.set_level(logging.WARNING, logger="gproxy_mp.supervisor.resolvers.dns")
     await play([[A], [A, B], [], [B]])
     assert dns_warnings(caplog) == []
+
+
+# `ServerLookup`: one A and one AAAA query per lookup, played from plain data. Each step is a
+# family's answer: addresses, [] for no data, None for NXDOMAIN, or a `TemporaryDnsError`.
+V4, V6 = "10.0.0.1", "fd00::1"
+REFUSED = TemporaryDnsError("AAAA query: REFUSED from Do53:127.0.0.1@53")
+A_SERVFAIL = TemporaryDnsError("A query: SERVFAIL from Do53:127.0.0.1@53")
+SERVER = Endpoint("127.0.0.1", 53)
+NAME = TARGET.host
+LOOKUP_LOGGER = "gproxy_mp.supervisor.resolvers.dns"
+
+FamilyStep = list[str] | None | TemporaryDnsError
+
+
+def scripted_lookup(script: Sequence[tuple[FamilyStep, FamilyStep]]) -> ServerLookup:
+    """A `ServerLookup` whose queries answer from `script`, one (A, AAAA) pair per lookup."""
+    answers = {"A": [a for a, _ in script], "AAAA": [aaaa for _, aaaa in script]}
+
+    async def query(host: str, rdtype: str) -> list[str] | None:
+        assert host == NAME
+        assert answers[rdtype], "the lookup script ran out"
+        answer = answers[rdtype].pop(0)
+        if isinstance(answer, TemporaryDnsError):
+            raise answer
+        return answer
+
+    return ServerLookup(SERVER, query=query)
+
+
+FAMILIES = {
+    "both_families_are_used": (([V4], [V6]), [V4, V6]),
+    "no_aaaa_data_is_the_a_answer": (([V4], []), [V4]),
+    "nxdomain_is_the_empty_answer": ((None, None), []),
+    "a_refused_aaaa_query_leaves_the_a_answer": (([V4], REFUSED), [V4]),
+    "a_failed_a_query_leaves_the_aaaa_answer": ((A_SERVFAIL, [V6]), [V6]),
+}
+
+
+@pytest.mark.parametrize(("answers", "expected"), FAMILIES.values(), ids=FAMILIES.keys())
+async def test_what_a_lookup_at_a_server_returns(
+    answers: tuple[FamilyStep, FamilyStep], expected: list[str]
+) -> None:
+    assert await scripted_lookup([answers]).lookup(NAME) == expected
+
+
+OUTAGES: dict[str, tuple[FamilyStep, FamilyStep]] = {
+    # The failed family may hold every address: an empty answer beside it proves nothing.
+    "a_failure_beside_no_data": ([], REFUSED),
+    "a_failure_beside_nxdomain": (None, REFUSED),
+    "both_families_failing": (A_SERVFAIL, REFUSED),
+}
+
+
+@pytest.mark.parametrize("answers", OUTAGES.values(), ids=OUTAGES.keys())
+async def test_a_lookup_with_no_address_it_can_trust_is_a_temporary_error(
+    answers: tuple[FamilyStep, FamilyStep],
+) -> None:
+    with pytest.raises(TemporaryDnsError) as raised:
+        await scripted_lookup([answers]).lookup(NAME)
+    for answer in answers:
+        if isinstance(answer, TemporaryDnsError):
+            assert str(answer) in str(raised.value)
+
+
+async def test_a_failing_family_is_logged_once_per_stretch_of_failures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOOKUP_LOGGER)
+    lookup = scripted_lookup(
+        [([V4], REFUSED)] * 3 + [(A_SERVFAIL, REFUSED), ([V4], REFUSED), ([V4], [V6]),
+                                 ([V4], REFUSED)]
+    )
+    for _ in range(7):
+        with contextlib.suppress(TemporaryDnsError):
+            await lookup.lookup(NAME)
+    warnings = dns_warnings(caplog)
+    assert len(warnings) == 3, warnings
+    failing, recovered, failing_again = warnings
+    assert f"dns://127.0.0.1:53/{NAME}" in failing
+    assert "AAAA query: REFUSED from Do53:127.0.0.1@53; using the A answer alone" in failing
+    assert "the AAAA query answers again" in recovered
+    assert failing_again == failing
+
+
+async def test_a_refused_aaaa_query_under_watch_dns_serves_the_a_answer() -> None:
+    lookup = scripted_lookup([([V4], REFUSED), ([V4], REFUSED)])
+
+    async def sleep(delay: float) -> None:
+        pass
+
+    updates = watch_dns(TARGET, lookup=lookup.lookup, refresh_interval=1.0, sleep=sleep)
+    assert isinstance(updates, AsyncGenerator)
+    try:
+        assert await anext(updates) == endpoints(V4)
+    finally:
+        await updates.aclose()

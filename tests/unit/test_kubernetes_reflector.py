@@ -5,28 +5,39 @@ makes takes the next step of the script (an answer, or an error to raise). When 
 runs out on a watch, the fake sets the stop event and `run()` returns; an unscripted list, or
 a call of the wrong kind, fails the test. Retry waits go through an injected stop event that
 records each delay and returns at once, so the whole file runs in well under a second.
+
+Time is a fake clock: a retry wait moves it on by the delay, and a scripted watch lasts its
+whole server timeout unless the step says how long it lasted (`lasted=0.0`: cut short).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from gproxy_mp.config import KubernetesTarget
+from gproxy_mp.supervisor.resolvers.health import ResolverHealth
 from gproxy_mp.supervisor.resolvers.kubeapi import (
     ENDPOINT_SLICES,
     ENDPOINTS,
     KubeApiError,
     Resource,
     ResourceExpiredError,
+    decode_watch,
 )
-from gproxy_mp.supervisor.resolvers.kubernetes import RELIST_DELAY, Reflector, watch_kubernetes
+from gproxy_mp.supervisor.resolvers.kubernetes import (
+    RELIST_DELAY,
+    Reflector,
+    ResolverThreadError,
+    watch_kubernetes,
+)
 from gproxy_mp.supervisor.resolvers.slices import Selection
 
 Json = dict[str, Any]
@@ -75,8 +86,23 @@ def listed(version: str, *items: Json) -> Step:
     return ("list", (list(items), version))
 
 
-def watched(*events: Json | KubeApiError) -> Step:
-    return ("watch", list(events))
+@dataclass(frozen=True)
+class Watch:
+    """One watch's answer: its events (or raw lines of the response), and how long it lasted;
+    None: its whole server timeout."""
+
+    events: list[Json | Exception]
+    lines: list[bytes] | None = None
+    lasted: float | None = None
+
+
+def watched(*events: Json | Exception, lasted: float | None = None) -> Step:
+    return ("watch", Watch(list(events), lasted=lasted))
+
+
+def watched_lines(*lines: bytes) -> Step:
+    """A watch whose response body is these lines, read as `KubeApi` reads them."""
+    return ("watch", Watch([], lines=list(lines), lasted=0.0))
 
 
 def fails(call: str, error: KubeApiError) -> Step:
@@ -113,16 +139,29 @@ ONE = ["10.0.0.1:8080"]
 ONE_TWO = ["10.0.0.1:8080", "10.0.0.2:8080"]
 
 
-class RecordingStop(threading.Event):
-    """A stop event whose retry waits are recorded and return at once."""
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
 
     def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingStop(threading.Event):
+    """A stop event whose retry waits are recorded, move the clock on, and return at once."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
         super().__init__()
         self.waits: list[float] = []
+        self._clock = clock
 
     def wait(self, timeout: float | None = None) -> bool:
         if timeout is not None:
             self.waits.append(round(timeout, 6))
+            if self._clock is not None:
+                self._clock.now += timeout
         return self.is_set()
 
 
@@ -130,10 +169,12 @@ class ScriptedApi:
     """The `KubeApi` interface, answering from a script and recording every call."""
 
     def __init__(self, script: list[Step], *, service: Json | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, clock: FakeClock | None = None) -> None:
         self._script = list(script)
         self._service = service
         self._stop = stop
+        self._clock = clock
+        self.watched_at: list[float] = []  # the clock at each watch call
         self.release = threading.Event()  # without `stop`: an exhausted watch blocks on this
         self.calls: list[str] = []
         self.filters: list[tuple[str, dict[str, str | None]]] = []
@@ -159,19 +200,24 @@ class ScriptedApi:
         self.calls.append(f"watch {SHORT[resource]} @{resource_version}")
         self.filters.append((SHORT[resource], {"selector": selector, "name": name}))
         self.timeouts.append(timeout)
+        if self._clock is not None:
+            self.watched_at.append(self._clock.now)
         # Like the real API: the request is made (and may fail) when watch() is called; the
         # events follow as the caller iterates.
         if not self._script:
             self._end_of_script()
             return iter(())
-        return self._events(self._next("watch"))
+        return self._events(self._next("watch"), resource, timeout)
 
-    @staticmethod
-    def _events(items: list[Json | KubeApiError]) -> Iterator[Json]:
-        for item in items:
-            if isinstance(item, KubeApiError):
-                raise item  # an ERROR event in the middle of the stream
+    def _events(self, watch: Watch, resource: Resource, timeout: float) -> Iterator[Json]:
+        if watch.lines is not None:
+            yield from decode_watch(watch.lines, resource=resource, namespace="shop")
+        for item in watch.events:
+            if isinstance(item, Exception):
+                raise item  # an ERROR event (or worse) in the middle of the stream
             yield item
+        if self._clock is not None:
+            self._clock.now += timeout if watch.lasted is None else watch.lasted
 
     def close(self) -> None:
         self.closed = True
@@ -198,18 +244,22 @@ class ScriptedApi:
 class Run:
     api: ScriptedApi
     stop: RecordingStop
+    health: ResolverHealth
     emits: list[list[str]] = field(default_factory=list)
 
 
 def play(script: list[Step], *, target: KubernetesTarget = TARGET,
          service: Json | None = None) -> Run:
-    stop = RecordingStop()
-    run = Run(ScriptedApi(script, service=service, stop=stop), stop)
+    clock = FakeClock()
+    stop = RecordingStop(clock)
+    run = Run(ScriptedApi(script, service=service, stop=stop, clock=clock), stop,
+              ResolverHealth(str(target)))
 
     def emit(selection: Selection) -> None:
         run.emits.append([e.address for e in selection.endpoints])
 
-    Reflector(run.api, target, emit=emit, stop=stop, rng=lambda: 0.5).run()
+    Reflector(run.api, target, emit=emit, stop=stop, rng=lambda: 0.5, clock=clock,
+              health=run.health).run()
     return run
 
 
@@ -462,3 +512,118 @@ async def test_watch_kubernetes_yields_changes_only_and_aclose_stops_its_thread(
     # The renewed watch may or may not have started before aclose() set `stop`.
     assert api.calls[:2] == ["list slices", "watch slices @10"]
     assert api.calls[2:] in ([], ["watch slices @12"])
+
+
+# Issue 12: nothing fails silently, nothing hammers the API server.
+
+B_ADDED_LINE = b'{"type": "ADDED", "object": ' + json.dumps(B).encode() + b"}"
+MALFORMED_LINES = {
+    "not-json": b"<html><body>502 Bad Gateway</body></html>",
+    "a-json-array": b"[1, 2]",
+    "a-json-string": b'"ADDED"',
+    "an-event-without-an-object": b'{"type": "ADDED"}',
+    "an-event-whose-object-is-not-an-object": b'{"type": "ADDED", "object": "web-b"}',
+    "an-event-without-a-type": b'{"object": {"metadata": {"name": "web-b"}}}',
+}
+
+
+@pytest.mark.parametrize("line", MALFORMED_LINES.values(), ids=MALFORMED_LINES.keys())
+def test_a_malformed_watch_line_is_a_failed_watch_and_later_changes_still_arrive(
+        line: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    run = play([listed("10", A), watched_lines(line), listed("10", A),
+                watched_lines(B_ADDED_LINE)])
+    assert run.api.calls == ["list slices", "watch slices @10", "list slices",
+                             "watch slices @10", "watch slices @9"]
+    assert run.emits == [ONE, ONE, ONE_TWO]
+    assert run.stop.waits == [0.5]  # the usual jittered backoff, before relisting
+    assert run.health.errors == 1
+    assert "malformed watch event" in run.health.last_error
+    warning, _recovery = warnings_of(caplog)
+    assert "watch endpointslices.discovery.k8s.io in namespace shop: malformed" in warning
+
+
+def test_watches_that_end_at_once_without_an_event_back_off_like_failures(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A proxy in front of the API server answering every watch with 200 and an empty body.
+    run = play([listed("10", A)] + [watched(lasted=0.0)] * 8)
+    assert run.api.calls == ["list slices"] + ["watch slices @10"] * 9  # nothing to relist for
+    assert run.stop.waits == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]
+    assert run.health.errors == 8
+    later = run.api.watched_at[3:]
+    assert (len(later) - 1) / (later[-1] - later[0]) < 1.0  # watches per second
+    warning, *_ = warnings_of(caplog)  # then the end of the script, which counts as recovery
+    assert "ended after 0.0 s without an event or bookmark" in warning
+    assert "keeping the last 1 endpoints" in warning
+    assert len([w for w in warnings_of(caplog) if "without an event" in w]) == 1
+
+
+RENEWED_AT_ONCE = {
+    "after-an-event": [listed("10", A), watched(event("ADDED", B), lasted=0.0)],
+    "after-a-bookmark": [listed("10", A), watched(bookmark("15"), lasted=0.0)],
+    "after-most-of-its-timeout": [listed("10", A), watched(lasted=200.0)],  # of 270 s
+}
+
+
+@pytest.mark.parametrize("script", RENEWED_AT_ONCE.values(), ids=RENEWED_AT_ONCE.keys())
+def test_a_watch_that_delivered_something_or_ran_long_is_renewed_at_once(
+        script: list[Step]) -> None:
+    run = play(script)
+    assert run.stop.waits == []
+    assert run.health.errors == 0
+    assert [call.split()[0] for call in run.api.calls] == ["list", "watch", "watch"]
+
+
+class Boom(RuntimeError):
+    """An error no part of the resolver expects."""
+
+
+class DyingApi(ScriptedApi):
+    """A scripted API that fails unexpectedly at `where`: "list", or "events" (mid-stream)."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__([listed("10", A), watched(event("ADDED", B), Boom("in the stream"))])
+        self.where = where
+
+    def list(self, resource: Resource, *, selector: str | None = None,
+             name: str | None = None) -> tuple[list[Json], str]:
+        if self.where == "list":
+            raise Boom("in list")
+        return super().list(resource, selector=selector, name=name)
+
+
+def dying_factory(where: str) -> tuple[Callable[[], ScriptedApi], list[DyingApi]]:
+    made: list[DyingApi] = []
+
+    def factory() -> ScriptedApi:
+        if where == "factory":
+            raise Boom("in the factory")
+        made.append(DyingApi(where))
+        made[-1].thread = threading.current_thread()
+        return made[-1]
+
+    return factory, made
+
+
+@pytest.mark.usefixtures("no_leaked_tasks")
+@pytest.mark.parametrize(("where", "before"), [("factory", []), ("list", []),
+                                               ("events", [ONE, ONE_TWO])])
+async def test_watch_kubernetes_raises_when_its_thread_dies(
+        where: str, before: list[list[str]]) -> None:
+    factory, made = dying_factory(where)
+    updates = watch_kubernetes(TARGET, api_factory=factory)
+    yielded: list[list[str]] = []
+    try:
+        with pytest.raises(ResolverThreadError) as raised:
+            async with asyncio.timeout(2.0):
+                async for endpoints in updates:
+                    yielded.append([e.address for e in endpoints])
+    finally:
+        await updates.aclose()
+    assert yielded == before
+    assert f"kubernetes resolver thread for {TARGET} died" in str(raised.value)
+    assert isinstance(raised.value.__cause__, Boom)
+    for api in made:
+        assert api.closed
+        assert api.thread is not None
+        api.thread.join(timeout=2.0)
+        assert not api.thread.is_alive()

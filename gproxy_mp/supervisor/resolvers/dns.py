@@ -14,6 +14,11 @@ Two lookups behind one signature, chosen by the target:
 - `dns:///host:port` asks the system resolver (`getaddrinfo`: /etc/hosts, resolv.conf search
   domains, nsswitch), which is what `host:port` means to every other program on the machine;
 - `dns://server[:port]/host:port` asks that server directly (dnspython), for A and AAAA.
+  When one family fails and the other answers with addresses, the answer is used (as
+  getaddrinfo and gRPC's c-ares resolver do): a server that answers A but refuses AAAA, like
+  a dnsmasq without upstream for a name only its hosts file knows, still gives a route its
+  endpoints. The failing family is logged once per stretch of failures. A failure beside
+  no data or NXDOMAIN is an outage: the failed family may hold every address.
 
 `watch_dns` is the pure loop, with the lookup, sleep and randomness injected.
 """
@@ -25,7 +30,7 @@ import ipaddress
 import logging
 import random
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 import dns.asyncresolver
 import dns.exception
@@ -47,10 +52,18 @@ JITTER = 0.1
 """Relative jitter applied to every delay."""
 
 Lookup = Callable[[str], Awaitable[Sequence[str]]]
+Query = Callable[[str, str], Awaitable[list[str] | None]]
+"""One query: (host, "A" or "AAAA") → addresses; [] for no data; None for NXDOMAIN. Raises
+`TemporaryDnsError` when no answer came."""
+FAMILIES = ("A", "AAAA")
 
 
 class TemporaryDnsError(Exception):
     """The name may exist, but no answer came: timeout, SERVFAIL, REFUSED, network error."""
+
+
+FamilyAnswer = list[str] | None | TemporaryDnsError
+"""One family's part of a lookup: a `Query`'s answer, or the error it raised."""
 
 
 def jittered(delay: float, rng: Callable[[], float]) -> float:
@@ -113,25 +126,70 @@ _NO_SUCH_NAME = {getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA")
                  if hasattr(socket, name)}
 
 
-class ServerLookup:
-    """A and AAAA queries to one DNS server, no search domains, no /etc/hosts."""
+def merge_families(answers: Mapping[str, FamilyAnswer]) -> tuple[list[str], list[str]]:
+    """The addresses of a lookup from each family's answer, and the families done without.
 
-    def __init__(self, server: Endpoint) -> None:
+    All answered: their addresses, or [] if any said NXDOMAIN. Some failed: the addresses of
+    those that answered, if there are any; else `TemporaryDnsError` naming every failure.
+    """
+    failed = {family: a for family, a in answers.items() if isinstance(a, TemporaryDnsError)}
+    answered = [a for a in answers.values() if not isinstance(a, TemporaryDnsError)]
+    if not failed:
+        if any(a is None for a in answered):
+            return [], []  # NXDOMAIN: the name has no records of any type
+        return [address for a in answered if a for address in a], []
+    addresses = [address for a in answered if a for address in a]
+    if not addresses:
+        raise TemporaryDnsError("; ".join(str(e) for e in failed.values()))
+    return addresses, sorted(failed)
+
+
+class ServerLookup:
+    """A and AAAA queries to one DNS server, no search domains, no /etc/hosts.
+
+    One instance per target: it remembers which family it is doing without, to log that once.
+    """
+
+    def __init__(self, server: Endpoint, *, query: Query | None = None) -> None:
+        self._server = server
         self._resolver = dns.asyncresolver.Resolver(configure=False)
         self._resolver.nameservers = [server.host]
         self._resolver.port = server.port
         self._resolver.lifetime = QUERY_TIMEOUT
         self._resolver.timeout = QUERY_TIMEOUT / 2
+        self._query = query or self._ask
+        self._doing_without: list[str] = []  # families failing while the others answer
 
     async def lookup(self, host: str) -> list[str]:
         if _is_ip(host):
             return [host]
-        results = await asyncio.gather(self._query(host, "A"), self._query(host, "AAAA"))
-        if any(r is None for r in results):
-            return []  # NXDOMAIN
-        return [address for addresses in results if addresses for address in addresses]
+        results = await asyncio.gather(*(self._family(host, f) for f in FAMILIES))
+        answers = dict(zip(FAMILIES, results, strict=True))
+        addresses, doing_without = merge_families(answers)
+        self._report(host, answers, doing_without)
+        return addresses
 
-    async def _query(self, host: str, rdtype: str) -> list[str] | None:
+    async def _family(self, host: str, rdtype: str) -> FamilyAnswer:
+        try:
+            return await self._query(host, rdtype)
+        except TemporaryDnsError as e:
+            return e
+
+    def _report(self, host: str, answers: Mapping[str, FamilyAnswer],
+                doing_without: list[str]) -> None:
+        """Log a family that starts failing while another answers, and its recovery, once."""
+        name = f"dns://{self._server.address}/{host}"
+        for family in doing_without:
+            if family not in self._doing_without:
+                used = " and ".join(f for f in FAMILIES if f not in doing_without)
+                log.warning("dns %s: %s; using the %s answer alone", name, answers[family],
+                            used)
+        for family in self._doing_without:
+            if family not in doing_without:
+                log.warning("dns %s: the %s query answers again", name, family)
+        self._doing_without = doing_without
+
+    async def _ask(self, host: str, rdtype: str) -> list[str] | None:
         """Addresses of one type; [] for no data; None for NXDOMAIN."""
         try:
             answer = await self._resolver.resolve(host, rdtype, search=False,

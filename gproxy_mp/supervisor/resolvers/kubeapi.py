@@ -7,16 +7,17 @@ between client and server versions; `slices.py` is the one reader of their field
 Errors become `KubeApiError`, whose message is one line a human can act on, e.g.
 `cannot list endpointslices.discovery.k8s.io in namespace shop: grant get, list, watch`.
 A watch answered with `410 Gone` (its resourceVersion was compacted away) raises
-`ResourceExpiredError`: the caller must relist. Authentication: `--kubeconfig`, else the pod's
-service account (its token file is re-read every minute, so rotated tokens keep working), else
-`$KUBECONFIG` or `~/.kube/config`.
+`ResourceExpiredError`: the caller must relist. A watch line that is not a watch event (a
+proxy's HTML error page, a cut line) is a `KubeApiError` too, never a stray `ValueError`.
+Authentication: `--kubeconfig`, else the pod's service account (its token file is re-read
+every minute, so rotated tokens keep working), else `$KUBECONFIG` or `~/.kube/config`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ READ_TIMEOUT = 60.0
 bookmarks) is abandoned after this long and the watch resumes from its resourceVersion."""
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 STREAM_CHUNK = 1 << 16
+MALFORMED_SHOWN = 80
+"""Bytes of a malformed watch line quoted in the error: enough to tell an HTML error page
+from a truncated event, never a whole object in a log line."""
 
 Json = dict[str, Any]
 
@@ -152,11 +156,8 @@ class KubeApi:
 
     def _events(self, response: Any, resource: Resource) -> Iterator[Json]:
         try:
-            for line in _lines(response):
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    raise _status_error("watch", resource, self.namespace, event.get("object"))
-                yield event
+            yield from decode_watch(_lines(response), resource=resource,
+                                    namespace=self.namespace)
         except urllib3.exceptions.HTTPError as e:
             raise KubeApiError(f"watch {resource} in namespace {self.namespace}: "
                                f"{_first_line(e)}") from None
@@ -205,6 +206,33 @@ class KubeApi:
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise KubeApiError(f"{verb} {resource} in namespace {self.namespace}: "
                                f"{_first_line(e)}") from None
+
+
+def decode_watch(lines: Iterable[bytes], *, resource: Resource,
+                 namespace: str) -> Iterator[Json]:
+    """Watch events from the lines of a watch response: objects with a string `type` and an
+    object `object` (metadata, if any, an object too). A line that is not one (a proxy's error
+    page, a truncated line) raises `KubeApiError`, like a broken connection: the watch failed.
+    An ERROR event raises the error its Status object describes.
+    """
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError as e:  # UnicodeDecodeError included
+            raise _malformed(resource, namespace, line, _first_line(e)) from None
+        if not (isinstance(event, dict) and isinstance(event.get("type"), str)
+                and isinstance(event.get("object"), dict)
+                and isinstance(event["object"].get("metadata") or {}, dict)):
+            raise _malformed(resource, namespace, line, "not a watch event")
+        if event["type"] == "ERROR":
+            raise _status_error("watch", resource, namespace, event["object"])
+        yield event
+
+
+def _malformed(resource: Resource, namespace: str, line: bytes, reason: str) -> KubeApiError:
+    shown = line[:MALFORMED_SHOWN].decode(errors="replace")
+    return KubeApiError(f"watch {resource} in namespace {namespace}: malformed watch event "
+                        f"({reason}): {shown!r}")
 
 
 def _status_error(verb: str, resource: Resource, namespace: str, status: Any) -> KubeApiError:

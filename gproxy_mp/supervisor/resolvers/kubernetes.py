@@ -11,14 +11,22 @@ official client blocks:
    MODIFIED replace a slice, DELETED removes only that slice, BOOKMARK only moves the
    resourceVersion. After every change the merged set (`slices.select_from_slices`) is
    handed to the event loop. When the server ends the watch, watch again from the last
-   resourceVersion.
+   resourceVersion at once, unless it ended with no event and no bookmark before
+   `EMPTY_WATCH_FRACTION` of its timeout: such a watch (a proxy answering 200 with an empty
+   body, a server going away) counts as failed and is renewed, from the same resourceVersion,
+   only after the backoff of 3, so it cannot make a fleet of proxies hammer the API server.
 3. `410 Gone` → relist at once and replace the map (re-watching "from now" would lose deletes).
-   Any other failure → keep the last set, log once per outage (403s name the missing
-   permission), retry with jittered backoff (0.5 s doubling to `RETRY_MAX_DELAY`).
+   Any other failure (a malformed watch line included) → keep the last set, log once per
+   outage (403s name the missing permission), count it in the `ResolverHealth`, and retry
+   with jittered backoff (0.5 s doubling to `RETRY_MAX_DELAY`). The outage is over once a
+   watch delivers an event or runs its course.
 4. Where EndpointSlices are not served (404 on the list), the same loop runs on core/v1
    Endpoints of the Service instead.
 
 The async side (`watch_kubernetes`) only forwards sets from the thread and drops unchanged ones.
+Nothing waits on a dead producer: the thread's last act is to put its end on the queue, and
+the generator raises `ResolverThreadError` (chained to what killed the thread) for the
+supervisor to log and rebuild. Closing the generator sets `stop`, which ends the thread.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from gproxy_mp.config import KubernetesTarget
@@ -62,8 +71,21 @@ RELIST_DELAY = 0.1
 """Seconds between a `410 Gone` and the relist, so an always-expiring watch cannot spin."""
 JITTER = 0.2
 """Relative jitter of every retry delay, so many proxies do not reconnect in lockstep."""
+EMPTY_WATCH_FRACTION = 0.5
+"""A watch that ends with no event or bookmark before this fraction of its server timeout
+(seconds asked for) was cut short: it counts as a failure and backs off. The API server sends
+bookmarks about once a minute and ends a watch only at its timeout, so a healthy one never
+looks like this; renewed at once, such watches would go out as fast as round trips allow."""
 
 Json = dict[str, Any]
+
+
+class ResolverThreadError(Exception):
+    """The resolver's thread died of an unexpected error; `watch_kubernetes` raises this."""
+
+
+class EmptyWatchError(KubeApiError):
+    """A watch ended early without an event or a bookmark."""
 
 
 class Reflector:
@@ -72,6 +94,7 @@ class Reflector:
     def __init__(self, api: Any, target: KubernetesTarget, *,
                  emit: Callable[[Selection], None], stop: threading.Event,
                  rng: Callable[[], float] = random.random,
+                 clock: Callable[[], float] = time.monotonic,
                  health: ResolverHealth | None = None) -> None:
         self._api = api
         self._health = health or ResolverHealth(str(target))
@@ -79,6 +102,7 @@ class Reflector:
         self._emit = emit
         self._stop = stop
         self._rng = rng
+        self._clock = clock
         self._resource: Resource = ENDPOINT_SLICES
         self._objects: dict[str, Json] = {}
         self._service_ports: dict[int, str] = {}
@@ -98,7 +122,12 @@ class Reflector:
                 version = self._relist()
                 listing = False
                 while not self._stop.is_set():
-                    version = self._watch(version)
+                    try:
+                        version = self._watch(version)
+                    except EmptyWatchError as e:
+                        # Nothing was missed: after the backoff, watch on from the same version.
+                        self._failed(e)
+                        continue
                     self._healthy()  # a watch that ran its course: the API works
             except ResourceExpiredError as e:
                 log.info("kubernetes %s: %s; relisting", self._target, e)
@@ -122,9 +151,13 @@ class Reflector:
         delay = min(RETRY_MAX_DELAY, RETRY_INITIAL_DELAY * 2.0 ** (self._failures - 1))
         self._stop.wait(delay * (1 - JITTER + 2 * JITTER * self._rng()))
 
-    def _healthy(self) -> None:
-        """A watch delivered an event or ended normally: an outage, if any, is over."""
+    def _answered(self) -> None:
+        """The API server answered: what the proxy holds is fresh (the staleness gauge)."""
         self._health.last_success = time.monotonic()
+
+    def _healthy(self) -> None:
+        """A watch delivered an event or ran its course: an outage, if any, is over."""
+        self._answered()
         if self._failures:
             log.warning("kubernetes %s: API reachable again after %d failed attempts",
                         self._target, self._failures)
@@ -162,12 +195,16 @@ class Reflector:
         timeout = WATCH_TIMEOUT * (1 + 0.25 * self._rng())
         filters = ({"selector": self._selector} if self._resource == ENDPOINT_SLICES
                    else {"name": self._target.service})
+        started = self._clock()
         events = self._api.watch(self._resource, resource_version=version, timeout=timeout,
                                  **filters)
-        self._healthy()  # the API server accepted the watch
+        # Accepted, but not yet healthy: a proxy may accept every watch and end it at once.
+        self._answered()
+        delivered = False
         for event in events:
             if self._stop.is_set():
                 break
+            delivered = True
             kind, obj = event.get("type"), event.get("object") or {}
             version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
             self._version = version
@@ -179,6 +216,12 @@ class Reflector:
             else:
                 continue  # BOOKMARK: only the resourceVersion moves
             self._publish()
+        lasted = self._clock() - started
+        if not delivered and not self._stop.is_set() and lasted < EMPTY_WATCH_FRACTION * timeout:
+            raise EmptyWatchError(
+                f"watch {self._resource} in namespace {getattr(self._api, 'namespace', '?')}: "
+                f"ended after {lasted:.1f} s without an event or bookmark (asked for "
+                f"{timeout:.0f} s)")
         return version
 
     def _publish(self) -> None:
@@ -218,39 +261,63 @@ def _name(obj: Json) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
 
 
+@dataclass(frozen=True, slots=True)
+class _ThreadEnded:
+    """The resolver thread's last item on the queue: the error it died of, if any."""
+
+    error: Exception | None
+
+
 async def watch_kubernetes(target: KubernetesTarget, *, api_factory: Callable[[], Any],
                            health: ResolverHealth | None = None,
                            ) -> AsyncGenerator[EndpointSet, None]:
-    """Run a `Reflector` in a daemon thread; yield each changed endpoint set."""
+    """Run a `Reflector` in a daemon thread; yield each changed endpoint set. Raises
+    `ResolverThreadError` if the thread ends while the generator is open."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[EndpointSet] = asyncio.Queue()
+    queue: asyncio.Queue[EndpointSet | _ThreadEnded] = asyncio.Queue()
     stop = threading.Event()
 
-    def emit(selection: Selection) -> None:
+    def hand_over(item: EndpointSet | _ThreadEnded) -> bool:
         try:
-            loop.call_soon_threadsafe(queue.put_nowait, selection.endpoints)
+            loop.call_soon_threadsafe(queue.put_nowait, item)
         except RuntimeError:  # the loop is closed: the supervisor is exiting
             stop.set()
+            return False
+        return True
+
+    def emit(selection: Selection) -> None:
+        hand_over(selection.endpoints)
 
     def run() -> None:
-        api = api_factory()
+        error: Exception | None = None
         try:
-            Reflector(api, target, emit=emit, stop=stop, health=health).run()
-        except Exception:
-            log.exception("kubernetes %s: resolver thread failed", target)
-            raise
+            api = api_factory()
+            try:
+                Reflector(api, target, emit=emit, stop=stop, health=health).run()
+            finally:
+                api.close()
+        except Exception as e:  # the thread's guard: the generator raises it, chained
+            error = e
         finally:
-            api.close()
+            handed = hand_over(_ThreadEnded(error))
+            if error is not None and (not handed or stop.is_set()):  # nobody will raise it
+                log.error("kubernetes %s: resolver thread failed", target, exc_info=error)
 
     thread = threading.Thread(target=run, name=f"kubernetes {target}", daemon=True)
     thread.start()
     try:
         last: EndpointSet | None = None
         while True:
-            endpoints = await queue.get()
-            if endpoints != last:
-                last = endpoints
-                yield endpoints
+            item = await queue.get()
+            if isinstance(item, _ThreadEnded):
+                if item.error is None:
+                    raise ResolverThreadError(f"kubernetes resolver thread for {target} ended")
+                raise ResolverThreadError(
+                    f"kubernetes resolver thread for {target} died: "
+                    f"{type(item.error).__name__}: {item.error}") from item.error
+            if item != last:
+                last = item
+                yield item
     finally:
         stop.set()
 

@@ -1,0 +1,1 @@
+"""A fake Kubernetes API server: canned lists and watch bodies over real HTTP on loopback."""
