@@ -15,13 +15,7 @@ from gproxy_mp.bus.server import BusServer
 from gproxy_mp.bus.table import EndpointTable
 from gproxy_mp.config import Settings, Target
 from gproxy_mp.supervisor.admin import AdminState
-from gproxy_mp.supervisor.metrics import (
-    CallCounters,
-    Family,
-    Sample,
-    call_families,
-    render_families,
-)
+from gproxy_mp.supervisor.metrics import CallCounters, SupervisorCounts, render_metrics
 from gproxy_mp.supervisor.resolvers.health import ResolverHealth
 from gproxy_mp.supervisor.workers import WorkerPool
 
@@ -81,37 +75,18 @@ def metrics(view: SupervisorView) -> str:
     routes = view.settings.routes
     serving = view.pool.routes_serving()
     routes_by_id = {r.id: r.name for r in routes}
-    families = call_families(view.counters.totals())
-    families += [
-        Family("gproxy_endpoints", "gauge", "Backends in the route's current endpoint set.",
-               tuple(Sample((("route", r.name),), len(c[1]) if (c := view.table.current(r.id))
-                            else 0) for r in routes)),
-        Family("gproxy_workers_serving", "gauge", "Worker processes serving the route.",
-               tuple(Sample((("route", r.name),), serving.get(r.name, 0)) for r in routes)),
-        Family("gproxy_worker_calls_total", "counter",
-               "Calls each worker process has finished (resets when it is replaced): how "
-               "evenly connections spread the load.",
-               tuple(Sample((("route", routes_by_id[s.config.route]), ("worker", s.config.worker)),
-                            view.counters.worker_calls(s.pid))
-                     for s in view.pool.slots.values() if s.pid is not None)),
-        Family("gproxy_worker_restarts_total", "counter",
-               "Workers replaced after an unexpected exit, by route and exit reason.",
-               tuple(Sample((("route", route), ("reason", reason)), count)
-                     for (route, reason), count in sorted(view.pool.restarts.items()))),
-        Family("gproxy_resolver_updates_total", "counter",
-               "Changed endpoint sets a target's resolver produced.",
-               tuple(Sample((("target", h.target),), h.updates) for h in view.healths.values())),
-        Family("gproxy_resolver_errors_total", "counter",
-               "Failed lookups, lists or watches of a target's resolver.",
-               tuple(Sample((("target", h.target),), h.errors) for h in view.healths.values())),
-        Family("gproxy_resolver_seconds_since_success", "gauge",
-               "Seconds since the target's source (DNS, API server) last answered.",
-               tuple(Sample((("target", h.target),), age) for h in view.healths.values()
-                     if (age := h.age()) is not None)),
-        Family("gproxy_bus_messages_dropped_total", "counter",
-               "Malformed bus messages the supervisor received and dropped.",
-               (Sample((), view.bus.dropped),)),
-        Family("gproxy_build_info", "gauge", "The running gproxy-mp version.",
-               (Sample((("version", __version__),), 1),)),
-    ]
-    return render_families(families)
+    healths = view.healths.values()
+    counts = SupervisorCounts(
+        endpoints={r.name: len(c[1]) if (c := view.table.current(r.id)) else 0 for r in routes},
+        serving={r.name: serving.get(r.name, 0) for r in routes},
+        worker_calls={(routes_by_id[s.config.route], s.config.worker):
+                      view.counters.worker_calls(s.pid)
+                      for s in view.pool.slots.values() if s.pid is not None},
+        restarts=dict(view.pool.restarts),
+        resolver_updates={h.target: h.updates for h in healths},
+        resolver_errors={h.target: h.errors for h in healths},
+        resolver_ages={h.target: age for h in healths if (age := h.age()) is not None},
+        bus_dropped=view.bus.dropped,
+        version=__version__,
+    )
+    return render_metrics(view.counters.totals(), counts)

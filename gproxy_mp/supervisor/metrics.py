@@ -3,13 +3,19 @@
 Workers count their calls in-process (`worker/stats.py`) and send the cumulative counts with
 every status report on the bus (once a second, and once more as they exit). The supervisor
 keeps each worker's latest report; when a worker has exited, its last report is folded into
-the route's retired totals, so counters never go backwards across restarts. This replaces
-prometheus_client's multiprocess mode (mmap files shared by every process, cleaned up by pid):
-no shared files, no extra dependency, one place that bounds label cardinality; the price is
-that a scrape may be up to a second behind, and a worker killed outright loses the counts of
-its last second.
+the route's retired totals, so counters never go backwards across restarts. This is why
+prometheus_client's multiprocess mode (mmap files shared by every process, cleaned up by pid)
+is not used: no shared files, one place that bounds label cardinality; the price is that a
+scrape may be up to a second behind, and a worker killed outright loses the counts of its last
+second.
 
-Pure rendering: `render_metrics` takes plain values and returns the text exposition format.
+prometheus_client writes the text exposition format. Each scrape, the supervisor reads its
+state into plain data (`CallCounters.totals()`, `SupervisorCounts`); `call_families` and
+`supervisor_families` turn those into metric families (pure, tested with plain data); a
+`SnapshotCollector` yields them from a private `CollectorRegistry`, never the global default
+one, and `render_metrics` returns `generate_latest` of it. Everything runs on the supervisor's
+event loop, in the admin server's request handler; nothing here blocks or keeps state between
+scrapes besides `CallCounters`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,15 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from prometheus_client import generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from gproxy_mp.worker.stats import LATENCY_BUCKETS
 
@@ -105,67 +120,121 @@ class CallCounters:
 
 
 @dataclass(frozen=True, slots=True)
-class Sample:
-    labels: tuple[tuple[str, str], ...]
-    value: float
-    suffix: str = ""  # "_bucket", "_sum", "_count" for histogram series
+class SupervisorCounts:
+    """What the supervisor itself counts, as plain data read from its state at a scrape.
+
+    Series come out in the mappings' order, except restarts, which are sorted."""
+
+    endpoints: Mapping[str, int]  # route name → backends in its current set
+    serving: Mapping[str, int]  # route name → worker processes serving it
+    worker_calls: Mapping[tuple[str, str], int]  # (route name, worker id) → calls finished
+    restarts: Mapping[tuple[str, str], int]  # (route name, exit reason) → workers replaced
+    resolver_updates: Mapping[str, int]  # target → changed endpoint sets
+    resolver_errors: Mapping[str, int]  # target → failed lookups, lists or watches
+    resolver_ages: Mapping[str, float]  # target → seconds since its source answered (if ever)
+    bus_dropped: int
+    version: str
 
 
-@dataclass(frozen=True, slots=True)
-class Family:
-    name: str
-    kind: str  # counter, gauge, histogram
-    help: str
-    samples: tuple[Sample, ...]
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _format_value(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(int(value)) if float(value).is_integer() else repr(value)
-
-
-def render_families(families: Iterable[Family]) -> str:
-    lines: list[str] = []
-    for family in families:
-        lines.append(f"# HELP {family.name} {family.help}")
-        lines.append(f"# TYPE {family.name} {family.kind}")
-        for sample in family.samples:
-            name = family.name + sample.suffix
-            rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in sample.labels)
-            lines.append(f"{name}{{{rendered}}} {_format_value(sample.value)}" if rendered
-                         else f"{name} {_format_value(sample.value)}")
-    return "\n".join(lines) + "\n"
-
-
-def call_families(totals: Mapping[str, tuple[RouteCounts, int]]) -> list[Family]:
-    calls, buckets, retries, active = [], [], [], []
+def call_families(totals: Mapping[str, tuple[RouteCounts, int]]) -> list[Metric]:
+    # --metrics-method-label is one setting for every worker: either all calls carry a method
+    # or none does ("" in the counts), so the family has the method label or not at all.
+    with_method = any(method for counts, _ in totals.values() for _, _, method in counts.calls)
+    calls = CounterMetricFamily(
+        "gproxy_calls_total",
+        "Calls forwarded, by route, backend (host:port) and gRPC status code.",
+        labels=("route", "backend", "code", "method") if with_method
+        else ("route", "backend", "code"))
+    durations = HistogramMetricFamily(
+        "gproxy_call_duration_seconds",
+        "Call duration seen by the proxy, from request headers to status, by route.",
+        labels=("route",))
+    active = GaugeMetricFamily("gproxy_active_calls", "Calls in flight now, by route.",
+                               labels=("route",))
+    retries = CounterMetricFamily("gproxy_retries_total",
+                                  "Calls retried on another backend, by route and reason.",
+                                  labels=("route", "reason"))
     for route, (counts, running) in sorted(totals.items()):
         for (backend, code, method), count in sorted(counts.calls.items()):
-            labels = (("route", route), ("backend", backend), ("code", code))
-            calls.append(Sample(labels + ((("method", method),) if method else ()), count))
-        cumulative = 0
+            calls.add_metric([route, backend, code, method] if with_method
+                             else [route, backend, code], count)
+        cumulative, buckets = 0, []
         for bound, count in zip((*LATENCY_BUCKETS, math.inf), counts.buckets, strict=True):
             cumulative += count
-            le = "+Inf" if math.isinf(bound) else repr(bound)
-            buckets.append(Sample((("route", route), ("le", le)), cumulative, "_bucket"))
-        buckets.append(Sample((("route", route),), counts.duration_sum, "_sum"))
-        buckets.append(Sample((("route", route),), cumulative, "_count"))
+            buckets.append(("+Inf" if math.isinf(bound) else repr(bound), cumulative))
+        durations.add_metric([route], buckets, counts.duration_sum)
         for reason, count in sorted(counts.retries.items()):
-            retries.append(Sample((("route", route), ("reason", reason)), count))
-        active.append(Sample((("route", route),), running))
-    return [
-        Family("gproxy_calls_total", "counter",
-               "Calls forwarded, by route, backend (host:port) and gRPC status code.",
-               tuple(calls)),
-        Family("gproxy_call_duration_seconds", "histogram",
-               "Call duration seen by the proxy, from request headers to status, by route.",
-               tuple(buckets)),
-        Family("gproxy_active_calls", "gauge", "Calls in flight now, by route.", tuple(active)),
-        Family("gproxy_retries_total", "counter",
-               "Calls retried on another backend, by route and reason.", tuple(retries)),
-    ]
+            retries.add_metric([route, reason], count)
+        active.add_metric([route], running)
+    return [calls, durations, active, retries]
+
+
+def supervisor_families(counts: SupervisorCounts) -> list[Metric]:
+    endpoints = GaugeMetricFamily("gproxy_endpoints",
+                                  "Backends in the route's current endpoint set.",
+                                  labels=("route",))
+    for route, size in counts.endpoints.items():
+        endpoints.add_metric([route], size)
+    serving = GaugeMetricFamily("gproxy_workers_serving", "Worker processes serving the route.",
+                                labels=("route",))
+    for route, workers in counts.serving.items():
+        serving.add_metric([route], workers)
+    worker_calls = CounterMetricFamily(
+        "gproxy_worker_calls_total",
+        "Calls each worker process has finished (resets when it is replaced): how evenly "
+        "connections spread the load.", labels=("route", "worker"))
+    for (route, worker), calls in counts.worker_calls.items():
+        worker_calls.add_metric([route, worker], calls)
+    restarts = CounterMetricFamily(
+        "gproxy_worker_restarts_total",
+        "Workers replaced after an unexpected exit, by route and exit reason.",
+        labels=("route", "reason"))
+    for (route, reason), count in sorted(counts.restarts.items()):
+        restarts.add_metric([route, reason], count)
+    updates = CounterMetricFamily("gproxy_resolver_updates_total",
+                                  "Changed endpoint sets a target's resolver produced.",
+                                  labels=("target",))
+    for target, count in counts.resolver_updates.items():
+        updates.add_metric([target], count)
+    errors = CounterMetricFamily("gproxy_resolver_errors_total",
+                                 "Failed lookups, lists or watches of a target's resolver.",
+                                 labels=("target",))
+    for target, count in counts.resolver_errors.items():
+        errors.add_metric([target], count)
+    ages = GaugeMetricFamily("gproxy_resolver_seconds_since_success",
+                             "Seconds since the target's source (DNS, API server) last answered.",
+                             labels=("target",))
+    for target, age in counts.resolver_ages.items():
+        ages.add_metric([target], age)
+    dropped = CounterMetricFamily("gproxy_bus_messages_dropped_total",
+                                  "Malformed bus messages the supervisor received and dropped.",
+                                  value=counts.bus_dropped)
+    build = GaugeMetricFamily("gproxy_build_info", "The running gproxy-mp version.",
+                              labels=("version",))
+    build.add_metric([counts.version], 1)
+    return [endpoints, serving, worker_calls, restarts, updates, errors, ages, dropped, build]
+
+
+class SnapshotCollector(Collector):
+    """The families of one scrape's counts: a collector over data taken once, not live state."""
+
+    def __init__(self, totals: Mapping[str, tuple[RouteCounts, int]],
+                 supervisor: SupervisorCounts) -> None:
+        self._totals = totals
+        self._supervisor = supervisor
+
+    def collect(self) -> Iterable[Metric]:
+        yield from call_families(self._totals)
+        yield from supervisor_families(self._supervisor)
+
+
+def render_metrics(totals: Mapping[str, tuple[RouteCounts, int]],
+                   supervisor: SupervisorCounts) -> str:
+    """The text exposition format (0.0.4) of one scrape's counts.
+
+    A private registry, never the global default one, which holds this process's gc, platform
+    and process collectors and whatever else an import registers. One per scrape, around that
+    scrape's counts: rendering stays a function of plain data."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(totals, supervisor))
+    return generate_latest(registry).decode()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import client, procfs
 from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
@@ -28,11 +29,14 @@ def scrape(admin: str) -> str:
 
 
 def value(text: str, series: str) -> float | None:
-    """The value of one exact series line (`name{labels}`), or None if absent."""
-    for line in text.splitlines():
-        name, _, number = line.rpartition(" ")
-        if name == series:
-            return float(number)
+    """The value of one exact series (`name{labels}`, labels in any order: prometheus_client
+    writes them sorted), or None if absent."""
+    name, _, labels = series.partition("{")
+    wanted = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == wanted:
+                return float(sample.value)
     return None
 
 

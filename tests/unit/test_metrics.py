@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from gproxy_mp.supervisor.metrics import (
     CallCounters,
-    Family,
     RouteCounts,
-    Sample,
-    call_families,
-    render_families,
+    SupervisorCounts,
+    render_metrics,
 )
 from gproxy_mp.worker.stats import (
     LATENCY_BUCKETS,
@@ -24,6 +25,28 @@ from gproxy_mp.worker.stats import (
 )
 
 ROUTE = "127.0.0.1:5000"
+TARGET = "dns:///backends.example:50051"
+SUPERVISOR = SupervisorCounts(
+    endpoints={ROUTE: 2}, serving={ROUTE: 1}, worker_calls={(ROUTE, "0#0"): 5},
+    restarts={(ROUTE, "signal_SIGKILL"): 1}, resolver_updates={TARGET: 3},
+    resolver_errors={TARGET: 1}, resolver_ages={TARGET: 0.5}, bus_dropped=2, version="0.1.0")
+"""One value for every family the supervisor counts itself."""
+
+FAMILIES = {  # name → (type, label names), as in README.md's table
+    "gproxy_calls_total": ("counter", {"route", "backend", "code"}),
+    "gproxy_call_duration_seconds": ("histogram", {"route"}),
+    "gproxy_active_calls": ("gauge", {"route"}),
+    "gproxy_retries_total": ("counter", {"route", "reason"}),
+    "gproxy_endpoints": ("gauge", {"route"}),
+    "gproxy_workers_serving": ("gauge", {"route"}),
+    "gproxy_worker_calls_total": ("counter", {"route", "worker"}),
+    "gproxy_worker_restarts_total": ("counter", {"route", "reason"}),
+    "gproxy_resolver_updates_total": ("counter", {"target"}),
+    "gproxy_resolver_errors_total": ("counter", {"target"}),
+    "gproxy_resolver_seconds_since_success": ("gauge", {"target"}),
+    "gproxy_bus_messages_dropped_total": ("counter", set()),
+    "gproxy_build_info": ("gauge", {"version"}),
+}
 
 
 def stats_of(*calls: tuple[str, str, float], retries: int = 0) -> dict[str, object]:
@@ -33,6 +56,19 @@ def stats_of(*calls: tuple[str, str, float], retries: int = 0) -> dict[str, obje
     for _ in range(retries):
         stats.record_retry("unavailable")
     return stats.snapshot()
+
+
+def value(text: str, name: str, **labels: str) -> float | None:
+    """The value of the series `name` with exactly `labels` in the exposition `text`."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+def render(counters: CallCounters, supervisor: SupervisorCounts = SUPERVISOR) -> str:
+    return render_metrics(counters.totals(), supervisor)
 
 
 def test_a_worker_counts_calls_by_backend_and_code_and_buckets_their_duration() -> None:
@@ -108,29 +144,68 @@ def test_the_histogram_is_rendered_cumulative_with_sum_and_count() -> None:
     counters = CallCounters()
     counters.report(ROUTE, 1, stats_of(("b:1", "OK", 0.0005), ("b:1", "OK", 0.3),
                                        retries=2), active=0)
-    text = render_families(call_families(counters.totals()))
-    lines = text.splitlines()
-    assert f'gproxy_call_duration_seconds_bucket{{route="{ROUTE}",le="0.001"}} 1' in lines
-    assert f'gproxy_call_duration_seconds_bucket{{route="{ROUTE}",le="0.25"}} 1' in lines
-    assert f'gproxy_call_duration_seconds_bucket{{route="{ROUTE}",le="0.5"}} 2' in lines
-    assert f'gproxy_call_duration_seconds_bucket{{route="{ROUTE}",le="+Inf"}} 2' in lines
-    assert f'gproxy_call_duration_seconds_count{{route="{ROUTE}"}} 2' in lines
-    assert f'gproxy_calls_total{{route="{ROUTE}",backend="b:1",code="OK"}} 2' in lines
-    assert f'gproxy_retries_total{{route="{ROUTE}",reason="unavailable"}} 2' in lines
-    assert "# TYPE gproxy_call_duration_seconds histogram" in lines
+    text = render(counters)
+    bucket = "gproxy_call_duration_seconds_bucket"
+    assert value(text, bucket, route=ROUTE, le="0.001") == 1
+    assert value(text, bucket, route=ROUTE, le="0.25") == 1
+    assert value(text, bucket, route=ROUTE, le="0.5") == 2
+    assert value(text, bucket, route=ROUTE, le="+Inf") == 2
+    assert value(text, "gproxy_call_duration_seconds_count", route=ROUTE) == 2
+    assert value(text, "gproxy_call_duration_seconds_sum", route=ROUTE) == pytest.approx(0.3005)
+    assert value(text, "gproxy_calls_total", route=ROUTE, backend="b:1", code="OK") == 2
+    assert value(text, "gproxy_retries_total", route=ROUTE, reason="unavailable") == 2
+    assert "# TYPE gproxy_call_duration_seconds histogram" in text.splitlines()
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (3, "3"), (2.5, "2.5"), (math.inf, "+Inf"), (0.0, "0"),
+def test_every_family_keeps_its_name_type_and_labels() -> None:
+    counters = CallCounters()
+    counters.report(ROUTE, 1, stats_of(("b:1", "OK", 0.001), retries=1), active=1)
+    text = render(counters)
+    types = dict(line.split()[2:4] for line in text.splitlines() if line.startswith("# TYPE "))
+    assert types == {name: kind for name, (kind, _) in FAMILIES.items()}
+    for family in text_string_to_metric_families(text):
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert family.samples, name
+        for sample in family.samples:
+            assert set(sample.labels) - {"le"} == FAMILIES[name][1], sample
+    assert "_created" not in text  # no created timestamps: counters restart with the process
+
+
+def test_the_supervisors_own_counts_are_rendered() -> None:
+    text = render(CallCounters())
+    assert value(text, "gproxy_endpoints", route=ROUTE) == 2
+    assert value(text, "gproxy_workers_serving", route=ROUTE) == 1
+    assert value(text, "gproxy_worker_calls_total", route=ROUTE, worker="0#0") == 5
+    assert value(text, "gproxy_worker_restarts_total", route=ROUTE, reason="signal_SIGKILL") == 1
+    assert value(text, "gproxy_resolver_updates_total", target=TARGET) == 3
+    assert value(text, "gproxy_resolver_errors_total", target=TARGET) == 1
+    assert value(text, "gproxy_resolver_seconds_since_success", target=TARGET) == 0.5
+    assert value(text, "gproxy_bus_messages_dropped_total") == 2
+    assert value(text, "gproxy_build_info", version="0.1.0") == 1
+
+
+def test_the_default_registry_is_left_alone() -> None:
+    text = render(CallCounters())
+    assert all(f.name.startswith("gproxy_") for f in text_string_to_metric_families(text))
+    assert REGISTRY.get_sample_value("gproxy_build_info", {"version": "0.1.0"}) is None
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (3, "3.0"), (2.5, "2.5"), (math.inf, "+Inf"), (0.0, "0.0"), (1234567.0, "1.234567e+06"),
 ])
-def test_sample_values_are_rendered_in_the_text_format(value: float, text: str) -> None:
-    family = Family("x", "gauge", "help", (Sample((), value),))
-    assert render_families([family]).splitlines()[-1] == f"x {text}"
+def test_sample_values_are_rendered_in_the_text_format(seconds: float, text: str) -> None:
+    supervisor = replace(SUPERVISOR, resolver_ages={"t": seconds})
+    rendered = render(CallCounters(), supervisor)
+    assert f'gproxy_resolver_seconds_since_success{{target="t"}} {text}' in rendered.splitlines()
+    assert value(rendered, "gproxy_resolver_seconds_since_success", target="t") == seconds
 
 
 def test_label_values_are_escaped() -> None:
-    family = Family("x", "gauge", "help", (Sample((("a", 'q"\\\n'),), 1),))
-    assert render_families([family]).splitlines()[-1] == 'x{a="q\\"\\\\\\n"} 1'
+    target = 'q"\\\n'
+    supervisor = replace(SUPERVISOR, resolver_updates={target: 1})
+    rendered = render(CallCounters(), supervisor)
+    assert 'gproxy_resolver_updates_total{target="q\\"\\\\\\n"} 1.0' in rendered.splitlines()
+    assert value(rendered, "gproxy_resolver_updates_total", target=target) == 1
 
 
 def test_the_method_label_is_opt_in_and_bounded() -> None:
@@ -143,6 +218,8 @@ def test_the_method_label_is_opt_in_and_bounded() -> None:
     assert labelled.calls[("b:1", "OK", OTHER_METHOD)] == 3
     counters = CallCounters()
     counters.report(ROUTE, 1, labelled.snapshot(), active=0)
-    text = render_families(call_families(counters.totals()))
-    assert (f'gproxy_calls_total{{route="{ROUTE}",backend="b:1",code="OK",'
-            'method="/pkg.Svc/M0"} 1') in text.splitlines()
+    text = render(counters)
+    assert value(text, "gproxy_calls_total", route=ROUTE, backend="b:1", code="OK",
+                 method="/pkg.Svc/M0") == 1
+    assert value(text, "gproxy_calls_total", route=ROUTE, backend="b:1", code="OK",
+                 method=OTHER_METHOD) == 3
