@@ -2,13 +2,16 @@
 status.
 
 Concurrency: used from the worker's single asyncio loop. `receive` multiplexes SUB and DEALER
-with a timeout so the caller notices a silent supervisor. Subscriptions are made before the
-first snapshot request (clone pattern), so no update can fall between the two.
+with a timeout so the caller notices a silent supervisor, and reads everything already queued
+on a socket that is ready (up to `MAX_RECEIVED`): after a pause of the worker, the heartbeats
+queued meanwhile are read at once, before the caller looks at its clock. Subscriptions are made
+before the first snapshot request (clone pattern), so no update can fall between the two.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 import zmq
 import zmq.asyncio
@@ -20,6 +23,9 @@ log = logging.getLogger(__name__)
 
 STATUS_LINGER_MS = 200
 """Milliseconds a closing worker waits for its final status report to be sent."""
+MAX_RECEIVED = 1000
+"""Messages one `receive` reads from one socket: a flood must not keep the worker from its
+timers (the rest are read by the next call)."""
 
 
 class BusClient:
@@ -60,14 +66,18 @@ class BusClient:
         messages: list[schema.Message] = []
         for socket, _ in await self._poller.poll(int(timeout * 1000)):
             assert isinstance(socket, zmq.asyncio.Socket)
-            frames = await socket.recv_multipart()
-            try:
-                message = schema.decode(frames)
-            except schema.MalformedMessageError as e:
-                log.warning("dropping malformed bus message: %s", e)
-                continue
-            if message is not None:
-                messages.append(message)
+            for _ in range(MAX_RECEIVED):
+                # EVENTS is ZeroMQ's own "a whole message is queued": the read never waits.
+                if not cast(int, socket.get(zmq.EVENTS)) & zmq.POLLIN:
+                    break
+                frames = await socket.recv_multipart()
+                try:
+                    message = schema.decode(frames)
+                except schema.MalformedMessageError as e:
+                    log.warning("dropping malformed bus message: %s", e)
+                    continue
+                if message is not None:
+                    messages.append(message)
         return messages
 
     async def send_status(self, status: schema.WorkerStatus) -> None:

@@ -3,15 +3,25 @@
 1. Subscribe to the route and heartbeats, then ask for a snapshot (clone pattern).
 2. Once it holds a snapshot: build the backend channels, bind the listen address with
    SO_REUSEPORT, start serving, report "ready".
-3. Follow the bus: apply newer endpoint sets, re-ask for a snapshot when a heartbeat shows a
-   missed update, report status every `STATUS_INTERVAL`.
+3. Follow the bus (`follower.step`, run by `_BusFollower`): apply newer endpoint sets, re-ask
+   for a snapshot when a heartbeat shows a missed update, report status every second.
 4. SIGTERM/SIGINT (from the supervisor, or the whole process group): keep serving for the
    shutdown delay, then stop accepting (GOAWAY) and let in-flight calls finish for up to the
    drain timeout. Repeated SIGTERMs change nothing; SIGQUIT means stop now.
-5. A dead supervisor (parent-death signal SIGQUIT, or no heartbeat for `SUPERVISOR_TIMEOUT`)
-   means stop now: no orphan keeps the port.
+5. Something is wrong: the worker stops serving and exits non-zero, so that the supervisor
+   starts a fresh one (siblings serve meanwhile).
+   - The supervisor is silent for `follower.SUPERVISOR_TIMEOUT` of polling the bus: stop
+     accepting and drain for up to the drain timeout. It may only be hung, and the calls in
+     flight are healthy; cancelling them would add an outage to the control-plane fault.
+   - A root task (the bus follower) ends or raises: logged with its traceback, then stop
+     accepting and drain for up to `FAILED_ROOT_DRAIN_TIMEOUT`. Calls in flight are healthy,
+     but the worker's table is frozen and it no longer reports, so the drain is brief.
+   - The parent-death signal (SIGQUIT once the supervisor process is gone) stays immediate:
+     nobody will replace this worker, and its port must be free for whatever replaces the
+     whole proxy ("no orphans holding the port").
 
-Concurrency: one asyncio loop; signal handlers only set events.
+Concurrency: one asyncio loop. Signal handlers, the bus follower and the root-task guard only
+set events; `run_worker` alone waits on them and acts.
 """
 
 from __future__ import annotations
@@ -25,21 +35,22 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc.aio
 
 from gproxy_mp import loops
 from gproxy_mp.bus.client import BusClient
-from gproxy_mp.bus.schema import EndpointsMessage, Heartbeat, WorkerStatus
+from gproxy_mp.bus.schema import WorkerStatus
 from gproxy_mp.bus.sockets import BusAddresses
-from gproxy_mp.bus.table import RouteView
-from gproxy_mp.errors import AddressInUseError, BusProtocolError, ExitCode
+from gproxy_mp.errors import AddressInUseError, ExitCode
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.logs import configure_logging
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
+from gproxy_mp.worker import follower
 from gproxy_mp.worker.channels import BackendPool
 from gproxy_mp.worker.proxy import ProxyHandler
 from gproxy_mp.worker.reflection import UnaryLearner
@@ -48,24 +59,61 @@ from gproxy_mp.worker.stats import CallStats
 
 log = logging.getLogger(__name__)
 
-SUPERVISOR_TIMEOUT = 6.0
-"""Seconds without a heartbeat (sent every second) after which the supervisor counts as dead."""
-SNAPSHOT_RETRY_INTERVAL = 2.0
-"""Seconds between snapshot requests while none has been answered."""
-STATUS_INTERVAL = 1.0
-"""Seconds between status reports to the supervisor."""
-BUS_POLL_TIMEOUT = 0.5
-"""Seconds one bus poll may wait: bounds how late a missing heartbeat is noticed."""
+FAILED_ROOT_DRAIN_TIMEOUT = 5.0
+"""Seconds in-flight calls may finish after a root task failed (at most the drain timeout).
+Half the supervisor's default --worker-timeout (10 s): a worker whose bus follower died sends
+no status, and the supervisor's watchdog SIGKILLs a worker silent that long."""
 PR_SET_PDEATHSIG = 1
 
 
 @dataclass
 class Stops:
-    """What the signal handlers and the bus follower set; the main flow only waits on these."""
+    """What the signal handlers, the bus follower and the root-task guard set; the main flow
+    only waits on these."""
 
-    graceful: asyncio.Event = field(default_factory=asyncio.Event)
-    immediate: asyncio.Event = field(default_factory=asyncio.Event)
-    snapshot: asyncio.Event = field(default_factory=asyncio.Event)
+    graceful: asyncio.Event = field(default_factory=asyncio.Event)  # SIGTERM, SIGINT
+    immediate: asyncio.Event = field(default_factory=asyncio.Event)  # SIGQUIT
+    lost: asyncio.Event = field(default_factory=asyncio.Event)  # the supervisor is silent
+    failed: asyncio.Event = field(default_factory=asyncio.Event)  # a root task ended
+    snapshot: asyncio.Event = field(default_factory=asyncio.Event)  # not a stop: serve now
+
+    @property
+    def faulted(self) -> bool:
+        """Stopping because something is wrong: the exit code is non-zero."""
+        return self.lost.is_set() or self.failed.is_set()
+
+
+class _Roots:
+    """The worker's long-lived tasks. Each runs until the worker stops; one that ends, raises
+    or is cancelled before is logged as an error, with its traceback, and sets `failed`."""
+
+    def __init__(self, failed: asyncio.Event) -> None:
+        self._failed = failed
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def start(self, coroutine: Coroutine[Any, Any, None], *, name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        task.add_done_callback(self._ended)
+        self._tasks.append(task)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if self._stopping:
+            return
+        if task.cancelled():
+            log.error("root task %r was cancelled: stopping the worker", task.get_name())
+        elif (error := task.exception()) is not None:
+            log.error("root task %r failed: stopping the worker", task.get_name(),
+                      exc_info=error)
+        else:
+            log.error("root task %r ended: stopping the worker", task.get_name())
+        self._failed.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int:
@@ -77,37 +125,36 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
                            unary_methods=config.unary_methods,
                            stats=CallStats(method_label=config.metrics_method_label))
     learner = UnaryLearner(handler.learned_unary) if config.learn_unary_methods else None
-    follower = _BusFollower(config, bus, pool, handler, stops, learner=learner)
-    following = asyncio.create_task(follower.run(), name="bus")
+    following = _BusFollower(config, bus, pool, handler, stops, learner=learner)
+    roots = _Roots(stops.failed)
+    roots.start(following.run(), name="bus follower")
     server: grpc.aio.Server | None = None
     try:
-        if not await _first(stops.snapshot, stops.graceful, stops.immediate):
-            return ExitCode.OK if not follower.lost else ExitCode.RUNTIME
+        await _first(stops.snapshot, stops.graceful, stops.immediate, stops.lost, stops.failed)
+        if not stops.snapshot.is_set() or stops.faulted or stops.immediate.is_set():
+            return ExitCode.RUNTIME if stops.faulted else ExitCode.OK
         try:
             server = build_server(handler, bind_address=config.bind_address,
                                   max_connection_age=config.max_connection_age,
-                                  max_connection_age_grace=config.max_connection_age_grace)
+                                  max_connection_age_grace=config.max_connection_age_grace,
+                                  max_concurrent_streams=config.max_concurrent_streams)
         except AddressInUseError as e:
             log.error("%s", e)
             return ExitCode.WORKER_BOOT
         await server.start()
-        follower.state = "ready"
         log.info("serving on %s, forwarding to %s (%d endpoints, %s loop, gRPC on %s)",
                  config.bind_address, config.target, len(pool), loops.resolve(config.event_loop),
                  config.grpc_engine)
-        await follower.report()
-        await _first(stops.graceful, stops.immediate)
-        await _shut_down(server, config, handler, stops, follower)
+        await following.set_phase("ready")
+        await _first(stops.graceful, stops.immediate, stops.lost, stops.failed)
+        await _shut_down(server, config, handler, stops, following)
         server = None
-        return ExitCode.RUNTIME if follower.lost else ExitCode.OK
+        return ExitCode.RUNTIME if stops.faulted else ExitCode.OK
     finally:
         if server is not None:
             await server.stop(None)
-        following.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await following
-        follower.state = "stopped"
-        await follower.report()  # the final counts, so the supervisor's totals stay exact
+        await roots.stop()
+        await following.set_phase("stopped")  # the final counts: the supervisor's stay exact
         if learner is not None:
             await learner.close()
         await pool.close(0)
@@ -115,22 +162,26 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
 
 
 async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: ProxyHandler,
-                     stops: Stops, follower: _BusFollower) -> None:
-    if not stops.immediate.is_set():
-        follower.state = "stopping"
+                     stops: Stops, following: _BusFollower) -> None:
+    interrupts = (stops.immediate, stops.lost, stops.failed)
+    if not any(e.is_set() for e in interrupts):
+        await following.set_phase("stopping")
         log.info("shutdown: still serving for the shutdown delay (%.1fs)", config.shutdown_delay)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stops.immediate.wait(), config.shutdown_delay)
+            await asyncio.wait_for(_first(*interrupts), config.shutdown_delay)
     if not stops.immediate.is_set():
-        follower.state = "draining"
+        drain_timeout = config.drain_timeout
+        if stops.failed.is_set():
+            drain_timeout = min(drain_timeout, FAILED_ROOT_DRAIN_TIMEOUT)
+        await following.set_phase("draining")
         log.info("shutdown: stopped accepting; draining %d in-flight calls for up to %.1fs",
-                 handler.active_calls, config.drain_timeout)
+                 handler.active_calls, drain_timeout)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        draining = asyncio.create_task(server.stop(config.drain_timeout))
+        draining = asyncio.create_task(server.stop(drain_timeout))
         await _first_done(draining, stops.immediate)
         if draining.done():
-            if loop.time() - started >= config.drain_timeout:
+            if loop.time() - started >= drain_timeout:
                 log.warning("shutdown: drain timeout reached; calls still running were cancelled")
             else:
                 log.info("shutdown: drained")
@@ -140,69 +191,70 @@ async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: Pro
 
 
 class _BusFollower:
-    def __init__(self, config: WorkerConfig, bus: BusClient, pool: BackendPool,
-                 handler: ProxyHandler, stops: Stops, *,
-                 learner: UnaryLearner | None) -> None:
-        self._config, self._bus, self._pool, self._handler = config, bus, pool, handler
-        self._stops, self._learner = stops, learner
-        self._view = RouteView(config.route)
-        self.state = "starting"
-        self.lost = False
+    """The adapter of `follower.step`: owns the bus client and the clock, feeds every received
+    message and a tick after each poll, and executes the actions."""
 
-    async def report(self) -> None:
-        await self._bus.send_status(WorkerStatus(
-            worker=self._config.worker, pid=os.getpid(), state=self.state, seq=self._view.seq,
-            active_calls=self._handler.active_calls, stats=self._handler.stats.snapshot()))
+    def __init__(self, config: WorkerConfig, bus: BusClient, pool: BackendPool,
+                 handler: ProxyHandler, stops: Stops, *, learner: UnaryLearner | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._config, self._bus, self._pool, self._handler = config, bus, pool, handler
+        self._stops, self._learner, self._clock = stops, learner, clock
+        self._state, actions = follower.start(config.route, now=clock())
+        self._pending = actions  # executed when `run` starts
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        await self._bus.request_snapshot()
-        now = loop.time()
-        last_beat, last_ask, last_report = now, now, now
+        await self._execute(self._pending)
         while True:
-            for message in await self._bus.receive(BUS_POLL_TIMEOUT):
-                if isinstance(message, EndpointsMessage):
-                    self._apply(message)
-                elif isinstance(message, Heartbeat):
-                    last_beat = loop.time()
-                    if self._view.apply_heartbeat(message):
-                        log.info("missed an endpoint update (seq %d < %d): asking for a snapshot",
-                                 self._view.seq, message.routes.get(self._config.route, 0))
-                        await self._bus.request_snapshot()
-            now = loop.time()
-            if now - last_beat > SUPERVISOR_TIMEOUT:
-                log.error("no heartbeat from the supervisor for %.0fs: stopping", now - last_beat)
-                self.lost = True
-                self._stops.immediate.set()
-                return
-            if not self._view.has_snapshot and now - last_ask > SNAPSHOT_RETRY_INTERVAL:
-                await self._bus.request_snapshot()
-                last_ask = now
-            if self.state != "starting" and now - last_report >= STATUS_INTERVAL:
-                await self.report()
-                last_report = now
+            for message in await self._bus.receive(follower.BUS_POLL_TIMEOUT):
+                await self._step(message)
+            await self._step(follower.Tick(self._clock()))
 
-    def _apply(self, message: EndpointsMessage) -> None:
+    async def set_phase(self, name: str) -> None:
+        await self._step(follower.Phase(name))
+
+    async def _step(self, event: follower.Event) -> None:
+        self._state, actions = follower.step(self._state, event)
+        await self._execute(actions)
+
+    async def _execute(self, actions: list[follower.Action]) -> None:
+        for action in actions:
+            match action:
+                case follower.ApplyEndpoints():
+                    self._apply(action)
+                case follower.RequestSnapshot(missed=missed):
+                    if missed is not None:
+                        log.info("missed an endpoint update (seq %d < %d): asking for a "
+                                 "snapshot", *missed)
+                    await self._bus.request_snapshot()
+                case follower.SendStatus():
+                    await self._bus.send_status(WorkerStatus(
+                        worker=self._config.worker, pid=os.getpid(), state=action.phase,
+                        seq=action.seq, active_calls=self._handler.active_calls,
+                        stats=self._handler.stats.snapshot()))
+                case follower.SupervisorLost():
+                    log.error("nothing from the supervisor for %.1fs of polling the bus: "
+                              "stopping, draining calls in flight, then exiting",
+                              action.silence)
+                    self._stops.lost.set()
+
+    def _apply(self, action: follower.ApplyEndpoints) -> None:
         started = time.perf_counter()
-        before = self._view.endpoints
-        endpoints = self._view.apply_message(message)
-        if endpoints is None:
-            return
-        self._log_change(before, endpoints)
-        added = self._pool.update(endpoints)
+        self._log_change(action.before, action.endpoints, action.seq)
+        added = self._pool.update(action.endpoints)
         if self._learner is not None:
             self._learner.backends_added(added)
         self._stops.snapshot.set()
         # Channels are created here, so a large set shows its cost (bench/scale.py reads this).
-        log.debug("applied endpoints seq=%d count=%d in %.1f ms", self._view.seq,
-                  len(endpoints), (time.perf_counter() - started) * 1000)
+        log.debug("applied endpoints seq=%d count=%d in %.1f ms", action.seq,
+                  len(action.endpoints), (time.perf_counter() - started) * 1000)
 
-    def _log_change(self, before: EndpointSet | None, after: EndpointSet) -> None:
+    @staticmethod
+    def _log_change(before: EndpointSet | None, after: EndpointSet, seq: int) -> None:
         if before is None:
-            log.info("endpoints (seq %d): %s", self._view.seq, _addresses(after, ", ") or "none")
+            log.info("endpoints (seq %d): %s", seq, _addresses(after, ", ") or "none")
             return
         diff = diff_endpoints(before, after)
-        log.info("endpoints %d -> %d (seq %d)%s%s", len(before), len(after), self._view.seq,
+        log.info("endpoints %d -> %d (seq %d)%s%s", len(before), len(after), seq,
                  " +" + _addresses(diff.added, ",") if diff.added else "",
                  " -" + _addresses(diff.removed, ",") if diff.removed else "")
 
@@ -273,9 +325,6 @@ def main(argv: list[str] | None = None) -> None:
     _die_with_parent(config.supervisor_pid)
     try:
         code = loops.runner(config.event_loop)(_main_async(config))
-    except BusProtocolError as e:
-        log.error("%s", e)
-        code = ExitCode.RUNTIME
     except Exception:
         log.exception("worker failed")
         code = ExitCode.RUNTIME

@@ -4,7 +4,8 @@ Each call, whatever its kind, is handled as stream-stream on raw bytes: no (de)s
 no message-size limits. Per call:
 
 1. pick a backend (`BackendPool.pick`: round robin, READY first);
-2. call the same method with the client's metadata (minus pseudo and hop-by-hop headers) and
+2. call the same method with the client's metadata (minus pseudo and hop-by-hop headers; more
+   than `server.MAX_METADATA_BYTES` of it is refused as RESOURCE_EXHAUSTED) and
    the client's remaining deadline; a task reads the client's messages into a `RequestLog` and a
    sender task writes them to the backend;
 3. forward the backend's initial metadata as soon as it is non-empty, else with the first
@@ -41,6 +42,7 @@ from gproxy_mp.worker.balancer import READY
 from gproxy_mp.worker.channels import Backend, BackendPool
 from gproxy_mp.worker.requests import RequestLog
 from gproxy_mp.worker.retry import MAX_ATTEMPTS, RetryBudget, should_retry
+from gproxy_mp.worker.server import MAX_METADATA_BYTES
 from gproxy_mp.worker.stats import CallStats
 from gproxy_mp.worker.status import Status, StatusRecorder
 
@@ -75,6 +77,12 @@ def filter_metadata(metadata: Metadata | None) -> tuple[tuple[str, str | bytes],
     if not metadata:
         return ()
     return tuple((k, v) for k, v in metadata if k[0] != ":" and k not in HOP_BY_HOP)
+
+
+def metadata_size(metadata: Metadata | None) -> int:
+    """Bytes of a header list as HTTP/2 counts them (RFC 9113 §6.5.2: name, value and 32 per
+    entry), as gRPC core does against its metadata limits; binary values count decoded."""
+    return sum(len(key) + len(value) + 32 for key, value in metadata or ())
 
 
 if TYPE_CHECKING:  # grpc-stubs makes the class generic; at run time it is not subscriptable
@@ -174,7 +182,7 @@ class ProxyHandler(_GenericRpcHandler):
     async def _forward(self, method: str, requests: AsyncIterator[bytes],
                        context: grpc.aio.ServicerContext[bytes, bytes],
                        outcome: _Outcome) -> None:
-        metadata = filter_metadata(context.invocation_metadata())
+        metadata = await self._client_metadata(context, outcome)
         loop = self._loop or self._bind_loop()
         request_log = RequestLog(loop=loop)
         reader = loop.create_task(request_log.read_from(requests))
@@ -214,6 +222,20 @@ class ProxyHandler(_GenericRpcHandler):
         finally:
             await _stop(reader)
 
+    async def _client_metadata(self, context: grpc.aio.ServicerContext[bytes, bytes],
+                               outcome: _Outcome) -> tuple[tuple[str, str | bytes], ...]:
+        """The client's metadata to forward; a call with more than the proxy accepts per hop
+        is refused here, and counted, as RESOURCE_EXHAUSTED (gRPC core parses up to
+        `MAX_PARSED_METADATA_BYTES`, see server.py)."""
+        received = context.invocation_metadata()
+        size = metadata_size(received)
+        if size > MAX_METADATA_BYTES:
+            outcome.code = "RESOURCE_EXHAUSTED"
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"received metadata size exceeds the proxy's limit ({size} vs. "
+                                f"{MAX_METADATA_BYTES} bytes)")
+        return filter_metadata(received)
+
     def _settle(self, method: str, backend: Backend, tried: list[Backend], status: Status,
                 context: grpc.aio.ServicerContext[bytes, bytes], *, replayable: bool) -> bool:
         """After an attempt: True when the call is over (its status is handed to the client),
@@ -247,7 +269,7 @@ class ProxyHandler(_GenericRpcHandler):
                              outcome: _Outcome) -> bytes | None:
         """A method declared unary (`--unary-methods`): one request, one response, each hop
         in one batch. Metadata, trailers, status and retries as for every call."""
-        metadata = filter_metadata(context.invocation_metadata())
+        metadata = await self._client_metadata(context, outcome)
         tried: list[Backend] = []
         while True:
             backend = self._pool.pick(exclude=tried)

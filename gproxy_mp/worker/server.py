@@ -3,6 +3,10 @@
 Every worker of a route binds the same address; the kernel spreads new connections over them.
 The supervisor has already checked that no other process holds the address, so SO_REUSEPORT
 only ever joins siblings.
+
+What one client connection may cost the worker is bounded here: streams at once
+(`--max-concurrent-streams`, advertised in the HTTP/2 SETTINGS; a client keeps further calls
+waiting on its side until a stream ends) and the metadata gRPC core parses per call.
 """
 
 from __future__ import annotations
@@ -15,7 +19,15 @@ from gproxy_mp.errors import AddressInUseError
 MAX_METADATA_BYTES = 256 * 1024
 """Header and trailer size the proxy accepts on each hop. gRPC's own defaults (8 KiB soft,
 16 KiB hard) would make the proxy refuse metadata that client and backend agreed on; a proxy
-must be at least as permissive as the peers it sits between."""
+must be at least as permissive as the peers it sits between. Clients' metadata is checked
+against it by the handler (`proxy.py`), the backends' by the backend channels."""
+MAX_PARSED_METADATA_BYTES = 4 * MAX_METADATA_BYTES
+"""Header size gRPC core itself accepts from a client before the handler sees the call. Above
+`MAX_METADATA_BYTES` so that the handler refuses oversized metadata itself and counts the call
+as RESOURCE_EXHAUSTED: a call core refuses only reaches the handler as a cancellation, which it
+cannot tell from a client's cancel (and a unary handler never runs at all). Beyond this, core
+still refuses (RESOURCE_EXHAUSTED to the client), and such a call counts as CANCELLED. Soft and
+hard limits are equal: between them core refuses at random."""
 MAX_PENDING_CALLS = 20_000
 """New calls gRPC may hold for the handler before it cancels them (default 1,000 soft, 3,000
 hard): a burst of calls on one connection must queue, not come back CANCELLED."""
@@ -24,8 +36,8 @@ SERVER_OPTIONS = (
     ("grpc.so_reuseport", 1),
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
-    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
-    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.max_metadata_size", MAX_PARSED_METADATA_BYTES),
+    ("grpc.absolute_max_metadata_size", MAX_PARSED_METADATA_BYTES),
     ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
     ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
 )
@@ -42,13 +54,31 @@ def connection_age_options(age: float | None,
     return tuple(options)
 
 
+def stream_options(max_concurrent_streams: int | None) -> tuple[tuple[str, int], ...]:
+    """HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS for every client connection (grpc's default:
+    none advertised, so one connection could open streams without bound, each holding a call
+    and its backend call in the worker).
+
+    grpc core's overload protection (`grpc.http.overload_protection`, on) is left on: it also
+    counts streams the client has ended but the worker has not yet released, which is what
+    bounds a rapid-reset flood (CVE-2023-44487). Its price: a client that keeps about as many
+    calls in flight on one connection as the limit, or bursts past it before the worker's
+    SETTINGS reach it, sees some refused with REFUSED_STREAM (grpcio clients report it as
+    UNAVAILABLE; the handler never sees those calls). Such a client needs a higher limit."""
+    if max_concurrent_streams is None:
+        return ()
+    return (("grpc.max_concurrent_streams", max_concurrent_streams),)
+
+
 def build_server(
     handler: grpc.GenericRpcHandler[bytes, bytes], *, bind_address: str,
     max_connection_age: float | None = None, max_connection_age_grace: float | None = None,
+    max_concurrent_streams: int | None = None,
 ) -> grpc.aio.Server:
     """A server with `handler` as its only handler, bound to `bind_address` (not started)."""
-    options = SERVER_OPTIONS + connection_age_options(max_connection_age,
-                                                      max_connection_age_grace)
+    options = (SERVER_OPTIONS
+               + connection_age_options(max_connection_age, max_connection_age_grace)
+               + stream_options(max_concurrent_streams))
     server = grpc.aio.server(options=options)
     server.add_generic_rpc_handlers((handler,))
     try:

@@ -82,10 +82,12 @@ def wait_serving(address: str, *, proxy: Proxy, timeout: float) -> None:
 
 @contextmanager
 def serving_route(targets: Sequence[str], *, backends: tuple[EchoBackend, ...], log_dir: Path,
-                  index: int) -> Iterator[ProxiedRoute]:
-    """Start gproxy-mp (2 workers) over ``targets``; yield once a call through it succeeds."""
+                  index: int, extra_args: Sequence[str] = ()) -> Iterator[ProxiedRoute]:
+    """Start gproxy-mp (2 workers, plus ``extra_args``) over ``targets``; yield once a call
+    through it succeeds."""
     port = free_port()
-    proxy = Proxy(*proxy_args(route(port, *targets), workers=2), log_dir=log_dir, index=index)
+    proxy = Proxy(*proxy_args(route(port, *targets), workers=2), *extra_args, log_dir=log_dir,
+                  index=index)
     try:
         proxied = ProxiedRoute(f"127.0.0.1:{port}", proxy, backends)
         wait_serving(proxied.address, proxy=proxy, timeout=PROXY_START_TIMEOUT)

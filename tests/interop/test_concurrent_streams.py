@@ -9,23 +9,33 @@ grpcio's server advertises no ``MAX_CONCURRENT_STREAMS`` by default, but grpc co
 most ``grpc.server.max_pending_requests`` (1000, soft: beyond it calls are cancelled at random)
 to ``..._hard_limit`` (3000) calls that wait for the application, and answers the others
 CANCELLED before any handler runs. The backends here raise both limits (``conftest``), so
-10,000 direct calls all pass (about 2.5 s on 2 cores). gproxy-mp's worker keeps the defaults:
-through it, 1,500 calls pass, 2,000 lose about 5% and 10,000 about 60% to CANCELLED (an
-expected failure below: a product bug). With the worker's server options raised the same way
-(tried by patching SERVER_OPTIONS at start-up), 10,000 proxied calls all pass in about 5.3 s.
+10,000 direct calls all pass (about 2.5 s on 2 cores). gproxy-mp's worker raises them too
+(worker/server.py, MAX_PENDING_CALLS), and advertises ``--max-concurrent-streams`` (default
+1000): so that 10,000 streams really are open at the proxy at once, the proxy here is started
+with ``--max-concurrent-streams 10000``.
+
+Beyond the advertised limit a client keeps its further calls waiting and starts one each time
+a stream ends. But grpc core's server also counts a finished stream until the application has
+released the call (its overload protection, on by default, which is what bounds a rapid-reset
+flood, CVE-2023-44487), so under churn it refuses some of those new streams with
+RST_STREAM(REFUSED_STREAM), and grpcio's client fails them with UNAVAILABLE instead of retrying
+them: measured, 2,500 to 7,100 of 10,000 calls on one connection through the default limit.
+The last test states that limitation (an expected failure).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import grpc
 import grpc.aio
 import pytest
 
 from tests.interop.backend import SERVICE, UNLIMITED_MESSAGES
-from tests.interop.conftest import ProxiedRoute
+from tests.interop.conftest import ProxiedRoute, serving_route
+from tests.interop.peers import EchoBackend
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -39,6 +49,16 @@ BATCH_TIMEOUT = 120.0
 CALL_TIMEOUT = 110.0
 """Seconds each call's deadline allows: just under the batch's bound, so a stuck call fails
 with DEADLINE_EXCEEDED and is counted instead of hanging the batch."""
+
+
+@pytest.fixture(scope="module")
+def wide(echo_backends: tuple[EchoBackend, ...],
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxiedRoute]:
+    """gproxy-mp that lets one connection open all STREAMS at once."""
+    with serving_route([b.address for b in echo_backends], backends=echo_backends,
+                       log_dir=tmp_path_factory.mktemp("concurrent-streams"), index=0,
+                       extra_args=("--max-concurrent-streams", str(STREAMS))) as route_:
+        yield route_
 
 
 async def concurrent_echoes(address: str, *, streams: int) -> tuple[float, dict[str, int]]:
@@ -87,8 +107,19 @@ async def test_a_thousand_concurrent_calls_on_one_connection_succeed_through_the
 
 # The worker raises grpc's pending-call limits (worker/server.py, MAX_PENDING_CALLS).
 async def test_ten_thousand_concurrent_calls_on_one_connection_succeed_through_the_proxy(
+    wide: ProxiedRoute,
+) -> None:
+    took, counts = await concurrent_echoes(wide.address, streams=STREAMS)
+    print(f"\n{STREAMS} concurrent calls through gproxy-mp: {took:.2f}s, {counts}")
+    assert counts == {"OK": STREAMS}, f"{counts}\n{wide.output()}"
+
+
+@pytest.mark.xfail(strict=True, reason="grpc core refuses streams still allocated beyond "
+                   "--max-concurrent-streams (REFUSED_STREAM), grpcio clients do not retry them")
+async def test_ten_thousand_calls_on_one_connection_beyond_the_default_stream_limit_succeed(
     proxied: ProxiedRoute,
 ) -> None:
+    """The default --max-concurrent-streams (1000), 10 times as many calls at once."""
     took, counts = await concurrent_echoes(proxied.address, streams=STREAMS)
-    print(f"\n{STREAMS} concurrent calls through gproxy-mp: {took:.2f}s, {counts}")
+    print(f"\n{STREAMS} calls through gproxy-mp, 1000 streams at a time: {took:.2f}s, {counts}")
     assert counts == {"OK": STREAMS}, f"{counts}\n{proxied.output()}"
