@@ -12,6 +12,8 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 
+from gproxy_mp.config import WorkerOptions
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
@@ -22,19 +24,7 @@ class WorkerConfig:
     target: str  # the target, for error messages
     runtime_dir: str  # the bus directory
     supervisor_pid: int
-    shutdown_delay: float
-    drain_timeout: float
-    log_format: str = "text"
-    log_level: str = "info"
-    access_log: bool = False
-    metrics_method_label: bool = False
-    unary_methods: tuple[str, ...] = ()
-    learn_unary_methods: bool = True
-    event_loop: str = "auto"
-    grpc_engine: str = "iomgr"
-    max_connection_age: float | None = None
-    max_connection_age_grace: float | None = None
-    max_concurrent_streams: int = 1000
+    options: WorkerOptions  # what every worker runs with (`Settings.worker`)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -42,8 +32,9 @@ class WorkerConfig:
     @classmethod
     def from_json(cls, text: str) -> WorkerConfig:
         fields = json.loads(text)
-        fields["unary_methods"] = tuple(fields.get("unary_methods", ()))
-        return cls(**fields)
+        options = fields.pop("options")
+        options["unary_methods"] = tuple(options["unary_methods"])
+        return cls(**fields, options=WorkerOptions(**options))
 
 
 def worker_argv(config: WorkerConfig) -> list[str]:

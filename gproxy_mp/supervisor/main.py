@@ -18,7 +18,7 @@ import secrets
 import signal
 import socket
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gproxy_mp import __version__
@@ -70,7 +70,7 @@ def build_worker_configs(settings: Settings, *, runtime_dir: Path) -> list[Worke
         WorkerConfig(
             worker=f"{route.id}#{index}", route=route.id, route_name=route.name,
             bind_address=route.listen.bind_address, target=str(route.target),
-            runtime_dir=str(runtime_dir), supervisor_pid=os.getpid(), **asdict(settings.worker),
+            runtime_dir=str(runtime_dir), supervisor_pid=os.getpid(), options=settings.worker,
         )
         for route in settings.routes
         for index in range(settings.workers)

@@ -190,7 +190,7 @@ class WorkerPool:
         while not self._stopping.is_set():
             slot.process = await asyncio.create_subprocess_exec(
                 *worker_argv(config), stdin=asyncio.subprocess.DEVNULL,
-                env=worker_environment(config.grpc_engine, os.environ))
+                env=worker_environment(config.options.grpc_engine, os.environ))
             slot.started_at, slot.state = self._clock(), "starting"
             slot.last_report, slot.timed_out = None, False
             log.info("worker %s started (pid %d)", config.worker, slot.process.pid, extra=extra)

@@ -120,11 +120,11 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
     stops = stops or Stops()
     bus = BusClient(BusAddresses(Path(config.runtime_dir)), route=config.route,
                     worker=config.worker)
-    pool = BackendPool(close_grace=config.drain_timeout)
-    handler = ProxyHandler(pool, target=config.target, access_log=config.access_log,
-                           unary_methods=config.unary_methods,
-                           stats=CallStats(method_label=config.metrics_method_label))
-    learner = UnaryLearner(handler.learned_unary) if config.learn_unary_methods else None
+    pool = BackendPool(close_grace=config.options.drain_timeout)
+    handler = ProxyHandler(pool, target=config.target, access_log=config.options.access_log,
+                           unary_methods=config.options.unary_methods,
+                           stats=CallStats(method_label=config.options.metrics_method_label))
+    learner = UnaryLearner(handler.learned_unary) if config.options.learn_unary_methods else None
     following = _BusFollower(config, bus, pool, handler, stops, learner=learner)
     roots = _Roots(stops.failed)
     roots.start(following.run(), name="bus follower")
@@ -135,16 +135,16 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
             return ExitCode.RUNTIME if stops.faulted else ExitCode.OK
         try:
             server = build_server(handler, bind_address=config.bind_address,
-                                  max_connection_age=config.max_connection_age,
-                                  max_connection_age_grace=config.max_connection_age_grace,
-                                  max_concurrent_streams=config.max_concurrent_streams)
+                                  max_connection_age=config.options.max_connection_age,
+                                  max_connection_age_grace=config.options.max_connection_age_grace,
+                                  max_concurrent_streams=config.options.max_concurrent_streams)
         except AddressInUseError as e:
             log.error("%s", e)
             return ExitCode.WORKER_BOOT
         await server.start()
         log.info("serving on %s, forwarding to %s (%d endpoints, %s loop, gRPC on %s)",
-                 config.bind_address, config.target, len(pool), loops.resolve(config.event_loop),
-                 config.grpc_engine)
+                 config.bind_address, config.target, len(pool),
+                 loops.resolve(config.options.event_loop), config.options.grpc_engine)
         await following.set_phase("ready")
         await _first(stops.graceful, stops.immediate, stops.lost, stops.failed)
         await _shut_down(server, config, handler, stops, following)
@@ -166,11 +166,12 @@ async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: Pro
     interrupts = (stops.immediate, stops.lost, stops.failed)
     if not any(e.is_set() for e in interrupts):
         await following.set_phase("stopping")
-        log.info("shutdown: still serving for the shutdown delay (%.1fs)", config.shutdown_delay)
+        log.info("shutdown: still serving for the shutdown delay (%.1fs)",
+                 config.options.shutdown_delay)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_first(*interrupts), config.shutdown_delay)
+            await asyncio.wait_for(_first(*interrupts), config.options.shutdown_delay)
     if not stops.immediate.is_set():
-        drain_timeout = config.drain_timeout
+        drain_timeout = config.options.drain_timeout
         if stops.failed.is_set():
             drain_timeout = min(drain_timeout, FAILED_ROOT_DRAIN_TIMEOUT)
         await following.set_phase("draining")
@@ -321,10 +322,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = WorkerConfig.from_json(args.config)
     configure_logging(role=f"worker {config.worker}", route=config.route_name,
-                      fmt=config.log_format, level=config.log_level)
+                      fmt=config.options.log_format, level=config.options.log_level)
     _die_with_parent(config.supervisor_pid)
     try:
-        code = loops.runner(config.event_loop)(_main_async(config))
+        code = loops.runner(config.options.event_loop)(_main_async(config))
     except Exception:
         log.exception("worker failed")
         code = ExitCode.RUNTIME
