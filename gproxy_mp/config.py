@@ -188,9 +188,9 @@ DURATION option, so no value passes validation and then fails in a worker."""
 MAX_DURATION_TEXT = "596h31m23s"
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, *, at_least: float = 0.0) -> float:
     """Go-style durations (`300ms`, `1m30s`, `0s`) or plain seconds (`2.5`) → float seconds,
-    from 0 to `MAX_DURATION`."""
+    from `at_least` to `MAX_DURATION`."""
     value = text.strip()
     try:
         seconds = float(value)
@@ -203,6 +203,9 @@ def parse_duration(text: str) -> float:
         raise ConfigError(f"duration {text!r}: must not be negative")
     if seconds > MAX_DURATION:
         raise ConfigError(f"duration {text!r}: must be at most {MAX_DURATION_TEXT}")
+    if seconds < at_least:
+        shortest = f"{at_least * 1000:.0f}ms" if at_least < 1 else f"{at_least:g}s"
+        raise ConfigError(f"duration {text!r}: must be at least {shortest}")
     return seconds
 
 
@@ -269,10 +272,7 @@ MIN_DNS_REFRESH = 0.1
 
 
 def parse_dns_refresh(text: str) -> float:
-    seconds = parse_duration(text)
-    if seconds < MIN_DNS_REFRESH:
-        raise ConfigError(f"duration {text!r}: must be at least {MIN_DNS_REFRESH * 1000:.0f}ms")
-    return seconds
+    return parse_duration(text, at_least=MIN_DNS_REFRESH)
 
 
 MAX_STREAMS = 2**31 - 1
@@ -295,10 +295,7 @@ MIN_WORKER_TIMEOUT = 2.0
 
 
 def parse_worker_timeout(text: str) -> float:
-    seconds = parse_duration(text)
-    if seconds < MIN_WORKER_TIMEOUT:
-        raise ConfigError(f"duration {text!r}: must be at least {MIN_WORKER_TIMEOUT:.0f}s")
-    return seconds
+    return parse_duration(text, at_least=MIN_WORKER_TIMEOUT)
 
 
 def _is_number(text: str) -> bool:
