@@ -12,7 +12,8 @@ no message-size limits. Per call:
    message (an empty-headers error stays Trailers-Only), then every message, then trailing
    metadata, code and details unchanged (`grpc-status-details-bin` included);
 4. if the attempt failed with UNAVAILABLE before anything reached the client, retry on another
-   backend (`retry.should_retry`).
+   backend (`retry.should_retry`). Every call shape runs the same attempt loop: `_next_backend`
+   picks each attempt's backend, `_settle` decides after each attempt.
 
 Two cheaper shapes of the same forwarding: a request that turns out to be one message plus the
 half-close goes to the backend as one unary-stream batch (no sender task), and methods declared
@@ -190,13 +191,7 @@ class ProxyHandler(_GenericRpcHandler):
         try:
             single = await self._single_request(method, request_log)
             while True:
-                backend = self._pool.pick(exclude=tried)
-                if backend is None:
-                    outcome.code = "UNAVAILABLE"
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, self._no_backend_message())
-                    return
-                tried.append(backend)
-                outcome.backend = backend.endpoint.address
+                backend = await self._next_backend(tried, context, outcome)
                 call: grpc.aio.UnaryStreamCall[bytes, bytes] | grpc.aio.StreamStreamCall[
                     bytes, bytes]
                 sender = None
@@ -236,6 +231,20 @@ class ProxyHandler(_GenericRpcHandler):
                                 f"{MAX_METADATA_BYTES} bytes)")
         return filter_metadata(received)
 
+    async def _next_backend(self, tried: list[Backend],
+                            context: grpc.aio.ServicerContext[bytes, bytes],
+                            outcome: _Outcome) -> Backend:
+        """The backend of the next attempt, one not `tried` yet if any is left; the call is
+        aborted UNAVAILABLE (naming the target) when there is none."""
+        backend = self._pool.pick(exclude=tried)
+        if backend is None:
+            outcome.code = "UNAVAILABLE"
+            await context.abort(grpc.StatusCode.UNAVAILABLE, self._no_backend_message())
+            raise AssertionError("context.abort returned")  # it always raises
+        tried.append(backend)
+        outcome.backend = backend.endpoint.address
+        return backend
+
     def _settle(self, method: str, backend: Backend, tried: list[Backend], status: Status,
                 context: grpc.aio.ServicerContext[bytes, bytes], *, replayable: bool) -> bool:
         """After an attempt: True when the call is over (its status is handed to the client),
@@ -272,13 +281,7 @@ class ProxyHandler(_GenericRpcHandler):
         metadata = await self._client_metadata(context, outcome)
         tried: list[Backend] = []
         while True:
-            backend = self._pool.pick(exclude=tried)
-            if backend is None:
-                outcome.code = "UNAVAILABLE"
-                await context.abort(grpc.StatusCode.UNAVAILABLE, self._no_backend_message())
-                return None
-            tried.append(backend)
-            outcome.backend = backend.endpoint.address
+            backend = await self._next_backend(tried, context, outcome)
             call = backend.unary_method(method)(request, metadata=metadata,
                                                 timeout=context.time_remaining())
             recorder = StatusRecorder(call)
