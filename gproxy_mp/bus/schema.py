@@ -12,7 +12,9 @@ name (`route/1/` does not match `route/10/`):
     | heartbeat/           | {"v":1,"kind":"heartbeat","epoch":E,"seq":N,"routes":{"<id>":N}}|
     | snapshot/            | {"v":1,"kind":"snapshot_request","route":"<id>","worker":"0#1"} |
     | status/              | {"v":1,"kind":"status","worker":"0#1","pid":P,"state":"ready",  |
-    |                      |  "seq":N,"active_calls":K,"stats":{...worker/stats.py...}}      |
+    |                      |  "seq":N,"active_calls":K,"stats":{"calls":[[backend,code,N,    |
+    |                      |  method],...],"buckets":[N,...],"duration_sum":S,               |
+    |                      |  "retries":{"unavailable":N}}}                                  |
     +----------------------+-----------------------------------------------------------------+
 
 `seq` is monotonic per `epoch` (one supervisor run) across all routes; a heartbeat carries the
@@ -20,12 +22,18 @@ latest `seq` of every route so a worker can tell that it missed an update. Endpo
 always carry the route's full set. An unknown `kind` decodes to None (log and ignore); an
 unknown `v` raises `BusProtocolError` (the two ends disagree: fail loudly); anything malformed
 raises `MalformedMessageError` (log and drop). No I/O here.
+
+A worker's `state` is a `WorkerState`; its `stats` are `CallCounts`, the cumulative call counts
+since it started (`worker/stats.py` counts them, `supervisor/metrics.py` sums them over
+workers), with one latency bucket per bound of `LATENCY_BUCKETS` plus +Inf.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +46,9 @@ VERSION = 1
 HEARTBEAT_TOPIC = "heartbeat/"
 SNAPSHOT_TOPIC = "snapshot/"
 STATUS_TOPIC = "status/"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                   10.0, 30.0, 60.0)
+"""Upper bounds, in seconds, of the call latency histogram (plus +Inf)."""
 
 
 def route_topic(route: str) -> str:
@@ -71,14 +82,48 @@ class SnapshotRequest:
     worker: str
 
 
+class WorkerState(enum.StrEnum):
+    """A worker's lifecycle, in order; each change is reported at once."""
+
+    STARTING = "starting"  # running, waiting for its route's first endpoint set
+    READY = "ready"  # serving
+    STOPPING = "stopping"  # shutdown delay: still accepting new connections
+    DRAINING = "draining"  # no longer accepting; finishing the calls in flight
+    STOPPED = "stopped"  # its last report, with its final counts
+
+
+def _no_calls() -> list[int]:
+    return [0] * (len(LATENCY_BUCKETS) + 1)
+
+
+@dataclass(slots=True)
+class CallCounts:
+    """Cumulative call counts: one worker's since it started, or a sum over workers."""
+
+    calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """(backend, code, method or "") → calls"""
+    buckets: list[int] = field(default_factory=_no_calls)
+    """calls per latency bucket (not cumulative): one per `LATENCY_BUCKETS` bound, then +Inf"""
+    duration_sum: float = 0.0
+    retries: dict[str, int] = field(default_factory=dict)  # reason → retries
+
+    def add(self, other: CallCounts) -> None:
+        for key, count in other.calls.items():
+            self.calls[key] = self.calls.get(key, 0) + count
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
+        self.duration_sum += other.duration_sum
+        for reason, count in other.retries.items():
+            self.retries[reason] = self.retries.get(reason, 0) + count
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerStatus:
     worker: str
     pid: int
-    state: str  # "ready" or "draining"
+    state: WorkerState
     seq: int
     active_calls: int
-    stats: dict[str, Any] = field(default_factory=dict)  # CallStats.snapshot(), cumulative
+    stats: CallCounts = field(default_factory=CallCounts)
 
 
 Message = EndpointsMessage | Heartbeat | SnapshotRequest | WorkerStatus
@@ -107,8 +152,16 @@ def _to_payload(message: Message) -> tuple[str, dict[str, Any]]:
                                     "worker": message.worker}
         case WorkerStatus():
             return STATUS_TOPIC, {"kind": "status", "worker": message.worker, "pid": message.pid,
-                                  "state": message.state, "seq": message.seq,
-                                  "active_calls": message.active_calls, "stats": message.stats}
+                                  "state": message.state.value, "seq": message.seq,
+                                  "active_calls": message.active_calls,
+                                  "stats": _counts_payload(message.stats)}
+
+
+def _counts_payload(counts: CallCounts) -> dict[str, Any]:
+    return {"calls": [[backend, code, count, method]
+                      for (backend, code, method), count in counts.calls.items()],
+            "buckets": list(counts.buckets), "duration_sum": counts.duration_sum,
+            "retries": dict(counts.retries)}
 
 
 def decode(frames: list[bytes]) -> Message | None:
@@ -143,22 +196,48 @@ def _from_payload(topic: str, kind: object, p: dict[str, Any]) -> Message | None
             snapshot=kind == "snapshot",
         )
     if kind == "heartbeat":
-        routes = p["routes"]
-        if not isinstance(routes, dict):
-            raise TypeError("routes is not an object")
+        routes = _dict(p["routes"])
         return Heartbeat(epoch=_str(p["epoch"]), seq=_int(p["seq"]),
                          routes={_str(k): _int(v) for k, v in routes.items()})
     if kind == "snapshot_request":
         return SnapshotRequest(route=_str(p["route"]), worker=_str(p["worker"]))
     if kind == "status":
-        stats = p.get("stats", {})
-        if not isinstance(stats, dict):
-            raise TypeError("stats is not an object")
-        return WorkerStatus(worker=_str(p["worker"]), pid=_int(p["pid"]), state=_str(p["state"]),
-                            seq=_int(p["seq"]), active_calls=_int(p["active_calls"]),
-                            stats=stats)
+        return WorkerStatus(worker=_str(p["worker"]), pid=_int(p["pid"]),
+                            state=WorkerState(_str(p["state"])), seq=_int(p["seq"]),
+                            active_calls=_int(p["active_calls"]),
+                            stats=_counts(_dict(p["stats"])))
     log.warning("ignoring bus message of unknown kind %r on %r", kind, topic)
     return None
+
+
+def _counts(p: dict[str, Any]) -> CallCounts:
+    calls: dict[tuple[str, str, str], int] = {}
+    for entry in _list(p["calls"]):
+        if not (isinstance(entry, list) and len(entry) == 4):
+            raise TypeError(f"expected [backend, code, count, method], got {entry!r:.100}")
+        calls[(_str(entry[0]), _str(entry[1]), _str(entry[3]))] = _int(entry[2])
+    buckets = [_int(count) for count in _list(p["buckets"])]
+    if len(buckets) != len(LATENCY_BUCKETS) + 1:
+        raise ValueError(f"{len(buckets)} latency buckets, expected {len(LATENCY_BUCKETS) + 1}")
+    duration_sum = p["duration_sum"]
+    if (not isinstance(duration_sum, int | float) or isinstance(duration_sum, bool)
+            or not math.isfinite(duration_sum) or duration_sum < 0):
+        raise TypeError(f"expected a duration sum, got {duration_sum!r}")
+    retries = {_str(reason): _int(count) for reason, count in _dict(p["retries"]).items()}
+    return CallCounts(calls=calls, buckets=buckets, duration_sum=float(duration_sum),
+                      retries=retries)
+
+
+def _dict(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {value!r:.100}")
+    return value
+
+
+def _list(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {value!r:.100}")
+    return value
 
 
 def _str(value: object) -> str:

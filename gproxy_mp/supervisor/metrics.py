@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import (
@@ -34,86 +33,47 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from gproxy_mp.worker.stats import LATENCY_BUCKETS
+from gproxy_mp.bus.schema import LATENCY_BUCKETS, CallCounts
 
 RETIRE_DELAY = 3.0
 """Seconds after a worker's exit before its last report is folded into the retired totals:
 its final report may still be on the way."""
 
 
-@dataclass(slots=True)
-class RouteCounts:
-    """Cumulative counts of one route, from one worker's report or summed over several."""
-
-    calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
-    duration_sum: float = 0.0
-    retries: dict[str, int] = field(default_factory=dict)
-
-    def add(self, other: RouteCounts) -> None:
-        for key, count in other.calls.items():
-            self.calls[key] = self.calls.get(key, 0) + count
-        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
-        self.duration_sum += other.duration_sum
-        for reason, count in other.retries.items():
-            self.retries[reason] = self.retries.get(reason, 0) + count
-
-    @classmethod
-    def from_report(cls, stats: Mapping[str, Any]) -> RouteCounts:
-        """Counts from a worker's `CallStats.snapshot()`; malformed parts are ignored."""
-        counts = cls()
-        calls = stats.get("calls")
-        for entry in calls if isinstance(calls, list) else []:
-            if isinstance(entry, list) and len(entry) in (3, 4) and isinstance(entry[2], int):
-                method = str(entry[3]) if len(entry) == 4 else ""
-                counts.calls[(str(entry[0]), str(entry[1]), method)] = entry[2]
-        buckets = stats.get("buckets")
-        if (isinstance(buckets, list) and len(buckets) == len(counts.buckets)
-                and all(isinstance(b, int) for b in buckets)):
-            counts.buckets = list(buckets)
-        duration = stats.get("duration_sum")
-        if isinstance(duration, int | float):
-            counts.duration_sum = float(duration)
-        retries = stats.get("retries")
-        if isinstance(retries, dict):
-            counts.retries = {str(k): int(v) for k, v in retries.items() if isinstance(v, int)}
-        return counts
-
-
 class CallCounters:
     """Every worker's latest report plus the retired totals of exited workers, per route."""
 
     def __init__(self) -> None:
-        self._latest: dict[int, tuple[str, RouteCounts, int]] = {}  # pid → (route, counts, active)
-        self._retired: dict[str, RouteCounts] = {}
+        self._latest: dict[int, tuple[str, CallCounts, int]] = {}  # pid → (route, counts, active)
+        self._retired: dict[str, CallCounts] = {}
         self._retired_pids: set[int] = set()
 
-    def report(self, route: str, pid: int, stats: Mapping[str, Any], *, active: int) -> None:
+    def report(self, route: str, pid: int, stats: CallCounts, *, active: int) -> None:
         if pid in self._retired_pids:
             return
-        self._latest[pid] = (route, RouteCounts.from_report(stats), active)
+        self._latest[pid] = (route, stats, active)
 
     def retire(self, pid: int) -> None:
         """The worker has exited: keep its last counts, forget its active calls."""
         self._retired_pids.add(pid)
         entry = self._latest.pop(pid, None)
         if entry is not None:
-            self._retired.setdefault(entry[0], RouteCounts()).add(entry[1])
+            self._retired.setdefault(entry[0], CallCounts()).add(entry[1])
 
     def worker_calls(self, pid: int | None) -> int:
         """Calls a running worker has finished, as of its latest report (0 if unknown)."""
         entry = self._latest.get(pid) if pid is not None else None
         return sum(entry[1].calls.values()) if entry else 0
 
-    def totals(self) -> dict[str, tuple[RouteCounts, int]]:
+    def totals(self) -> dict[str, tuple[CallCounts, int]]:
         """Per route: (cumulative counts, calls active now)."""
-        totals: dict[str, tuple[RouteCounts, int]] = {}
+        totals: dict[str, tuple[CallCounts, int]] = {}
         for route, retired in self._retired.items():
-            counts = RouteCounts()
+            counts = CallCounts()
             counts.add(retired)
             totals[route] = (counts, 0)
         for route, counts, active in self._latest.values():
-            total, running = totals.get(route, (RouteCounts(), 0))
+            total, running = totals.get(route, (CallCounts(), 0))
             total.add(counts)
             totals[route] = (total, running + active)
         return totals
@@ -136,7 +96,7 @@ class SupervisorCounts:
     version: str
 
 
-def call_families(totals: Mapping[str, tuple[RouteCounts, int]]) -> list[Metric]:
+def call_families(totals: Mapping[str, tuple[CallCounts, int]]) -> list[Metric]:
     # --metrics-method-label is one setting for every worker: either all calls carry a method
     # or none does ("" in the counts), so the family has the method label or not at all.
     with_method = any(method for counts, _ in totals.values() for _, _, method in counts.calls)
@@ -218,7 +178,7 @@ def supervisor_families(counts: SupervisorCounts) -> list[Metric]:
 class SnapshotCollector(Collector):
     """The families of one scrape's counts: a collector over data taken once, not live state."""
 
-    def __init__(self, totals: Mapping[str, tuple[RouteCounts, int]],
+    def __init__(self, totals: Mapping[str, tuple[CallCounts, int]],
                  supervisor: SupervisorCounts) -> None:
         self._totals = totals
         self._supervisor = supervisor
@@ -228,7 +188,7 @@ class SnapshotCollector(Collector):
         yield from supervisor_families(self._supervisor)
 
 
-def render_metrics(totals: Mapping[str, tuple[RouteCounts, int]],
+def render_metrics(totals: Mapping[str, tuple[CallCounts, int]],
                    supervisor: SupervisorCounts) -> str:
     """The text exposition format (0.0.4) of one scrape's counts.
 

@@ -10,7 +10,9 @@ The watchdog (gunicorn's timeout): every report is timed. A worker silent for `w
 (a stopped or blocked event loop, a livelock) is logged, SIGKILLed and replaced, counted as
 `reason="timeout"`; it is never taken for a boot failure. A worker counts as serving (for
 /readyz, /debug/endpoints and `gproxy_workers_serving`) only while its last report is fresher
-than half the timeout. Before its first report a worker has `START_TIMEOUT` to start.
+than half the timeout. A worker reports from its start, while it waits for its route's first
+endpoint set too; before that first report (interpreter start, imports, the bus connection) it
+has `START_TIMEOUT`.
 Every task here is a fatal root (`roots.watch_fatal`): if one fails, gproxy-mp stops, exit 1.
 """
 
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gproxy_mp.bus.schema import WorkerStatus
+from gproxy_mp.bus.schema import WorkerState, WorkerStatus
 from gproxy_mp.grpc_engine import worker_environment
 from gproxy_mp.launch import WorkerConfig, worker_argv
 from gproxy_mp.supervisor.policy import (
@@ -51,7 +53,7 @@ class WorkerSlot:
     process: asyncio.subprocess.Process | None = None
     started_at: float = 0.0
     ever_ready: bool = False
-    state: str = "stopped"  # starting, ready, stopping, draining, stopped
+    state: WorkerState = WorkerState.STOPPED
     restarts: int = 0
     backoff: RestartBackoff = field(default_factory=RestartBackoff)
     last_status: WorkerStatus | None = None
@@ -88,16 +90,17 @@ class WorkerPool:
         slot = self.slots.get(status.worker)
         if slot is None or slot.pid != status.pid:
             return  # a report from a worker that has since been replaced
-        if status.state == "ready" and not slot.ever_ready:
+        ready = status.state == WorkerState.READY
+        if ready and not slot.ever_ready:
             log.info("worker %s (pid %d) is serving", status.worker, status.pid,
                      extra={"route": slot.config.route_name})
-        slot.ever_ready = slot.ever_ready or status.state == "ready"
+        slot.ever_ready = slot.ever_ready or ready
         slot.state, slot.last_status = status.state, status
         slot.last_report = self._clock()
 
     def is_serving(self, slot: WorkerSlot) -> bool:
         """Alive, accepting connections, and heard from within half the worker timeout."""
-        return (slot.pid is not None and slot.state in ("ready", "stopping")
+        return (slot.pid is not None and slot.state in (WorkerState.READY, WorkerState.STOPPING)
                 and slot.last_report is not None
                 and self._clock() - slot.last_report <= self._worker_timeout / 2)
 
@@ -191,11 +194,11 @@ class WorkerPool:
             slot.process = await asyncio.create_subprocess_exec(
                 *worker_argv(config), stdin=asyncio.subprocess.DEVNULL,
                 env=worker_environment(config.options.grpc_engine, os.environ))
-            slot.started_at, slot.state = self._clock(), "starting"
+            slot.started_at, slot.state = self._clock(), WorkerState.STARTING
             slot.last_report, slot.timed_out = None, False
             log.info("worker %s started (pid %d)", config.worker, slot.process.pid, extra=extra)
             returncode = await slot.process.wait()
-            slot.state = "stopped"
+            slot.state = WorkerState.STOPPED
             self._on_exit(slot.process.pid)
             uptime = self._clock() - slot.started_at
             if self._stopping.is_set():

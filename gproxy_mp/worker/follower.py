@@ -7,13 +7,14 @@ monotonic clock, passed in; every timer lives in the state.
 
     event                          actions
     -----------------------------  --------------------------------------------------------
-    (start)                        RequestSnapshot
+    (start)                        RequestSnapshot, SendStatus(STARTING)
     EndpointsMessage               ApplyEndpoints when it replaces the served set
     Heartbeat                      RequestSnapshot when it shows a missed update
     Tick(now)                      RequestSnapshot (no snapshot yet, every SNAPSHOT_RETRY_INTERVAL)
-                                   SendStatus (once serving, every STATUS_INTERVAL)
+                                   SendStatus (every STATUS_INTERVAL, from the start: the
+                                   supervisor's watchdog times a starting worker too)
                                    SupervisorLost (once: SUPERVISOR_TIMEOUT of polled silence)
-    Phase(name)                    SendStatus at once (the worker's lifecycle state changed)
+    Phase(state)                   SendStatus at once (the worker's lifecycle state changed)
 
 Supervisor silence is counted in time the worker spent *polling* the bus, not in wall time:
 each tick adds the time since the previous tick, but at most `MAX_TICK_CREDIT`. A worker that
@@ -33,7 +34,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 
-from gproxy_mp.bus.schema import EndpointsMessage, Heartbeat, Message
+from gproxy_mp.bus.schema import EndpointsMessage, Heartbeat, Message, WorkerState
 from gproxy_mp.bus.table import RouteView
 from gproxy_mp.model import EndpointSet
 
@@ -50,8 +51,6 @@ MAX_TICK_CREDIT = 2 * BUS_POLL_TIMEOUT
 """Seconds one tick may add to the supervisor's silence. A poll that took longer than twice
 its timeout means the worker itself was not running (paused or starved), which says nothing
 about the supervisor."""
-STARTING = "starting"
-"""The phase before the worker serves: it sends no status yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +62,9 @@ class Tick:
 
 @dataclass(frozen=True, slots=True)
 class Phase:
-    """The worker's lifecycle state changed: "ready", "stopping", "draining", "stopped"."""
+    """The worker's lifecycle state changed."""
 
-    name: str
+    state: WorkerState
 
 
 Event = Message | Tick | Phase
@@ -90,7 +89,7 @@ class RequestSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class SendStatus:
-    phase: str
+    state: WorkerState
     seq: int
 
 
@@ -112,14 +111,15 @@ class FollowerState:
     last_report: float
     silence: float = 0.0  # seconds of polling since the supervisor was last heard
     heard: bool = False  # the supervisor was heard since the last tick
-    phase: str = STARTING
+    phase: WorkerState = WorkerState.STARTING
     lost: bool = False  # SupervisorLost was emitted (once)
 
 
 def start(route: str, *, now: float) -> tuple[FollowerState, list[Action]]:
-    """The state of a worker that has just subscribed, and its first snapshot request."""
+    """The state of a worker that has just subscribed, its first snapshot request and its
+    first report."""
     state = FollowerState(view=RouteView(route), last_tick=now, last_ask=now, last_report=now)
-    return state, [RequestSnapshot()]
+    return state, [RequestSnapshot(), SendStatus(state=state.phase, seq=0)]
 
 
 def step(state: FollowerState, event: Event) -> tuple[FollowerState, list[Action]]:
@@ -141,11 +141,9 @@ def step(state: FollowerState, event: Event) -> tuple[FollowerState, list[Action
         case Tick():
             return _tick(state, event.now)
         case Phase():
-            if event.name == STARTING:
-                return dataclasses.replace(state, phase=event.name), []
             # Reported now; the last tick is as close to now as this step knows.
-            state = dataclasses.replace(state, phase=event.name, last_report=state.last_tick)
-            return state, [SendStatus(phase=event.name, seq=state.view.seq)]
+            state = dataclasses.replace(state, phase=event.state, last_report=state.last_tick)
+            return state, [SendStatus(state=event.state, seq=state.view.seq)]
     return state, []  # other kinds (a snapshot request, a status) are not for workers
 
 
@@ -160,7 +158,7 @@ def _tick(state: FollowerState, now: float) -> tuple[FollowerState, list[Action]
     if not state.view.has_snapshot and now - state.last_ask > SNAPSHOT_RETRY_INTERVAL:
         state = dataclasses.replace(state, last_ask=now)
         actions.append(RequestSnapshot())
-    if state.phase != STARTING and now - state.last_report >= STATUS_INTERVAL:
+    if now - state.last_report >= STATUS_INTERVAL:
         state = dataclasses.replace(state, last_report=now)
-        actions.append(SendStatus(phase=state.phase, seq=state.view.seq))
+        actions.append(SendStatus(state=state.phase, seq=state.view.seq))
     return state, actions

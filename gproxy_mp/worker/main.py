@@ -13,9 +13,10 @@
    - The supervisor is silent for `follower.SUPERVISOR_TIMEOUT` of polling the bus: stop
      accepting and drain for up to the drain timeout. It may only be hung, and the calls in
      flight are healthy; cancelling them would add an outage to the control-plane fault.
-   - A root task (the bus follower) ends or raises: logged with its traceback, then stop
-     accepting and drain for up to `FAILED_ROOT_DRAIN_TIMEOUT`. Calls in flight are healthy,
-     but the worker's table is frozen and it no longer reports, so the drain is brief.
+   - A root task (the bus follower, the unary-method learner) ends or raises: logged with its
+     traceback, then stop accepting and drain for up to `FAILED_ROOT_DRAIN_TIMEOUT`. Calls in
+     flight are healthy, but the worker's table may be frozen and it no longer reports, so the
+     drain is brief.
    - The parent-death signal (SIGQUIT once the supervisor process is gone) stays immediate:
      nobody will replace this worker, and its port must be free for whatever replaces the
      whole proxy ("no orphans holding the port").
@@ -44,7 +45,7 @@ import grpc.aio
 
 from gproxy_mp import loops
 from gproxy_mp.bus.client import BusClient
-from gproxy_mp.bus.schema import WorkerStatus
+from gproxy_mp.bus.schema import WorkerState, WorkerStatus
 from gproxy_mp.bus.sockets import BusAddresses
 from gproxy_mp.errors import AddressInUseError, ExitCode
 from gproxy_mp.launch import WorkerConfig
@@ -128,6 +129,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
     following = _BusFollower(config, bus, pool, handler, stops, learner=learner)
     roots = _Roots(stops.failed)
     roots.start(following.run(), name="bus follower")
+    if learner is not None:
+        roots.start(learner.run(), name="unary-method learner")
     server: grpc.aio.Server | None = None
     try:
         await _first(stops.snapshot, stops.graceful, stops.immediate, stops.lost, stops.failed)
@@ -145,7 +148,7 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         log.info("serving on %s, forwarding to %s (%d endpoints, %s loop, gRPC on %s)",
                  config.bind_address, config.target, len(pool),
                  loops.resolve(config.options.event_loop), config.options.grpc_engine)
-        await following.set_phase("ready")
+        await following.set_phase(WorkerState.READY)
         await _first(stops.graceful, stops.immediate, stops.lost, stops.failed)
         await _shut_down(server, config, handler, stops, following)
         server = None
@@ -154,9 +157,7 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         if server is not None:
             await server.stop(None)
         await roots.stop()
-        await following.set_phase("stopped")  # the final counts: the supervisor's stay exact
-        if learner is not None:
-            await learner.close()
+        await following.set_phase(WorkerState.STOPPED)  # final counts: the supervisor's stay exact
         await pool.close(0)
         bus.close()
 
@@ -165,7 +166,7 @@ async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: Pro
                      stops: Stops, following: _BusFollower) -> None:
     interrupts = (stops.immediate, stops.lost, stops.failed)
     if not any(e.is_set() for e in interrupts):
-        await following.set_phase("stopping")
+        await following.set_phase(WorkerState.STOPPING)
         log.info("shutdown: still serving for the shutdown delay (%.1fs)",
                  config.options.shutdown_delay)
         with contextlib.suppress(TimeoutError):
@@ -174,7 +175,7 @@ async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: Pro
         drain_timeout = config.options.drain_timeout
         if stops.failed.is_set():
             drain_timeout = min(drain_timeout, FAILED_ROOT_DRAIN_TIMEOUT)
-        await following.set_phase("draining")
+        await following.set_phase(WorkerState.DRAINING)
         log.info("shutdown: stopped accepting; draining %d in-flight calls for up to %.1fs",
                  handler.active_calls, drain_timeout)
         loop = asyncio.get_running_loop()
@@ -210,8 +211,8 @@ class _BusFollower:
                 await self._step(message)
             await self._step(follower.Tick(self._clock()))
 
-    async def set_phase(self, name: str) -> None:
-        await self._step(follower.Phase(name))
+    async def set_phase(self, state: WorkerState) -> None:
+        await self._step(follower.Phase(state))
 
     async def _step(self, event: follower.Event) -> None:
         self._state, actions = follower.step(self._state, event)
@@ -229,7 +230,7 @@ class _BusFollower:
                     await self._bus.request_snapshot()
                 case follower.SendStatus():
                     await self._bus.send_status(WorkerStatus(
-                        worker=self._config.worker, pid=os.getpid(), state=action.phase,
+                        worker=self._config.worker, pid=os.getpid(), state=action.state,
                         seq=action.seq, active_calls=self._handler.active_calls,
                         stats=self._handler.stats.snapshot()))
                 case follower.SupervisorLost():

@@ -10,17 +10,16 @@ which of their methods are unary; nothing else is trusted for it but `--unary-me
   declared it so and no backend ever declared it streaming (a method seen streaming anywhere,
   e.g. during a rolling update that changed it, stays on the transparent path for good).
 - `ask_reflection` / `UnaryLearner`: the I/O. A worker asks up to `MAX_ASKED_PER_UPDATE` of the
-  backends each endpoint update adds, one at a time, in the background, and decides once all of
-  them have answered (so one backend's answer never rules alone while another's is pending); a
-  backend without reflection (UNIMPLEMENTED), or any error, only means nothing is learned from
-  it. Calls never wait for this: until a method is learned it takes the transparent stream
-  path.
+  backends each endpoint update adds, one at a time, in `UnaryLearner.run` (one of the
+  worker's supervised root tasks), and decides once all of them have answered (so one
+  backend's answer never rules alone while another's is pending); a backend without
+  reflection (UNIMPLEMENTED), or any error, only means nothing is learned from it. Calls
+  never wait for this: until a method is learned it takes the transparent stream path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -148,16 +147,15 @@ class UnaryLearner:
         self._on_change = on_change
         self._shapes = MethodShapes()
         self._queue: asyncio.Queue[tuple[str, grpc.aio.Channel]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
 
     def backends_added(self, backends: Sequence[Backend]) -> None:
         """Backends an update added; the first few are asked (their channels open now)."""
         for backend in backends[:MAX_ASKED_PER_UPDATE]:
             self._queue.put_nowait((backend.endpoint.address, backend.channel))
-        if self._task is None and backends:
-            self._task = asyncio.create_task(self._run(), name="learn unary methods")
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Ask queued backends, one at a time, until cancelled; one backend's failure only
+        means nothing is learned from it."""
         published: frozenset[str] = frozenset()
         asked: list[str] = []
         while True:
@@ -185,12 +183,6 @@ class UnaryLearner:
                 continue
             self._shapes.learn(shapes)
             asked.append(address)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
 
 def _describe(error: Exception) -> str:

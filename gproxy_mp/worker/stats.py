@@ -1,8 +1,9 @@
 """Per-call counters of one worker, reported to the supervisor over the bus every second.
 
 The worker only counts (a dict increment and a bucket increment per call, well under 1% of a
-call's cost); the supervisor aggregates every worker's latest report and renders Prometheus
-text (`supervisor/metrics.py`). Label cardinality is bounded here: the backend label is
+call's cost); `snapshot()` is the bus's `CallCounts` (`bus/schema.py` owns the wire format);
+the supervisor aggregates every worker's latest report and renders Prometheus text
+(`supervisor/metrics.py`). Label cardinality is bounded here: the backend label is
 `host:port`, and after `MAX_BACKENDS` distinct backends further ones are counted as "other".
 """
 
@@ -10,11 +11,9 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Any
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                   10.0, 30.0, 60.0)
-"""Upper bounds, in seconds, of the call latency histogram (plus +Inf)."""
+from gproxy_mp.bus.schema import LATENCY_BUCKETS, CallCounts
+
 MAX_BACKENDS = 1000
 """Distinct backend label values kept per worker; endpoints churn, the label set must not grow
 without bound."""
@@ -57,12 +56,7 @@ class CallStats:
     def record_retry(self, reason: str) -> None:
         self.retries[reason] = self.retries.get(reason, 0) + 1
 
-    def snapshot(self) -> dict[str, Any]:
-        """A JSON-ready copy: cumulative since the worker started."""
-        return {
-            "calls": [[backend, code, count, method]
-                      for (backend, code, method), count in self.calls.items()],
-            "buckets": list(self.buckets),
-            "duration_sum": self.duration_sum,
-            "retries": dict(self.retries),
-        }
+    def snapshot(self) -> CallCounts:
+        """A copy of the counts, cumulative since the worker started, for a status report."""
+        return CallCounts(calls=dict(self.calls), buckets=list(self.buckets),
+                          duration_sum=self.duration_sum, retries=dict(self.retries))

@@ -98,3 +98,55 @@ def test_a_stopped_worker_is_replaced_within_the_worker_timeout_while_its_siblin
     assert len(failing_connections) <= held[victim], report
     assert all(o.backend is not None for o in load.outcomes() if o.started > resumed_at + 2.0), \
         report
+
+
+def starting_workers(admin: str) -> dict[str, dict[str, object]] | None:
+    """Worker id → its /debug/endpoints entry, once every worker has reported "starting"."""
+    try:
+        view = json.loads(admin_get(admin, "/debug/endpoints"))
+    except OSError:  # not listening yet
+        return None
+    workers = {str(w["worker"]): dict(w) for w in view["routes"][0]["workers"]}
+    reported = all(w["state"] == "starting" and w["seconds_since_report"] is not None
+                   for w in workers.values())
+    return workers if len(workers) == WORKERS and reported else None
+
+
+def test_a_worker_that_hangs_while_waiting_for_its_first_endpoints_is_replaced_in_time(
+    proxies: Callable[..., Proxy]
+) -> None:
+    """A route whose DNS server never answers keeps its workers "starting" (no endpoint set
+    to serve yet). They report all the same, so a starting worker that hangs is replaced within
+    `--worker-timeout`; before, only a 60 s start limit covered a worker that never served."""
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    silent_dns = f"127.0.0.1:{free_port()}"  # nothing listens there: every lookup times out
+    proxy = proxies(
+        *proxy_args(f"127.0.0.1:{port}-dns://{silent_dns}/never.test:50051", workers=WORKERS,
+                    admin_address=admin),
+        "--worker-timeout", f"{WORKER_TIMEOUT}s",
+    )
+    workers = wait_until(lambda: starting_workers(admin), timeout=20)
+    assert workers, proxy.output()
+    victim = workers["0#0"]["pid"]
+    assert isinstance(victim, int)
+    stopped_at = time.monotonic()
+    os.kill(victim, signal.SIGSTOP)
+
+    def replacement() -> dict[str, dict[str, object]] | None:
+        found = starting_workers(admin)
+        return found if found and found["0#0"]["pid"] != victim else None
+
+    try:
+        replaced = wait_until(replacement, timeout=WORKER_TIMEOUT + REPLACE_MARGIN + 3.0)
+        replaced_after = time.monotonic() - stopped_at
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGCONT)
+    report = f"replaced after {replaced_after:.1f}s: {replaced}\n{proxy.output()}"
+    assert replaced, report
+    # The kill comes within the timeout (+ the watchdog's half-second look); the replacement's
+    # interpreter start and first report take the rest.
+    assert replaced_after <= WORKER_TIMEOUT + REPLACE_MARGIN + 3.0, report
+    assert replaced["0#1"]["pid"] == workers["0#1"]["pid"], report  # its sibling was left alone
+    assert metric_sum(scrape(admin), "gproxy_worker_restarts_total", reason="timeout") == 1, report
+    assert "sent no status for" in proxy.output(), report

@@ -173,7 +173,8 @@ async def test_a_workers_status_reaches_the_supervisor(
     supervisor: Supervisor, connect: Callable[[], Worker]
 ) -> None:
     worker = connect()
-    status = schema.WorkerStatus(worker="0#0", pid=4242, state="ready", seq=1, active_calls=2)
+    status = schema.WorkerStatus(worker="0#0", pid=4242, state=schema.WorkerState.READY, seq=1,
+                                 active_calls=2)
     await worker.client.send_status(status)
     await asyncio.wait_for(supervisor.status_arrived.wait(), STEP_TIMEOUT)
     assert supervisor.statuses == [status]

@@ -7,11 +7,14 @@ import json
 import pytest
 
 from gproxy_mp.bus.schema import (
+    LATENCY_BUCKETS,
+    CallCounts,
     EndpointsMessage,
     Heartbeat,
     MalformedMessageError,
     Message,
     SnapshotRequest,
+    WorkerState,
     WorkerStatus,
     decode,
     encode,
@@ -30,8 +33,12 @@ MESSAGES: list[Message] = [
     Heartbeat(epoch="e1", seq=9, routes={"0": 7, "1": 9}),
     Heartbeat(epoch="e1", seq=0, routes={}),
     SnapshotRequest(route="0", worker="0#1"),
-    WorkerStatus(worker="0#1", pid=4242, state="ready", seq=7, active_calls=3),
-    WorkerStatus(worker="1#0", pid=1, state="draining", seq=0, active_calls=0),
+    WorkerStatus(worker="0#1", pid=4242, state=WorkerState.READY, seq=7, active_calls=3,
+                 stats=CallCounts(calls={("10.0.0.1:1", "OK", ""): 5,
+                                         ("other", "UNAVAILABLE", "/p.S/M"): 1},
+                                  buckets=[1] * (len(LATENCY_BUCKETS) + 1), duration_sum=0.5,
+                                  retries={"unavailable": 2})),
+    WorkerStatus(worker="1#0", pid=1, state=WorkerState.DRAINING, seq=0, active_calls=0),
 ]
 
 TOPICS = [b"route/0/", b"route/10/", b"route/0/", b"heartbeat/", b"heartbeat/", b"snapshot/",
@@ -80,6 +87,23 @@ def endpoints_payload(**change: object) -> bytes:
     return json.dumps(payload).encode()
 
 
+def status_payload(**change: object) -> bytes:
+    """A worker status whose stats have `change` applied."""
+    stats = {"calls": [["b:1", "OK", 3, ""]], "buckets": [0] * (len(LATENCY_BUCKETS) + 1),
+             "duration_sum": 0.1, "retries": {"unavailable": 1}} | change
+    payload = {"v": 1, "kind": "status", "worker": "0#0", "pid": 1, "state": "ready",
+               "seq": 1, "active_calls": 0, "stats": stats}
+    return json.dumps(payload).encode()
+
+
+def test_a_status_decodes_its_state_and_its_counts() -> None:
+    message = decode([b"status/", status_payload()])
+    assert isinstance(message, WorkerStatus)
+    assert message.state is WorkerState.READY
+    assert message.stats.calls == {("b:1", "OK", ""): 3}
+    assert message.stats.retries == {"unavailable": 1}
+
+
 def heartbeat_payload(**change: object) -> bytes:
     payload = {"v": 1, "kind": "heartbeat", "epoch": "e1", "seq": 1, "routes": {"0": 1}} | change
     return json.dumps(payload).encode()
@@ -116,6 +140,21 @@ MALFORMED = [
                               b'"seq":1,"active_calls":-2}'], id="negative-active-calls"),
     pytest.param([b"snapshot/", b'{"v":1,"kind":"snapshot_request","route":"0"}'],
                  id="request-without-worker"),
+    pytest.param([b"status/", b'{"v":1,"kind":"status","worker":"0#0","pid":1,"state":"ready",'
+                              b'"seq":1,"active_calls":0}'], id="status-without-stats"),
+    pytest.param([b"status/", status_payload().replace(b'"ready"', b'"napping"')],
+                 id="unknown-worker-state"),
+    pytest.param([b"status/", status_payload(calls=[["b:1", "OK", "x", ""]])],
+                 id="call-count-not-a-number"),
+    pytest.param([b"status/", status_payload(calls=[["b:1", "OK", 3]])], id="call-without-method"),
+    pytest.param([b"status/", status_payload(calls="junk")], id="calls-not-a-list"),
+    pytest.param([b"status/", status_payload(buckets=[1, 2])], id="too-few-buckets"),
+    pytest.param([b"status/", status_payload(duration_sum="no")], id="duration-sum-not-a-number"),
+    pytest.param([b"status/", status_payload(duration_sum=-1)], id="negative-duration-sum"),
+    pytest.param([b"status/", status_payload(retries={"unavailable": "x"})],
+                 id="retry-count-not-a-number"),
+    pytest.param([b"status/", b'{"v":1,"kind":"status","worker":"0#0","pid":1,"state":"ready",'
+                              b'"seq":1,"active_calls":0,"stats":[]}'], id="stats-not-an-object"),
 ]
 
 

@@ -51,10 +51,12 @@ Line = tuple[Event, tuple[Action, ...]]
 Transcript = tuple[Line, ...]
 
 
-def quiet(start_at: float, until: float, *, every: float = 0.5) -> Transcript:
-    """Ticks with nothing else, each expected to do nothing."""
-    count = round((until - start_at) / every)
-    return tuple((Tick(start_at + every * (i + 1)), ()) for i in range(count))
+def starting(start_at: float, until: float) -> Transcript:
+    """Ticks every half second before the first snapshot: a "starting" report each second."""
+    count = round((until - start_at) / 0.5)
+    ticks = (start_at + 0.5 * (i + 1) for i in range(count))
+    return tuple((Tick(now), (SendStatus("starting", 0),) if now == int(now) else ())
+                 for now in ticks)
 
 
 def serving(start_at: float, until: float, *, seq: int = 1) -> Transcript:
@@ -96,14 +98,14 @@ MISSED_UPDATE: Transcript = (
 )
 
 UNANSWERED_SNAPSHOT_IS_ASKED_AGAIN: Transcript = (
-    *quiet(0.0, 2.0),
+    *starting(0.0, 2.0),
     (Tick(2.5), (RequestSnapshot(),)),  # more than SNAPSHOT_RETRY_INTERVAL after the first
-    *quiet(2.5, 4.5),
-    (Tick(5.0), (RequestSnapshot(),)),
+    *starting(2.5, 4.5),
+    (Tick(5.0), (RequestSnapshot(), SendStatus("starting", 0))),
 )
 
-STATUS_EVERY_SECOND_ONCE_READY: Transcript = (
-    *quiet(0.0, 2.0),  # starting: no status yet
+STATUS_EVERY_SECOND_FROM_THE_START: Transcript = (
+    *starting(0.0, 2.0),  # waiting for the first snapshot, reporting all the same
     (snapshot(1, A), (ApplyEndpoints(seq=1, before=None, endpoints=A),)),
     (Phase("ready"), (SendStatus("ready", 1),)),
     *serving(2.0, 4.0),
@@ -125,7 +127,8 @@ SUPERVISOR_SILENT_WHILE_POLLING: Transcript = (
 )
 
 SILENT_BEFORE_THE_FIRST_SNAPSHOT: Transcript = (
-    *((Tick(0.5 * i), (RequestSnapshot(),) if i in (5, 10) else ()) for i in range(1, 13)),
+    *((Tick(0.5 * i), ((RequestSnapshot(),) if i in (5, 10) else ())
+       + ((SendStatus("starting", 0),) if i % 2 == 0 else ())) for i in range(1, 13)),
     (Tick(6.5), (SupervisorLost(silence=6.5),)),
 )
 
@@ -172,7 +175,7 @@ TRANSCRIPTS = {
     "update-before-the-snapshot-is-held": UPDATE_BEFORE_THE_SNAPSHOT_IS_HELD,
     "missed-update": MISSED_UPDATE,
     "unanswered-snapshot-is-asked-again": UNANSWERED_SNAPSHOT_IS_ASKED_AGAIN,
-    "status-every-second-once-ready": STATUS_EVERY_SECOND_ONCE_READY,
+    "status-every-second-from-the-start": STATUS_EVERY_SECOND_FROM_THE_START,
     "supervisor-silent-while-polling": SUPERVISOR_SILENT_WHILE_POLLING,
     "silent-before-the-first-snapshot": SILENT_BEFORE_THE_FIRST_SNAPSHOT,
     "paused-then-queued-heartbeats": PAUSED_THEN_QUEUED_HEARTBEATS,
@@ -186,7 +189,7 @@ TRANSCRIPTS = {
 def play(transcript: Sequence[Line]) -> list[str]:
     """Every line whose actions differ from the expected ones, described."""
     state, actions = start(ROUTE, now=0.0)
-    assert actions == [RequestSnapshot()]
+    assert actions == [RequestSnapshot(), SendStatus("starting", 0)]
     differences = []
     for index, (event, expected) in enumerate(transcript):
         state, actions = step(state, event)

@@ -9,14 +9,13 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from gproxy_mp.bus.schema import LATENCY_BUCKETS, CallCounts
 from gproxy_mp.supervisor.metrics import (
     CallCounters,
-    RouteCounts,
     SupervisorCounts,
     render_metrics,
 )
 from gproxy_mp.worker.stats import (
-    LATENCY_BUCKETS,
     MAX_BACKENDS,
     MAX_METHODS,
     OTHER_BACKEND,
@@ -49,7 +48,7 @@ FAMILIES = {  # name → (type, label names), as in README.md's table
 }
 
 
-def stats_of(*calls: tuple[str, str, float], retries: int = 0) -> dict[str, object]:
+def stats_of(*calls: tuple[str, str, float], retries: int = 0) -> CallCounts:
     stats = CallStats()
     for backend, code, seconds in calls:
         stats.record_call(backend, code, seconds)
@@ -74,10 +73,8 @@ def render(counters: CallCounters, supervisor: SupervisorCounts = SUPERVISOR) ->
 def test_a_worker_counts_calls_by_backend_and_code_and_buckets_their_duration() -> None:
     snapshot = stats_of(("10.0.0.1:1", "OK", 0.002), ("10.0.0.1:1", "OK", 0.2),
                         ("10.0.0.2:1", "UNAVAILABLE", 100.0))
-    assert sorted(map(tuple, snapshot["calls"])) == [  # type: ignore[call-overload]
-        ("10.0.0.1:1", "OK", 2, ""), ("10.0.0.2:1", "UNAVAILABLE", 1, "")]
-    buckets = snapshot["buckets"]
-    assert isinstance(buckets, list)
+    assert snapshot.calls == {("10.0.0.1:1", "OK", ""): 2, ("10.0.0.2:1", "UNAVAILABLE", ""): 1}
+    buckets = snapshot.buckets
     assert buckets[LATENCY_BUCKETS.index(0.0025)] == 1
     assert buckets[LATENCY_BUCKETS.index(0.25)] == 1
     assert buckets[-1] == 1  # beyond the last bound: +Inf only
@@ -130,14 +127,14 @@ def test_each_running_workers_calls_are_told_apart() -> None:
     assert counters.worker_calls(None) == 0
 
 
-def test_malformed_parts_of_a_report_are_ignored() -> None:
-    counts = RouteCounts.from_report({"calls": [["b:1", "OK", "x"], ["b:1", "OK", 3], "junk"],
-                                      "buckets": [1, 2], "duration_sum": "no",
-                                      "retries": {"unavailable": 2, "bad": "x"}})
-    assert counts.calls == {("b:1", "OK", ""): 3}
-    assert counts.buckets == [0] * (len(LATENCY_BUCKETS) + 1)
-    assert counts.duration_sum == 0.0
-    assert counts.retries == {"unavailable": 2}
+def test_a_snapshot_is_a_copy_that_later_calls_do_not_change() -> None:
+    stats = CallStats()
+    stats.record_call("b:1", "OK", 0.001)
+    snapshot = stats.snapshot()
+    stats.record_call("b:1", "OK", 0.001)
+    stats.record_retry("unavailable")
+    assert snapshot.calls == {("b:1", "OK", ""): 1}
+    assert sum(snapshot.buckets) == 1 and snapshot.retries == {}
 
 
 def test_the_histogram_is_rendered_cumulative_with_sum_and_count() -> None:
