@@ -21,6 +21,7 @@ from gproxy_mp.config import Route, Settings, WorkerOptions, check_admin, check_
 from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
 from gproxy_mp.grpc_engine import GRPC_ENGINES
 from gproxy_mp.logs import FORMATS, LEVELS, configure_logging
+from gproxy_mp.worker.balancer import BALANCERS
 
 log = logging.getLogger("gproxy_mp")
 
@@ -98,6 +99,11 @@ Example:
 @click.option("--check", "check", is_flag=True, default=False,
               help="Validate the options, resolve every target once, check Kubernetes "
               "permissions, print a table and exit (0: all good).")
+@click.option("--balancer", type=click.Choice(BALANCERS), default="round-robin",
+              show_default=True,
+              help="How each call's backend is picked: 'round-robin' in turn, or "
+              "'least-request': the one of two random backends with fewer calls in flight "
+              "(slow backends get fewer calls).")
 @click.option("--unary-methods", default="", type=params.UNARY_METHODS,
               help="Methods known to be unary (or /pkg.Svc/* for a whole service): served "
               "with cheaper unary handlers. A streaming call to one of them fails.")

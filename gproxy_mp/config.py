@@ -142,6 +142,9 @@ class WorkerOptions:
     """Add a `method` label to gproxy_calls_total (bounded to 200 values per worker)."""
     access_log: bool = False
     """One info line per call (route, method, backend, code, duration), from the workers."""
+    balancer: str = "round-robin"
+    """How a worker picks each call's backend (`worker/balancer.py`): `round-robin` or
+    `least-request` (power of two choices by calls in flight)."""
 
 
 @dataclass(frozen=True, slots=True)

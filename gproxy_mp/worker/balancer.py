@@ -1,17 +1,27 @@
-"""Per-call round robin over backends, preferring healthy connections. Pure; no gRPC here.
+"""Per-call picking over backends, preferring healthy connections. Pure; no gRPC here.
 
 Each backend carries a rank: 0 READY, 1 not yet known to be broken (IDLE, CONNECTING),
-2 TRANSIENT_FAILURE. A pick scans at most once around the ring from the cursor and takes the
-first backend of the best rank present, then moves the cursor past it, so with all backends
-READY the calls go strictly in turn, and a broken backend only gets a call when nothing
-better exists. Cost per pick is O(1) while the first candidate is READY.
+2 TRANSIENT_FAILURE (or struck by passive health, `Strikes`). Every balancer picks only among
+the backends of the best rank present, so a broken backend only gets a call when nothing better
+exists; they differ in which of those they take.
+
+- `RoundRobin` (`--balancer round-robin`, the default): scans at most once around the ring from
+  the cursor and takes the first backend of the best rank, then moves the cursor past it; with
+  all backends READY the calls go strictly in turn. O(1) per pick while the first is READY.
+- `LeastRequest` (`--balancer least-request`): power of two choices (Envoy's least-request,
+  Linkerd's P2C): two distinct backends of the best rank at random, and the one with fewer
+  calls in flight in this worker wins; a tie goes to the lower `Ewma` of recent response
+  times. A slow backend accumulates calls in flight, so it gets fewer new ones, without the
+  herding of always taking the global minimum. O(1) per pick when both draws are READY.
 """
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -21,6 +31,9 @@ STRIKE_INITIAL_PENALTY = 0.5
 """Seconds a backend ranks as failing after it answered UNAVAILABLE before sending anything."""
 STRIKE_MAX_PENALTY = 10.0
 """Upper bound, in seconds, of the penalty, which doubles with each consecutive strike."""
+EWMA_DECAY = 10.0
+"""Seconds over which a response time's weight in `Ewma` falls to 1/e (Linkerd's default)."""
+BALANCERS = ("round-robin", "least-request")
 
 
 @dataclass(slots=True)
@@ -41,6 +54,29 @@ class Strikes:
 
     def active(self, now: float) -> bool:
         return now < self.until
+
+
+@dataclass(slots=True)
+class Ewma:
+    """An exponentially weighted moving average of response times, weighted by time: a sample
+    taken `dt` seconds after the previous one replaces a share 1 - exp(-dt/EWMA_DECAY) of it.
+    Unmeasured (no sample yet), it is 0: a new backend is tried first."""
+
+    value: float = 0.0
+    last: float | None = None
+
+    def observe(self, seconds: float, now: float) -> None:
+        if self.last is None:
+            self.value = seconds
+        else:
+            weight = math.exp(-max(now - self.last, 0.0) / EWMA_DECAY)
+            self.value = self.value * weight + seconds * (1.0 - weight)
+        self.last = now
+
+
+class Picker(Protocol[T]):
+    def pick(self, backends: Sequence[T], *, rank: Callable[[T], int],
+             exclude: Container[T] = ()) -> T | None: ...
 
 
 class RoundRobin(Generic[T]):
@@ -67,3 +103,52 @@ class RoundRobin(Generic[T]):
             return None
         self._cursor = best[1] + 1
         return backends[best[1]]
+
+
+class LeastRequest(Generic[T]):
+    """Power of two choices by calls in flight, ties broken by response-time EWMA; `load(b)`
+    gives (calls in flight, EWMA seconds). `choose` is injectable for tests."""
+
+    def __init__(self, load: Callable[[T], tuple[int, float]], *,
+                 choose: Callable[[int], int] | None = None) -> None:
+        self._load = load
+        self._choose = choose or random.Random().randrange
+
+    def pick(self, backends: Sequence[T], *, rank: Callable[[T], int],
+             exclude: Container[T] = ()) -> T | None:
+        """The less loaded of two random backends of the best rank, skipping `exclude`."""
+        count = len(backends)
+        if count >= 2:  # the common case: two distinct READY draws, nothing excluded
+            first = self._choose(count)
+            second = (first + 1 + self._choose(count - 1)) % count
+            a, b = backends[first], backends[second]
+            if (rank(a) == READY and rank(b) == READY
+                    and a not in exclude and b not in exclude):
+                return self._lighter(a, b)
+        best_rank: int | None = None
+        candidates: list[T] = []
+        for backend in backends:
+            if backend in exclude:
+                continue
+            backend_rank = rank(backend)
+            if best_rank is None or backend_rank < best_rank:
+                best_rank, candidates = backend_rank, [backend]
+            elif backend_rank == best_rank:
+                candidates.append(backend)
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        first = self._choose(len(candidates))
+        second = (first + 1 + self._choose(len(candidates) - 1)) % len(candidates)
+        return self._lighter(candidates[first], candidates[second])
+
+    def _lighter(self, a: T, b: T) -> T:
+        return a if self._load(a) <= self._load(b) else b
+
+
+def build_picker(name: str, load: Callable[[T], tuple[int, float]]) -> Picker[T]:
+    """The picker `--balancer` names (one of `BALANCERS`)."""
+    if name == "least-request":
+        return LeastRequest(load)
+    if name == "round-robin":
+        return RoundRobin()
+    raise ValueError(f"unknown balancer {name!r}")

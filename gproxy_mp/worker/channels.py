@@ -22,7 +22,7 @@ import grpc
 import grpc.aio
 
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
-from gproxy_mp.worker.balancer import FAILING, READY, UNKNOWN, RoundRobin, Strikes
+from gproxy_mp.worker.balancer import FAILING, READY, UNKNOWN, Ewma, Strikes, build_picker
 from gproxy_mp.worker.server import MAX_METADATA_BYTES
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ class Backend:
         self.state = grpc.ChannelConnectivity.IDLE
         self.rank = UNKNOWN
         self.strikes = Strikes()
+        self.in_flight = 0  # attempts running on it now, in this worker
+        self.latency = Ewma()  # of its response times (to headers or first message)
         self.closed = False
         self._channel: grpc.aio.Channel | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -73,6 +75,20 @@ class Backend:
             self.open()
         assert self._channel is not None
         return self._channel
+
+    def begin(self) -> float:
+        """An attempt starts on this backend; returns its start time for `responded`."""
+        self.in_flight += 1
+        return time.monotonic()
+
+    def responded(self, started: float) -> None:
+        """The attempt begun at `started` got its response headers (or its whole answer)."""
+        now = time.monotonic()
+        self.latency.observe(now - started, now)
+
+    def end(self) -> None:
+        """The attempt is over, however it ended."""
+        self.in_flight -= 1
 
     def open(self) -> None:
         """Create the channel and start connecting (no-op when open or closed)."""
@@ -135,15 +151,19 @@ class Backend:
 
 
 
+def _load(backend: Backend) -> tuple[int, float]:
+    return backend.in_flight, backend.latency.value
+
+
 class BackendPool:
     """The route's backends, the picker over them, and the channels still closing."""
 
-    def __init__(self, *, close_grace: float) -> None:
+    def __init__(self, *, close_grace: float, balancer: str = "round-robin") -> None:
         self._close_grace = close_grace
         self._backends: dict[Endpoint, Backend] = {}
         self._order: list[Backend] = []
         self._tasks: set[asyncio.Task[None]] = set()  # opening and closing channels
-        self._picker: RoundRobin[Backend] = RoundRobin()
+        self._picker = build_picker(balancer, _load)
 
     def __len__(self) -> int:
         return len(self._order)

@@ -121,7 +121,7 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
     stops = stops or Stops()
     bus = BusClient(BusAddresses(Path(config.runtime_dir)), route=config.route,
                     worker=config.worker)
-    pool = BackendPool(close_grace=config.options.drain_timeout)
+    pool = BackendPool(close_grace=config.options.drain_timeout, balancer=config.options.balancer)
     handler = ProxyHandler(pool, target=config.target, access_log=config.options.access_log,
                            unary_methods=config.options.unary_methods,
                            stats=CallStats(method_label=config.options.metrics_method_label))

@@ -192,22 +192,25 @@ class ProxyHandler(_GenericRpcHandler):
             single = await self._single_request(method, request_log)
             while True:
                 backend = await self._next_backend(tried, context, outcome)
+                started = backend.begin()
                 call: grpc.aio.UnaryStreamCall[bytes, bytes] | grpc.aio.StreamStreamCall[
                     bytes, bytes]
                 sender = None
-                if single is not None:  # one batch: metadata, the message and the half-close
-                    call = backend.single_request_method(method)(
-                        single, metadata=metadata, timeout=context.time_remaining())
-                    recorder = StatusRecorder(call)
-                else:
-                    streaming = backend.method(method)(
-                        request_iterator=None, metadata=metadata,
-                        timeout=context.time_remaining())
-                    call, recorder = streaming, StatusRecorder(streaming)
-                    sender = loop.create_task(request_log.send_to(streaming))
                 try:
-                    status = await self._relay(call, recorder, context, request_log)
+                    if single is not None:  # one batch: metadata, message and half-close
+                        call = backend.single_request_method(method)(
+                            single, metadata=metadata, timeout=context.time_remaining())
+                        recorder = StatusRecorder(call)
+                    else:
+                        streaming = backend.method(method)(
+                            request_iterator=None, metadata=metadata,
+                            timeout=context.time_remaining())
+                        call, recorder = streaming, StatusRecorder(streaming)
+                        sender = loop.create_task(request_log.send_to(streaming))
+                    status = await self._relay(call, recorder, context, request_log,
+                                               backend=backend, started=started)
                 finally:
+                    backend.end()
                     if sender is not None:
                         await _stop(sender)
                 outcome.code = status.code.name
@@ -282,19 +285,24 @@ class ProxyHandler(_GenericRpcHandler):
         tried: list[Backend] = []
         while True:
             backend = await self._next_backend(tried, context, outcome)
-            call = backend.unary_method(method)(request, metadata=metadata,
-                                                timeout=context.time_remaining())
-            recorder = StatusRecorder(call)
+            started = backend.begin()
             try:
+                call = backend.unary_method(method)(request, metadata=metadata,
+                                                    timeout=context.time_remaining())
+                recorder = StatusRecorder(call)
                 try:
-                    response: bytes | None = await call
-                except grpc.RpcError:
-                    response = None  # the status says why
-                headers = filter_metadata(await call.initial_metadata())
-            except BaseException:
-                call.cancel()
-                raise
-            status = await recorder.status()
+                    try:
+                        response: bytes | None = await call
+                    except grpc.RpcError:
+                        response = None  # the status says why
+                    backend.responded(started)
+                    headers = filter_metadata(await call.initial_metadata())
+                except BaseException:
+                    call.cancel()
+                    raise
+                status = await recorder.status()
+            finally:
+                backend.end()
             outcome.code = status.code.name
             answered = bool(headers) or status.code != grpc.StatusCode.UNAVAILABLE
             if answered:
@@ -323,11 +331,12 @@ class ProxyHandler(_GenericRpcHandler):
     async def _relay(self, call: grpc.aio.UnaryStreamCall[bytes, bytes]
                      | grpc.aio.StreamStreamCall[bytes, bytes],
                      recorder: StatusRecorder, context: grpc.aio.ServicerContext[bytes, bytes],
-                     request_log: RequestLog) -> Status:
+                     request_log: RequestLog, *, backend: Backend, started: float) -> Status:
         """Forward one attempt's responses. Returns its status; for UNAVAILABLE with nothing
         sent to the client yet, the status is *not* forwarded (the caller decides)."""
         try:
             headers = filter_metadata(await call.initial_metadata())
+            backend.responded(started)
             if headers:
                 request_log.commit()
                 await context.send_initial_metadata(headers)

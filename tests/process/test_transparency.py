@@ -38,12 +38,14 @@ LEARNED = "methods as unary, learned by reflection"
 """What each worker logs once it serves methods the backends' reflection declared unary."""
 
 
-@pytest.fixture(scope="module", params=["streaming-handlers", "declared-unary", "learned-unary"])
+@pytest.fixture(scope="module", params=["streaming-handlers", "declared-unary", "learned-unary",
+                                        "least-request", "least-request-declared-unary"])
 def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
           ) -> Iterator[Setup]:
-    """Every test runs three times: with the catch-all stream handler, with the unary methods
-    declared by `--unary-methods`, and with them learned from the backends' server reflection
-    (unary handlers on both hops in the last two)."""
+    """Every test runs with the catch-all stream handler, with the unary methods declared by
+    `--unary-methods`, and with them learned from the backends' server reflection (unary
+    handlers on both hops in the last two); then the first two again with
+    `--balancer least-request`."""
     launcher = Launcher(tmp_path_factory.mktemp("transparency"))
     try:
         learned = request.param == "learned-unary"
@@ -51,7 +53,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
         servers = (launcher.start_backend("a", extra_args=backend_args),
                    launcher.start_backend("b", extra_args=backend_args))
         port = free_port()
-        extra = ["--unary-methods", UNARY_METHODS] if request.param == "declared-unary" else []
+        extra = (["--unary-methods", UNARY_METHODS] if request.param.endswith("declared-unary")
+                 else [])
+        if request.param.startswith("least-request"):
+            extra += ["--balancer", "least-request"]
         proxy = launcher.start_proxy(*proxy_args(route(port, *servers), workers=2), *extra)
         address = f"127.0.0.1:{port}"
         proxy.wait_serving(address)
