@@ -17,7 +17,14 @@ from typing import Any
 import click
 
 from gproxy_mp import __version__, params
-from gproxy_mp.config import Route, Settings, WorkerOptions, check_admin, check_routes
+from gproxy_mp.config import (
+    LOCALITY_MODES,
+    Route,
+    Settings,
+    WorkerOptions,
+    check_admin,
+    check_routes,
+)
 from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
 from gproxy_mp.grpc_engine import GRPC_ENGINES
 from gproxy_mp.logs import FORMATS, LEVELS, configure_logging
@@ -44,7 +51,8 @@ def build_settings(**values: Any) -> Settings:
     check_routes(routes)
     check_admin(fields.get("admin"), routes)
     worker = WorkerOptions(**{k: fields.pop(k) for k in WORKER_FIELDS & fields.keys()})
-    fields["kubeconfig"] = fields.get("kubeconfig") or None
+    for optional in ("kubeconfig", "node_name", "zone"):
+        fields[optional] = fields.get(optional) or None
     return Settings(routes=routes, worker=worker, **fields)
 
 
@@ -93,6 +101,15 @@ Example:
 @click.option("--kubeconfig", default=None, metavar="PATH",
               help="Credentials for running outside a cluster. Default: the pod's service "
               "account, then $KUBECONFIG, then ~/.kube/config.")
+@click.option("--locality", type=click.Choice(LOCALITY_MODES), default="auto", show_default=True,
+              help="Which backends of kubernetes: targets calls prefer: 'auto' as the Service's "
+              "trafficDistribution (or zone hints) asks, 'node' (same node, then zone), 'zone', "
+              "or 'off'. Calls spill over when no preferred backend is ready.")
+@click.option("--node-name", default=None, metavar="NAME",
+              help="The node this proxy runs on (set GPROXY_NODE_NAME from spec.nodeName).")
+@click.option("--zone", default=None, metavar="ZONE",
+              help="This proxy's zone. Default: the node's topology.kubernetes.io/zone label "
+              "(needs get on nodes).")
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default="info",
               show_default=True)

@@ -147,6 +147,10 @@ class WorkerOptions:
     `least-request` (power of two choices by calls in flight)."""
 
 
+LOCALITY_MODES = ("auto", "node", "zone", "off")
+"""`--locality` values (`supervisor/resolvers/locality.py`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """The whole command line, built once (`cli.build_settings`) and passed everywhere."""
@@ -162,6 +166,13 @@ class Settings:
     """`--kubeconfig`: credentials outside a cluster; None: in-cluster, then the defaults."""
     admin: ListenAddress | None = None
     """Where the admin HTTP endpoints listen; None when disabled (`--admin-address off`)."""
+    locality: str = "auto"
+    """Which backends of `kubernetes:` targets are preferred: `auto` (as the Service asks),
+    `node`, `zone` or `off` (`supervisor/resolvers/locality.py`)."""
+    node_name: str | None = None
+    """The node this proxy runs on (`--node-name`, GPROXY_NODE_NAME from the downward API)."""
+    zone: str | None = None
+    """This proxy's zone; None: the node's `topology.kubernetes.io/zone` label."""
     worker: WorkerOptions = field(default_factory=WorkerOptions)
 
     @property

@@ -1,21 +1,39 @@
 """Endpoints and endpoint sets: the values that flow from resolvers over the bus to workers.
 
 Pure data: frozen, hashable, ordered, so two sets compare equal exactly when they hold the same
-backends and an unchanged answer from a resolver can be recognised and dropped.
+backends, placed the same, and an unchanged answer from a resolver can be recognised and dropped.
+A backend is identified by its address (`host`, `port`); its placement (`locality`, `ring`)
+can change without it being another backend, so `diff_endpoints` compares addresses only.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 
+class Locality(enum.StrEnum):
+    """Where a backend runs, seen from this proxy (the `locality` label of call counters)."""
+
+    SAME_NODE = "same_node"
+    SAME_ZONE = "same_zone"
+    OTHER = "other"
+    NONE = "none"  # locality is off, or not known for this target
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class Endpoint:
-    """One backend address. `host` is an IP literal or a name, without brackets."""
+    """One backend address. `host` is an IP literal or a name, without brackets.
+
+    `ring` is the backend's preference for this proxy: workers pick among the ready backends of
+    the lowest ring and spill over to the next only when none is ready (`worker/balancer.py`);
+    0 everywhere when locality is off."""
 
     host: str
     port: int
+    locality: Locality = Locality.NONE
+    ring: int = 0
 
     @property
     def address(self) -> str:
@@ -47,9 +65,11 @@ class EndpointDiff:
 
 
 def diff_endpoints(old: Iterable[Endpoint], new: Iterable[Endpoint]) -> EndpointDiff:
-    """What changed between two sets, each side sorted."""
-    old_set, new_set = set(old), set(new)
+    """Which backends (by address) came and went between two sets, each side sorted; a backend
+    whose placement changed is in neither."""
+    old_by_address = {(e.host, e.port): e for e in old}
+    new_by_address = {(e.host, e.port): e for e in new}
     return EndpointDiff(
-        added=build_endpoint_set(new_set - old_set),
-        removed=build_endpoint_set(old_set - new_set),
+        added=build_endpoint_set(e for a, e in new_by_address.items() if a not in old_by_address),
+        removed=build_endpoint_set(e for a, e in old_by_address.items() if a not in new_by_address),
     )

@@ -8,12 +8,13 @@ name (`route/1/` does not match `route/10/`):
     +----------------------+-----------------------------------------------------------------+
     | route/<id>/          | {"v":1,"kind":"endpoints","epoch":E,"seq":N,"route":"<id>",     |
     |                      |  "target":"static:///...","endpoints":[["10.0.0.1",50051],...]} |
+    |                      |  (placed endpoints: ["10.0.0.1",50051,"same_zone",0])           |
     | route/<id>/          | same, "kind":"snapshot" (ROUTER reply to one worker)            |
     | heartbeat/           | {"v":1,"kind":"heartbeat","epoch":E,"seq":N,"routes":{"<id>":N}}|
     | snapshot/            | {"v":1,"kind":"snapshot_request","route":"<id>","worker":"0#1"} |
     | status/              | {"v":1,"kind":"status","worker":"0#1","pid":P,"state":"ready",  |
     |                      |  "seq":N,"active_calls":K,"stats":{"calls":[[backend,code,N,    |
-    |                      |  method],...],"buckets":[N,...],"duration_sum":S,               |
+    |                      |  method,locality],...],"buckets":[N,...],"duration_sum":S,      |
     |                      |  "retries":{"unavailable":N}}}                                  |
     +----------------------+-----------------------------------------------------------------+
 
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gproxy_mp.errors import BusProtocolError
-from gproxy_mp.model import Endpoint, EndpointSet, build_endpoint_set
+from gproxy_mp.model import Endpoint, EndpointSet, Locality, build_endpoint_set
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,8 @@ def _no_calls() -> list[int]:
 class CallCounts:
     """Cumulative call counts: one worker's since it started, or a sum over workers."""
 
-    calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    """(backend, code, method or "") → calls"""
+    calls: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    """(backend, code, method or "", locality) → calls"""
     buckets: list[int] = field(default_factory=_no_calls)
     """calls per latency bucket (not cumulative): one per `LATENCY_BUCKETS` bound, then +Inf"""
     duration_sum: float = 0.0
@@ -142,7 +143,7 @@ def _to_payload(message: Message) -> tuple[str, dict[str, Any]]:
                 "kind": "snapshot" if message.snapshot else "endpoints",
                 "epoch": message.epoch, "seq": message.seq, "route": message.route,
                 "target": message.target,
-                "endpoints": [[e.host, e.port] for e in message.endpoints],
+                "endpoints": [_endpoint_entry(e) for e in message.endpoints],
             }
         case Heartbeat():
             return HEARTBEAT_TOPIC, {"kind": "heartbeat", "epoch": message.epoch,
@@ -157,9 +158,15 @@ def _to_payload(message: Message) -> tuple[str, dict[str, Any]]:
                                   "stats": _counts_payload(message.stats)}
 
 
+def _endpoint_entry(endpoint: Endpoint) -> list[Any]:
+    if endpoint.locality is Locality.NONE and endpoint.ring == 0:
+        return [endpoint.host, endpoint.port]
+    return [endpoint.host, endpoint.port, endpoint.locality.value, endpoint.ring]
+
+
 def _counts_payload(counts: CallCounts) -> dict[str, Any]:
-    return {"calls": [[backend, code, count, method]
-                      for (backend, code, method), count in counts.calls.items()],
+    return {"calls": [[backend, code, count, method, locality]
+                      for (backend, code, method, locality), count in counts.calls.items()],
             "buckets": list(counts.buckets), "duration_sum": counts.duration_sum,
             "retries": dict(counts.retries)}
 
@@ -211,11 +218,13 @@ def _from_payload(topic: str, kind: object, p: dict[str, Any]) -> Message | None
 
 
 def _counts(p: dict[str, Any]) -> CallCounts:
-    calls: dict[tuple[str, str, str], int] = {}
+    calls: dict[tuple[str, str, str, str], int] = {}
     for entry in _list(p["calls"]):
-        if not (isinstance(entry, list) and len(entry) == 4):
-            raise TypeError(f"expected [backend, code, count, method], got {entry!r:.100}")
-        calls[(_str(entry[0]), _str(entry[1]), _str(entry[3]))] = _int(entry[2])
+        if not (isinstance(entry, list) and len(entry) == 5):
+            raise TypeError(f"expected [backend, code, count, method, locality], "
+                            f"got {entry!r:.100}")
+        key = (_str(entry[0]), _str(entry[1]), _str(entry[3]), Locality(_str(entry[4])).value)
+        calls[key] = _int(entry[2])
     buckets = [_int(count) for count in _list(p["buckets"])]
     if len(buckets) != len(LATENCY_BUCKETS) + 1:
         raise ValueError(f"{len(buckets)} latency buckets, expected {len(LATENCY_BUCKETS) + 1}")
@@ -253,9 +262,11 @@ def _int(value: object) -> int:
 
 
 def _endpoint(value: object) -> Endpoint:
-    if not (isinstance(value, list) and len(value) == 2):
-        raise TypeError(f"expected [host, port], got {value!r}")
+    if not (isinstance(value, list) and len(value) in (2, 4)):
+        raise TypeError(f"expected [host, port] or [host, port, locality, ring], got {value!r}")
     host, port = _str(value[0]), _int(value[1])
     if not host or not 1 <= port <= 65535:
         raise ValueError(f"bad endpoint {value!r}")
-    return Endpoint(host, port)
+    if len(value) == 2:
+        return Endpoint(host, port)
+    return Endpoint(host, port, Locality(_str(value[2])), _int(value[3]))

@@ -3,9 +3,10 @@
 For each distinct target: resolve it once (a static list as it is, one DNS lookup, one list of
 the Service's EndpointSlices), and for Kubernetes targets ask the API server, with a
 SelfSubjectAccessReview per verb, whether this identity may get, list and watch
-endpointslices.discovery.k8s.io (and get services, for numeric ports) in the target's
-namespace. Prints one row per check; the exit code is 0 only if every check passed. Nothing is
-started, nothing is bound.
+endpointslices.discovery.k8s.io (and get services, for numeric ports or `--locality auto` with
+a node or zone) in the target's namespace, and get nodes (for the node's zone: `--node-name`
+without `--zone`). Prints one row per check; the exit code is 0 only if every check passed.
+Nothing is started, nothing is bound.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def _check_kubernetes(target: KubernetesTarget, settings: Settings) -> list[Chec
     # Imported here: the Kubernetes client is only loaded for Kubernetes targets.
     from gproxy_mp.supervisor.resolvers.kubeapi import (  # noqa: PLC0415
         ENDPOINT_SLICES,
+        NODES,
         SERVICES,
         KubeApiError,
     )
@@ -84,10 +86,14 @@ def _check_kubernetes(target: KubernetesTarget, settings: Settings) -> list[Chec
     rows: list[CheckRow] = []
     try:
         needed = [(verb, ENDPOINT_SLICES) for verb in ("get", "list", "watch")]
-        if isinstance(target.port, int):
+        follows = settings.locality == "auto" and bool(settings.node_name or settings.zone)
+        if isinstance(target.port, int) or follows:
             needed.append(("get", SERVICES))
+        if settings.locality != "off" and settings.node_name and not settings.zone:
+            needed.append(("get", NODES))
         for verb, resource in needed:
-            check = f"{verb} {resource} in namespace {api.namespace}"
+            check = (f"{verb} {resource}" if resource is NODES
+                     else f"{verb} {resource} in namespace {api.namespace}")
             try:
                 allowed, reason = api.allowed(verb, resource)
             except KubeApiError as e:

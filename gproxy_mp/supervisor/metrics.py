@@ -99,12 +99,13 @@ class SupervisorCounts:
 def call_families(totals: Mapping[str, tuple[CallCounts, int]]) -> list[Metric]:
     # --metrics-method-label is one setting for every worker: either all calls carry a method
     # or none does ("" in the counts), so the family has the method label or not at all.
-    with_method = any(method for counts, _ in totals.values() for _, _, method in counts.calls)
+    with_method = any(method for counts, _ in totals.values() for _, _, method, _ in counts.calls)
     calls = CounterMetricFamily(
         "gproxy_calls_total",
-        "Calls forwarded, by route, backend (host:port) and gRPC status code.",
-        labels=("route", "backend", "code", "method") if with_method
-        else ("route", "backend", "code"))
+        "Calls forwarded, by route, backend (host:port), gRPC status code and the backend's "
+        "locality (same_node, same_zone, other; none when locality is off).",
+        labels=("route", "backend", "code", "locality", "method") if with_method
+        else ("route", "backend", "code", "locality"))
     durations = HistogramMetricFamily(
         "gproxy_call_duration_seconds",
         "Call duration seen by the proxy, from request headers to status, by route.",
@@ -115,9 +116,9 @@ def call_families(totals: Mapping[str, tuple[CallCounts, int]]) -> list[Metric]:
                                   "Calls retried on another backend, by route and reason.",
                                   labels=("route", "reason"))
     for route, (counts, running) in sorted(totals.items()):
-        for (backend, code, method), count in sorted(counts.calls.items()):
-            calls.add_metric([route, backend, code, method] if with_method
-                             else [route, backend, code], count)
+        for (backend, code, method, locality), count in sorted(counts.calls.items()):
+            calls.add_metric([route, backend, code, locality, method] if with_method
+                             else [route, backend, code, locality], count)
         cumulative, buckets = 0, []
         for bound, count in zip((*LATENCY_BUCKETS, math.inf), counts.buckets, strict=True):
             cumulative += count

@@ -1,9 +1,12 @@
 """Per-call picking over backends, preferring healthy connections. Pure; no gRPC here.
 
-Each backend carries a rank: 0 READY, 1 not yet known to be broken (IDLE, CONNECTING),
-2 TRANSIENT_FAILURE (or struck by passive health, `Strikes`). Every balancer picks only among
-the backends of the best rank present, so a broken backend only gets a call when nothing better
-exists; they differ in which of those they take.
+Each backend carries a health rank: 0 READY, 1 not yet known to be broken (IDLE, CONNECTING),
+2 TRANSIENT_FAILURE (or struck by passive health, `Strikes`), and a locality ring: 0 for the
+backends this proxy prefers (same node or zone, when the Service asks for it), then 1, 2.
+`placed_rank` orders by health first, then ring: a READY backend of the preferred ring first,
+then a READY one of the next ring (spill-over), and only then backends not known to be ready.
+Every balancer picks only among the backends of the best rank present, so a broken backend only
+gets a call when nothing better exists; they differ in which of those they take.
 
 - `RoundRobin` (`--balancer round-robin`, the default): scans at most once around the ring from
   the cursor and takes the first backend of the best rank, then moves the cursor past it; with
@@ -34,6 +37,14 @@ STRIKE_MAX_PENALTY = 10.0
 EWMA_DECAY = 10.0
 """Seconds over which a response time's weight in `Ewma` falls to 1/e (Linkerd's default)."""
 BALANCERS = ("round-robin", "least-request")
+RINGS = 3
+"""Locality rings a rank tells apart (same node, same zone, the rest); higher ones count as
+the last."""
+
+
+def placed_rank(health: int, ring: int) -> int:
+    """The rank pickers compare: health first, then locality ring; 0 is READY in ring 0."""
+    return health * RINGS + min(ring, RINGS - 1)
 
 
 @dataclass(slots=True)

@@ -22,7 +22,15 @@ import grpc
 import grpc.aio
 
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
-from gproxy_mp.worker.balancer import FAILING, READY, UNKNOWN, Ewma, Strikes, build_picker
+from gproxy_mp.worker.balancer import (
+    FAILING,
+    READY,
+    UNKNOWN,
+    Ewma,
+    Strikes,
+    build_picker,
+    placed_rank,
+)
 from gproxy_mp.worker.server import MAX_METADATA_BYTES
 
 log = logging.getLogger(__name__)
@@ -160,7 +168,7 @@ class BackendPool:
 
     def __init__(self, *, close_grace: float, balancer: str = "round-robin") -> None:
         self._close_grace = close_grace
-        self._backends: dict[Endpoint, Backend] = {}
+        self._backends: dict[tuple[str, int], Backend] = {}  # by address
         self._order: list[Backend] = []
         self._tasks: set[asyncio.Task[None]] = set()  # opening and closing channels
         self._picker = build_picker(balancer, _load)
@@ -173,29 +181,34 @@ class BackendPool:
 
         def rank(backend: Backend) -> int:
             if backend.strikes.until and backend.strikes.active(now):
-                return FAILING
-            return backend.rank
+                return placed_rank(FAILING, backend.endpoint.ring)
+            return placed_rank(backend.rank, backend.endpoint.ring)
 
         return self._picker.pick(self._order, rank=rank, exclude=exclude)
 
     def update(self, endpoints: EndpointSet) -> list[Backend]:
         """Make the pool match `endpoints`: new channels for new ones (the first `OPEN_BATCH`
-        now, the rest in the background), graceful close for gone. Returns the backends added."""
-        diff = diff_endpoints(self._backends, endpoints)
+        now, the rest in the background), graceful close for gone, a new placement (locality,
+        ring) for kept ones. Returns the backends added."""
+        diff = diff_endpoints((b.endpoint for b in self._backends.values()), endpoints)
         added = []
         for endpoint in diff.added:
-            self._backends[endpoint] = backend = Backend(endpoint)
+            self._backends[endpoint.host, endpoint.port] = backend = Backend(endpoint)
             added.append(backend)
         for backend in added[:OPEN_BATCH]:
             backend.open()
         if len(added) > OPEN_BATCH:
             self._background(self._open_gradually(added[OPEN_BATCH:]), "open channels")
-        removed = [self._backends.pop(endpoint) for endpoint in diff.removed]
+        removed = [self._backends.pop((e.host, e.port)) for e in diff.removed]
         for backend in removed:
             backend.closed = True  # not to be opened by a batch still to come
         if removed:
             self._background(self._close_all(removed), "close channels")
-        self._order = [self._backends[e] for e in endpoints]
+        self._order = []
+        for endpoint in endpoints:
+            backend = self._backends[endpoint.host, endpoint.port]
+            backend.endpoint = endpoint  # its placement may have changed
+            self._order.append(backend)
         return added
 
     def _background(self, work: Coroutine[None, None, None], name: str) -> None:

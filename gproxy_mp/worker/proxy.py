@@ -98,6 +98,7 @@ class _Outcome:
 
     backend: str = ""
     code: str = "CANCELLED"  # until a status is known, the client has gone
+    locality: str = "none"
 
 
 class ProxyHandler(_GenericRpcHandler):
@@ -164,7 +165,8 @@ class ProxyHandler(_GenericRpcHandler):
         finally:
             self.active_calls -= 1
             seconds = time.perf_counter() - started
-            self.stats.record_call(outcome.backend, outcome.code, seconds, method)
+            self.stats.record_call(outcome.backend, outcome.code, seconds, method,
+                                   outcome.locality)
             if self._access_log:
                 access_log.info("%s %s %s %.1fms", method, outcome.backend or "-",
                                 outcome.code, seconds * 1000,
@@ -246,6 +248,7 @@ class ProxyHandler(_GenericRpcHandler):
             raise AssertionError("context.abort returned")  # it always raises
         tried.append(backend)
         outcome.backend = backend.endpoint.address
+        outcome.locality = backend.endpoint.locality.value
         return backend
 
     def _settle(self, method: str, backend: Backend, tried: list[Backend], status: Status,

@@ -27,15 +27,16 @@ OTHER_METHOD = "other"
 @dataclass(slots=True)
 class CallStats:
     method_label: bool = False  # count per method too (opt-in: --metrics-method-label)
-    calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    """(backend, code, method or "") → count"""
+    calls: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    """(backend, code, method or "", locality) → count"""
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     duration_sum: float = 0.0
     retries: dict[str, int] = field(default_factory=dict)  # reason → count
     _backends: set[str] = field(default_factory=set)
     _methods: set[str] = field(default_factory=set)
 
-    def record_call(self, backend: str, code: str, seconds: float, method: str = "") -> None:
+    def record_call(self, backend: str, code: str, seconds: float, method: str = "",
+                    locality: str = "none") -> None:
         if backend not in self._backends:
             if len(self._backends) >= MAX_BACKENDS:
                 backend = OTHER_BACKEND
@@ -48,7 +49,7 @@ class CallStats:
                 method = OTHER_METHOD
             else:
                 self._methods.add(method)
-        key = (backend, code, method)
+        key = (backend, code, method, locality)
         self.calls[key] = self.calls.get(key, 0) + 1
         self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.duration_sum += seconds

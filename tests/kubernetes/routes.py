@@ -9,6 +9,7 @@ and fails the test with what was observed.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -41,9 +42,10 @@ def listen(index: int = 0) -> str:
 
 
 def start_proxy(
-    workloads: Workloads, kubeconfig: Path, *targets: str, workers: int = 2
+    workloads: Workloads, kubeconfig: Path, *targets: str, workers: int = 2,
+    extra_args: Sequence[str] = (),
 ) -> NetProxy:
-    args: list[str] = []
+    args: list[str] = [*extra_args]
     for index, target in enumerate(targets):
         args += ["-p", f"{listen(index)}-{target}"]
     return workloads.start_proxy(

@@ -67,7 +67,8 @@ def test_calls_of_every_worker_are_counted_and_survive_a_worker_kill(
     counted = wait_until(lambda: total_calls(scrape(admin)) >= expected or None, timeout=10)
     text = scrape(admin)
     assert counted, f"{total_calls(text)} != {expected}\n{text}\n{proxy.output()}"
-    series = f'gproxy_calls_total{{route="{address}",backend="{backend.address}",code="OK"}}'
+    series = (f'gproxy_calls_total{{route="{address}",backend="{backend.address}",code="OK",'
+              'locality="none"}')
     assert value(text, series) == expected, text
     assert value(text, f'gproxy_endpoints{{route="{address}"}}') == 1, text
     assert value(text, f'gproxy_workers_serving{{route="{address}"}}') == 2, text
@@ -100,5 +101,5 @@ def test_calls_that_fail_are_counted_with_their_code(
         channel.unary_unary("/test.Echo/Nope")(b"", timeout=5)
     assert failure.value.code() == grpc.StatusCode.UNIMPLEMENTED
     series = (f'gproxy_calls_total{{route="{address}",backend="{backend.address}",'
-              'code="UNIMPLEMENTED"}')
+              'code="UNIMPLEMENTED",locality="none"}')
     assert wait_until(lambda: value(scrape(admin), series), timeout=10) == 1, scrape(admin)

@@ -20,7 +20,7 @@ from gproxy_mp.bus.schema import (
     encode,
 )
 from gproxy_mp.errors import BusProtocolError
-from gproxy_mp.model import Endpoint
+from gproxy_mp.model import Endpoint, Locality
 
 ENDPOINTS = (Endpoint("10.0.0.1", 50051), Endpoint("::1", 50052))
 
@@ -30,19 +30,22 @@ MESSAGES: list[Message] = [
     EndpointsMessage(epoch="e1", seq=7, route="10", target="dns:///b:1", endpoints=ENDPOINTS,
                      snapshot=True),
     EndpointsMessage(epoch="e1", seq=0, route="0", target="dns:///b:1", endpoints=()),
+    EndpointsMessage(epoch="e1", seq=3, route="0", target="kubernetes:///s:1", endpoints=(
+        Endpoint("10.0.0.1", 1, Locality.SAME_NODE, 0),
+        Endpoint("10.0.0.2", 1, Locality.OTHER, 1))),
     Heartbeat(epoch="e1", seq=9, routes={"0": 7, "1": 9}),
     Heartbeat(epoch="e1", seq=0, routes={}),
     SnapshotRequest(route="0", worker="0#1"),
     WorkerStatus(worker="0#1", pid=4242, state=WorkerState.READY, seq=7, active_calls=3,
-                 stats=CallCounts(calls={("10.0.0.1:1", "OK", ""): 5,
-                                         ("other", "UNAVAILABLE", "/p.S/M"): 1},
+                 stats=CallCounts(calls={("10.0.0.1:1", "OK", "", "none"): 5,
+                                         ("other", "UNAVAILABLE", "/p.S/M", "same_zone"): 1},
                                   buckets=[1] * (len(LATENCY_BUCKETS) + 1), duration_sum=0.5,
                                   retries={"unavailable": 2})),
     WorkerStatus(worker="1#0", pid=1, state=WorkerState.DRAINING, seq=0, active_calls=0),
 ]
 
-TOPICS = [b"route/0/", b"route/10/", b"route/0/", b"heartbeat/", b"heartbeat/", b"snapshot/",
-          b"status/", b"status/"]
+TOPICS = [b"route/0/", b"route/10/", b"route/0/", b"route/0/", b"heartbeat/", b"heartbeat/",
+          b"snapshot/", b"status/", b"status/"]
 
 
 @pytest.mark.parametrize("message", MESSAGES)
@@ -89,8 +92,9 @@ def endpoints_payload(**change: object) -> bytes:
 
 def status_payload(**change: object) -> bytes:
     """A worker status whose stats have `change` applied."""
-    stats = {"calls": [["b:1", "OK", 3, ""]], "buckets": [0] * (len(LATENCY_BUCKETS) + 1),
-             "duration_sum": 0.1, "retries": {"unavailable": 1}} | change
+    stats = {"calls": [["b:1", "OK", 3, "", "same_node"]],
+             "buckets": [0] * (len(LATENCY_BUCKETS) + 1), "duration_sum": 0.1,
+             "retries": {"unavailable": 1}} | change
     payload = {"v": 1, "kind": "status", "worker": "0#0", "pid": 1, "state": "ready",
                "seq": 1, "active_calls": 0, "stats": stats}
     return json.dumps(payload).encode()
@@ -100,7 +104,7 @@ def test_a_status_decodes_its_state_and_its_counts() -> None:
     message = decode([b"status/", status_payload()])
     assert isinstance(message, WorkerStatus)
     assert message.state is WorkerState.READY
-    assert message.stats.calls == {("b:1", "OK", ""): 3}
+    assert message.stats.calls == {("b:1", "OK", "", "same_node"): 3}
     assert message.stats.retries == {"unavailable": 1}
 
 
@@ -131,6 +135,12 @@ MALFORMED = [
                  id="port-65536"),
     pytest.param([b"route/0/", endpoints_payload(endpoints=[["", 1]])], id="empty-host"),
     pytest.param([b"route/0/", endpoints_payload(endpoints=[["10.0.0.1"]])], id="no-port"),
+    pytest.param([b"route/0/", endpoints_payload(endpoints=[["10.0.0.1", 1, "same_node"]])],
+                 id="locality-without-ring"),
+    pytest.param([b"route/0/", endpoints_payload(endpoints=[["10.0.0.1", 1, "moon", 0]])],
+                 id="unknown-locality-of-endpoint"),
+    pytest.param([b"route/0/", endpoints_payload(endpoints=[["10.0.0.1", 1, "other", -1]])],
+                 id="negative-ring"),
     pytest.param([b"route/0/", endpoints_payload(endpoints=["10.0.0.1:1"])], id="endpoint-str"),
     pytest.param([b"route/0/", endpoints_payload(endpoints=[[1, 1]])], id="number-host"),
     pytest.param([b"route/0/", endpoints_payload(endpoints={"a": 1})], id="endpoints-object"),
@@ -144,9 +154,12 @@ MALFORMED = [
                               b'"seq":1,"active_calls":0}'], id="status-without-stats"),
     pytest.param([b"status/", status_payload().replace(b'"ready"', b'"napping"')],
                  id="unknown-worker-state"),
-    pytest.param([b"status/", status_payload(calls=[["b:1", "OK", "x", ""]])],
+    pytest.param([b"status/", status_payload(calls=[["b:1", "OK", "x", "", "none"]])],
                  id="call-count-not-a-number"),
-    pytest.param([b"status/", status_payload(calls=[["b:1", "OK", 3]])], id="call-without-method"),
+    pytest.param([b"status/", status_payload(calls=[["b:1", "OK", 3, ""]])],
+                 id="call-without-locality"),
+    pytest.param([b"status/", status_payload(calls=[["b:1", "OK", 3, "", "mars"]])],
+                 id="unknown-locality"),
     pytest.param([b"status/", status_payload(calls="junk")], id="calls-not-a-list"),
     pytest.param([b"status/", status_payload(buckets=[1, 2])], id="too-few-buckets"),
     pytest.param([b"status/", status_payload(duration_sum="no")], id="duration-sum-not-a-number"),

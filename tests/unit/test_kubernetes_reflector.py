@@ -38,6 +38,7 @@ from gproxy_mp.supervisor.resolvers.kubernetes import (
     ResolverThreadError,
     watch_kubernetes,
 )
+from gproxy_mp.supervisor.resolvers.locality import LocalityConfig
 from gproxy_mp.supervisor.resolvers.slices import Selection
 
 Json = dict[str, Any]
@@ -169,9 +170,14 @@ class ScriptedApi:
     """The `KubeApi` interface, answering from a script and recording every call."""
 
     def __init__(self, script: list[Step], *, service: Json | None = None,
-                 stop: threading.Event | None = None, clock: FakeClock | None = None) -> None:
+                 stop: threading.Event | None = None, clock: FakeClock | None = None,
+                 services: list[Json | None] | None = None,
+                 zones: dict[str, str | KubeApiError] | None = None) -> None:
         self._script = list(script)
         self._service = service
+        self._services = list(services or [])  # successive answers; then `service` for ever
+        self._zones = zones or {}
+        self.node_gets: list[str] = []
         self._stop = stop
         self._clock = clock
         self.watched_at: list[float] = []  # the clock at each watch call
@@ -186,7 +192,16 @@ class ScriptedApi:
 
     def get_service(self, name: str) -> Json | None:
         self.service_gets.append(name)
+        if self._services:
+            self._service = self._services.pop(0)
         return self._service
+
+    def node_zone(self, name: str) -> str | None:
+        self.node_gets.append(name)
+        zone = self._zones.get(name)
+        if isinstance(zone, KubeApiError):
+            raise zone
+        return zone
 
     def list(self, resource: Resource, *, selector: str | None = None,
              name: str | None = None) -> tuple[list[Json], str]:
@@ -246,20 +261,25 @@ class Run:
     stop: RecordingStop
     health: ResolverHealth
     emits: list[list[str]] = field(default_factory=list)
+    placed: list[list[tuple[str, str, int]]] = field(default_factory=list)
+    """Each emitted set as (address, locality, ring)."""
 
 
 def play(script: list[Step], *, target: KubernetesTarget = TARGET,
-         service: Json | None = None) -> Run:
+         service: Json | None = None, services: list[Json | None] | None = None,
+         zones: dict[str, str | KubeApiError] | None = None,
+         locality: LocalityConfig | None = None) -> Run:
     clock = FakeClock()
     stop = RecordingStop(clock)
-    run = Run(ScriptedApi(script, service=service, stop=stop, clock=clock), stop,
-              ResolverHealth(str(target)))
+    run = Run(ScriptedApi(script, service=service, stop=stop, clock=clock, services=services,
+                          zones=zones), stop, ResolverHealth(str(target)))
 
     def emit(selection: Selection) -> None:
         run.emits.append([e.address for e in selection.endpoints])
+        run.placed.append([(e.address, e.locality.value, e.ring) for e in selection.endpoints])
 
     Reflector(run.api, target, emit=emit, stop=stop, rng=lambda: 0.5, clock=clock,
-              health=run.health).run()
+              health=run.health, locality=locality).run()
     return run
 
 
@@ -627,3 +647,74 @@ async def test_watch_kubernetes_raises_when_its_thread_dies(
         assert api.thread is not None
         api.thread.join(timeout=2.0)
         assert not api.thread.is_alive()
+
+
+# --- locality: the proxy's node and zone, the Service's trafficDistribution ---------------
+
+def placed_slice(name: str, version: str, *pods: tuple[str, str, str]) -> Json:
+    """A slice whose endpoints are (ip, node, zone)."""
+    slice_ = endpoint_slice(name, version)
+    slice_["endpoints"] = [{"addresses": [ip], "conditions": {"ready": True}, "nodeName": node,
+                            "zone": zone} for ip, node, zone in pods]
+    return slice_
+
+
+SPREAD = placed_slice("web-a", "8", ("10.0.0.1", "n1", "z1"), ("10.0.0.2", "n2", "z1"),
+                      ("10.0.0.3", "n3", "z2"))
+ON_N1 = LocalityConfig("auto", node="n1")
+
+
+def service_with(distribution: str | None) -> Json:
+    spec: Json = {"ports": [{"name": "grpc", "port": 80}]}
+    if distribution is not None:
+        spec["trafficDistribution"] = distribution
+    return {"metadata": {"name": "web"}, "spec": spec}
+
+
+def test_the_services_traffic_distribution_and_the_nodes_zone_place_the_endpoints() -> None:
+    run = play([listed("10", SPREAD)], service=service_with("PreferSameNode"),
+               zones={"n1": "z1"}, locality=ON_N1)
+    assert run.api.node_gets == ["n1"]
+    assert run.placed == [[("10.0.0.1:8080", "same_node", 0), ("10.0.0.2:8080", "same_zone", 1),
+                           ("10.0.0.3:8080", "other", 2)]]
+
+
+def test_a_zone_given_on_the_command_line_is_not_asked_for() -> None:
+    run = play([listed("10", SPREAD)], service=service_with("PreferClose"),
+               locality=LocalityConfig("auto", node="n3", zone="z2"))
+    assert run.api.node_gets == []
+    assert run.placed == [[("10.0.0.1:8080", "other", 1), ("10.0.0.2:8080", "other", 1),
+                           ("10.0.0.3:8080", "same_node", 0)]]
+
+
+def test_without_permission_to_get_nodes_locality_is_off_and_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    denied = KubeApiError('cannot get nodes: nodes "n1" is forbidden', status=403)
+    run = play([listed("10", SPREAD), fails("watch", UNREACHABLE), listed("11", SPREAD)],
+               service=service_with("PreferSameNode"), zones={"n1": denied}, locality=ON_N1)
+    assert run.api.node_gets == ["n1"]  # asked once, not again at the relist
+    assert all(placed == [("10.0.0.1:8080", "none", 0), ("10.0.0.2:8080", "none", 0),
+                          ("10.0.0.3:8080", "none", 0)] for placed in run.placed), run.placed
+    said = [w for w in warnings_of(caplog) if "get node" in w]
+    assert said == ["kubernetes kubernetes://shop/web:grpc: cannot get node n1 (grant get on "
+                    "nodes, or give --zone): locality is off"], warnings_of(caplog)
+
+
+def test_a_change_of_traffic_distribution_is_followed_at_the_next_watch_renewal() -> None:
+    run = play([listed("10", SPREAD), watched(), watched()],
+               services=[service_with(None), service_with("PreferSameZone")],
+               zones={"n1": "z1"}, locality=ON_N1)
+    assert run.placed == [
+        [("10.0.0.1:8080", "same_node", 0), ("10.0.0.2:8080", "same_zone", 0),
+         ("10.0.0.3:8080", "other", 0)],
+        [("10.0.0.1:8080", "same_node", 0), ("10.0.0.2:8080", "same_zone", 0),
+         ("10.0.0.3:8080", "other", 1)],
+    ]
+
+
+def test_with_locality_off_nothing_more_is_asked() -> None:
+    run = play([listed("10", SPREAD)], service=service_with("PreferSameNode"),
+               zones={"n1": "z1"}, locality=LocalityConfig("off", node="n1"))
+    assert run.api.node_gets == [] and run.api.service_gets == []
+    assert {ring for placed in run.placed for _, _, ring in placed} == {0}

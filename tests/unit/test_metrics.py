@@ -32,7 +32,7 @@ SUPERVISOR = SupervisorCounts(
 """One value for every family the supervisor counts itself."""
 
 FAMILIES = {  # name → (type, label names), as in README.md's table
-    "gproxy_calls_total": ("counter", {"route", "backend", "code"}),
+    "gproxy_calls_total": ("counter", {"route", "backend", "code", "locality"}),
     "gproxy_call_duration_seconds": ("histogram", {"route"}),
     "gproxy_active_calls": ("gauge", {"route"}),
     "gproxy_retries_total": ("counter", {"route", "reason"}),
@@ -73,7 +73,8 @@ def render(counters: CallCounters, supervisor: SupervisorCounts = SUPERVISOR) ->
 def test_a_worker_counts_calls_by_backend_and_code_and_buckets_their_duration() -> None:
     snapshot = stats_of(("10.0.0.1:1", "OK", 0.002), ("10.0.0.1:1", "OK", 0.2),
                         ("10.0.0.2:1", "UNAVAILABLE", 100.0))
-    assert snapshot.calls == {("10.0.0.1:1", "OK", ""): 2, ("10.0.0.2:1", "UNAVAILABLE", ""): 1}
+    assert snapshot.calls == {("10.0.0.1:1", "OK", "", "none"): 2,
+                              ("10.0.0.2:1", "UNAVAILABLE", "", "none"): 1}
     buckets = snapshot.buckets
     assert buckets[LATENCY_BUCKETS.index(0.0025)] == 1
     assert buckets[LATENCY_BUCKETS.index(0.25)] == 1
@@ -84,9 +85,9 @@ def test_backends_beyond_the_cardinality_bound_are_counted_as_other() -> None:
     stats = CallStats()
     for index in range(MAX_BACKENDS + 5):
         stats.record_call(f"10.0.{index // 256}.{index % 256}:1", "OK", 0.001)
-    backends = {backend for backend, _, _ in stats.calls}
+    backends = {backend for backend, _, _, _ in stats.calls}
     assert len(backends) == MAX_BACKENDS + 1
-    assert stats.calls[(OTHER_BACKEND, "OK", "")] == 5
+    assert stats.calls[(OTHER_BACKEND, "OK", "", "none")] == 5
 
 
 def test_counts_of_live_workers_are_summed_per_route() -> None:
@@ -94,7 +95,7 @@ def test_counts_of_live_workers_are_summed_per_route() -> None:
     counters.report(ROUTE, 101, stats_of(("b:1", "OK", 0.001)), active=2)
     counters.report(ROUTE, 102, stats_of(("b:1", "OK", 0.001), ("b:1", "OK", 0.001)), active=1)
     counts, active = counters.totals()[ROUTE]
-    assert counts.calls == {("b:1", "OK", ""): 3}
+    assert counts.calls == {("b:1", "OK", "", "none"): 3}
     assert active == 3
 
 
@@ -102,7 +103,7 @@ def test_a_newer_report_of_a_worker_replaces_its_older_one() -> None:
     counters = CallCounters()
     counters.report(ROUTE, 101, stats_of(("b:1", "OK", 0.001)), active=0)
     counters.report(ROUTE, 101, stats_of(("b:1", "OK", 0.001), ("b:1", "OK", 0.001)), active=0)
-    assert counters.totals()[ROUTE][0].calls == {("b:1", "OK", ""): 2}
+    assert counters.totals()[ROUTE][0].calls == {("b:1", "OK", "", "none"): 2}
 
 
 def test_an_exited_workers_counts_are_kept_and_its_late_reports_ignored() -> None:
@@ -112,7 +113,7 @@ def test_an_exited_workers_counts_are_kept_and_its_late_reports_ignored() -> Non
     counters.report(ROUTE, 101, stats_of(), active=9)  # arrives after retirement: ignored
     counters.report(ROUTE, 202, stats_of(("b:1", "OK", 0.001)), active=1)  # the replacement
     counts, active = counters.totals()[ROUTE]
-    assert counts.calls == {("b:1", "OK", ""): 2}
+    assert counts.calls == {("b:1", "OK", "", "none"): 2}
     assert active == 1
 
 
@@ -133,7 +134,7 @@ def test_a_snapshot_is_a_copy_that_later_calls_do_not_change() -> None:
     snapshot = stats.snapshot()
     stats.record_call("b:1", "OK", 0.001)
     stats.record_retry("unavailable")
-    assert snapshot.calls == {("b:1", "OK", ""): 1}
+    assert snapshot.calls == {("b:1", "OK", "", "none"): 1}
     assert sum(snapshot.buckets) == 1 and snapshot.retries == {}
 
 
@@ -149,7 +150,8 @@ def test_the_histogram_is_rendered_cumulative_with_sum_and_count() -> None:
     assert value(text, bucket, route=ROUTE, le="+Inf") == 2
     assert value(text, "gproxy_call_duration_seconds_count", route=ROUTE) == 2
     assert value(text, "gproxy_call_duration_seconds_sum", route=ROUTE) == pytest.approx(0.3005)
-    assert value(text, "gproxy_calls_total", route=ROUTE, backend="b:1", code="OK") == 2
+    assert value(text, "gproxy_calls_total", route=ROUTE, backend="b:1", code="OK",
+                 locality="none") == 2
     assert value(text, "gproxy_retries_total", route=ROUTE, reason="unavailable") == 2
     assert "# TYPE gproxy_call_duration_seconds histogram" in text.splitlines()
 
@@ -205,18 +207,32 @@ def test_label_values_are_escaped() -> None:
     assert value(rendered, "gproxy_resolver_updates_total", target=target) == 1
 
 
+def test_calls_are_counted_by_the_locality_of_their_backend() -> None:
+    stats = CallStats()
+    stats.record_call("b:1", "OK", 0.001, locality="same_node")
+    stats.record_call("b:2", "OK", 0.001, locality="other")
+    stats.record_call("b:2", "OK", 0.001, locality="other")
+    counters = CallCounters()
+    counters.report(ROUTE, 1, stats.snapshot(), active=0)
+    text = render(counters)
+    assert value(text, "gproxy_calls_total", route=ROUTE, backend="b:1", code="OK",
+                 locality="same_node") == 1
+    assert value(text, "gproxy_calls_total", route=ROUTE, backend="b:2", code="OK",
+                 locality="other") == 2
+
+
 def test_the_method_label_is_opt_in_and_bounded() -> None:
     plain = CallStats()
     plain.record_call("b:1", "OK", 0.001, "/pkg.Svc/A")
-    assert plain.calls == {("b:1", "OK", ""): 1}
+    assert plain.calls == {("b:1", "OK", "", "none"): 1}
     labelled = CallStats(method_label=True)
     for index in range(MAX_METHODS + 3):
         labelled.record_call("b:1", "OK", 0.001, f"/pkg.Svc/M{index}")
-    assert labelled.calls[("b:1", "OK", OTHER_METHOD)] == 3
+    assert labelled.calls[("b:1", "OK", OTHER_METHOD, "none")] == 3
     counters = CallCounters()
     counters.report(ROUTE, 1, labelled.snapshot(), active=0)
     text = render(counters)
     assert value(text, "gproxy_calls_total", route=ROUTE, backend="b:1", code="OK",
-                 method="/pkg.Svc/M0") == 1
+                 locality="none", method="/pkg.Svc/M0") == 1
     assert value(text, "gproxy_calls_total", route=ROUTE, backend="b:1", code="OK",
-                 method=OTHER_METHOD) == 3
+                 locality="none", method=OTHER_METHOD) == 3

@@ -13,6 +13,7 @@ from gproxy_mp.config import DnsTarget, KubernetesTarget, Settings, StaticTarget
 from gproxy_mp.model import EndpointSet
 from gproxy_mp.supervisor.resolvers.dns import build_lookup, watch_dns
 from gproxy_mp.supervisor.resolvers.health import ResolverHealth
+from gproxy_mp.supervisor.resolvers.locality import LocalityConfig
 from gproxy_mp.supervisor.resolvers.static import watch_static
 
 
@@ -31,8 +32,10 @@ def build_resolver(target: Target, settings: Settings, *,
                 watch_kubernetes,
             )
 
-            return watch_kubernetes(target, health=health, api_factory=build_api_factory(
-                target, kubeconfig=settings.kubeconfig))
+            return watch_kubernetes(
+                target, health=health,
+                api_factory=build_api_factory(target, kubeconfig=settings.kubeconfig),
+                locality=LocalityConfig(settings.locality, settings.node_name, settings.zone))
 
 
 def check_resolvable(settings: Settings) -> None:

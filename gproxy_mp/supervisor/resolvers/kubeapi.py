@@ -55,6 +55,9 @@ class Resource:
 ENDPOINT_SLICES = Resource("discovery.k8s.io", "endpointslices")
 ENDPOINTS = Resource("", "endpoints")
 SERVICES = Resource("", "services")
+NODES = Resource("", "nodes")
+CLUSTER_SCOPED = frozenset({NODES})
+ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 class KubeApiError(Exception):
@@ -113,10 +116,11 @@ class KubeApi:
     def allowed(self, verb: str, resource: Resource) -> tuple[bool, str]:
         """Whether this identity may `verb` `resource` in the namespace (SelfSubjectAccessReview),
         and the API server's reason."""
+        attributes = {"verb": verb, "group": resource.group, "resource": resource.plural}
+        if resource not in CLUSTER_SCOPED:
+            attributes["namespace"] = self.namespace
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                "spec": {"resourceAttributes": {"namespace": self.namespace, "verb": verb,
-                                                "group": resource.group,
-                                                "resource": resource.plural}}}
+                "spec": {"resourceAttributes": attributes}}
         review = self._json("create", Resource("authorization.k8s.io",
                                                 "selfsubjectaccessreviews"),
                             self._authorization.create_self_subject_access_review, body)
@@ -132,6 +136,19 @@ class KubeApi:
             if e.status == 404:
                 return None
             raise
+
+    def node_zone(self, name: str) -> str | None:
+        """The zone label of Node `name` (cluster-scoped; needs get on nodes), None without
+        one or when there is no such node."""
+        try:
+            node = self._json("get", NODES, self._core.read_node, name)
+        except KubeApiError as e:
+            if e.status == 404:
+                return None
+            raise
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        zone = labels.get(ZONE_LABEL)
+        return str(zone) if zone else None
 
     def list(self, resource: Resource, *, selector: str | None = None,
              name: str | None = None) -> tuple[list[Json], str]:

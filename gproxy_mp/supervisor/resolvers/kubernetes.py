@@ -5,7 +5,11 @@ official client blocks:
 
 1. LIST `discovery.k8s.io/v1` EndpointSlices with `labelSelector=kubernetes.io/service-name=SVC`
    in the namespace; replace the local map (slice name → slice) and remember the list's
-   resourceVersion. For a numeric target port, also GET the Service to map port → name.
+   resourceVersion. For a numeric target port, also GET the Service to map port → name; with
+   `--locality auto` and a known node or zone, GET it for its `spec.trafficDistribution` too
+   (again at every watch renewal, so a change is followed within `WATCH_TIMEOUT`), and once
+   GET this proxy's Node for its zone unless `--zone` gave it. Each published set is placed
+   by `locality.place`.
 2. WATCH from that resourceVersion with bookmarks and a server-side timeout
    (`WATCH_TIMEOUT`, jittered), each read bounded by `kubeapi.READ_TIMEOUT`. ADDED and
    MODIFIED replace a slice, DELETED removes only that slice, BOOKMARK only moves the
@@ -32,6 +36,7 @@ supervisor to log and rebuild. Closing the generator sets `stop`, which ends the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import threading
@@ -52,6 +57,7 @@ from gproxy_mp.supervisor.resolvers.kubeapi import (
     Resource,
     ResourceExpiredError,
 )
+from gproxy_mp.supervisor.resolvers.locality import Here, LocalityConfig, place
 from gproxy_mp.supervisor.resolvers.slices import (
     Selection,
     select_from_endpoints,
@@ -95,7 +101,8 @@ class Reflector:
                  emit: Callable[[Selection], None], stop: threading.Event,
                  rng: Callable[[], float] = random.random,
                  clock: Callable[[], float] = time.monotonic,
-                 health: ResolverHealth | None = None) -> None:
+                 health: ResolverHealth | None = None,
+                 locality: LocalityConfig | None = None) -> None:
         self._api = api
         self._health = health or ResolverHealth(str(target))
         self._target = target
@@ -110,6 +117,9 @@ class Reflector:
         self._failures = 0
         self._warned_service = False
         self._version = ""
+        self._locality = locality or LocalityConfig()
+        self._zone_asked = False
+        self._distribution: str | None = None
 
     @property
     def _selector(self) -> str:
@@ -129,6 +139,7 @@ class Reflector:
                         self._failed(e)
                         continue
                     self._healthy()  # a watch that ran its course: the API works
+                    self._follow_service()
             except ResourceExpiredError as e:
                 log.info("kubernetes %s: %s; relisting", self._target, e)
                 self._stop.wait(RELIST_DELAY)
@@ -164,8 +175,8 @@ class Reflector:
             self._failures = 0
 
     def _relist(self) -> str:
-        if isinstance(self._target.port, int):
-            self._service_ports = self._read_service_ports()
+        self._read_service()
+        self._learn_zone()
         if self._resource == ENDPOINT_SLICES:
             items, version = self._api.list(ENDPOINT_SLICES, selector=self._selector)
         else:
@@ -175,21 +186,74 @@ class Reflector:
         self._publish()
         return str(version)
 
-    def _read_service_ports(self) -> dict[int, str]:
-        """The Service's port → name map; without permission to read it, port numbers are
-        used as backend ports (warned once)."""
+    def _read_service(self) -> None:
+        """The Service's port → name map (for a numeric port) and its trafficDistribution
+        (for `--locality auto`). Without permission to read it, port numbers are used as
+        backend ports and no distribution is followed (warned once)."""
+        numeric = isinstance(self._target.port, int)
+        if not numeric and not self._follows_distribution:
+            return
         try:
-            return service_port_names(self._api.get_service(self._target.service))
+            service = self._api.get_service(self._target.service)
         except KubeApiError as e:
             if e.status != 403:
                 raise
             if not self._warned_service:
-                log.warning("kubernetes %s: cannot get services in namespace %s (%s); using "
-                            "port %s as the backend port. Grant get on services to map Service "
-                            "ports.", self._target, getattr(self._api, "namespace", "?"), e,
-                            self._target.port)
+                log.warning("kubernetes %s: cannot get services in namespace %s (%s); %s "
+                            "Grant get on services.", self._target,
+                            getattr(self._api, "namespace", "?"), e,
+                            f"using port {self._target.port} as the backend port." if numeric
+                            else "its trafficDistribution is not followed.")
                 self._warned_service = True
-            return {}
+            self._service_ports, self._distribution = {}, None
+            return
+        self._service_ports = service_port_names(service) if numeric else {}
+        distribution = ((service or {}).get("spec") or {}).get("trafficDistribution")
+        self._distribution = str(distribution) if distribution else None
+
+    @property
+    def _follows_distribution(self) -> bool:
+        """`--locality auto` for a proxy that knows where it runs."""
+        locality = self._locality
+        return locality.mode == "auto" and (locality.node or locality.zone) is not None
+
+    def _follow_service(self) -> None:
+        """At a watch renewal: publish again if the Service's trafficDistribution changed."""
+        if not self._follows_distribution:
+            return
+        before = self._distribution
+        self._read_service()
+        if self._distribution != before:
+            log.info("kubernetes %s: trafficDistribution %s -> %s", self._target,
+                     before or "unset", self._distribution or "unset")
+            self._publish()
+
+    def _learn_zone(self) -> None:
+        """This proxy's zone from its Node's label, asked once (`--node-name` without
+        `--zone`). Without permission to get nodes, locality is turned off (warned)."""
+        locality = self._locality
+        if (locality.mode == "off" or locality.node is None or locality.zone is not None
+                or self._zone_asked):
+            return
+        try:
+            zone = self._api.node_zone(locality.node)
+        except KubeApiError as e:
+            if e.status != 403:
+                raise  # this relist fails and is retried with the others
+            log.warning("kubernetes %s: cannot get node %s (grant get on nodes, or give "
+                        "--zone): locality is off", self._target, locality.node)
+            self._locality = dataclasses.replace(locality, mode="off")
+            self._zone_asked = True
+            return
+        self._zone_asked = True
+        if zone is None:
+            log.warning("kubernetes %s: node %s has no topology.kubernetes.io/zone label (or "
+                        "does not exist): only same-node locality applies", self._target,
+                        locality.node)
+            return
+        log.info("kubernetes %s: this proxy runs on node %s in zone %s", self._target,
+                 locality.node, zone)
+        self._locality = dataclasses.replace(locality, zone=zone)
 
     def _watch(self, version: str) -> str:
         timeout = WATCH_TIMEOUT * (1 + 0.25 * self._rng())
@@ -232,6 +296,7 @@ class Reflector:
             selection = select_from_endpoints(self._objects.get(self._target.service),
                                               port=self._target.port,
                                               service_ports=self._service_ports)
+        selection = self._place(selection)
         self._report(selection)
         self._health.succeeded(
             resource=str(self._resource), namespace=getattr(self._api, "namespace", None),
@@ -241,6 +306,15 @@ class Reflector:
             endpoints=selection.details)
         self._last = selection
         self._emit(selection)
+
+    def _place(self, selection: Selection) -> Selection:
+        """The selection with each endpoint's locality and ring (`locality.place`)."""
+        locality = self._locality
+        placed = place(selection.topology, Here(locality.node, locality.zone),
+                       mode=locality.mode, distribution=self._distribution)
+        details = {e.address: {**selection.details.get(e.address, {}),
+                               "locality": e.locality.value, "ring": e.ring} for e in placed}
+        return dataclasses.replace(selection, endpoints=placed, details=details)
 
     def _report(self, selection: Selection) -> None:
         last = self._last
@@ -270,6 +344,7 @@ class _ThreadEnded:
 
 async def watch_kubernetes(target: KubernetesTarget, *, api_factory: Callable[[], Any],
                            health: ResolverHealth | None = None,
+                           locality: LocalityConfig | None = None,
                            ) -> AsyncGenerator[EndpointSet, None]:
     """Run a `Reflector` in a daemon thread; yield each changed endpoint set. Raises
     `ResolverThreadError` if the thread ends while the generator is open."""
@@ -293,7 +368,8 @@ async def watch_kubernetes(target: KubernetesTarget, *, api_factory: Callable[[]
         try:
             api = api_factory()
             try:
-                Reflector(api, target, emit=emit, stop=stop, health=health).run()
+                Reflector(api, target, emit=emit, stop=stop, health=health,
+                          locality=locality).run()
             finally:
                 api.close()
         except Exception as e:  # the thread's guard: the generator raises it, chained

@@ -15,6 +15,8 @@ The rules (KEP-1669, kube-proxy's behaviour, and where popular resolvers went wr
   name), and otherwise used as the backend port as it is.
 - core/v1 Endpoints (the fallback where EndpointSlices are not served) use `subsets[]`:
   `addresses` are ready, `notReadyAddresses` are not, ports chosen by the same name rule.
+- Each chosen endpoint's `Topology` (nodeName, zone, hints.forNodes, hints.forZones) is kept
+  for `locality.place`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gproxy_mp.model import Endpoint, EndpointSet, build_endpoint_set
+from gproxy_mp.supervisor.resolvers.locality import Topology
 
 Json = Mapping[str, Any]
 
@@ -39,6 +42,8 @@ class Selection:
     per_slice: dict[str, int] = field(default_factory=dict)
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per chosen `host:port`: its conditions, zone, node and slice, for /debug/endpoints."""
+    topology: dict[Endpoint, Topology] = field(default_factory=dict)
+    """Where each chosen endpoint runs."""
 
 
 def service_port_names(service: Json | None) -> dict[int, str]:
@@ -72,6 +77,7 @@ def select_from_slices(slices: Mapping[str, Json], *, port: int | str,
     portless: list[str] = []
     per_slice: dict[str, int] = {}
     details: dict[str, dict[str, Any]] = {}
+    topology: dict[Endpoint, Topology] = {}
     for name, slice_ in sorted(slices.items()):
         if slice_.get("addressType") not in ("IPv4", "IPv6"):
             fqdn.append(name)
@@ -96,6 +102,7 @@ def select_from_slices(slices: Mapping[str, Json], *, port: int | str,
                     "ready": is_ready, "serving": is_serving, "terminating": is_terminating,
                     "zone": endpoint.get("zone"), "node": endpoint.get("nodeName"),
                     "slice": name}
+                topology[chosen] = _topology(endpoint)
             if is_ready:
                 ready.add(chosen)
                 count += 1
@@ -107,21 +114,35 @@ def select_from_slices(slices: Mapping[str, Json], *, port: int | str,
         endpoints=endpoints,
         fallback=not ready and bool(draining),
         details={e.address: details[e.address] for e in endpoints},
+        topology={e: topology[e] for e in endpoints},
         ignored_fqdn_slices=tuple(fqdn),
         slices_without_port=tuple(portless),
         per_slice=per_slice,
     )
 
 
+def _topology(endpoint: Json) -> Topology:
+    hints = endpoint.get("hints") or {}
+
+    def names(key: str) -> tuple[str, ...] | None:
+        if key not in hints:
+            return None
+        return tuple(str(h.get("name")) for h in hints.get(key) or [] if h.get("name"))
+
+    return Topology(node=endpoint.get("nodeName"), zone=endpoint.get("zone"),
+                    for_nodes=names("forNodes"), for_zones=names("forZones"))
+
+
 def select_from_endpoints(endpoints: Json | None, *, port: int | str,
                           service_ports: Mapping[int, str]) -> Selection:
     """The same choice from a core/v1 Endpoints object (ready addresses only)."""
-    chosen: set[Endpoint] = set()
+    topology: dict[Endpoint, Topology] = {}
     for subset in (endpoints or {}).get("subsets") or []:
         number = backend_port(subset.get("ports") or [], port, service_ports)
         if number is None:
             continue
         for address in subset.get("addresses") or []:
             if address.get("ip"):
-                chosen.add(Endpoint(str(address["ip"]), number))
-    return Selection(endpoints=build_endpoint_set(chosen))
+                topology[Endpoint(str(address["ip"]), number)] = Topology(
+                    node=address.get("nodeName"))
+    return Selection(endpoints=build_endpoint_set(topology), topology=topology)
