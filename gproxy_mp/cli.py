@@ -121,6 +121,13 @@ Example:
               help="How each call's backend is picked: 'round-robin' in turn, or "
               "'least-request': the one of two random backends with fewer calls in flight "
               "(slow backends get fewer calls).")
+@click.option("--health-check", is_flag=False, flag_value="", default=None, metavar="[SERVICE]",
+              help="Ask each backend grpc.health.v1.Health/Check (about SERVICE, or the whole "
+              "server) and send no calls to those not SERVING; backends without the health "
+              "service count as serving. Off by default.")
+@click.option("--health-check-interval", default="5s", show_default=True,
+              type=params.HEALTH_CHECK_INTERVAL,
+              help="How often each worker checks each backend with --health-check.")
 @click.option("--unary-methods", default="", type=params.UNARY_METHODS,
               help="Methods known to be unary (or /pkg.Svc/* for a whole service): served "
               "with cheaper unary handlers. A streaming call to one of them fails.")

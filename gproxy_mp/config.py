@@ -145,6 +145,11 @@ class WorkerOptions:
     balancer: str = "round-robin"
     """How a worker picks each call's backend (`worker/balancer.py`): `round-robin` or
     `least-request` (power of two choices by calls in flight)."""
+    health_check: str | None = None
+    """Ask each backend `grpc.health.v1.Health/Check` about this service ("": the server as a
+    whole) and take NOT_SERVING ones out of the pick (`worker/health.py`); None: no checks."""
+    health_check_interval: float = 5.0
+    """Seconds between two checks of one backend by one worker."""
 
 
 LOCALITY_MODES = ("auto", "node", "zone", "off")
@@ -287,6 +292,14 @@ MIN_DNS_REFRESH = 0.1
 
 def parse_dns_refresh(text: str) -> float:
     return parse_duration(text, at_least=MIN_DNS_REFRESH)
+
+
+MIN_HEALTH_CHECK_INTERVAL = 0.1
+"""Seconds: checks more often than this would load backends more than the calls do."""
+
+
+def parse_health_check_interval(text: str) -> float:
+    return parse_duration(text, at_least=MIN_HEALTH_CHECK_INTERVAL)
 
 
 MAX_STREAMS = 2**31 - 1

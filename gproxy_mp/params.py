@@ -18,6 +18,7 @@ from gproxy_mp.config import (
     parse_connection_age,
     parse_dns_refresh,
     parse_duration,
+    parse_health_check_interval,
     parse_max_concurrent_streams,
     parse_route,
     parse_unary_methods,
@@ -56,6 +57,7 @@ class Parsed(click.ParamType, Generic[T]):  # type: ignore[type-arg]  # generic 
 DURATION = Parsed("DURATION", parse_duration)
 CONNECTION_AGE = Parsed("DURATION|off", parse_connection_age)
 DNS_REFRESH = Parsed("DURATION", parse_dns_refresh)
+HEALTH_CHECK_INTERVAL = Parsed("DURATION", parse_health_check_interval)
 WORKER_TIMEOUT = Parsed("DURATION", parse_worker_timeout)
 WORKERS = Parsed("N|auto", parse_workers)
 STREAMS = Parsed("N", parse_max_concurrent_streams)

@@ -1,7 +1,8 @@
 """One gRPC channel per backend, kept in step with the route's endpoint set.
 
 A channel is created (and asked to connect) when its endpoint appears, and a small watcher task
-keeps its connectivity state for the picker. A large update opens its first `OPEN_BATCH`
+keeps its connectivity state for the picker; with `--health-check`, a checker task per backend
+keeps its health verdict too (`worker/health.py`). A large update opens its first `OPEN_BATCH`
 channels at once and the rest in batches between other work on the loop (a grpc.aio channel
 costs ~20-40 us to create, so 5,000 at once would stall every call of the worker for a fifth of
 a second); a backend picked before its turn opens on the spot. When an endpoint disappears it
@@ -15,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 
 import grpc
 import grpc.aio
@@ -30,6 +33,13 @@ from gproxy_mp.worker.balancer import (
     Strikes,
     build_picker,
     placed_rank,
+)
+from gproxy_mp.worker.health import (
+    CHECK_METHOD,
+    MAX_CHECK_TIMEOUT,
+    Serving,
+    decode_status,
+    encode_request,
 )
 from gproxy_mp.worker.server import MAX_METADATA_BYTES
 
@@ -58,12 +68,24 @@ _RANKS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class HealthChecks:
+    """`--health-check[=SERVICE]` and its interval."""
+
+    service: str
+    interval: float
+
+
 class Backend:
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, *, health_checks: HealthChecks | None = None) -> None:
         self.endpoint = endpoint
         self.state = grpc.ChannelConnectivity.IDLE
         self.rank = UNKNOWN
         self.strikes = Strikes()
+        self.serving = True  # the last health check's verdict (True without checks)
+        self._health_checks = health_checks
+        self._checker: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()  # set when the channel turns READY: check at once
         self.in_flight = 0  # attempts running on it now, in this worker
         self.latency = Ewma()  # of its response times (to headers or first message)
         self.closed = False
@@ -104,6 +126,9 @@ class Backend:
             self._channel = grpc.aio.insecure_channel(self.endpoint.address,
                                                       options=CHANNEL_OPTIONS)
             self._watcher = asyncio.create_task(self._watch(), name=f"watch {self.endpoint}")
+            if self._health_checks is not None:
+                self._checker = asyncio.create_task(self._check_health(self._health_checks),
+                                                    name=f"health-check {self.endpoint}")
 
     def method(self, name: str) -> grpc.aio.StreamStreamMultiCallable[bytes, bytes]:
         """A raw-bytes stream-stream multi-callable for `name` on this backend."""
@@ -143,20 +168,61 @@ class Backend:
             if state != self.state:
                 log.debug("backend %s: %s -> %s", self.endpoint, self.state.name, state.name)
             self.state, self.rank = state, _RANKS.get(state, UNKNOWN)
+            if state == grpc.ChannelConnectivity.READY:
+                self._connected.set()
             await channel.wait_for_state_change(state)
             # Asking to connect keeps an idle channel warm, so the picker finds it READY.
             state = channel.get_state(try_to_connect=True)
 
+    async def _check_health(self, checks: HealthChecks) -> None:
+        """Ask the backend its health every interval, and at once whenever the channel
+        (re)connects; keep `serving` to the verdict. Runs until cancelled."""
+        check = self.channel.unary_unary(CHECK_METHOD, request_serializer=None,
+                                         response_deserializer=None)
+        request = encode_request(checks.service)
+        timeout = min(checks.interval, MAX_CHECK_TIMEOUT)
+        while True:
+            self._connected.clear()
+            serving, why = await _ask_health(check, request, timeout)
+            if serving != self.serving:
+                if serving:
+                    log.info("backend %s: health check passed (%s): back in the pick",
+                             self.endpoint, why)
+                else:
+                    log.warning("backend %s: health check failed (%s): out of the pick",
+                                self.endpoint, why)
+                self.serving = serving
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connected.wait(),
+                                       checks.interval * random.uniform(0.9, 1.1))
+
     async def close(self, grace: float | None) -> None:
         self.closed = True
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        for task in (self._watcher, self._checker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._channel is not None:
             await self._channel.close(grace)
 
 
+
+
+async def _ask_health(check: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes], request: bytes,
+                      timeout: float) -> tuple[bool, str]:
+    """(serving?, why) from one Health/Check call."""
+    try:
+        answer = await check(request, timeout=timeout)
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+            return True, "no health service: counted as serving"
+        return False, f"{error.code().name}: {error.details()}"
+    try:
+        status = decode_status(answer)
+    except ValueError as error:
+        return False, f"unreadable answer: {error}"
+    return status == Serving.SERVING, status.name
 
 
 def _load(backend: Backend) -> tuple[int, float]:
@@ -166,8 +232,10 @@ def _load(backend: Backend) -> tuple[int, float]:
 class BackendPool:
     """The route's backends, the picker over them, and the channels still closing."""
 
-    def __init__(self, *, close_grace: float, balancer: str = "round-robin") -> None:
+    def __init__(self, *, close_grace: float, balancer: str = "round-robin",
+                 health_checks: HealthChecks | None = None) -> None:
         self._close_grace = close_grace
+        self._health_checks = health_checks
         self._backends: dict[tuple[str, int], Backend] = {}  # by address
         self._order: list[Backend] = []
         self._tasks: set[asyncio.Task[None]] = set()  # opening and closing channels
@@ -180,7 +248,7 @@ class BackendPool:
         now = time.monotonic()
 
         def rank(backend: Backend) -> int:
-            if backend.strikes.until and backend.strikes.active(now):
+            if not backend.serving or (backend.strikes.until and backend.strikes.active(now)):
                 return placed_rank(FAILING, backend.endpoint.ring)
             return placed_rank(backend.rank, backend.endpoint.ring)
 
@@ -193,7 +261,8 @@ class BackendPool:
         diff = diff_endpoints((b.endpoint for b in self._backends.values()), endpoints)
         added = []
         for endpoint in diff.added:
-            self._backends[endpoint.host, endpoint.port] = backend = Backend(endpoint)
+            backend = Backend(endpoint, health_checks=self._health_checks)
+            self._backends[endpoint.host, endpoint.port] = backend
             added.append(backend)
         for backend in added[:OPEN_BATCH]:
             backend.open()

@@ -52,7 +52,7 @@ from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.logs import configure_logging
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
 from gproxy_mp.worker import follower
-from gproxy_mp.worker.channels import BackendPool
+from gproxy_mp.worker.channels import BackendPool, HealthChecks
 from gproxy_mp.worker.proxy import ProxyHandler
 from gproxy_mp.worker.reflection import UnaryLearner
 from gproxy_mp.worker.server import build_server
@@ -121,7 +121,11 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
     stops = stops or Stops()
     bus = BusClient(BusAddresses(Path(config.runtime_dir)), route=config.route,
                     worker=config.worker)
-    pool = BackendPool(close_grace=config.options.drain_timeout, balancer=config.options.balancer)
+    options = config.options
+    checks = (None if options.health_check is None
+              else HealthChecks(options.health_check, options.health_check_interval))
+    pool = BackendPool(close_grace=options.drain_timeout, balancer=options.balancer,
+                       health_checks=checks)
     handler = ProxyHandler(pool, target=config.target, access_log=config.options.access_log,
                            unary_methods=config.options.unary_methods,
                            stats=CallStats(method_label=config.options.metrics_method_label))
