@@ -28,6 +28,7 @@ from gproxy_mp.config import (
 from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
 from gproxy_mp.grpc_engine import GRPC_ENGINES
 from gproxy_mp.logs import FORMATS, LEVELS, configure_logging
+from gproxy_mp.tls import check_listener_tls, listener_tls
 from gproxy_mp.worker.balancer import BALANCERS
 
 log = logging.getLogger("gproxy_mp")
@@ -51,6 +52,7 @@ def build_settings(**values: Any) -> Settings:
     check_routes(routes)
     check_admin(fields.get("admin"), routes)
     worker = WorkerOptions(**{k: fields.pop(k) for k in WORKER_FIELDS & fields.keys()})
+    check_listener_tls(listener_tls(worker))
     for optional in ("kubeconfig", "node_name", "zone"):
         fields[optional] = fields.get(optional) or None
     return Settings(routes=routes, worker=worker, **fields)
@@ -121,6 +123,13 @@ Example:
               help="How each call's backend is picked: 'round-robin' in turn, or "
               "'least-request': the one of two random backends with fewer calls in flight "
               "(slow backends get fewer calls).")
+@click.option("--tls-cert", default=None, metavar="FILE",
+              help="Serve TLS on every listener with this certificate chain (PEM); needs "
+              "--tls-key. Re-read when the file changes.")
+@click.option("--tls-key", default=None, metavar="FILE",
+              help="The private key (PEM) of --tls-cert.")
+@click.option("--tls-client-ca", default=None, metavar="FILE",
+              help="Require client certificates signed by these CAs (PEM): mutual TLS.")
 @click.option("--health-check", is_flag=False, flag_value="", default=None, metavar="[SERVICE]",
               help="Ask each backend grpc.health.v1.Health/Check (about SERVICE, or the whole "
               "server) and send no calls to those not SERVING; backends without the health "

@@ -150,6 +150,11 @@ class WorkerOptions:
     whole) and take NOT_SERVING ones out of the pick (`worker/health.py`); None: no checks."""
     health_check_interval: float = 5.0
     """Seconds between two checks of one backend by one worker."""
+    tls_cert: str | None = None
+    """`--tls-cert`: the listeners' certificate chain (PEM); with `tls_key`, they speak TLS."""
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    """`--tls-client-ca`: require client certificates signed by these CAs (mutual TLS)."""
 
 
 LOCALITY_MODES = ("auto", "node", "zone", "off")

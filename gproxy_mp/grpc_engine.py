@@ -35,9 +35,18 @@ def check_grpc_engine(name: str) -> str:
     return name
 
 
+VERBOSITY_VARIABLE = "GRPC_VERBOSITY"
+WORKER_VERBOSITY = "ERROR"
+"""gRPC core's own log lines in workers: errors only, unless the user's environment says
+otherwise. Core logs some events at INFO on its own (every failed TLS handshake, with the
+client's reason), which would flood stderr and break `--log-format json` lines."""
+
+
 def worker_environment(engine: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment a worker runs with: `environ`, plus what selects `engine`."""
+    """The environment a worker runs with: `environ`, plus what selects `engine`, and gRPC
+    core's verbosity (`WORKER_VERBOSITY` unless set)."""
     env = dict(environ)
+    env.setdefault(VERBOSITY_VARIABLE, WORKER_VERBOSITY)
     if engine == "iomgr":
         own = env.get(EXPERIMENTS_VARIABLE, "").strip().strip(",")
         env[EXPERIMENTS_VARIABLE] = ",".join((*IOMGR_EXPERIMENTS, *([own] if own else [])))

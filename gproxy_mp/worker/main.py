@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import grpc.aio
 
 from gproxy_mp import loops
@@ -51,8 +52,10 @@ from gproxy_mp.errors import AddressInUseError, ExitCode
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.logs import configure_logging
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
+from gproxy_mp.tls import MaterialError, listener_tls
 from gproxy_mp.worker import follower
 from gproxy_mp.worker.channels import BackendPool, HealthChecks
+from gproxy_mp.worker.credentials import ReloadingServerCredentials
 from gproxy_mp.worker.proxy import ProxyHandler
 from gproxy_mp.worker.reflection import UnaryLearner
 from gproxy_mp.worker.server import build_server
@@ -144,10 +147,14 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
             server = build_server(handler, bind_address=config.bind_address,
                                   max_connection_age=config.options.max_connection_age,
                                   max_connection_age_grace=config.options.max_connection_age_grace,
-                                  max_concurrent_streams=config.options.max_concurrent_streams)
+                                  max_concurrent_streams=config.options.max_concurrent_streams,
+                                  credentials=_listener_credentials(config))
         except AddressInUseError as e:
             log.error("%s", e)
             return ExitCode.WORKER_BOOT
+        except MaterialError as e:  # the files changed since the supervisor checked them
+            log.error("cannot serve TLS: %s", e)
+            return ExitCode.RUNTIME
         await server.start()
         log.info("serving on %s, forwarding to %s (%d endpoints, %s loop, gRPC on %s)",
                  config.bind_address, config.target, len(pool),
@@ -164,6 +171,11 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         await following.set_phase(WorkerState.STOPPED)  # final counts: the supervisor's stay exact
         await pool.close(0)
         bus.close()
+
+
+def _listener_credentials(config: WorkerConfig) -> grpc.ServerCredentials | None:
+    files = listener_tls(config.options)
+    return None if files is None else ReloadingServerCredentials(files).credentials()
 
 
 async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: ProxyHandler,

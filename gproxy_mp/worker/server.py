@@ -74,15 +74,18 @@ def build_server(
     handler: grpc.GenericRpcHandler[bytes, bytes], *, bind_address: str,
     max_connection_age: float | None = None, max_connection_age_grace: float | None = None,
     max_concurrent_streams: int | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> grpc.aio.Server:
-    """A server with `handler` as its only handler, bound to `bind_address` (not started)."""
+    """A server with `handler` as its only handler, bound to `bind_address` (not started);
+    TLS with `credentials`, else plaintext."""
     options = (SERVER_OPTIONS
                + connection_age_options(max_connection_age, max_connection_age_grace)
                + stream_options(max_concurrent_streams))
     server = grpc.aio.server(options=options)
     server.add_generic_rpc_handlers((handler,))
     try:
-        port = server.add_insecure_port(bind_address)
+        port = (server.add_insecure_port(bind_address) if credentials is None
+                else server.add_secure_port(bind_address, credentials))
     except RuntimeError as e:
         raise AddressInUseError(f"cannot listen on {bind_address}: {e}") from None
     if port == 0:

@@ -12,7 +12,8 @@ IOMGR = "-event_engine_client,-event_engine_listener,-event_engine_for_all_other
 
 def test_iomgr_switches_the_event_engine_experiments_off_and_keeps_the_rest() -> None:
     env = worker_environment("iomgr", {"PATH": "/bin", "GPROXY_WORKERS": "2"})
-    assert env == {"PATH": "/bin", "GPROXY_WORKERS": "2", "GRPC_EXPERIMENTS": IOMGR}
+    assert env == {"PATH": "/bin", "GPROXY_WORKERS": "2", "GRPC_EXPERIMENTS": IOMGR,
+                   "GRPC_VERBOSITY": "ERROR"}
 
 
 def test_a_users_own_experiments_come_last_so_they_win() -> None:
@@ -21,11 +22,16 @@ def test_a_users_own_experiments_come_last_so_they_win() -> None:
     assert worker_environment("iomgr", {"GRPC_EXPERIMENTS": ""})["GRPC_EXPERIMENTS"] == IOMGR
 
 
-def test_event_engine_leaves_the_environment_as_it_is() -> None:
+def test_event_engine_leaves_the_experiments_as_they_are() -> None:
     environ = {"PATH": "/bin", "GRPC_EXPERIMENTS": "tcp_rcv_lowat"}
     env = worker_environment("event-engine", environ)
-    assert env == environ
-    assert env is not environ  # a copy: the supervisor's own environment is never changed
+    assert env == environ | {"GRPC_VERBOSITY": "ERROR"}
+    assert environ == {"PATH": "/bin", "GRPC_EXPERIMENTS": "tcp_rcv_lowat"}  # a copy
+
+
+def test_grpc_cores_own_log_lines_are_errors_only_unless_the_user_says_otherwise() -> None:
+    assert worker_environment("iomgr", {})["GRPC_VERBOSITY"] == "ERROR"
+    assert worker_environment("iomgr", {"GRPC_VERBOSITY": "debug"})["GRPC_VERBOSITY"] == "debug"
 
 
 def test_unknown_engines_are_refused() -> None:

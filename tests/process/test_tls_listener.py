@@ -1,0 +1,269 @@
+"""TLS on the listener (`--tls-cert`, `--tls-key`, `--tls-client-ca`), through the real CLI.
+
+grpcio clients speak TLS to the proxy, which forwards to plaintext backends. Real certificates
+from `harness.certs`. The rotation test swaps the files the way a Kubernetes secret volume does
+(a `..data` symlink replaced atomically) while clients keep calling.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from harness.certs import CertificateAuthority, Issued
+from tests.support import client
+from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
+
+pytestmark = pytest.mark.timeout(120)
+
+SERVER_NAME = "proxy.test"
+LOAD_THREADS = 4
+ROTATION_BOUND = 10.0
+"""Seconds within which new connections must see a rotated certificate."""
+
+
+def secure_channel(address: str, ca: bytes, *, identity: Issued | None = None) -> grpc.Channel:
+    """A TLS channel trusting `ca`, presenting `identity` if given, checking SERVER_NAME."""
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=ca,
+        private_key=identity.key.read_bytes() if identity else None,
+        certificate_chain=identity.cert.read_bytes() if identity else None)
+    return grpc.secure_channel(address, credentials, options=[
+        client.PRIVATE_CONNECTION, ("grpc.ssl_target_name_override", SERVER_NAME)])
+
+
+def call(address: str, ca: bytes, *, identity: Issued | None = None) -> str:
+    """One Whoami on a fresh TLS connection: the backend's name, or `CODE: details`."""
+    with secure_channel(address, ca, identity=identity) as channel:
+        try:
+            return client.whoami(channel, timeout=5)
+        except grpc.RpcError as error:
+            return client.describe(error)
+
+
+def wait_tls_serving(proxy: Proxy, address: str, ca: bytes, *,
+                     identity: Issued | None = None) -> str:
+    deadline = time.monotonic() + 20
+    answer = ""
+    while time.monotonic() < deadline:
+        assert proxy.process.poll() is None, proxy.output()
+        answer = call(address, ca, identity=identity)
+        if ":" not in answer:
+            return answer
+        time.sleep(0.2)
+    raise AssertionError(f"{address} not serving TLS: {answer}\n{proxy.output()}")
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> tuple[CertificateAuthority, CertificateAuthority]:
+    """The proxy's CA and another one nobody should trust for it."""
+    return (CertificateAuthority(tmp_path / "ca", "ca-one"),
+            CertificateAuthority(tmp_path / "other", "ca-two"))
+
+
+def serving_cert(ca: CertificateAuthority, **kw: object) -> Issued:
+    return ca.issue("proxy", dns=[SERVER_NAME], ips=["127.0.0.1"], **kw)  # type: ignore[arg-type]
+
+
+def tls_proxy(proxies: Callable[..., Proxy], backend: Backend, cert: Issued, *extra: str,
+              ) -> tuple[Proxy, str]:
+    port = free_port()
+    proxy = proxies(*proxy_args(route(port, backend), workers=2), "--tls-cert", str(cert.cert),
+                    "--tls-key", str(cert.key), *extra)
+    return proxy, f"127.0.0.1:{port}"
+
+
+def test_clients_trusting_the_ca_are_served_over_tls_and_others_are_not(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy],
+    pki: tuple[CertificateAuthority, CertificateAuthority],
+) -> None:
+    ca, other = pki
+    proxy, address = tls_proxy(proxies, backends("a"), serving_cert(ca))
+    assert wait_tls_serving(proxy, address, ca.pem()) == "a"
+    assert call(address, other.pem()).startswith("UNAVAILABLE"), proxy.output()
+    with client.open_channel(address) as plaintext, pytest.raises(grpc.RpcError) as refused:
+        client.whoami(plaintext, timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "Handshake failed" not in proxy.stderr()  # gRPC core's INFO lines stay quiet
+
+
+def test_an_expired_certificate_fails_the_handshake(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy],
+    pki: tuple[CertificateAuthority, CertificateAuthority],
+) -> None:
+    ca, _ = pki
+    expired = serving_cert(ca, valid_for=-datetime.timedelta(days=1))
+    proxy, address = tls_proxy(proxies, backends("a"), expired)
+    time.sleep(2.0)  # serving by now; every handshake must still fail
+    answer = call(address, ca.pem())
+    assert answer.startswith("UNAVAILABLE"), f"{answer}\n{proxy.output()}"
+
+
+def test_mutual_tls_serves_only_clients_with_a_certificate_of_the_client_ca(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy],
+    pki: tuple[CertificateAuthority, CertificateAuthority],
+) -> None:
+    ca, other = pki
+    proxy, address = tls_proxy(proxies, backends("a"), serving_cert(ca),
+                               "--tls-client-ca", str(ca.cert))
+    good = ca.issue("client", client=True)
+    assert wait_tls_serving(proxy, address, ca.pem(), identity=good) == "a"
+    assert call(address, ca.pem()).startswith("UNAVAILABLE")  # no certificate
+    stranger = other.issue("client", client=True)
+    assert call(address, ca.pem(), identity=stranger).startswith("UNAVAILABLE")
+
+
+def secret_volume(directory: Path, cert: Issued) -> tuple[Path, Path]:
+    """`tls.crt` and `tls.key` behind a `..data` symlink, as kubelet lays out a secret."""
+    directory.mkdir()
+    swap(directory, cert)
+    for name in ("tls.crt", "tls.key"):
+        (directory / name).symlink_to(f"..data/{name}")
+    return directory / "tls.crt", directory / "tls.key"
+
+
+def swap(directory: Path, cert: Issued) -> None:
+    """Write a new timestamped directory and point `..data` at it in one rename."""
+    version = directory / f"..{time.monotonic_ns()}"
+    version.mkdir()
+    (version / "tls.crt").write_bytes(cert.cert.read_bytes())
+    (version / "tls.key").write_bytes(cert.key.read_bytes())
+    link = directory / "..data_tmp"
+    link.symlink_to(version.name)
+    os.replace(link, directory / "..data")
+
+
+class Load:
+    """Threads calling Whoami back to back, each on its own TLS connection; every failure
+    is kept."""
+
+    def __init__(self, address: str, ca: bytes) -> None:
+        self.calls = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(address, ca), daemon=True)
+                         for _ in range(LOAD_THREADS)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, address: str, ca: bytes) -> None:
+        with secure_channel(address, ca) as channel:
+            for _ in range(200_000):  # bounded; stop() ends it long before
+                if self._stop.is_set():
+                    return
+                try:
+                    client.whoami(channel, timeout=5)
+                    outcome = None
+                except grpc.RpcError as error:
+                    outcome = client.describe(error)
+                with self._lock:
+                    self.calls += 1
+                    if outcome:
+                        self.failures.append(outcome)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(10)
+
+
+def proxy_on_secret(proxies: Callable[..., Proxy], backend: Backend, ca: CertificateAuthority,
+                    directory: Path, *, workers: int) -> tuple[Proxy, str]:
+    """A TLS proxy serving a certificate of `ca` from a secret volume at `directory`."""
+    cert, key = secret_volume(directory, serving_cert(ca))
+    port = free_port()
+    proxy = proxies(*proxy_args(route(port, backend), workers=workers),
+                    "--tls-cert", str(cert), "--tls-key", str(key))
+    address = f"127.0.0.1:{port}"
+    wait_tls_serving(proxy, address, ca.pem())
+    return proxy, address
+
+
+def test_a_rotated_certificate_reaches_new_connections_while_old_ones_keep_working(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy],
+    pki: tuple[CertificateAuthority, CertificateAuthority], tmp_path: Path,
+) -> None:
+    ca, successor = pki  # the certificate moves to a new CA, as a CA rotation does
+    proxy, address = proxy_on_secret(proxies, backends("a"), ca, tmp_path / "secret", workers=2)
+    load = Load(address, ca.pem() + successor.pem())  # clients that trust both
+    try:
+        time.sleep(1.0)
+        swap(tmp_path / "secret", serving_cert(successor))
+        swapped = time.monotonic()
+        answer = ""
+        while time.monotonic() - swapped < ROTATION_BOUND:
+            answer = call(address, successor.pem())
+            if answer == "a":
+                break
+            time.sleep(0.2)
+        seen_after = time.monotonic() - swapped
+        time.sleep(1.0)
+    finally:
+        load.stop()
+    report = f"{answer} after {seen_after:.1f}s; {load.calls} calls\n{proxy.output()}"
+    assert answer == "a", report
+    assert load.calls > 100 and load.failures == [], f"{load.failures[:5]} {report}"
+    assert "certificate files reloaded" in proxy.stderr(), report
+
+
+def test_a_broken_new_certificate_is_logged_and_the_old_one_kept(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy],
+    pki: tuple[CertificateAuthority, CertificateAuthority], tmp_path: Path,
+) -> None:
+    ca, other = pki
+    proxy, address = proxy_on_secret(proxies, backends("a"), ca, tmp_path / "secret", workers=1)
+    mismatched = Issued(cert=serving_cert(other).cert, key=ca.issue("unrelated").key)
+    swap(tmp_path / "secret", mismatched)
+    time.sleep(1.5)
+    for _ in range(5):  # several handshakes: logged once, served with the old material
+        assert call(address, ca.pem()) == "a", proxy.output()
+        time.sleep(0.3)
+    errors = [line for line in proxy.stderr().splitlines() if "not usable" in line]
+    assert len(errors) == 1 and "does not belong to --tls-cert" in errors[0], proxy.output()
+
+
+def pair(issued: Issued) -> list[str]:
+    return ["--tls-cert", str(issued.cert), "--tls-key", str(issued.key)]
+
+
+BAD_START = [
+    pytest.param(lambda ca, tmp: ["--tls-cert", str(tmp / "missing.pem"), "--tls-key",
+                                  str(ca.issue("p").key)], "--tls-cert", id="missing-cert"),
+    pytest.param(lambda ca, tmp: ["--tls-cert", str(ca.issue("p").cert), "--tls-key",
+                                  str(ca.issue("q").key)], "does not belong", id="key-mismatch"),
+    pytest.param(lambda ca, tmp: ["--tls-cert", str(ca.issue("p").cert)], "go together",
+                 id="cert-without-key"),
+    pytest.param(lambda ca, tmp: ["--tls-client-ca", str(ca.cert)], "needs --tls-cert",
+                 id="client-ca-alone"),
+    pytest.param(lambda ca, tmp: [*pair(ca.issue("p")), "--tls-client-ca",
+                                  str(tmp / "garbage.pem")], "--tls-client-ca",
+                 id="garbage-client-ca"),
+    pytest.param(lambda ca, tmp: ["--tls-cert", str(tmp / "garbage.pem"), "--tls-key",
+                                  str(ca.issue("p").key)], "not a PEM", id="garbage-cert"),
+]
+
+
+@pytest.mark.parametrize(("args", "said"), BAD_START)
+def test_unusable_tls_files_are_one_line_and_exit_2_at_start(
+    args: Callable[[CertificateAuthority, Path], list[str]], said: str, tmp_path: Path,
+    pki: tuple[CertificateAuthority, CertificateAuthority],
+) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "gproxy_mp", "-p", f"127.0.0.1:{free_port()}-static:///a:1",
+         "--admin-address", "off", *args(pki[0], tmp_path)],
+        capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0] and "Traceback" not in result.stderr, lines
