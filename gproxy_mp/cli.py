@@ -28,7 +28,7 @@ from gproxy_mp.config import (
 from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
 from gproxy_mp.grpc_engine import GRPC_ENGINES
 from gproxy_mp.logs import FORMATS, LEVELS, configure_logging
-from gproxy_mp.tls import check_listener_tls, listener_tls
+from gproxy_mp.tls import backend_tls, check_tls, listener_tls
 from gproxy_mp.worker.balancer import BALANCERS
 
 log = logging.getLogger("gproxy_mp")
@@ -52,7 +52,8 @@ def build_settings(**values: Any) -> Settings:
     check_routes(routes)
     check_admin(fields.get("admin"), routes)
     worker = WorkerOptions(**{k: fields.pop(k) for k in WORKER_FIELDS & fields.keys()})
-    check_listener_tls(listener_tls(worker))
+    check_tls(listener_tls(worker))
+    check_tls(backend_tls(worker))
     for optional in ("kubeconfig", "node_name", "zone"):
         fields[optional] = fields.get(optional) or None
     return Settings(routes=routes, worker=worker, **fields)
@@ -130,6 +131,20 @@ Example:
               help="The private key (PEM) of --tls-cert.")
 @click.option("--tls-client-ca", default=None, metavar="FILE",
               help="Require client certificates signed by these CAs (PEM): mutual TLS.")
+@click.option("--backend-tls", is_flag=True, default=False,
+              help="Speak TLS to the backends, verifying them against the system trust store "
+              "or --backend-ca.")
+@click.option("--backend-ca", default=None, metavar="FILE",
+              help="With --backend-tls: trust these CAs (PEM) for backends instead.")
+@click.option("--backend-tls-server-name", default=None, metavar="NAME",
+              help="With --backend-tls: the name checked in backend certificates and sent as "
+              "SNI. Default: svc.ns.svc (kubernetes:), the queried name (dns:), the host "
+              "(static:).")
+@click.option("--backend-cert", default=None, metavar="FILE",
+              help="With --backend-tls: present this certificate chain (PEM) to backends "
+              "(mutual TLS); needs --backend-key. Re-read when the files change.")
+@click.option("--backend-key", default=None, metavar="FILE",
+              help="The private key (PEM) of --backend-cert.")
 @click.option("--health-check", is_flag=False, flag_value="", default=None, metavar="[SERVICE]",
               help="Ask each backend grpc.health.v1.Health/Check (about SERVICE, or the whole "
               "server) and send no calls to those not SERVING; backends without the health "

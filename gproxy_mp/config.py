@@ -88,6 +88,19 @@ class KubernetesTarget:
 Target = StaticTarget | DnsTarget | KubernetesTarget
 
 
+def default_server_name(target: Target, *, namespace: str) -> str | None:
+    """The name a backend's TLS certificate is checked against by default: the Service's DNS
+    name `svc.ns.svc` (`namespace` when the target names none), the queried name of a dns
+    target; None for static targets, where each backend's own host is checked."""
+    match target:
+        case KubernetesTarget():
+            return f"{target.service}.{target.namespace or namespace}.svc"
+        case DnsTarget():
+            return target.host
+        case StaticTarget():
+            return None
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One `-p` value: a listen address served by its own workers, forwarding to one target."""
@@ -155,6 +168,16 @@ class WorkerOptions:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     """`--tls-client-ca`: require client certificates signed by these CAs (mutual TLS)."""
+    backend_tls: bool = False
+    """`--backend-tls`: speak TLS to the backends (`worker/credentials.py`)."""
+    backend_ca: str | None = None
+    """CAs (PEM) backends are verified against; None: the system trust store."""
+    backend_cert: str | None = None
+    """A certificate chain (PEM) to present to backends (mutual TLS), with `backend_key`."""
+    backend_key: str | None = None
+    backend_tls_server_name: str | None = None
+    """The name checked in backend certificates and sent as SNI; None: the route's default
+    (`WorkerConfig.server_name`)."""
 
 
 LOCALITY_MODES = ("auto", "node", "zone", "off")

@@ -25,6 +25,7 @@ class WorkerConfig:
     runtime_dir: str  # the bus directory
     supervisor_pid: int
     options: WorkerOptions  # what every worker runs with (`Settings.worker`)
+    server_name: str | None = None  # the backends' TLS name unless --backend-tls-server-name
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -1,12 +1,13 @@
-"""TLS material for the listener: the files, read and checked. No gRPC here.
+"""TLS material, for the listener and towards the backends: the files, read and checked.
 
-`--tls-cert` and `--tls-key` (PEM) make every route's listener speak TLS; `--tls-client-ca`
-also requires client certificates signed by that CA (mutual TLS). The files are checked with
-Python's `ssl` (the key must match the certificate; the CA must parse): at start a bad one is
-one line naming the option and the file, exit 2 (`check_listener_tls`); a worker re-reads them
-when they change (`worker/credentials.py`) and keeps the old material if the new is bad.
+No gRPC here. The listener (`--tls-cert`, `--tls-key`; `--tls-client-ca` for mutual TLS) and
+the backend side (`--backend-tls`; `--backend-ca` instead of the system trust store,
+`--backend-cert` and `--backend-key` for mutual TLS) each have a `TlsFiles`. The files are
+checked with Python's `ssl` (a key must match its certificate; a CA file must parse): at start a
+bad one is one line naming the option and the file, exit 2 (`check_tls`); a worker re-reads
+them when they change (`worker/credentials.py`) and keeps the old material if the new is bad.
 `signature` is what changes when a file is replaced (its resolved path, inode, size, mtime),
-so a Kubernetes secret volume's symlink swap is seen.
+so a Kubernetes secret volume's `..data` symlink swap is seen.
 """
 
 from __future__ import annotations
@@ -19,68 +20,92 @@ from typing import Any
 
 from gproxy_mp.errors import ConfigError
 
+LISTENER_OPTIONS = ("--tls-cert", "--tls-key", "--tls-client-ca")
+BACKEND_OPTIONS = ("--backend-cert", "--backend-key", "--backend-ca")
+
 
 @dataclass(frozen=True, slots=True)
-class ListenerTls:
-    """`--tls-cert`, `--tls-key` and, for mutual TLS, `--tls-client-ca` (paths)."""
+class TlsFiles:
+    """One side's files (paths): a certificate chain and its key (a client may have none),
+    and the CAs it trusts for its peer (None: the system's, or no client certificates)."""
 
-    cert: str
-    key: str
-    client_ca: str | None = None
+    cert: str | None
+    key: str | None
+    ca: str | None
+    options: tuple[str, str, str]  # the options that named them: cert, key, ca
 
 
 @dataclass(frozen=True, slots=True)
 class Material:
-    cert: bytes
-    key: bytes
-    client_ca: bytes | None
+    cert: bytes | None
+    key: bytes | None
+    ca: bytes | None
 
 
 class MaterialError(ValueError):
     """A file that cannot be used; the message names its option and path."""
 
 
-def load_material(files: ListenerTls) -> Material:
+def load_material(files: TlsFiles) -> Material:
     """The files' contents, checked: the certificate chain and key parse and belong together,
-    the client CA parses. Raises `MaterialError` naming the option and file."""
-    cert = _read("--tls-cert", files.cert)
-    key = _read("--tls-key", files.key)
+    the CA file parses. Raises `MaterialError` naming the option and file."""
+    cert_option, key_option, ca_option = files.options
+    cert = key = ca = None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(files.cert, files.key)
-    except ssl.SSLError as e:
-        reason = e.reason or str(e)
-        if "KEY_VALUES_MISMATCH" in str(e).upper() or reason == "KEY_VALUES_MISMATCH":
-            raise MaterialError(f"--tls-key {files.key!r} does not belong to --tls-cert "
-                                f"{files.cert!r}") from None
-        raise MaterialError(f"--tls-cert {files.cert!r} / --tls-key {files.key!r}: not a PEM "
-                            f"certificate chain and private key ({reason})") from None
-    client_ca = None
-    if files.client_ca is not None:
-        client_ca = _read("--tls-client-ca", files.client_ca)
+    if files.cert is not None and files.key is not None:
+        cert, key = _read(cert_option, files.cert), _read(key_option, files.key)
         try:
-            context.load_verify_locations(cadata=client_ca.decode("ascii", errors="replace"))
+            context.load_cert_chain(files.cert, files.key)
+        except ssl.SSLError as e:
+            reason = e.reason or str(e)
+            if "KEY_VALUES_MISMATCH" in str(e).upper():
+                raise MaterialError(f"{key_option} {files.key!r} does not belong to "
+                                    f"{cert_option} {files.cert!r}") from None
+            raise MaterialError(f"{cert_option} {files.cert!r} / {key_option} {files.key!r}: "
+                                f"not a PEM certificate chain and private key ({reason})"
+                                ) from None
+    if files.ca is not None:
+        ca = _read(ca_option, files.ca)
+        try:
+            context.load_verify_locations(cadata=ca.decode("ascii", errors="replace"))
         except (ssl.SSLError, ValueError) as e:
-            raise MaterialError(f"--tls-client-ca {files.client_ca!r}: not PEM CA "
-                                f"certificates ({getattr(e, 'reason', None) or e})") from None
-    return Material(cert=cert, key=key, client_ca=client_ca)
+            raise MaterialError(f"{ca_option} {files.ca!r}: not PEM CA certificates "
+                                f"({getattr(e, 'reason', None) or e})") from None
+    return Material(cert=cert, key=key, ca=ca)
 
 
-def listener_tls(options: Any) -> ListenerTls | None:
-    """`--tls-cert`, `--tls-key`, `--tls-client-ca` of `WorkerOptions`; None: plaintext.
-    Raises `ConfigError` when they do not go together."""
-    cert, key, client_ca = options.tls_cert, options.tls_key, options.tls_client_ca
+def listener_tls(options: Any) -> TlsFiles | None:
+    """The listener's files from `WorkerOptions`; None: plaintext. Raises `ConfigError` when
+    the options do not go together."""
+    cert, key, ca = options.tls_cert, options.tls_key, options.tls_client_ca
     if cert is None and key is None:
-        if client_ca is not None:
+        if ca is not None:
             raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
         return None
     if cert is None or key is None:
         raise ConfigError("--tls-cert and --tls-key go together: give both")
-    return ListenerTls(cert=cert, key=key, client_ca=client_ca)
+    return TlsFiles(cert, key, ca, LISTENER_OPTIONS)
 
 
-def check_listener_tls(files: ListenerTls | None) -> None:
-    """At start: every listener TLS file is usable, else `ConfigError` (exit 2)."""
+def backend_tls(options: Any) -> TlsFiles | None:
+    """The backend side's files from `WorkerOptions`; None: plaintext to the backends."""
+    cert, key, ca = options.backend_cert, options.backend_key, options.backend_ca
+    if not options.backend_tls:
+        given = [name for name, value in (("--backend-ca", ca), ("--backend-cert", cert),
+                                          ("--backend-key", key),
+                                          ("--backend-tls-server-name",
+                                           options.backend_tls_server_name))
+                 if value is not None]
+        if given:
+            raise ConfigError(f"{given[0]} needs --backend-tls")
+        return None
+    if (cert is None) != (key is None):
+        raise ConfigError("--backend-cert and --backend-key go together: give both")
+    return TlsFiles(cert, key, ca, BACKEND_OPTIONS)
+
+
+def check_tls(files: TlsFiles | None) -> None:
+    """At start: every file of `files` is usable, else `ConfigError` (exit 2)."""
     if files is not None:
         try:
             load_material(files)
@@ -95,10 +120,10 @@ def _read(option: str, path: str) -> bytes:
         raise MaterialError(f"{option} {path!r}: {e.strerror or e}") from None
 
 
-def signature(files: ListenerTls) -> tuple[object, ...]:
+def signature(files: TlsFiles) -> tuple[object, ...]:
     """What changes when any of the files is replaced (a symlink swap included)."""
     parts: list[object] = []
-    for path in (files.cert, files.key, files.client_ca):
+    for path in (files.cert, files.key, files.ca):
         if path is None:
             continue
         try:
@@ -108,5 +133,3 @@ def signature(files: ListenerTls) -> tuple[object, ...]:
         except OSError as e:
             parts.append((path, repr(e)))
     return tuple(parts)
-
-

@@ -15,7 +15,7 @@ name (`route/1/` does not match `route/10/`):
     | status/              | {"v":1,"kind":"status","worker":"0#1","pid":P,"state":"ready",  |
     |                      |  "seq":N,"active_calls":K,"stats":{"calls":[[backend,code,N,    |
     |                      |  method,locality],...],"buckets":[N,...],"duration_sum":S,      |
-    |                      |  "retries":{"unavailable":N}}}                                  |
+    |                      |  "retries":{"unavailable":N},"tls_failures":N}}                 |
     +----------------------+-----------------------------------------------------------------+
 
 `seq` is monotonic per `epoch` (one supervisor run) across all routes; a heartbeat carries the
@@ -107,6 +107,7 @@ class CallCounts:
     """calls per latency bucket (not cumulative): one per `LATENCY_BUCKETS` bound, then +Inf"""
     duration_sum: float = 0.0
     retries: dict[str, int] = field(default_factory=dict)  # reason → retries
+    tls_failures: int = 0  # backend attempts failed by the connection's TLS handshake
 
     def add(self, other: CallCounts) -> None:
         for key, count in other.calls.items():
@@ -115,6 +116,7 @@ class CallCounts:
         self.duration_sum += other.duration_sum
         for reason, count in other.retries.items():
             self.retries[reason] = self.retries.get(reason, 0) + count
+        self.tls_failures += other.tls_failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +170,7 @@ def _counts_payload(counts: CallCounts) -> dict[str, Any]:
     return {"calls": [[backend, code, count, method, locality]
                       for (backend, code, method, locality), count in counts.calls.items()],
             "buckets": list(counts.buckets), "duration_sum": counts.duration_sum,
-            "retries": dict(counts.retries)}
+            "retries": dict(counts.retries), "tls_failures": counts.tls_failures}
 
 
 def decode(frames: list[bytes]) -> Message | None:
@@ -234,7 +236,7 @@ def _counts(p: dict[str, Any]) -> CallCounts:
         raise TypeError(f"expected a duration sum, got {duration_sum!r}")
     retries = {_str(reason): _int(count) for reason, count in _dict(p["retries"]).items()}
     return CallCounts(calls=calls, buckets=buckets, duration_sum=float(duration_sum),
-                      retries=retries)
+                      retries=retries, tls_failures=_int(p["tls_failures"]))
 
 
 def _dict(value: object) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from gproxy_mp.bus.schema import WorkerStatus
 from gproxy_mp.bus.server import BusServer
 from gproxy_mp.bus.sockets import BusAddresses, create_runtime_dir, remove_runtime_dir
 from gproxy_mp.bus.table import EndpointTable
-from gproxy_mp.config import Route, Settings, Target
+from gproxy_mp.config import KubernetesTarget, Route, Settings, Target, default_server_name
 from gproxy_mp.errors import ExitCode, FatalError
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.model import EndpointSet, diff_endpoints
@@ -71,10 +71,23 @@ def build_worker_configs(settings: Settings, *, runtime_dir: Path) -> list[Worke
             worker=f"{route.id}#{index}", route=route.id, route_name=route.name,
             bind_address=route.listen.bind_address, target=str(route.target),
             runtime_dir=str(runtime_dir), supervisor_pid=os.getpid(), options=settings.worker,
+            server_name=_server_name(route.target, settings),
         )
         for route in settings.routes
         for index in range(settings.workers)
     ]
+
+
+def _server_name(target: Target, settings: Settings) -> str | None:
+    """The backends' default TLS name, with --backend-tls only."""
+    if not settings.worker.backend_tls:
+        return None
+    namespace = "default"
+    if isinstance(target, KubernetesTarget) and target.namespace is None:
+        from gproxy_mp.supervisor.resolvers.kubeapi import default_namespace  # noqa: PLC0415
+
+        namespace = default_namespace()
+    return default_server_name(target, namespace=namespace)
 
 
 async def run_supervisor(settings: Settings, *, stops: SupervisorStops | None = None) -> int:

@@ -115,6 +115,11 @@ def call_families(totals: Mapping[str, tuple[CallCounts, int]]) -> list[Metric]:
     retries = CounterMetricFamily("gproxy_retries_total",
                                   "Calls retried on another backend, by route and reason.",
                                   labels=("route", "reason"))
+    handshakes = CounterMetricFamily(
+        "gproxy_tls_handshake_failures_total",
+        "Backend call attempts that failed because the connection's TLS handshake failed "
+        "(wrong name, untrusted or expired certificate, plaintext backend), by route and side.",
+        labels=("route", "side"))
     for route, (counts, running) in sorted(totals.items()):
         for (backend, code, method, locality), count in sorted(counts.calls.items()):
             calls.add_metric([route, backend, code, locality, method] if with_method
@@ -127,7 +132,8 @@ def call_families(totals: Mapping[str, tuple[CallCounts, int]]) -> list[Metric]:
         for reason, count in sorted(counts.retries.items()):
             retries.add_metric([route, reason], count)
         active.add_metric([route], running)
-    return [calls, durations, active, retries]
+        handshakes.add_metric([route, "backend"], counts.tls_failures)
+    return [calls, durations, active, retries, handshakes]
 
 
 def supervisor_families(counts: SupervisorCounts) -> list[Metric]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -76,14 +77,28 @@ class HealthChecks:
     interval: float
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """How every backend channel of a worker is made."""
+
+    credentials: grpc.ChannelCredentials | None = None  # None: plaintext
+    server_name: str | None = None  # checked in the backend's certificate and sent as SNI
+    health_checks: HealthChecks | None = None
+
+    def options(self) -> Sequence[tuple[str, int | str]]:
+        if self.credentials is None or self.server_name is None:
+            return CHANNEL_OPTIONS
+        return (*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", self.server_name))
+
+
 class Backend:
-    def __init__(self, endpoint: Endpoint, *, health_checks: HealthChecks | None = None) -> None:
+    def __init__(self, endpoint: Endpoint, *, settings: ChannelSettings | None = None) -> None:
         self.endpoint = endpoint
         self.state = grpc.ChannelConnectivity.IDLE
         self.rank = UNKNOWN
         self.strikes = Strikes()
         self.serving = True  # the last health check's verdict (True without checks)
-        self._health_checks = health_checks
+        self._settings = settings or ChannelSettings()
         self._checker: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()  # set when the channel turns READY: check at once
         self.in_flight = 0  # attempts running on it now, in this worker
@@ -123,12 +138,37 @@ class Backend:
     def open(self) -> None:
         """Create the channel and start connecting (no-op when open or closed)."""
         if self._channel is None and not self.closed:
-            self._channel = grpc.aio.insecure_channel(self.endpoint.address,
-                                                      options=CHANNEL_OPTIONS)
-            self._watcher = asyncio.create_task(self._watch(), name=f"watch {self.endpoint}")
-            if self._health_checks is not None:
-                self._checker = asyncio.create_task(self._check_health(self._health_checks),
-                                                    name=f"health-check {self.endpoint}")
+            settings = self._settings
+            if settings.credentials is None:
+                channel = grpc.aio.insecure_channel(self.endpoint.address,
+                                                    options=settings.options())
+            else:
+                channel = grpc.aio.secure_channel(self.endpoint.address, settings.credentials,
+                                                  options=settings.options())
+            self._channel = channel
+            self._watcher = asyncio.create_task(self._watch(channel),
+                                                name=f"watch {self.endpoint}")
+            if settings.health_checks is not None:
+                self._checker = asyncio.create_task(
+                    self._check_health(channel, settings.health_checks),
+                    name=f"health-check {self.endpoint}")
+
+    def renew(self, settings: ChannelSettings, grace: float | None) -> Coroutine[
+            None, None, None] | None:
+        """Make further calls use a new channel built with `settings` (new TLS material);
+        returns the closing of the old channel, which lets its calls finish within `grace`
+        (None if no channel was open: the next `open` uses `settings`)."""
+        self._settings = settings
+        old = (self._channel, self._watcher, self._checker)
+        if self._channel is None or self.closed:
+            return None
+        self._channel = self._watcher = self._checker = None
+        self._methods.clear()
+        self._single.clear()
+        self._unary.clear()
+        self.state, self.rank = grpc.ChannelConnectivity.IDLE, UNKNOWN
+        self.open()
+        return _close(*old, grace=grace)
 
     def method(self, name: str) -> grpc.aio.StreamStreamMultiCallable[bytes, bytes]:
         """A raw-bytes stream-stream multi-callable for `name` on this backend."""
@@ -161,8 +201,7 @@ class Backend:
                 self._single[name] = multicallable
         return multicallable
 
-    async def _watch(self) -> None:
-        channel = self.channel
+    async def _watch(self, channel: grpc.aio.Channel) -> None:
         state = channel.get_state(try_to_connect=True)
         while True:
             if state != self.state:
@@ -174,10 +213,10 @@ class Backend:
             # Asking to connect keeps an idle channel warm, so the picker finds it READY.
             state = channel.get_state(try_to_connect=True)
 
-    async def _check_health(self, checks: HealthChecks) -> None:
+    async def _check_health(self, channel: grpc.aio.Channel, checks: HealthChecks) -> None:
         """Ask the backend its health every interval, and at once whenever the channel
         (re)connects; keep `serving` to the verdict. Runs until cancelled."""
-        check = self.channel.unary_unary(CHECK_METHOD, request_serializer=None,
+        check = channel.unary_unary(CHECK_METHOD, request_serializer=None,
                                          response_deserializer=None)
         request = encode_request(checks.service)
         timeout = min(checks.interval, MAX_CHECK_TIMEOUT)
@@ -198,13 +237,19 @@ class Backend:
 
     async def close(self, grace: float | None) -> None:
         self.closed = True
-        for task in (self._watcher, self._checker):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if self._channel is not None:
-            await self._channel.close(grace)
+        await _close(self._channel, self._watcher, self._checker, grace=grace)
+
+
+async def _close(channel: grpc.aio.Channel | None, *tasks: asyncio.Task[None] | None,
+                 grace: float | None) -> None:
+    """Stop a channel's tasks, then close it, letting its calls finish within `grace`."""
+    for task in tasks:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if channel is not None:
+        await channel.close(grace)
 
 
 
@@ -225,6 +270,10 @@ async def _ask_health(check: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes], req
     return status == Serving.SERVING, status.name
 
 
+async def _gather(work: list[Coroutine[None, None, None]]) -> None:
+    await asyncio.gather(*work)
+
+
 def _load(backend: Backend) -> tuple[int, float]:
     return backend.in_flight, backend.latency.value
 
@@ -233,9 +282,9 @@ class BackendPool:
     """The route's backends, the picker over them, and the channels still closing."""
 
     def __init__(self, *, close_grace: float, balancer: str = "round-robin",
-                 health_checks: HealthChecks | None = None) -> None:
+                 settings: ChannelSettings | None = None) -> None:
         self._close_grace = close_grace
-        self._health_checks = health_checks
+        self._settings = settings or ChannelSettings()
         self._backends: dict[tuple[str, int], Backend] = {}  # by address
         self._order: list[Backend] = []
         self._tasks: set[asyncio.Task[None]] = set()  # opening and closing channels
@@ -261,7 +310,7 @@ class BackendPool:
         diff = diff_endpoints((b.endpoint for b in self._backends.values()), endpoints)
         added = []
         for endpoint in diff.added:
-            backend = Backend(endpoint, health_checks=self._health_checks)
+            backend = Backend(endpoint, settings=self._settings)
             self._backends[endpoint.host, endpoint.port] = backend
             added.append(backend)
         for backend in added[:OPEN_BATCH]:
@@ -279,6 +328,16 @@ class BackendPool:
             backend.endpoint = endpoint  # its placement may have changed
             self._order.append(backend)
         return added
+
+    def renew(self, credentials: grpc.ChannelCredentials) -> None:
+        """New TLS material: every backend gets a new channel for further calls; the old
+        channels finish their calls (within the close grace) and close."""
+        self._settings = dataclasses.replace(self._settings, credentials=credentials)
+        closing = [c for b in self._backends.values()
+                   if (c := b.renew(self._settings, self._close_grace)) is not None]
+        log.info("TLS: %d backend channels renewed with the new material", len(closing))
+        if closing:
+            self._background(_gather(closing), "close renewed channels")
 
     def _background(self, work: Coroutine[None, None, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)

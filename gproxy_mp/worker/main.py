@@ -13,7 +13,8 @@
    - The supervisor is silent for `follower.SUPERVISOR_TIMEOUT` of polling the bus: stop
      accepting and drain for up to the drain timeout. It may only be hung, and the calls in
      flight are healthy; cancelling them would add an outage to the control-plane fault.
-   - A root task (the bus follower, the unary-method learner) ends or raises: logged with its
+   - A root task (the bus follower, the unary-method learner, the backend TLS watcher) ends or
+     raises: logged with its
      traceback, then stop accepting and drain for up to `FAILED_ROOT_DRAIN_TIMEOUT`. Calls in
      flight are healthy, but the worker's table may be frozen and it no longer reports, so the
      drain is brief.
@@ -52,10 +53,10 @@ from gproxy_mp.errors import AddressInUseError, ExitCode
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.logs import configure_logging
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
-from gproxy_mp.tls import MaterialError, listener_tls
+from gproxy_mp.tls import MaterialError, backend_tls, listener_tls
 from gproxy_mp.worker import follower
-from gproxy_mp.worker.channels import BackendPool, HealthChecks
-from gproxy_mp.worker.credentials import ReloadingServerCredentials
+from gproxy_mp.worker.channels import BackendPool, ChannelSettings, HealthChecks
+from gproxy_mp.worker.credentials import BackendCredentials, ReloadingServerCredentials
 from gproxy_mp.worker.proxy import ProxyHandler
 from gproxy_mp.worker.reflection import UnaryLearner
 from gproxy_mp.worker.server import build_server
@@ -122,13 +123,23 @@ class _Roots:
 
 async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int:
     stops = stops or Stops()
+    options = config.options
+    files = backend_tls(options)
+    try:
+        backend_credentials = None if files is None else BackendCredentials(files)
+    except MaterialError as e:  # the files changed since the supervisor checked them
+        log.error("cannot speak TLS to the backends: %s", e)
+        return ExitCode.RUNTIME
     bus = BusClient(BusAddresses(Path(config.runtime_dir)), route=config.route,
                     worker=config.worker)
-    options = config.options
     checks = (None if options.health_check is None
               else HealthChecks(options.health_check, options.health_check_interval))
     pool = BackendPool(close_grace=options.drain_timeout, balancer=options.balancer,
-                       health_checks=checks)
+                       settings=ChannelSettings(
+                           credentials=None if backend_credentials is None
+                           else backend_credentials.credentials(),
+                           server_name=options.backend_tls_server_name or config.server_name,
+                           health_checks=checks))
     handler = ProxyHandler(pool, target=config.target, access_log=config.options.access_log,
                            unary_methods=config.options.unary_methods,
                            stats=CallStats(method_label=config.options.metrics_method_label))
@@ -138,6 +149,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
     roots.start(following.run(), name="bus follower")
     if learner is not None:
         roots.start(learner.run(), name="unary-method learner")
+    if backend_credentials is not None:
+        roots.start(backend_credentials.watch(pool.renew), name="backend TLS watcher")
     server: grpc.aio.Server | None = None
     try:
         await _first(stops.snapshot, stops.graceful, stops.immediate, stops.lost, stops.failed)

@@ -73,6 +73,17 @@ MAX_CACHED_METHODS = 4096
 """Distinct method names whose handlers are cached; clients choose names, so it is bounded."""
 
 
+TLS_FAILURE_SIGNS = ("handshake failed", "verification check failed", "ssl_error",
+                     "certificate_verify_failed")
+"""What gRPC core's connection errors say when a backend's TLS handshake failed."""
+
+
+def is_tls_failure(details: str) -> bool:
+    """Whether an UNAVAILABLE status of a failed connection came from its TLS handshake."""
+    lowered = details.lower()
+    return any(sign in lowered for sign in TLS_FAILURE_SIGNS)
+
+
 def filter_metadata(metadata: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
     """Application metadata only: no pseudo-headers, no hop-by-hop transport headers."""
     if not metadata:
@@ -261,6 +272,8 @@ class ProxyHandler(_GenericRpcHandler):
             return True
         if replayable:  # refused before answering anything: rank it down for a while
             backend.strikes.strike(time.monotonic())
+            if backend.rank != READY and is_tls_failure(status.details):
+                self.stats.record_tls_failure()
         self._budget.record_failure()
         if not should_retry(
             unavailable=True, replayable=replayable, attempt=len(tried),

@@ -32,6 +32,7 @@ class CallStats:
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     duration_sum: float = 0.0
     retries: dict[str, int] = field(default_factory=dict)  # reason → count
+    tls_failures: int = 0  # backend attempts failed by the connection's TLS handshake
     _backends: set[str] = field(default_factory=set)
     _methods: set[str] = field(default_factory=set)
 
@@ -54,10 +55,14 @@ class CallStats:
         self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.duration_sum += seconds
 
+    def record_tls_failure(self) -> None:
+        self.tls_failures += 1
+
     def record_retry(self, reason: str) -> None:
         self.retries[reason] = self.retries.get(reason, 0) + 1
 
     def snapshot(self) -> CallCounts:
         """A copy of the counts, cumulative since the worker started, for a status report."""
         return CallCounts(calls=dict(self.calls), buckets=list(self.buckets),
-                          duration_sum=self.duration_sum, retries=dict(self.retries))
+                          duration_sum=self.duration_sum, retries=dict(self.retries),
+                          tls_failures=self.tls_failures)

@@ -40,7 +40,7 @@ MESSAGES: list[Message] = [
                  stats=CallCounts(calls={("10.0.0.1:1", "OK", "", "none"): 5,
                                          ("other", "UNAVAILABLE", "/p.S/M", "same_zone"): 1},
                                   buckets=[1] * (len(LATENCY_BUCKETS) + 1), duration_sum=0.5,
-                                  retries={"unavailable": 2})),
+                                  retries={"unavailable": 2}, tls_failures=3)),
     WorkerStatus(worker="1#0", pid=1, state=WorkerState.DRAINING, seq=0, active_calls=0),
 ]
 
@@ -94,7 +94,7 @@ def status_payload(**change: object) -> bytes:
     """A worker status whose stats have `change` applied."""
     stats = {"calls": [["b:1", "OK", 3, "", "same_node"]],
              "buckets": [0] * (len(LATENCY_BUCKETS) + 1), "duration_sum": 0.1,
-             "retries": {"unavailable": 1}} | change
+             "retries": {"unavailable": 1}, "tls_failures": 0} | change
     payload = {"v": 1, "kind": "status", "worker": "0#0", "pid": 1, "state": "ready",
                "seq": 1, "active_calls": 0, "stats": stats}
     return json.dumps(payload).encode()
@@ -166,6 +166,7 @@ MALFORMED = [
     pytest.param([b"status/", status_payload(duration_sum=-1)], id="negative-duration-sum"),
     pytest.param([b"status/", status_payload(retries={"unavailable": "x"})],
                  id="retry-count-not-a-number"),
+    pytest.param([b"status/", status_payload(tls_failures=-1)], id="negative-tls-failures"),
     pytest.param([b"status/", b'{"v":1,"kind":"status","worker":"0#0","pid":1,"state":"ready",'
                               b'"seq":1,"active_calls":0,"stats":[]}'], id="stats-not-an-object"),
 ]

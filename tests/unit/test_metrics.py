@@ -36,6 +36,7 @@ FAMILIES = {  # name → (type, label names), as in README.md's table
     "gproxy_call_duration_seconds": ("histogram", {"route"}),
     "gproxy_active_calls": ("gauge", {"route"}),
     "gproxy_retries_total": ("counter", {"route", "reason"}),
+    "gproxy_tls_handshake_failures_total": ("counter", {"route", "side"}),
     "gproxy_endpoints": ("gauge", {"route"}),
     "gproxy_workers_serving": ("gauge", {"route"}),
     "gproxy_worker_calls_total": ("counter", {"route", "worker"}),
