@@ -1,0 +1,28 @@
+"""The Whoami call the traffic generators make, and channels with connections of their own.
+
+`whoami` is ``tests.support.client.whoami`` bound to `harness.traffic.CALL_TIMEOUT`, the bound
+`harness.traffic.ThreadLoad` joins on; `private_channels` opens channels that share no
+subchannel (TCP connection) with any other, as separate clients would. For a ``dns:///``
+target each channel has subchannels of its own to every address.
+
+Nothing here holds state; gRPC objects are made only by the caller's threads.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import grpc
+
+from harness.traffic import CALL_TIMEOUT, ChannelFactory
+from tests.support import client
+
+
+def whoami(channel: grpc.Channel) -> str:
+    """The name of the backend that answered one Whoami call on `channel`."""
+    return client.whoami(channel, timeout=CALL_TIMEOUT)
+
+
+def private_channels(address: str) -> ChannelFactory:
+    """A factory of channels to `address`, each on a connection of its own."""
+    return functools.partial(client.open_channel, address)
