@@ -1,7 +1,8 @@
 """`harness.traffic.ThreadLoad` in a process of its own, e.g. inside a network namespace.
 
     ip netns exec NS python -m harness.remote_traffic --address HOST:PORT [--once]
-        [--threads 1] [--channels-per-thread 2] [--interval 0.01] [--max-seconds 120]
+        [--threads 1] [--channels-per-thread 2] [--interval 0.01] [--failure-pause 0.005]
+        [--max-seconds 120] [--max-calls N]
 
 Why: grpcio connects from its own threads, which stay in the namespace the process started in,
 so calls into a namespace must come from a process started there. The child runs Whoami calls
@@ -40,7 +41,14 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Self
 
-from harness.traffic import JOIN_TIMEOUT, Outcome, OutcomeLog, ThreadLoad, make_call
+from harness.traffic import (
+    FAILED_CALL_PAUSE,
+    JOIN_TIMEOUT,
+    Outcome,
+    OutcomeLog,
+    ThreadLoad,
+    make_call,
+)
 from harness.whoami import private_channels, whoami
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +67,7 @@ def build_argv(
     threads: int = 1,
     channels_per_thread: int = 2,
     interval: float = 0.0,
+    failure_pause: float = FAILED_CALL_PAUSE,
     max_seconds: float = 120.0,
     once: bool = False,
 ) -> list[str]:
@@ -69,6 +78,7 @@ def build_argv(
         "--threads", str(threads),
         "--channels-per-thread", str(channels_per_thread),
         "--interval", str(interval),
+        "--failure-pause", str(failure_pause),
         "--max-seconds", str(max_seconds),
     ]  # fmt: skip
     return [*argv, "--once"] if once else argv
@@ -86,6 +96,7 @@ class RemoteLoad(OutcomeLog):
         threads: int = 1,
         channels_per_thread: int = 2,
         interval: float = 0.0,
+        failure_pause: float = FAILED_CALL_PAUSE,
         max_seconds: float = 120.0,
     ) -> None:
         super().__init__()
@@ -95,6 +106,7 @@ class RemoteLoad(OutcomeLog):
             threads=threads,
             channels_per_thread=channels_per_thread,
             interval=interval,
+            failure_pause=failure_pause,
             max_seconds=max_seconds,
         )
         self.log_path = log_path
@@ -178,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--channels-per-thread", type=int, default=2)
     parser.add_argument("--interval", type=float, default=0.0)
+    parser.add_argument("--failure-pause", type=float, default=FAILED_CALL_PAUSE)
     parser.add_argument("--max-seconds", type=float, default=120.0)
     parser.add_argument("--max-calls", type=int, default=10_000_000)
     args = parser.parse_args(argv)
@@ -203,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         channels_per_thread=args.channels_per_thread,
         interval=args.interval,
+        failure_pause=args.failure_pause,
         max_calls=args.max_calls,
         max_seconds=args.max_seconds,
         on_outcome=write,

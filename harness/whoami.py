@@ -10,8 +10,6 @@ Nothing here holds state; gRPC objects are made only by the caller's threads.
 
 from __future__ import annotations
 
-import functools
-
 import grpc
 
 from harness.traffic import CALL_TIMEOUT, ChannelFactory
@@ -23,6 +21,12 @@ def whoami(channel: grpc.Channel) -> str:
     return client.whoami(channel, timeout=CALL_TIMEOUT)
 
 
-def private_channels(address: str) -> ChannelFactory:
-    """A factory of channels to `address`, each on a connection of its own."""
-    return functools.partial(client.open_channel, address)
+def private_channels(
+    address: str, *, options: tuple[tuple[str, object], ...] = ()
+) -> ChannelFactory:
+    """A factory of channels to `address` (with `options`), each on a connection of its own."""
+
+    def build() -> grpc.Channel:
+        return grpc.insecure_channel(address, options=[client.PRIVATE_CONNECTION, *options])
+
+    return build
