@@ -60,35 +60,6 @@ async def _sample(pids: Callable[[], list[int]], peak: PeakMemory) -> None:
         await asyncio.sleep(SAMPLE_INTERVAL)
 
 
-async def _load(
-    address: str,
-    *,
-    connections: int,
-    concurrency: int,
-    payload: int,
-    seconds: float,
-    pids: Callable[[], list[int]],
-    peak: PeakMemory,
-) -> LoadResult:
-    sampler = asyncio.create_task(_sample(pids, peak))
-    try:
-        run = await run_aio_load(
-            address,
-            functools.partial(_unary, request=b"x" * payload),
-            channels=connections,
-            concurrency=concurrency,
-            max_calls=MAX_CALLS,
-            max_seconds=seconds,
-            options=[PRIVATE_CONNECTION],
-        )
-    finally:
-        sampler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sampler
-    peak.sample(pids())
-    return LoadResult(run.calls, run.failed, run.seconds, run.codes())
-
-
 def run_unary_load(
     address: str,
     *,
@@ -100,15 +71,24 @@ def run_unary_load(
 ) -> tuple[LoadResult, PeakMemory]:
     """Run the load to completion (at most `seconds` + `CALL_TIMEOUT`); result and peaks."""
     peak = PeakMemory.empty()
-    result = asyncio.run(
-        _load(
-            address,
-            connections=connections,
-            concurrency=concurrency,
-            payload=payload,
-            seconds=seconds,
-            pids=pids,
-            peak=peak,
-        )
-    )
-    return result, peak
+
+    async def load() -> LoadResult:
+        sampler = asyncio.create_task(_sample(pids, peak))
+        try:
+            run = await run_aio_load(
+                address,
+                functools.partial(_unary, request=b"x" * payload),
+                channels=connections,
+                concurrency=concurrency,
+                max_calls=MAX_CALLS,
+                max_seconds=seconds,
+                options=[PRIVATE_CONNECTION],
+            )
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+        peak.sample(pids())
+        return LoadResult(run.calls, run.failed, run.seconds, run.codes())
+
+    return asyncio.run(load()), peak

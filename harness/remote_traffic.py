@@ -18,7 +18,7 @@ child stops when its stdin closes, on SIGTERM, or after its bounds (``--max-seco
 ``--max-calls``); its calls in flight end within `harness.traffic.CALL_TIMEOUT`.
 
 `RemoteLoad` is the parent's side: it starts the child in its own session through a command
-prefix (such as ``ip netns exec NS``), feeds its lines into an `OutcomeLog` on a reader thread,
+prefix (such as ``ip netns exec NS``), records its lines in its log on a reader thread,
 and stops it by closing stdin, a bounded wait, then SIGKILL to the child's group. `call_once`
 runs a ``--once`` child to completion.
 
@@ -38,14 +38,14 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import IO, Self
+from types import FrameType
+from typing import IO
 
 from harness.traffic import (
     FAILED_CALL_PAUSE,
     JOIN_TIMEOUT,
     Outcome,
-    OutcomeLog,
+    RunningLoad,
     ThreadLoad,
     make_call,
 )
@@ -84,7 +84,7 @@ def build_argv(
     return [*argv, "--once"] if once else argv
 
 
-class RemoteLoad(OutcomeLog):
+class RemoteLoad(RunningLoad):
     """A running child and the outcomes it reported so far."""
 
     def __init__(
@@ -124,17 +124,6 @@ class RemoteLoad(OutcomeLog):
             target=self._read, args=(self.process.stdout,), name="remote-load", daemon=True
         )
         self._reader.start()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _read(self, stream: IO[bytes]) -> None:
         for line in stream:

@@ -180,7 +180,25 @@ class OutcomeLog:
         )
 
 
-class ThreadLoad(OutcomeLog):
+class RunningLoad(OutcomeLog):
+    """The log of a load that runs until `stop` or its bounds; leaving ``with`` stops it."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class ThreadLoad(RunningLoad):
     """The load's threads, started on ``with`` and stopped on its end (or `stop`); `on_outcome`,
     if given, sees every outcome as it is recorded (under the log's lock, one at a time)."""
 
@@ -218,14 +236,6 @@ class ThreadLoad(OutcomeLog):
         for thread in self._threads:
             thread.start()
         return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> None:
         self._stop.set()
