@@ -19,7 +19,8 @@ is this process's CPU time during the calls only (interpreter start-up excluded)
 (a local subchannel pool), checking every reply, and prints the same keys but latencies. A real
 gRPC client, unlike h2load, reconnects after a GOAWAY.
 
-It runs apart from the harness so that gRPC objects live only in the process that uses them,
+``stream`` and ``unary`` are `harness.aio_traffic.run_aio_load` with their call and check.
+It runs apart from the benchmark so that gRPC objects live only in the process that uses them,
 and so that its CPU time is its own. Every call has a deadline.
 """
 
@@ -27,18 +28,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import time
-from collections.abc import Awaitable, Callable
 
 import grpc
 from grpc import aio
 
 from bench.workloads import WORKLOADS, Workload
+from harness.aio_traffic import WrongReplyError, run_aio_load
 
 CALL_TIMEOUT = 30.0
 """Seconds a single call may take before it counts as failed (a 1,000-message stream
 through a slow proxy on a loaded 2-core box takes well under a second)."""
+MAX_SECONDS = 3600.0
+"""Seconds a stream or unary run may take at most (its parent's timeout is shorter)."""
 RETRY_INTERVAL = 0.2
 """Seconds between readiness attempts of the first check."""
 
@@ -79,83 +83,49 @@ def run_checks(address: str, *, wait: float) -> dict[str, str]:
     return results
 
 
+async def _stream(channel: aio.Channel, *, workload: Workload) -> str:
+    """One server-streaming call, read to its end; its messages are counted."""
+    call = channel.unary_stream(workload.method, None, None)(workload.request,
+                                                             timeout=CALL_TIMEOUT)
+    count = 0
+    while isinstance(await call.read(), bytes):  # not grpc.aio.EOF
+        count += 1
+    code = await call.code()
+    if code != grpc.StatusCode.OK:
+        raise WrongReplyError(f"status {code.name}")
+    if count != len(workload.responses):
+        raise WrongReplyError(f"{count} messages, not {len(workload.responses)}")
+    return "ok"
+
+
+async def _unary(channel: aio.Channel, *, workload: Workload) -> str:
+    reply = await channel.unary_unary(workload.method, None, None)(workload.request,
+                                                                   timeout=CALL_TIMEOUT)
+    if reply != workload.responses[0]:
+        raise WrongReplyError("wrong reply")
+    return "ok"
+
+
 async def stream_calls(address: str, *, calls: int, channels: int,
                        per_channel: int) -> dict[str, object]:
     workload = next(w for w in WORKLOADS if w.streaming)
-    expected = len(workload.responses)
-    latencies: list[float] = []
-    failed = 0
-    remaining = calls
-
-    async def caller(channel: aio.Channel) -> None:
-        nonlocal remaining, failed
-        method = channel.unary_stream(workload.method, None, None)
-        while remaining > 0:
-            remaining -= 1
-            started = time.perf_counter()
-            call = method(workload.request, timeout=CALL_TIMEOUT)
-            count = 0
-            try:
-                while isinstance(await call.read(), bytes):  # not grpc.aio.EOF
-                    count += 1
-                ok = await call.code() == grpc.StatusCode.OK and count == expected
-            except grpc.RpcError:
-                ok = False
-            if ok:
-                latencies.append((time.perf_counter() - started) * 1e6)
-            else:
-                failed += 1
-
-    cpu, wall = await _drive(address, caller, channels=channels, per_channel=per_channel)
-    return {"calls": calls, "failed": failed, "seconds": wall, "cpu_seconds": cpu,
-            "latencies_us": latencies}
+    run = await run_aio_load(address, functools.partial(_stream, workload=workload),
+                             channels=channels, concurrency=channels * per_channel,
+                             max_calls=calls, max_seconds=MAX_SECONDS, wait_ready=True)
+    return {"calls": calls, "failed": calls - run.calls + run.failed, "seconds": run.seconds,
+            "cpu_seconds": run.cpu_seconds, "latencies_us": run.latencies_us()}
 
 
 async def unary_calls(address: str, *, calls: int, channels: int,
                       per_channel: int) -> dict[str, object]:
     """``calls`` small unary calls over ``channels`` connections of their own."""
-    workload = WORKLOADS[0]
-    failed = 0
-    errors: dict[str, int] = {}
-    remaining = calls
-
-    async def caller(channel: aio.Channel) -> None:
-        nonlocal remaining, failed
-        method = channel.unary_unary(workload.method, None, None)
-        while remaining > 0:
-            remaining -= 1
-            try:
-                ok = await method(workload.request, timeout=CALL_TIMEOUT) == workload.responses[0]
-                why = "wrong reply"
-            except grpc.RpcError as error:
-                ok, why = False, f"{error.code().name}: {error.details()}"
-            if not ok:
-                failed += 1
-                errors[why] = errors.get(why, 0) + 1
-
     # A subchannel pool per channel: one TCP connection each, as separate clients would have.
-    cpu, wall = await _drive(address, caller, channels=channels, per_channel=per_channel,
+    run = await run_aio_load(address, functools.partial(_unary, workload=WORKLOADS[0]),
+                             channels=channels, concurrency=channels * per_channel,
+                             max_calls=calls, max_seconds=MAX_SECONDS, wait_ready=True,
                              options=(("grpc.use_local_subchannel_pool", 1),))
-    return {"calls": calls, "failed": failed, "errors": errors, "seconds": wall,
-            "cpu_seconds": cpu}
-
-
-async def _drive(address: str, caller: Callable[[aio.Channel], Awaitable[None]], *,
-                 channels: int, per_channel: int,
-                 options: tuple[tuple[str, int], ...] = ()) -> tuple[float, float]:
-    """Open `channels` channels, wait until each is ready, run `per_channel` callers on each;
-    this process's CPU seconds and the wall seconds of the calls alone."""
-    opened = [aio.insecure_channel(address, options=options) for _ in range(channels)]
-    try:
-        for channel in opened:
-            await asyncio.wait_for(channel.channel_ready(), CALL_TIMEOUT)
-        cpu, wall = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(caller(channel) for channel in opened
-                               for _ in range(per_channel)))
-        return time.process_time() - cpu, time.perf_counter() - wall
-    finally:
-        for channel in opened:
-            await channel.close(None)
+    return {"calls": calls, "failed": calls - run.calls + run.failed, "errors": run.errors(),
+            "seconds": run.seconds, "cpu_seconds": run.cpu_seconds}
 
 
 def main() -> None:

@@ -45,10 +45,11 @@ from pathlib import Path
 import grpc
 
 from bench.discovery_changes import QUIET, budget, run_changes
-from bench.discovery_load import ChannelFactory, WhoamiLoad, open_plain
 from bench.discovery_stats import Run, report, table
 from gproxy_mp.config import parse_duration
 from gproxy_mp.errors import ConfigError
+from harness.traffic import ChannelFactory, ThreadLoad
+from harness.whoami import private_channels, whoami
 from tests.dns.backends import start_on_shared_port
 from tests.dns.dnsmasq import DnsServer, find_dnsmasq
 from tests.support.processes import REPO, Launcher, Proxy, free_port, proxy_args
@@ -61,6 +62,8 @@ CONNECTIONS = 4
 CALL_INTERVAL = 0.002
 """Seconds between the starts of two calls on one connection (at most): about 2,000 calls/s in
 all, a call on every backend every few ms, without starving the proxy of the box's CPU."""
+MAX_CALLS = 1_000_000
+"""Calls in all at most (the time budget ends the load well before: 2,000 calls/s)."""
 REFRESH_JITTER = 0.1
 """gproxy-mp jitters `--dns-refresh-rate` by this fraction."""
 WINDOW_SLACK = 3.0
@@ -107,10 +110,13 @@ def measure(
     seed: int,
 ) -> Run:
     origin = time.monotonic()
-    with WhoamiLoad(
+    with ThreadLoad(
         open_channel,
-        connections=CONNECTIONS,
-        call_interval=CALL_INTERVAL,
+        whoami,
+        threads=CONNECTIONS,
+        interval=CALL_INTERVAL,
+        failure_pause=0.0,
+        max_calls=MAX_CALLS,
         max_seconds=budget(count, max_pause=max_pause, window=window),
     ) as load:
         changes = run_changes(
@@ -122,7 +128,7 @@ def measure(
             max_pause=max_pause,
             seed=seed,
         )
-    return Run(label, peers.target, refresh, origin, changes, load.calls())
+    return Run(label, peers.target, refresh, origin, changes, load.outcomes())
 
 
 def measure_proxy(peers: Peers, *, refresh: float, count: int, seed: int, directory: Path) -> Run:
@@ -134,7 +140,7 @@ def measure_proxy(peers: Peers, *, refresh: float, count: int, seed: int, direct
         proxy.wait_serving(listen)
         return measure(
             f"gproxy-mp, 2 workers, --dns-refresh-rate {refresh:g}s",
-            open_plain(listen),
+            private_channels(listen),
             peers,
             refresh=refresh,
             count=count,
@@ -151,7 +157,7 @@ def measure_grpc_resolver(peers: Peers, *, window: float, seed: int) -> Run:
     options = (("grpc.lb_policy_name", "round_robin"),)
     return measure(
         "grpc dns resolver (Python client, round_robin)",
-        open_plain(peers.target, options=options),
+        private_channels(peers.target, options=options),
         peers,
         refresh=None,
         count=2,

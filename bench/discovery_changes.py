@@ -16,8 +16,8 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from bench.discovery_load import CallLog
 from bench.discovery_stats import Change, Kind
+from harness.traffic import OutcomeLog
 
 QUIET = 1.0
 """Seconds a removed backend must answer nothing, while others answer, for its removal to count
@@ -37,7 +37,7 @@ def apply_change(hosts: Sequence[str], active: list[str]) -> tuple[Kind, str, li
 
 
 def run_changes(
-    load: CallLog,
+    load: OutcomeLog,
     serve: Callable[[list[str]], None],
     *,
     hosts: Sequence[str],

@@ -11,7 +11,7 @@ Whoami with its address), a headless Service `echo` has one hand-made EndpointSl
 of them, and gproxy-mp runs with 2 workers, `-p 10.213.7.1:5000-kubernetes:///echo.NS:grpc`
 and a kubeconfig for the API server (admin token), so it lists and then watches the slices.
 
-The load is `bench.discovery_remote`, started with `ip netns exec` (grpcio must connect from a
+The load is `harness.remote_traffic`, started with `ip netns exec` (grpcio must connect from a
 process inside the namespace): 4 threads, each on its own connection to the proxy, send Whoami
 calls continuously (at most one per `CALL_INTERVAL` each) and report which backend answered
 each. The change loop is the DNS benchmark's (`bench.discovery_changes`): after a random pause
@@ -51,10 +51,10 @@ from typing import Any
 import grpc
 
 from bench.discovery_changes import QUIET, budget, run_changes
-from bench.discovery_remote import RemoteLoad
 from bench.discovery_stats import Run, report, summarize, table
 from gproxy_mp.config import parse_duration
 from gproxy_mp.errors import ConfigError
+from harness.remote_traffic import RemoteLoad
 from tests.kubernetes import netns, pki
 from tests.kubernetes.cluster import JSON, Kube, endpoint, service_port
 from tests.kubernetes.controlplane import ControlPlane
@@ -167,8 +167,10 @@ def measure(cluster: Cluster, *, count: int, window: float, seed: int, directory
     with RemoteLoad(
         listen(),
         command_prefix=cluster.namespace.command([]),
-        connections=CONNECTIONS,
-        call_interval=CALL_INTERVAL,
+        threads=CONNECTIONS,
+        channels_per_thread=1,
+        interval=CALL_INTERVAL,
+        failure_pause=0.0,
         max_seconds=budget(count, max_pause=MAX_PAUSE, window=window),
         log_path=directory / "load.log",
     ) as load:
@@ -188,7 +190,7 @@ def measure(cluster: Cluster, *, count: int, window: float, seed: int, directory
     route = wait_until(lambda: settled_route(cluster), timeout=REPORT_WAIT) or (
         cluster.workloads.routes(ADMIN_ADDRESS).get(listen(), {}))
     label = "gproxy-mp, 2 workers, kubernetes:/// (list + watch)"
-    return Measured(Run(label, target, None, origin, changes, load.calls()), route)
+    return Measured(Run(label, target, None, origin, changes, load.outcomes()), route)
 
 
 def settled_route(cluster: Cluster) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from bench.discovery_load import Call
+from harness.traffic import Outcome
 
 Kind = Literal["add", "remove"]
 
@@ -49,7 +49,7 @@ class Run:
     refresh: float | None  # seconds between re-resolutions; None: not polled (a watch, grpc's)
     origin: float  # monotonic seconds when the load started
     changes: list[Change]
-    calls: list[Call]
+    calls: list[Outcome]
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Summary:
     window: float
 
 
-def latency(change: Change, calls: Sequence[Call]) -> float | None:
+def latency(change: Change, calls: Sequence[Outcome]) -> float | None:
     """Seconds from the change to the first (add) or last (remove) call on its backend."""
     if not change.settled:
         return None
@@ -75,15 +75,15 @@ def latency(change: Change, calls: Sequence[Call]) -> float | None:
     return max(after) - change.at if after else 0.0
 
 
-def failed_during(change: Change, calls: Iterable[Call]) -> int:
+def failed_during(change: Change, calls: Iterable[Outcome]) -> int:
     return sum(1 for c in calls if c.backend is None and change.at <= c.ended <= change.until)
 
 
-def answered_by(name: str, calls: Iterable[Call], *, start: float, end: float) -> int:
+def answered_by(name: str, calls: Iterable[Outcome], *, start: float, end: float) -> int:
     return sum(1 for c in calls if c.backend == name and start <= c.ended <= end)
 
 
-def summarize(kind: Kind, changes: Sequence[Change], calls: Sequence[Call]) -> Summary:
+def summarize(kind: Kind, changes: Sequence[Change], calls: Sequence[Outcome]) -> Summary:
     picked = [c for c in changes if c.kind == kind]
     values = [v for c in picked if (v := latency(c, calls)) is not None]
     return Summary(

@@ -5,19 +5,26 @@ the kind suite's backend, whose reply is the name of the pod that served it. All
 channel, as a real client of a node-local proxy does: one HTTP/2 connection, many calls, which
 gproxy-mp spreads call by call.
 
+Each call's result is a `harness.traffic.Outcome` (made by `harness.traffic.make_call`, which
+needs nothing from the repository's tests package). The shape differs from
+`harness.traffic.ThreadLoad` on purpose: one shared channel, wait-for-ready calls of up to a
+minute, and a thread of Sleep calls.
+
 Concurrency: :class:`Traffic` runs a few caller threads on one grpcio channel (thread-safe);
 each appends its outcomes to a list under a lock. Everything else runs on the test's thread.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from types import TracebackType
 
 import grpc
+
+from harness.traffic import Outcome, make_call
 
 WHOAMI = "/test.Echo/Whoami"
 SLEEP = "/test.Echo/Sleep"
@@ -28,6 +35,8 @@ WAIT_FOR_READY_TIMEOUT = 60.0
 on the node: old pod's 5s delay and drain, new pod's start) and then complete."""
 SLEEP_SECONDS = 0.5
 """How long each Sleep call stays in flight: long enough to straddle a GOAWAY or a pod stop."""
+MAX_SECONDS = 600.0
+"""Seconds a caller thread calls at most, should the test never stop it."""
 STOP_TIMEOUT = WAIT_FOR_READY_TIMEOUT + 10.0
 """Seconds to wait for the caller threads to finish their last call."""
 CHANNEL_OPTIONS = [
@@ -38,37 +47,24 @@ CHANNEL_OPTIONS = [
 ]
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """One call: when it started (time.monotonic()), how long it took, and who answered."""
-
-    started: float
-    seconds: float
-    pod: str | None
-    """The backend pod that answered; None when the call failed."""
-    error: str | None
-    """``CODE: details`` of a failed call; None when it succeeded."""
-
-
 def open_channel(address: str) -> grpc.Channel:
     return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
 
 
-def call_whoami(channel: grpc.Channel, *, wait_for_ready: bool = False,
-                sleep: float = 0.0) -> Outcome:
-    """One call; its outcome, never an exception."""
+def answering_pod(channel: grpc.Channel, *, wait_for_ready: bool, sleep: float) -> str:
+    """The pod that answered one Whoami (or, with ``sleep``, Sleep) call; raises on failure."""
     method = SLEEP if sleep else WHOAMI
     timeout = WAIT_FOR_READY_TIMEOUT if wait_for_ready else CALL_TIMEOUT + sleep
-    started = time.monotonic()
-    try:
-        reply = channel.unary_unary(method)(str(sleep).encode(), timeout=timeout,
-                                            wait_for_ready=wait_for_ready)
-    except grpc.RpcError as e:
-        code = e.code() if isinstance(e, grpc.Call) else None
-        details = e.details() if isinstance(e, grpc.Call) else str(e)
-        return Outcome(started, time.monotonic() - started, None,
-                       f"{code.name if code else '?'}: {details}")
-    return Outcome(started, time.monotonic() - started, reply.decode(), None)
+    reply: bytes = channel.unary_unary(method)(str(sleep).encode(), timeout=timeout,
+                                               wait_for_ready=wait_for_ready)
+    return reply.decode()
+
+
+def call_whoami(channel: grpc.Channel, *, wait_for_ready: bool = False,
+                sleep: float = 0.0, connection: int = 0) -> Outcome:
+    """One call; its outcome (``backend`` is the pod), never an exception."""
+    call = functools.partial(answering_pod, wait_for_ready=wait_for_ready, sleep=sleep)
+    return make_call(call, channel, connection=connection)
 
 
 def whoami_counts(address: str, *, calls: int) -> Counter[str]:
@@ -80,17 +76,17 @@ def whoami_counts(address: str, *, calls: int) -> Counter[str]:
     with open_channel(address) as channel:
         for _ in range(calls):
             outcome = call_whoami(channel)
-            if outcome.error is not None:
+            if outcome.backend is None:
                 raise AssertionError(f"call through {address} failed: {outcome.error} "
                                      f"(answers so far: {dict(counts)})")
-            assert outcome.pod is not None
-            counts[outcome.pod] += 1
+            counts[outcome.backend] += 1
     return counts
 
 
 class Traffic:
     """Calls through the proxy without pause from `callers` threads, plus one thread of Sleep
-    calls that keeps a call in flight at all times, until the `with` block ends."""
+    calls that keeps a call in flight at all times, until the `with` block ends (or
+    `MAX_SECONDS` pass)."""
 
     def __init__(self, address: str, *, callers: int = 4, wait_for_ready: bool = False) -> None:
         self.address = address
@@ -105,7 +101,7 @@ class Traffic:
     def __enter__(self) -> Traffic:
         self._channel = open_channel(self.address)
         sleeps = [0.0] * self.callers + [SLEEP_SECONDS]
-        self._threads = [threading.Thread(target=self._call_until_stopped, args=(s,),
+        self._threads = [threading.Thread(target=self._call_until_stopped, args=(s, i),
                                           name=f"caller-{i}", daemon=True)
                          for i, s in enumerate(sleeps)]
         for thread in self._threads:
@@ -124,11 +120,12 @@ class Traffic:
         if alive and exc is None:
             raise AssertionError(f"caller threads still running after {STOP_TIMEOUT}s: {alive}")
 
-    def _call_until_stopped(self, sleep: float) -> None:
+    def _call_until_stopped(self, sleep: float, index: int) -> None:
         assert self._channel is not None
-        while not self._stop.is_set():
+        deadline = time.monotonic() + MAX_SECONDS
+        while not self._stop.is_set() and time.monotonic() < deadline:
             outcome = call_whoami(self._channel, wait_for_ready=self.wait_for_ready,
-                                  sleep=sleep)
+                                  sleep=sleep, connection=index)
             with self._lock:
                 self._outcomes.append(outcome)
 
@@ -139,14 +136,15 @@ class Traffic:
 
     def answered_since(self, moment: float) -> Counter[str]:
         """Successful calls started at or after `moment` (time.monotonic()), by pod."""
-        return Counter(o.pod for o in self.outcomes if o.pod is not None and o.started >= moment)
+        return Counter(o.backend for o in self.outcomes
+                       if o.backend is not None and o.started >= moment)
 
 
 def summarize(outcomes: list[Outcome]) -> str:
     """One paragraph for assertion messages: totals, answers by pod, the first failures."""
-    failures = [o for o in outcomes if o.error is not None]
-    by_pod = Counter(o.pod for o in outcomes if o.pod is not None)
-    slowest = max((o.seconds for o in outcomes), default=0.0)
-    first = "; ".join(f"{o.error} (after {o.seconds:.2f}s)" for o in failures[:5])
+    failures = [o for o in outcomes if o.backend is None]
+    by_pod = Counter(o.backend for o in outcomes if o.backend is not None)
+    slowest = max((o.latency for o in outcomes), default=0.0)
+    first = "; ".join(f"{o.error} (after {o.latency:.2f}s)" for o in failures[:5])
     return (f"{len(outcomes)} calls, {len(failures)} failed, slowest {slowest:.2f}s; "
             f"answered by {dict(by_pod)}" + (f"; first failures: {first}" if failures else ""))

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.churn.load import ClientLoad, timeline
+from harness.traffic import ThreadLoad, timeline
+from harness.whoami import private_channels, whoami
 from tests.churn.peers import accepted_connections, metric_sum, scrape
 from tests.churn.routes import hosts_lines
 from tests.dns.backends import SharedPortBackends
@@ -60,7 +61,7 @@ FAULTS = ("hang worker", "pause worker", "kill worker", "dns outage", "churn")
 
 @dataclass
 class Chaos:
-    load: ClientLoad
+    load: ThreadLoad
     dns: DnsServer
     proxy: Proxy
     port: int
@@ -152,7 +153,7 @@ def test_faults_at_random_under_load_fail_only_calls_on_stopped_or_killed_worker
                     "--dns-refresh-rate", "0.5s", "--worker-timeout", f"{WORKER_TIMEOUT}s")
     proxy.wait_serving(address)
 
-    with ClientLoad(address, connections=CONNECTIONS, max_calls=MAX_CALLS,
+    with ThreadLoad(private_channels(address), whoami, threads=CONNECTIONS, max_calls=MAX_CALLS,
                     max_seconds=RUN_SECONDS + 60) as load:
         chaos = Chaos(load, dns_server, proxy, listen, sorted(FIRST_ANSWER), [])
         started = time.monotonic()

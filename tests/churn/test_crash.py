@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.churn.load import ClientLoad, timeline
+from harness.traffic import ThreadLoad, timeline
+from harness.whoami import private_channels, whoami
 from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
 from tests.support.waiting import wait_until
 
@@ -34,7 +35,10 @@ def test_a_backend_killed_under_load_fails_at_most_the_calls_in_flight_on_it(
     proxy = proxies(*proxy_args(route(port, *servers.values()), workers=2))
     proxy.wait_serving(address)
 
-    with ClientLoad(address, connections=CONNECTIONS, max_seconds=LOAD_SECONDS) as load:
+    with ThreadLoad(
+        private_channels(address), whoami,
+        threads=CONNECTIONS, max_seconds=LOAD_SECONDS
+    ) as load:
         warm = wait_until(
             lambda: set(load.counts()) == set(servers) and load.successes() >= WARM_CALLS,
             timeout=15,
@@ -43,7 +47,9 @@ def test_a_backend_killed_under_load_fails_at_most_the_calls_in_flight_on_it(
         killed_at = time.monotonic()
         servers["b"].kill()
         recovered_at = killed_at + RECOVERY
-        wait_until(lambda: load.answers_after(recovered_at) >= CALLS_AFTER_RECOVERY, timeout=15)
+        wait_until(
+            lambda: load.answers_sent_after(recovered_at) >= CALLS_AFTER_RECOVERY, timeout=15
+        )
         load.stop()
 
     failures = load.failures()

@@ -11,7 +11,8 @@ from typing import cast
 import grpc
 import pytest
 
-from tests.churn.load import ClientLoad
+from harness.traffic import ThreadLoad
+from harness.whoami import private_channels, whoami
 from tests.churn.routes import CHANGE_TIMEOUT, dns_proxy_args, hosts_lines
 from tests.dns.backends import SharedPortBackends
 from tests.dns.dnsmasq import DnsServer
@@ -66,7 +67,10 @@ def test_a_long_bidi_stream_survives_its_backend_leaving_the_answer_while_new_ca
             assert len(holders) == 1, f"calls per backend since the stream began: {grown}"
             (removed,) = holders
             (remaining,) = set(HOSTS) - {removed}
-            with ClientLoad(address, connections=2, max_seconds=STREAM_TIMEOUT) as load:
+            with ThreadLoad(
+                private_channels(address), whoami,
+                threads=2, max_seconds=STREAM_TIMEOUT
+            ) as load:
                 removed_at = 0.0
                 for index in range(1, MESSAGES):
                     time.sleep(INTERVAL)  # the stream's pacing, not a readiness wait
@@ -90,7 +94,7 @@ def test_a_long_bidi_stream_survives_its_backend_leaving_the_answer_while_new_ca
     assert rest == [] and code == grpc.StatusCode.OK, report
     last = max(load.last_answer_from(removed) or removed_at, removed_at)
     assert last - removed_at < CHANGE_TIMEOUT, f"{removed} kept getting new calls; {report}"
-    assert load.answers_after(last) >= QUIET_CALLS, report
+    assert load.answers_sent_after(last) >= QUIET_CALLS, report
     assert {o.backend for o in load.outcomes(last) if o.started > last} == {remaining}, report
     assert load.failures() == [], report
     assert backends[removed].counter("cancelled") == 0, report

@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.churn.load import ClientLoad
+from harness.traffic import CALL_TIMEOUT, ThreadLoad
+from harness.whoami import private_channels, whoami
 from tests.churn.peers import UnavailableBackend, metric_sum, scrape
 from tests.support import client, procfs
 from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.traffic import CALL_TIMEOUT
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -29,10 +29,11 @@ METRICS_TIMEOUT = 5.0
 """Seconds for /metrics to show the last calls: workers report every second."""
 
 
-def run_load(address: str) -> ClientLoad:
+def run_load(address: str) -> ThreadLoad:
     """`CALLS` Whoami calls over `CONNECTIONS` connections; returns once all have returned."""
-    with ClientLoad(
-        address, connections=CONNECTIONS, max_calls=CALLS, max_seconds=LOAD_SECONDS
+    with ThreadLoad(
+        private_channels(address), whoami,
+        threads=CONNECTIONS, max_calls=CALLS, max_seconds=LOAD_SECONDS
     ) as load:
         done = load.wait_done(timeout=LOAD_SECONDS + CALL_TIMEOUT + 5)
     assert done, load.summary()

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.churn.load import ClientLoad
+from harness.traffic import ThreadLoad
+from harness.whoami import private_channels, whoami
 from tests.churn.routes import CHANGE_TIMEOUT, dns_proxy_args, hosts_lines
 from tests.dns.backends import SharedPortBackends
 from tests.dns.dnsmasq import DnsServer
@@ -53,7 +54,10 @@ def test_replacing_every_backend_one_by_one_under_load_fails_no_call(
     proxy.wait_serving(address)
 
     steps: list[str] = []
-    with ClientLoad(address, connections=CONNECTIONS, max_seconds=LOAD_SECONDS) as load:
+    with ThreadLoad(
+        private_channels(address), whoami,
+        threads=CONNECTIONS, max_seconds=LOAD_SECONDS
+    ) as load:
 
         def report() -> str:
             return f"steps {steps}\n{load.summary()}\n{proxy.output()}\n{dns_server.output()}"
@@ -83,7 +87,7 @@ def test_replacing_every_backend_one_by_one_under_load_fails_no_call(
 
             def quiet_since() -> float | None:
                 last = max(load.last_answer_from(old_name) or removed_at, removed_at)  # noqa: B023
-                return last if load.answers_after(last) >= QUIET_CALLS else None
+                return last if load.answers_sent_after(last) >= QUIET_CALLS else None
 
             quiet = wait_until(quiet_since, timeout=CHANGE_TIMEOUT)
             assert quiet, f"{old_name} kept getting calls; {report()}"
@@ -99,7 +103,7 @@ def test_replacing_every_backend_one_by_one_under_load_fails_no_call(
             retired.stop()
             assert retired.process.returncode == 0, f"{old_name}: {retired.output()}"
         finished_at = time.monotonic()
-        wait_until(lambda: load.answers_after(finished_at) >= QUIET_CALLS, timeout=10)
+        wait_until(lambda: load.answers_sent_after(finished_at) >= QUIET_CALLS, timeout=10)
         load.stop()
 
     counts = load.counts()

@@ -13,7 +13,8 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from tests.churn.load import ClientLoad
+from harness.traffic import ThreadLoad
+from harness.whoami import private_channels, whoami
 from tests.support import client, procfs
 from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
 from tests.support.waiting import wait_until
@@ -60,8 +61,9 @@ def test_sigterm_under_load_fails_no_call_in_the_delay_and_drains_calls_in_fligh
     try:
         for channel in sleeper_channels:
             client.whoami(channel)  # connected before the signal
-        with ClientLoad(
-            address, connections=CONNECTIONS, reconnect_every=RECONNECT_EVERY, max_seconds=30
+        with ThreadLoad(
+            private_channels(address), whoami,
+            threads=CONNECTIONS, reconnect_every=RECONNECT_EVERY, max_seconds=30
         ) as load:
             assert wait_until(lambda: load.successes() >= 100, timeout=15), load.summary()
             proxy.send(signal.SIGTERM)

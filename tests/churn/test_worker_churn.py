@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.churn.load import ClientLoad, timeline
+from harness.traffic import ThreadLoad, timeline
+from harness.whoami import private_channels, whoami
 from tests.churn.peers import accepted_connections
 from tests.support import procfs
 from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
@@ -38,7 +39,7 @@ def listening_workers(port: int, *, replacing: int | None = None) -> set[int] | 
     return found if len(found) == WORKERS and replacing not in found else None
 
 
-def answering_connections(load: ClientLoad, since: float) -> int:
+def answering_connections(load: ThreadLoad, since: float) -> int:
     return len({o.connection for o in load.outcomes(since)
                 if o.started > since and o.backend is not None})
 
@@ -55,7 +56,10 @@ def test_a_worker_killed_under_load_costs_at_most_its_calls_in_flight_and_is_rep
     workers = wait_until(lambda: listening_workers(port), timeout=10)
     assert workers, f"listeners {procfs.listeners(port)}\n{proxy.output()}"
 
-    with ClientLoad(address, connections=CONNECTIONS, max_seconds=LOAD_SECONDS) as load:
+    with ThreadLoad(
+        private_channels(address), whoami,
+        threads=CONNECTIONS, max_seconds=LOAD_SECONDS
+    ) as load:
         assert wait_until(lambda: load.successes() >= WARM_CALLS, timeout=15), load.summary()
         held = accepted_connections(port, workers)
         assert sum(held.values()) == CONNECTIONS, f"connections per worker {held}"
@@ -68,7 +72,7 @@ def test_a_worker_killed_under_load_costs_at_most_its_calls_in_flight_and_is_rep
         )
         # Every connection answering again, not just enough calls: a client in its reconnect
         # backoff (up to ~1.6 s after a refused reconnect) is slow to come back, not broken.
-        wait_until(lambda: load.answers_after(recovered_at) >= CALLS_AFTER_RECOVERY
+        wait_until(lambda: load.answers_sent_after(recovered_at) >= CALLS_AFTER_RECOVERY
                    and answering_connections(load, recovered_at) == CONNECTIONS, timeout=15)
         held_after = accepted_connections(port, procfs.listeners(port))
         load.stop()

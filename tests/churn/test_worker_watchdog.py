@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.churn.load import ClientLoad, timeline
+from harness.traffic import ThreadLoad, timeline
+from harness.whoami import private_channels, whoami
 from tests.churn.peers import accepted_connections, metric_sum, scrape
 from tests.support import procfs
 from tests.support.admin import admin_get
@@ -61,7 +62,7 @@ def test_a_stopped_worker_is_replaced_within_the_worker_timeout_while_its_siblin
     workers = wait_until(lambda: listening_workers(port), timeout=10)
     assert workers, f"listeners {procfs.listeners(port)}\n{proxy.output()}"
 
-    with ClientLoad(address, connections=CONNECTIONS, max_seconds=60) as load:
+    with ThreadLoad(private_channels(address), whoami, threads=CONNECTIONS, max_seconds=60) as load:
         assert wait_until(lambda: load.successes() >= WARM_CALLS, timeout=15), load.summary()
         held = accepted_connections(port, workers)
         victim = max(held, key=lambda pid: held[pid])
@@ -81,7 +82,7 @@ def test_a_stopped_worker_is_replaced_within_the_worker_timeout_while_its_siblin
             with contextlib.suppress(ProcessLookupError):  # gone once it is killed
                 os.kill(victim, signal.SIGCONT)
         resumed_at = time.monotonic()
-        wait_until(lambda: load.answers_after(resumed_at) >= CALLS_AFTER, timeout=15)
+        wait_until(lambda: load.answers_sent_after(resumed_at) >= CALLS_AFTER, timeout=15)
         load.stop()
 
     metrics = scrape(admin)

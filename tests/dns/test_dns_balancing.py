@@ -7,10 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.traffic import ThreadLoad
+from harness.whoami import private_channels, whoami
 from tests.dns.backends import SharedPortBackends
 from tests.dns.dnsmasq import DnsServer
 from tests.dns.routes import CHANGE_TIMEOUT, dns_proxy_args, dns_route, dns_target
-from tests.dns.traffic import CallLoop
 from tests.support import client
 from tests.support.processes import Backend, Proxy, free_port
 from tests.support.waiting import wait_until
@@ -80,7 +81,9 @@ def test_an_address_added_to_the_answer_gets_calls_within_15s_and_no_call_fails(
     dns_server: DnsServer, shared_port_backends: SharedPortBackends, proxies: Callable[..., Proxy]
 ) -> None:
     proxy, address, _ = start(dns_server, shared_port_backends, proxies, answer=("a", "b"))
-    with CallLoop(address) as loop:
+    with ThreadLoad(
+        private_channels(address), whoami, threads=1, channels_per_thread=2, max_calls=50_000
+    ) as loop:
         changed_at = time.monotonic()
         dns_server.set_hosts(hosts_lines("a", "b", "c"))
         reached = wait_until(lambda: loop.first_answer_from("c"), timeout=CHANGE_TIMEOUT + 5)
@@ -101,14 +104,16 @@ def test_an_address_removed_from_the_answer_stops_getting_calls_within_15s_and_n
         dns_server, shared_port_backends, proxies, answer=("a", "b", "c")
     )
     removed = backends["c"]
-    with CallLoop(address) as loop:
+    with ThreadLoad(
+        private_channels(address), whoami, threads=1, channels_per_thread=2, max_calls=50_000
+    ) as loop:
         assert wait_until(lambda: loop.first_answer_from("c"), timeout=10), loop.summary()
         changed_at = time.monotonic()
         dns_server.set_hosts(hosts_lines("a", "b"))
 
         def quiet_since() -> float | None:
             last = max(loop.last_answer_from("c") or changed_at, changed_at)
-            return last if loop.answers_after(last) >= QUIET_CALLS else None
+            return last if loop.answers_returned_after(last) >= QUIET_CALLS else None
 
         last_reached = wait_until(quiet_since, timeout=CHANGE_TIMEOUT + 5)
         # The backend is still up; its own counter shows that calls stopped reaching it.

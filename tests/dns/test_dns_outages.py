@@ -9,13 +9,13 @@ from collections.abc import Callable
 import grpc
 import pytest
 
+from harness.traffic import CALL_TIMEOUT, ThreadLoad
+from harness.whoami import private_channels, whoami
 from tests.dns.backends import SharedPortBackends
 from tests.dns.dnsmasq import DnsServer
 from tests.dns.routes import dns_proxy_args, dns_route, dns_target
-from tests.dns.traffic import CallLoop
 from tests.support import client
 from tests.support.processes import Proxy, free_port
-from tests.support.traffic import CALL_TIMEOUT
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -44,7 +44,10 @@ def test_with_the_dns_server_down_the_last_addresses_keep_serving_and_one_warnin
     proxy.wait_serving(address)
 
     dns_server.stop()
-    with CallLoop(address, max_seconds=OUTAGE_SECONDS) as loop:
+    with ThreadLoad(
+        private_channels(address), whoami,
+        threads=1, channels_per_thread=2, max_calls=50_000, max_seconds=OUTAGE_SECONDS
+    ) as loop:
         done = loop.wait_done(timeout=OUTAGE_SECONDS + CALL_TIMEOUT + 5)
     report = f"{loop.summary()}\n{proxy.output()}\n{dns_server.output()}"
     assert done, report

@@ -2,7 +2,7 @@
 
 What the proxy resolved is read from its admin endpoint ``/debug/endpoints``; what callers
 experience comes from a caller process in the namespace that makes one Whoami call after another
-and reports every outcome with its time (see ``tests.kubernetes.caller``). Every wait is bounded
+and reports every outcome with its time (see ``harness.remote_traffic``). Every wait is bounded
 and fails the test with what was observed.
 """
 
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.remote_traffic import RemoteLoad as Caller
 from tests.kubernetes.cluster import slice_port
 from tests.kubernetes.netns import APISERVER_ADDRESS, BACKEND_ADDRESSES
-from tests.kubernetes.workloads import Caller, NetProxy, Workloads
+from tests.kubernetes.workloads import NetProxy, Workloads
 from tests.support.processes import Backend
 from tests.support.waiting import wait_until
 

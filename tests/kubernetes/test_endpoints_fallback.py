@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from harness.remote_traffic import RemoteLoad
 from tests.kubernetes import pki
 from tests.kubernetes.cluster import Kube, service_port
 from tests.kubernetes.controlplane import ApiServer, ControlPlane
@@ -38,7 +39,7 @@ from tests.kubernetes.routes import (
     wait_resolved,
     wait_unused,
 )
-from tests.kubernetes.workloads import Caller, Workloads
+from tests.kubernetes.workloads import Workloads
 from tests.support.waiting import wait_until
 
 NO_SLICES_PORT = 6444
@@ -78,7 +79,7 @@ def no_slices_kube(
         yield kube
 
 
-def spread(caller: Caller, *, since: float) -> dict[str, int]:
+def spread(caller: RemoteLoad, *, since: float) -> dict[str, int]:
     """Answers per backend over the first SPREAD_CALLS calls at or after ``since``."""
     if not wait_until(
         lambda: len(caller.outcomes(since)) >= SPREAD_CALLS, timeout=SPREAD_TIMEOUT
@@ -86,7 +87,7 @@ def spread(caller: Caller, *, since: float) -> dict[str, int]:
         pytest.fail(f"under {SPREAD_CALLS} calls in {SPREAD_TIMEOUT}s: {caller.summary(since)}")
     counts: dict[str, int] = {}
     for outcome in caller.outcomes(since)[:SPREAD_CALLS]:
-        key = outcome.name or f"FAILED {outcome.error}"
+        key = outcome.backend or f"FAILED {outcome.error}"
         counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -128,7 +129,7 @@ def test_without_endpointslices_calls_follow_the_services_core_v1_endpoints(
     wait_answers(caller, "c", since=changed, timeout=PROPAGATION_TIMEOUT)
     assert wait_unused(caller, "a", timeout=PROPAGATION_TIMEOUT) - changed < PROPAGATION_TIMEOUT
     wait_resolved(workloads, proxy, {b.address, c.address})
-    assert caller.names(since=time.monotonic() - QUIET) == {"b", "c"}
+    assert caller.backends(since=time.monotonic() - QUIET) == {"b", "c"}
     assert_no_failures(caller)
 
     # (3) The fallback was logged, once, naming core/v1 Endpoints.

@@ -58,7 +58,7 @@ def test_calls_follow_slice_create_update_and_delete_within_five_seconds_without
     kube.delete_slice(echo, second["metadata"]["name"])
     assert wait_unused(caller, "b", timeout=PROPAGATION_TIMEOUT) - changed < PROPAGATION_TIMEOUT
     wait_resolved(workloads, proxy, {c.address})
-    assert caller.names(since=time.monotonic() - QUIET) == {"c"}
+    assert caller.backends(since=time.monotonic() - QUIET) == {"c"}
     assert_no_failures(caller)
 
 
@@ -118,7 +118,7 @@ def test_endpoint_conditions_choose_the_backends(
         wait_resolved(workloads, proxy, expected, what=what)
         if len(used) == 1:  # calls really go there, also when only draining ones are left
             outcome = workloads.call_once(listen())
-            assert outcome.name == used, f"{what}: {outcome}"
+            assert outcome.backend == used, f"{what}: {outcome}"
 
 
 def test_scaled_to_zero_calls_fail_fast_with_unavailable_naming_the_target(
@@ -138,10 +138,10 @@ def test_scaled_to_zero_calls_fail_fast_with_unavailable_naming_the_target(
         wait_resolved(workloads, proxy, set())
         started = time.monotonic()
         outcome = workloads.call_once(listen())
-        assert outcome.name is None
+        assert outcome.backend is None
         assert outcome.error.startswith("UNAVAILABLE")
         assert f"kubernetes://{echo}/echo:grpc" in outcome.error
-        assert outcome.at - started < 5.0  # fails fast, not at the call's deadline
+        assert outcome.ended - started < 5.0  # fails fast, not at the call's deadline
 
 
 # --- ports, namespaces, address families --------------------------------------------------------
@@ -200,8 +200,8 @@ def test_port_names_service_ports_target_ports_and_namespace_forms(
         wait_resolved(workloads, proxy, expected, index=index, timeout=START_TIMEOUT, what=target)
     wait_ready(workloads)
 
-    assert workloads.call_once(listen(1)).name == "p51"
-    assert workloads.call_once(listen(3)).name == "p52"
+    assert workloads.call_once(listen(1)).backend == "p51"
+    assert workloads.call_once(listen(3)).backend == "p52"
 
 
 def test_an_ipv6_slice_and_an_ipv4_slice_of_one_service_are_both_used(

@@ -59,7 +59,7 @@ def test_calls_continue_while_the_apiserver_restarts_and_a_later_change_arrives(
     changed = time.monotonic()
     kube.replace_slice(echo, stored, endpoints=[endpoint(a.host), endpoint(b.host)])
     wait_answers(caller, "b", since=changed, timeout=RECOVERY_TIMEOUT)
-    assert caller.names(since=killed) == {"a", "b"}
+    assert caller.backends(since=killed) == {"a", "b"}
     assert_no_failures(caller)
     assert "keeping the last 1 endpoints" in proxy.stderr()
 
@@ -85,7 +85,7 @@ def test_a_service_account_with_the_shipped_rbac_rules_resolves(
     proxy = start_proxy(workloads, kubeconfig, f"kubernetes:///echo.{echo}:grpc")
     wait_resolved(workloads, proxy, {a.address}, timeout=START_TIMEOUT)
     wait_ready(workloads)
-    assert workloads.call_once(listen()).name == "a"
+    assert workloads.call_once(listen()).backend == "a"
 
 
 def test_without_list_permission_one_line_names_it_and_the_proxy_keeps_retrying(

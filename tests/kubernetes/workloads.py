@@ -6,10 +6,10 @@ backends are ``tests.support.processes.Backend`` with that ``command_prefix``)
 in a session of their own, and stopped with SIGTERM to the group, a bounded wait, then SIGKILL.
 Their output goes to files in the test's tmp dir and into assertion messages.
 
-Since pytest cannot reach the namespace with gRPC, traffic comes from :class:`Caller`
-(``tests.kubernetes.caller``), whose outcomes arrive as JSON lines on a reader thread.
+Since pytest cannot reach the namespace with gRPC, traffic comes from a
+`harness.remote_traffic.RemoteLoad` child, whose outcomes arrive as JSON lines on a reader thread.
 
-Concurrency: one reader thread per Caller appends outcomes under a lock; everything else runs
+Concurrency: one reader thread per caller appends outcomes under a lock; everything else runs
 on the test's thread.
 """
 
@@ -21,20 +21,23 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from harness.remote_traffic import RemoteLoad, call_once
+from harness.traffic import Outcome
 from tests.kubernetes.netns import NetworkNamespace
 from tests.support.processes import REPO, Backend
 
 STOP_TIMEOUT = 10.0
 """Seconds between SIGTERM and SIGKILL of a process group."""
-ONCE_TIMEOUT = 30.0
-"""Seconds a one-shot caller may take (interpreter and grpc import, one bounded call)."""
+CALLER_INTERVAL = 0.01
+"""Seconds between a caller's calls: about 100 calls/s leaves the 2 CPUs to the proxy and the API
+server."""
+CALLER_SECONDS = 120.0
+"""Seconds a caller runs at most; a test stops it sooner by closing its stdin."""
 
 
 def stop_process(process: subprocess.Popen[bytes], *, timeout: float = STOP_TIMEOUT) -> None:
@@ -85,97 +88,6 @@ class NetProxy:
         stop_process(self.process)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    at: float  # time.monotonic() when the call returned
-    name: str | None  # the backend that answered, None for a failed call
-    error: str = ""
-
-
-class Caller:
-    """A running ``tests.kubernetes.caller`` loop and the outcomes it reported so far."""
-
-    def __init__(self, address: str, *, namespace: NetworkNamespace, log_dir: Path) -> None:
-        self.address = address
-        self.log_path = log_dir / "caller.log"
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                namespace.command(
-                    [sys.executable, "-m", "tests.kubernetes.caller", "--address", address]
-                ),
-                cwd=REPO,
-                stdin=subprocess.PIPE,  # closing it ends the loop
-                stdout=subprocess.PIPE,
-                stderr=log,
-                start_new_session=True,
-            )
-        self._lock = threading.Lock()
-        self._outcomes: list[Outcome] = []
-        assert self.process.stdout is not None
-        self._reader = threading.Thread(
-            target=self._read, args=(self.process.stdout,), name="caller-reader", daemon=True
-        )
-        self._reader.start()
-
-    def _read(self, stream: IO[bytes]) -> None:
-        for line in stream:
-            data = json.loads(line)
-            with self._lock:
-                self._outcomes.append(Outcome(data["at"], data["name"], data["error"]))
-
-    def stop(self) -> None:
-        if self.process.stdin is not None:
-            with contextlib.suppress(BrokenPipeError):
-                self.process.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=STOP_TIMEOUT)
-        stop_process(self.process)
-        self._reader.join(timeout=STOP_TIMEOUT)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-    def outcomes(self, since: float = 0.0) -> list[Outcome]:
-        with self._lock:
-            return [o for o in self._outcomes if o.at >= since]
-
-    def failures(self, since: float = 0.0) -> list[Outcome]:
-        return [o for o in self.outcomes(since) if o.name is None]
-
-    def names(self, since: float = 0.0) -> set[str]:
-        return {o.name for o in self.outcomes(since) if o.name is not None}
-
-    def first_answer_from(self, name: str, since: float = 0.0) -> float | None:
-        return next((o.at for o in self.outcomes(since) if o.name == name), None)
-
-    def last_answer_from(self, name: str) -> float | None:
-        return next((o.at for o in reversed(self.outcomes()) if o.name == name), None)
-
-    def summary(self, since: float = 0.0) -> str:
-        outcomes = self.outcomes(since)
-        counts: dict[str, int] = {}
-        for outcome in outcomes:
-            key = outcome.name or f"FAILED {outcome.error}"
-            counts[key] = counts.get(key, 0) + 1
-        return f"caller {self.address}: {len(outcomes)} calls {counts}"
-
-
-def call_once(address: str, *, namespace: NetworkNamespace) -> Outcome:
-    """One Whoami call from a fresh process inside the namespace."""
-    result = subprocess.run(
-        namespace.command(
-            [sys.executable, "-m", "tests.kubernetes.caller", "--address", address, "--once"]
-        ),
-        cwd=REPO,
-        capture_output=True,
-        timeout=ONCE_TIMEOUT,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"caller failed ({result.returncode}): {result.stderr.decode()}")
-    data = json.loads(result.stdout)
-    return Outcome(data["at"], data["name"], data["error"])
-
-
 class Workloads:
     """Starts one test's backends, proxies and callers in the namespace, and stops them all.
 
@@ -187,7 +99,7 @@ class Workloads:
         self.log_dir = log_dir
         self.backends: dict[str, Backend] = {}
         self.proxies: list[NetProxy] = []
-        self.callers: list[Caller] = []
+        self.callers: list[RemoteLoad] = []
         self._thread = namespace.pinned_thread("workloads-admin")
 
     def start_backend(self, name: str, host: str, port: int) -> Backend:
@@ -209,13 +121,23 @@ class Workloads:
         self.proxies.append(proxy)
         return proxy
 
-    def start_caller(self, address: str) -> Caller:
-        caller = Caller(address, namespace=self.namespace, log_dir=self.log_dir)
+    def start_caller(self, address: str) -> RemoteLoad:
+        """Whoami calls one after another, round robin over two channels, from the namespace."""
+        caller = RemoteLoad(
+            address,
+            command_prefix=self.namespace.command([]),
+            log_path=self.log_dir / "caller.log",
+            threads=1,
+            channels_per_thread=2,
+            interval=CALLER_INTERVAL,
+            max_seconds=CALLER_SECONDS,
+        )
         self.callers.append(caller)
         return caller
 
     def call_once(self, address: str) -> Outcome:
-        return call_once(address, namespace=self.namespace)
+        """One Whoami call from a fresh process inside the namespace."""
+        return call_once(address, command_prefix=self.namespace.command([]))
 
     def admin(self, address: str, path: str) -> tuple[int, str]:
         """(status, body) of ``GET http://address/path`` from inside the namespace."""

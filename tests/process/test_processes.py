@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-import grpc
 import pytest
 
+from harness.traffic import ThreadLoad
+from harness.whoami import private_channels, whoami
 from tests.support import client, procfs
 from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
 from tests.support.waiting import wait_until
@@ -60,37 +59,6 @@ def test_each_route_has_its_own_workers_listening_and_the_supervisor_does_not_li
     assert on_a | on_b <= set(proxy.workers()), f"children={proxy.workers()} {report}"
 
 
-@dataclass
-class Load:
-    """Whoami calls in a background thread, round robin over private channels."""
-
-    address: str
-    max_calls: int = 20_000
-    max_seconds: float = 60.0
-    done: int = 0
-    failures: list[tuple[float, str]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        channels = [client.open_channel(self.address) for _ in range(LOAD_CHANNELS)]
-        deadline = time.monotonic() + self.max_seconds
-        try:
-            while (
-                not self.stop.is_set()
-                and self.done < self.max_calls
-                and time.monotonic() < deadline
-            ):
-                started = time.monotonic()
-                try:
-                    client.whoami(channels[self.done % LOAD_CHANNELS], timeout=5)
-                except grpc.RpcError as error:
-                    self.failures.append((started, client.describe(error)))
-                self.done += 1
-        finally:
-            for channel in channels:
-                channel.close()
-
-
 def test_a_killed_worker_is_replaced_while_its_siblings_keep_serving(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
@@ -101,11 +69,13 @@ def test_a_killed_worker_is_replaced_while_its_siblings_keep_serving(
     before = wait_until(lambda: listening_workers(port, WORKERS), timeout=10)
     assert before is not None, f"listeners={procfs.listeners(port)}\n{proxy.output()}"
 
-    load = Load(address)
-    thread = threading.Thread(target=load.run, name="load", daemon=True)
-    thread.start()
-    try:
-        assert wait_until(lambda: load.done >= 30, timeout=10), f"no load\n{proxy.output()}"
+    with ThreadLoad(
+        private_channels(address), whoami,
+        threads=1, channels_per_thread=LOAD_CHANNELS, failure_pause=0.0, max_calls=20_000,
+    ) as load:
+        assert wait_until(lambda: len(load.outcomes()) >= 30, timeout=10), (
+            f"no load\n{proxy.output()}"
+        )
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
@@ -114,25 +84,27 @@ def test_a_killed_worker_is_replaced_while_its_siblings_keep_serving(
             timeout=REPLACE_TIMEOUT,
         )
         replaced_in = time.monotonic() - killed_at
-        done_at_replacement = load.done
-        wait_until(lambda: load.done >= done_at_replacement + CALLS_AFTER_REPLACEMENT, timeout=10)
-    finally:
-        load.stop.set()
-        thread.join(timeout=15)
+        done_at_replacement = len(load.outcomes())
+        wait_until(
+            lambda: len(load.outcomes()) >= done_at_replacement + CALLS_AFTER_REPLACEMENT,
+            timeout=10,
+        )
 
+    failures = [(o.started, o.error) for o in load.failures()]
+    done = len(load.outcomes())
     report = (
-        f"victim={victim} before={before} now={procfs.listeners(port)} calls={load.done} "
-        f"failures={[(round(t - killed_at, 3), text) for t, text in load.failures]}\n"
+        f"victim={victim} before={before} now={procfs.listeners(port)} calls={done} "
+        f"failures={[(round(t - killed_at, 3), text) for t, text in failures]}\n"
         f"{proxy.output()}"
     )
     assert after, f"not replaced within {REPLACE_TIMEOUT}s: {report}"
     assert after - before, f"no new worker pid: {report}"
     assert replaced_in <= REPLACE_TIMEOUT, report
     # A connection to the killed worker may lose the call in flight on it; nothing else may fail.
-    assert all(text.startswith("UNAVAILABLE") for _, text in load.failures), report
-    assert len(load.failures) <= LOAD_CHANNELS, report
-    assert all(started >= killed_at - 0.5 for started, _ in load.failures), report
-    assert load.done >= done_at_replacement + CALLS_AFTER_REPLACEMENT, report
+    assert all(text.startswith("UNAVAILABLE") for _, text in failures), report
+    assert len(failures) <= LOAD_CHANNELS, report
+    assert all(started >= killed_at - 0.5 for started, _ in failures), report
+    assert done >= done_at_replacement + CALLS_AFTER_REPLACEMENT, report
     with client.open_channel(address) as channel:
         assert client.whoami_counts([channel], calls=10), report
 
