@@ -107,14 +107,14 @@ def test_calls_stay_on_the_proxys_node_and_spill_to_its_zone_then_anywhere(
 
     caller = start_caller(workloads, expect="a")
     time.sleep(2 * QUIET)
-    assert caller.names(since=time.monotonic() - QUIET) == {"a"}, caller.summary()
+    assert caller.backends(since=time.monotonic() - QUIET) == {"a"}, caller.summary()
 
     changed = time.monotonic()  # the pod on this node goes: its zone's pod takes the calls
     stored = kube.replace_slice(echo, stored, endpoints=[
         placed_endpoint(pod.host, name, nodes) for name, pod in pods.items() if name != "a"])
     wait_answers(caller, "b", since=changed, timeout=PROPAGATION_TIMEOUT)
     wait_unused(caller, "a", timeout=PROPAGATION_TIMEOUT)
-    assert caller.names(since=time.monotonic() - QUIET) == {"b"}, caller.summary()
+    assert caller.backends(since=time.monotonic() - QUIET) == {"b"}, caller.summary()
 
     changed = time.monotonic()  # and the zone's: the rest of the cluster
     kube.replace_slice(echo, stored, endpoints=[placed_endpoint(c.host, "c", nodes)])
@@ -131,7 +131,7 @@ def test_a_backend_of_the_preferred_ring_that_stops_answering_is_spilled_over_wi
     c = pods["c"]
     caller = start_caller(workloads, expect="c")
     time.sleep(2 * QUIET)
-    assert caller.names(since=time.monotonic() - QUIET) == {"c"}, caller.summary()
+    assert caller.backends(since=time.monotonic() - QUIET) == {"c"}, caller.summary()
     killed = time.monotonic()  # the only pod of this zone dies before its endpoint is removed
     c.kill()
     wait_answers(caller, "a", since=killed, timeout=PROPAGATION_TIMEOUT)

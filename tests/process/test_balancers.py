@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 
-import grpc
 import pytest
 
-from tests.support import client
+from harness.traffic import CALL_TIMEOUT, ThreadLoad
+from harness.whoami import private_channels, whoami
 from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
 
 pytestmark = pytest.mark.timeout(120)
@@ -29,48 +28,24 @@ CONNECTIONS = 8
 """Client threads, each on its own connection, each sending one call at a time."""
 STALL = 2.0
 """Seconds the slow backend is stopped."""
-CALL_TIMEOUT = 10.0
-"""Longer than the stall: a call held by the stopped backend completes when it resumes."""
 
 
 def calls_during_stall(proxy_address: str, slow: Backend) -> tuple[Counter[str], list[str]]:
-    """Whoami answers per backend finished while `slow` was stopped, and every failure."""
-    answered: Counter[str] = Counter()
-    failures: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-    stalled = threading.Event()
-
-    def caller() -> None:
-        with client.open_channel(proxy_address) as channel:
-            for _ in range(100_000):  # bounded; `stop` ends it long before
-                if stop.is_set():
-                    return
-                try:
-                    name = client.whoami(channel, timeout=CALL_TIMEOUT)
-                except grpc.RpcError as error:
-                    with lock:
-                        failures.append(client.describe(error))
-                    continue
-                if stalled.is_set():  # finished while the slow backend was stopped
-                    with lock:
-                        answered[name] += 1
-
-    threads = [threading.Thread(target=caller, daemon=True) for _ in range(CONNECTIONS)]
-    for thread in threads:
-        thread.start()
-    time.sleep(0.5)  # every connection warm, calls flowing to both backends
-    os.kill(slow.pid, signal.SIGSTOP)
-    stalled.set()
-    try:
-        time.sleep(STALL)
-    finally:
-        stalled.clear()
-        os.kill(slow.pid, signal.SIGCONT)
-    stop.set()
-    for thread in threads:
-        thread.join(CALL_TIMEOUT + 5)
-    return answered, failures
+    """Whoami answers per backend that returned while `slow` was stopped, and every failure."""
+    load = ThreadLoad(private_channels(proxy_address), whoami, threads=CONNECTIONS,
+                      max_calls=1_000_000, max_seconds=STALL + CALL_TIMEOUT + 10)
+    with load:
+        time.sleep(0.5)  # every connection warm, calls flowing to both backends
+        os.kill(slow.pid, signal.SIGSTOP)
+        stalled = time.monotonic()
+        try:
+            time.sleep(STALL)
+        finally:
+            resumed = time.monotonic()
+            os.kill(slow.pid, signal.SIGCONT)
+    answered = Counter(o.backend for o in load.outcomes()
+                       if o.backend and stalled <= o.ended < resumed)
+    return answered, [f"{o.code}: {o.error}" for o in load.failures()]
 
 
 def test_least_request_keeps_serving_around_a_hung_backend_where_round_robin_stalls(

@@ -11,7 +11,6 @@ import datetime
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,8 @@ import grpc
 import pytest
 
 from harness.certs import CertificateAuthority, Issued
+from harness.traffic import ThreadLoad
+from harness.whoami import whoami
 from tests.support import client
 from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
 
@@ -142,41 +143,6 @@ def swap(directory: Path, cert: Issued) -> None:
     os.replace(link, directory / "..data")
 
 
-class Load:
-    """Threads calling Whoami back to back, each on its own TLS connection; every failure
-    is kept."""
-
-    def __init__(self, address: str, ca: bytes) -> None:
-        self.calls = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, args=(address, ca), daemon=True)
-                         for _ in range(LOAD_THREADS)]
-        for thread in self._threads:
-            thread.start()
-
-    def _run(self, address: str, ca: bytes) -> None:
-        with secure_channel(address, ca) as channel:
-            for _ in range(200_000):  # bounded; stop() ends it long before
-                if self._stop.is_set():
-                    return
-                try:
-                    client.whoami(channel, timeout=5)
-                    outcome = None
-                except grpc.RpcError as error:
-                    outcome = client.describe(error)
-                with self._lock:
-                    self.calls += 1
-                    if outcome:
-                        self.failures.append(outcome)
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(10)
-
-
 def proxy_on_secret(proxies: Callable[..., Proxy], backend: Backend, ca: CertificateAuthority,
                     directory: Path, *, workers: int) -> tuple[Proxy, str]:
     """A TLS proxy serving a certificate of `ca` from a secret volume at `directory`."""
@@ -195,8 +161,10 @@ def test_a_rotated_certificate_reaches_new_connections_while_old_ones_keep_worki
 ) -> None:
     ca, successor = pki  # the certificate moves to a new CA, as a CA rotation does
     proxy, address = proxy_on_secret(proxies, backends("a"), ca, tmp_path / "secret", workers=2)
-    load = Load(address, ca.pem() + successor.pem())  # clients that trust both
-    try:
+    both = ca.pem() + successor.pem()  # clients that trust both
+    load = ThreadLoad(lambda: secure_channel(address, both), whoami, threads=LOAD_THREADS,
+                      max_calls=200_000, max_seconds=ROTATION_BOUND + 10)
+    with load:
         time.sleep(1.0)
         swap(tmp_path / "secret", serving_cert(successor))
         swapped = time.monotonic()
@@ -208,11 +176,10 @@ def test_a_rotated_certificate_reaches_new_connections_while_old_ones_keep_worki
             time.sleep(0.2)
         seen_after = time.monotonic() - swapped
         time.sleep(1.0)
-    finally:
-        load.stop()
-    report = f"{answer} after {seen_after:.1f}s; {load.calls} calls\n{proxy.output()}"
+    calls, failures = len(load.outcomes()), load.failures()
+    report = f"{answer} after {seen_after:.1f}s; {calls} calls\n{proxy.output()}"
     assert answer == "a", report
-    assert load.calls > 100 and load.failures == [], f"{load.failures[:5]} {report}"
+    assert calls > 100 and failures == [], f"{failures[:5]} {report}"
     assert "certificate files reloaded" in proxy.stderr(), report
 
 
