@@ -55,11 +55,10 @@ from bench.discovery_remote import RemoteLoad
 from bench.discovery_stats import Run, report, summarize, table
 from gproxy_mp.config import parse_duration
 from gproxy_mp.errors import ConfigError
-from tests.kubernetes import netns, pki
-from tests.kubernetes.cluster import JSON, Kube, endpoint, service_port
-from tests.kubernetes.controlplane import ControlPlane
+from harness.kube import netns, pki, sandbox
+from harness.kube.binaries import GoMissingError, wanted_version
+from harness.kube.cluster import JSON, Kube, endpoint, service_port
 from tests.kubernetes.routes import ADMIN_ADDRESS, BACKEND_PORT, GRPC, listen, start_proxy
-from tests.kubernetes.testbin import GoMissingError, ensure_binaries, wanted_version
 from tests.kubernetes.workloads import Workloads
 from tests.support.processes import REPO
 from tests.support.waiting import wait_until
@@ -98,29 +97,11 @@ class Cluster:
 @contextmanager
 def running_cluster(directory: Path) -> Iterator[Cluster]:
     """The tier's namespace, etcd and kube-apiserver, an admin client; all gone on exit."""
-    binaries = ensure_binaries()
-    credentials = pki.build_credentials(directory / "pki", ip_addresses=[netns.APISERVER_ADDRESS])
-    namespace = netns.create(f"{netns.NAME_PREFIX}{os.getpid()}", netns.ADDRESSES)
     with ExitStack() as stack:
-        stack.callback(netns.delete, namespace.name)
-        probe = stack.enter_context(netns.pinned(namespace, "k8s-probe"))
-        plane = ControlPlane.build(
-            binaries,
-            credentials=credentials,
-            namespace=namespace,
-            directory=directory,
-            probe_thread=probe,
-        )
-        stack.callback(plane.stop)
-        plane.start()
-        admin = stack.enter_context(netns.pinned(namespace, "k8s-admin"))
-        kube = Kube(
-            admin,
-            url=plane.apiserver.url,
-            ca_cert=credentials.ca_cert,
-            token=credentials.admin_token,
-        )
-        stack.callback(kube.close)
+        namespace = stack.enter_context(sandbox.network_namespace())
+        credentials = sandbox.build_credentials(directory / "pki")
+        plane = stack.enter_context(sandbox.control_plane(namespace, credentials, directory))
+        kube = stack.enter_context(sandbox.admin_client(plane, namespace, credentials))
         kubeconfig = kube.write_kubeconfig(directory / "admin.kubeconfig", user=pki.ADMIN_USER)
         workloads = Workloads(namespace, log_dir=directory)
         stack.callback(workloads.close)

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from harness.dnsmasq import DnsServer
 from tests.churn.load import ClientLoad, timeline
 from tests.churn.peers import accepted_connections, metric_sum, scrape
 from tests.churn.routes import hosts_lines
 from tests.dns.backends import SharedPortBackends
-from tests.dns.dnsmasq import DnsServer
 from tests.support import procfs
 from tests.support.processes import Proxy, free_port, proxy_args
 from tests.support.waiting import wait_until

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import grpc
 import pytest
 
+from harness.dnsmasq import DnsServer
 from tests.dns.backends import SharedPortBackends
-from tests.dns.dnsmasq import DnsServer
 from tests.dns.routes import dns_proxy_args, dns_route, dns_target
 from tests.dns.traffic import CallLoop
 from tests.support import client

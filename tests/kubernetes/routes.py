@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.kubernetes.cluster import slice_port
-from tests.kubernetes.netns import APISERVER_ADDRESS, BACKEND_ADDRESSES
+from harness.kube.cluster import slice_port
+from harness.kube.netns import APISERVER_ADDRESS, BACKEND_ADDRESSES
 from tests.kubernetes.workloads import Caller, NetProxy, Workloads
 from tests.support.processes import Backend
 from tests.support.waiting import wait_until

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.kube.cluster import Kube, endpoint
+from harness.kube.netns import BACKEND_ADDRESSES, NetworkNamespace
 from tests.deploy.manifests import all_manifest_objects, find_object
-from tests.kubernetes.cluster import Kube, endpoint
-from tests.kubernetes.netns import BACKEND_ADDRESSES, NetworkNamespace
 from tests.kubernetes.routes import GRPC, listen
 
 pytestmark = pytest.mark.timeout(120)

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.kubernetes import pki
-from tests.kubernetes.cluster import Kube, service_port
-from tests.kubernetes.controlplane import ApiServer, ControlPlane
-from tests.kubernetes.netns import NetworkNamespace
+from harness.kube import pki
+from harness.kube.cluster import Kube, service_port
+from harness.kube.controlplane import ApiServer, ControlPlane
+from harness.kube.netns import NetworkNamespace
 from tests.kubernetes.routes import (
     ADMIN_ADDRESS,
     BACKEND_PORT,

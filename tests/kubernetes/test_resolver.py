@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.kubernetes.cluster import Kube, endpoint, service_port, slice_port
-from tests.kubernetes.netns import BACKEND_ADDRESS_V6, BACKEND_ADDRESSES
+from harness.kube.cluster import Kube, endpoint, service_port, slice_port
+from harness.kube.netns import BACKEND_ADDRESS_V6, BACKEND_ADDRESSES
 from tests.kubernetes.routes import (
     BACKEND_PORT,
     GRPC,

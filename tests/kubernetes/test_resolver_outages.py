@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.kube.cluster import Kube, endpoint
+from harness.kube.controlplane import ControlPlane
 from tests.deploy.manifests import all_manifest_objects, find_object
-from tests.kubernetes.cluster import Kube, endpoint
-from tests.kubernetes.controlplane import ControlPlane
 from tests.kubernetes.routes import (
     GRPC,
     PROPAGATION_TIMEOUT,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from tests.kubernetes.netns import NetworkNamespace
+from harness.kube.netns import NetworkNamespace
 from tests.support.processes import REPO, Backend
 
 STOP_TIMEOUT = 10.0

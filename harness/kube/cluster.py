@@ -1,7 +1,7 @@
 """The tests' hands on the API server: namespaces, headless Services, EndpointSlices, core/v1
 Endpoints, RBAC, watches.
 
-Every request runs on a :class:`~tests.kubernetes.netns.PinnedThread` (the only place that can
+Every request runs on a :class:`~harness.kube.netns.PinnedThread` (the only place that can
 reach 10.213.7.1); the methods here hop onto it, so tests call them from the main thread like
 plain functions. Objects are sent and returned as plain dicts in API JSON shape, the same shape
 the resolver reads, so a test states exactly what the API server stores.
@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 from kubernetes import client, watch
 
-from tests.kubernetes import pki
-from tests.kubernetes.netns import NetworkNamespace, PinnedThread, pinned
+from harness.kube import pki
+from harness.kube.netns import NetworkNamespace, PinnedThread, pinned
 
 T = TypeVar("T")
 JSON = dict[str, Any]

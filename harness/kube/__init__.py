@@ -1,0 +1,8 @@
+"""A real Kubernetes control plane for tests and benchmarks, inside a network namespace.
+
+``netns`` (the namespace and threads pinned into it), ``pki`` (CA, serving certs, tokens),
+``binaries`` (locating etcd and kube-apiserver), ``process`` (one control-plane program),
+``controlplane`` (etcd + kube-apiserver), ``cluster`` (the API client hands), ``sandbox``
+(namespace + control plane + admin client as one resource) and ``fakeapi`` (an HTTP server that
+speaks the watch protocol badly on purpose).
+"""
