@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.discovery [--changes 20] [--refresh 1s] [--smoke]
 
 Three real grpcio test backends listen on 127.0.0.2, .3 and .4, sharing one port; a real
-dnsmasq (`tests/dns/dnsmasq.py`) answers `backends.test` with two or three of them. The
+dnsmasq (`harness/dnsmasq.py`) answers `backends.test` with two or three of them. The
 benchmark alternately adds the missing backend and removes the oldest one (rewriting the hosts
 file and sending SIGHUP; the change time is taken just before, and a direct query confirms
 dnsmasq serves the new answer), while 4 client threads, each on its own connection, send Whoami

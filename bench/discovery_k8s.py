@@ -3,7 +3,7 @@ a backend.
 
     .venv/bin/python -m bench.discovery_k8s [--changes 20] [--window 10s] [--smoke]
 
-The Kubernetes test tier's harness, imported from `tests.kubernetes`: a network namespace
+The Kubernetes sandbox of `harness.kube` (the one the test tier uses): a network namespace
 `gpx-k8s-<pid>` with a real etcd and kube-apiserver (built into .cache/testbin by
 scripts/build-k8s-testbin.sh), because the API server refuses loopback endpoint addresses. In
 it, three real grpcio test backends listen on 10.213.7.11, .12 and .13 (port 50051; each answers
@@ -58,8 +58,8 @@ from gproxy_mp.errors import ConfigError
 from harness.kube import netns, pki, sandbox
 from harness.kube.binaries import GoMissingError, wanted_version
 from harness.kube.cluster import JSON, Kube, endpoint, service_port
-from tests.kubernetes.routes import ADMIN_ADDRESS, BACKEND_PORT, GRPC, listen, start_proxy
-from tests.kubernetes.workloads import Workloads
+from harness.kube.routes import ADMIN_ADDRESS, BACKEND_PORT, GRPC, listen, start_proxy
+from harness.kube.workloads import Workloads
 from tests.support.processes import REPO
 from tests.support.waiting import wait_until
 

@@ -48,8 +48,8 @@ from harness.kube import netns, pki, sandbox
 from harness.kube.binaries import GoMissingError
 from harness.kube.cluster import Kube, service_port
 from harness.kube.controlplane import ControlPlane
-from tests.kubernetes.routes import BACKEND_PORT
-from tests.kubernetes.workloads import Workloads
+from harness.kube.routes import BACKEND_PORT
+from harness.kube.workloads import Workloads
 
 
 @pytest.fixture(scope="session")

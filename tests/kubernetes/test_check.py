@@ -11,8 +11,8 @@ import pytest
 
 from harness.kube.cluster import Kube, endpoint
 from harness.kube.netns import BACKEND_ADDRESSES, NetworkNamespace
+from harness.kube.routes import GRPC, listen
 from tests.deploy.manifests import all_manifest_objects, find_object
-from tests.kubernetes.routes import GRPC, listen
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -22,7 +22,7 @@ from harness.kube import pki
 from harness.kube.cluster import Kube, service_port
 from harness.kube.controlplane import ApiServer, ControlPlane
 from harness.kube.netns import NetworkNamespace
-from tests.kubernetes.routes import (
+from harness.kube.routes import (
     ADMIN_ADDRESS,
     BACKEND_PORT,
     GRPC,
@@ -38,7 +38,7 @@ from tests.kubernetes.routes import (
     wait_resolved,
     wait_unused,
 )
-from tests.kubernetes.workloads import Caller, Workloads
+from harness.kube.workloads import Caller, Workloads
 from tests.support.waiting import wait_until
 
 NO_SLICES_PORT = 6444

@@ -16,8 +16,7 @@ import pytest
 
 from harness.kube.cluster import Kube, endpoint
 from harness.kube.controlplane import ControlPlane
-from tests.deploy.manifests import all_manifest_objects, find_object
-from tests.kubernetes.routes import (
+from harness.kube.routes import (
     GRPC,
     PROPAGATION_TIMEOUT,
     RECOVERY_TIMEOUT,
@@ -31,7 +30,8 @@ from tests.kubernetes.routes import (
     wait_ready,
     wait_resolved,
 )
-from tests.kubernetes.workloads import Workloads
+from harness.kube.workloads import Workloads
+from tests.deploy.manifests import all_manifest_objects, find_object
 from tests.support.waiting import wait_until
 
 # --- the API server goes away ----------------------------------------------------------------

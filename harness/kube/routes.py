@@ -15,7 +15,7 @@ import pytest
 
 from harness.kube.cluster import slice_port
 from harness.kube.netns import APISERVER_ADDRESS, BACKEND_ADDRESSES
-from tests.kubernetes.workloads import Caller, NetProxy, Workloads
+from harness.kube.workloads import Caller, NetProxy, Workloads
 from tests.support.processes import Backend
 from tests.support.waiting import wait_until
 
