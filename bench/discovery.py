@@ -49,9 +49,10 @@ from bench.discovery_load import ChannelFactory, WhoamiLoad, open_plain
 from bench.discovery_stats import Run, report, table
 from gproxy_mp.config import parse_duration
 from gproxy_mp.errors import ConfigError
+from harness.dns_route import dns_proxy_args, dns_route, dns_target, hosts_lines
 from harness.dnsmasq import DnsServer, find_dnsmasq
 from tests.dns.backends import start_on_shared_port
-from tests.support.processes import REPO, Launcher, Proxy, free_port, proxy_args
+from tests.support.processes import REPO, Launcher, Proxy, free_port
 
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 """The backends' addresses, also their names (Whoami answers the address)."""
@@ -75,11 +76,11 @@ class Peers:
 
     @property
     def target(self) -> str:
-        return f"dns://127.0.0.1:{self.dns.port}/{NAME}:{self.port}"
+        return dns_target(self.dns.port, NAME, self.port)
 
     def serve(self, hosts: list[str]) -> None:
         """Make dnsmasq answer `hosts`; returns once a direct query shows them."""
-        self.dns.set_hosts([f"{host} {NAME}" for host in hosts])
+        self.dns.set_hosts(hosts_lines(NAME, hosts))
 
 
 @contextmanager
@@ -127,8 +128,9 @@ def measure(
 
 def measure_proxy(peers: Peers, *, refresh: float, count: int, seed: int, directory: Path) -> Run:
     peers.serve(list(HOSTS[:2]))
-    listen = f"127.0.0.1:{free_port()}"
-    args = [*proxy_args(f"{listen}-{peers.target}", workers=2), "--dns-refresh-rate", f"{refresh}"]
+    port = free_port()
+    listen = f"127.0.0.1:{port}"
+    args = dns_proxy_args(dns_route(port, peers.target), refresh_rate=f"{refresh}")
     proxy = Proxy(*args, log_dir=directory)
     try:
         proxy.wait_serving(listen)
