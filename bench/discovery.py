@@ -29,23 +29,22 @@ stopped by its pid at the end; every wait is bounded.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import random
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
-
-import grpc
 
 from bench.discovery_changes import QUIET, budget, run_changes
 from bench.discovery_load import ChannelFactory, WhoamiLoad, open_plain
+from bench.discovery_run import (
+    environment,
+    finish_args,
+    scratch_directory,
+    started_at,
+    write_result,
+)
 from bench.discovery_stats import Run, report, table
 from gproxy_mp.config import parse_duration
 from gproxy_mp.errors import ConfigError
@@ -180,12 +179,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.reference_window = parse_duration(args.reference_window)
     except ConfigError as error:
         parser.error(str(error))
-    if args.smoke:
-        vars(args).update(SMOKE)
+    finish_args(args, smoke=SMOKE)
     if args.changes < 1 or args.refresh <= 0:
         parser.error("--changes must be at least 1 and --refresh positive")
-    if args.seed is None:
-        args.seed = random.randrange(2**32)
     return args
 
 
@@ -195,25 +191,18 @@ def main(argv: list[str] | None = None) -> int:
     if dnsmasq is None:
         print("error: dnsmasq not installed (Debian: dnsmasq-base)", file=sys.stderr)
         return 2
-    started = time.strftime("%Y%m%dT%H%M%S")
-    directory = Path(tempfile.mkdtemp(prefix="gproxy-discovery-"))
-    try:
-        with run_peers(directory, dnsmasq=dnsmasq) as peers:
-            runs = [
-                measure_proxy(
-                    peers,
-                    refresh=args.refresh,
-                    count=args.changes,
-                    seed=args.seed,
-                    directory=directory,
-                )
-            ]
-            if not args.no_reference:
-                runs.append(measure_grpc_resolver(peers, window=args.reference_window, seed=0))
-    except BaseException:
-        print(f"logs kept in {directory}", file=sys.stderr)
-        raise
-    shutil.rmtree(directory)
+    started = started_at()
+    with (
+        scratch_directory("gproxy-discovery-") as directory,
+        run_peers(directory, dnsmasq=dnsmasq) as peers,
+    ):
+        runs = [
+            measure_proxy(
+                peers, refresh=args.refresh, count=args.changes, seed=args.seed, directory=directory
+            )
+        ]
+        if not args.no_reference:
+            runs.append(measure_grpc_resolver(peers, window=args.reference_window, seed=0))
     print(table(runs))
     result = {
         "benchmark": "discovery",
@@ -229,18 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "smoke": args.smoke,
         },
-        "environment": {
-            "python": sys.version.split()[0],
-            "grpcio": grpc.__version__,
-            "gproxy_mp": version("gproxy-mp"),
-            "cpus": os.cpu_count(),
-        },
+        "environment": environment(),
         "runs": [report(run, confirmed_key="dns_confirmed_after_s") for run in runs],
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"discovery-{started}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_result(result, results_dir=args.results_dir)
     return 0
 
 

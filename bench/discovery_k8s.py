@@ -34,24 +34,25 @@ deleted at the end (after a crash, the Kubernetes tier's next run removes it as 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from bench.discovery_changes import QUIET, budget, run_changes
 from bench.discovery_remote import RemoteLoad
+from bench.discovery_run import (
+    environment,
+    finish_args,
+    scratch_directory,
+    started_at,
+    write_result,
+)
 from bench.discovery_stats import Run, report, summarize, table
 from gproxy_mp.config import parse_duration
 from gproxy_mp.errors import ConfigError
@@ -193,12 +194,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.window = parse_duration(args.window)
     except ConfigError as error:
         parser.error(str(error))
-    if args.smoke:
-        vars(args).update(SMOKE)
+    finish_args(args, smoke=SMOKE)
     if args.changes < 1 or args.window <= 0:
         parser.error("--changes must be at least 1 and --window positive")
-    if args.seed is None:
-        args.seed = random.randrange(2**32)
     return args
 
 
@@ -215,24 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     if (missing := missing_requirement()) is not None:
         print(f"error: {missing}", file=sys.stderr)
         return 2
-    started = time.strftime("%Y%m%dT%H%M%S")
-    directory = Path(tempfile.mkdtemp(prefix="gproxy-discovery-k8s-"))
+    started = started_at()
     try:
-        with running_cluster(directory) as cluster:
+        with (
+            scratch_directory("gproxy-discovery-k8s-") as directory,
+            running_cluster(directory) as cluster,
+        ):
             measured = measure(
-                cluster,
-                count=args.changes,
-                window=args.window,
-                seed=args.seed,
-                directory=directory,
+                cluster, count=args.changes, window=args.window, seed=args.seed, directory=directory
             )
     except GoMissingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except BaseException:
-        print(f"logs kept in {directory}", file=sys.stderr)
-        raise
-    shutil.rmtree(directory)
     run = measured.run
     print(table([run]))
     added = summarize("add", run.changes, run.calls)
@@ -256,22 +248,13 @@ def main(argv: list[str] | None = None) -> int:
             "smoke": args.smoke,
             "target_median_s": TARGET,
         },
-        "environment": {
-            "python": sys.version.split()[0],
-            "grpcio": grpc.__version__,
-            "gproxy_mp": version("gproxy-mp"),
-            "kubernetes": wanted_version(),
-            "cpus": os.cpu_count(),
-        },
+        "environment": environment(kubernetes=wanted_version()),
         "reference": REFERENCE,
         "target_met": met,
         "runs": [report(run, confirmed_key="api_confirmed_after_s")],
         "proxy_route_at_end": measured.route,
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"discovery-k8s-{started}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_result(result, results_dir=args.results_dir)
     return 0
 
 
