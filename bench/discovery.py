@@ -36,22 +36,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import discovery_run
 from bench.discovery_changes import QUIET, budget, run_changes
 from bench.discovery_load import ChannelFactory, WhoamiLoad, open_plain
-from bench.discovery_run import (
-    environment,
-    finish_args,
-    scratch_directory,
-    started_at,
-    write_result,
-)
 from bench.discovery_stats import Run, report, table
-from gproxy_mp.config import parse_duration
-from gproxy_mp.errors import ConfigError
 from harness.dns_route import dns_proxy_args, dns_route, dns_target, hosts_lines
 from harness.dnsmasq import DnsServer, find_dnsmasq
 from tests.dns.backends import start_on_shared_port
-from tests.support.processes import REPO, Launcher, Proxy, free_port
+from tests.support.processes import Launcher, Proxy, free_port
 
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 """The backends' addresses, also their names (Whoami answers the address)."""
@@ -170,16 +162,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--reference-window", default="15s", help="how long to watch grpc's resolver per change"
     )
     parser.add_argument("--no-reference", action="store_true", help="skip grpc's resolver")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the pauses")
-    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
-    parser.add_argument("--smoke", action="store_true", help="2 changes, refresh 0.5s, < 60 s")
+    discovery_run.add_run_arguments(parser, smoke_help="2 changes, refresh 0.5s, < 60 s")
     args = parser.parse_args(argv)
-    try:
-        args.refresh = parse_duration(args.refresh)
-        args.reference_window = parse_duration(args.reference_window)
-    except ConfigError as error:
-        parser.error(str(error))
-    finish_args(args, smoke=SMOKE)
+    discovery_run.parse_durations(parser, args, "refresh", "reference_window")
+    discovery_run.finish_args(args, smoke=SMOKE)
     if args.changes < 1 or args.refresh <= 0:
         parser.error("--changes must be at least 1 and --refresh positive")
     return args
@@ -191,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     if dnsmasq is None:
         print("error: dnsmasq not installed (Debian: dnsmasq-base)", file=sys.stderr)
         return 2
-    started = started_at()
+    started = discovery_run.started_at()
     with (
-        scratch_directory("gproxy-discovery-") as directory,
+        discovery_run.scratch_directory("gproxy-discovery-") as directory,
         run_peers(directory, dnsmasq=dnsmasq) as peers,
     ):
         runs = [
@@ -218,10 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "smoke": args.smoke,
         },
-        "environment": environment(),
+        "environment": discovery_run.environment(),
         "runs": [report(run, confirmed_key="dns_confirmed_after_s") for run in runs],
     }
-    write_result(result, results_dir=args.results_dir)
+    discovery_run.write_result(result, results_dir=args.results_dir)
     return 0
 
 

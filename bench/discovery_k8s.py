@@ -44,24 +44,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import discovery_run
 from bench.discovery_changes import QUIET, budget, run_changes
 from bench.discovery_remote import RemoteLoad
-from bench.discovery_run import (
-    environment,
-    finish_args,
-    scratch_directory,
-    started_at,
-    write_result,
-)
 from bench.discovery_stats import Run, report, summarize, table
-from gproxy_mp.config import parse_duration
-from gproxy_mp.errors import ConfigError
 from harness.kube import netns, pki, sandbox
 from harness.kube.binaries import GoMissingError, wanted_version
 from harness.kube.cluster import JSON, Kube, endpoint, service_port
 from harness.kube.routes import ADMIN_ADDRESS, BACKEND_PORT, GRPC, listen, start_proxy
 from harness.kube.workloads import Workloads
-from tests.support.processes import REPO
 from tests.support.waiting import wait_until
 
 HOSTS = netns.BACKEND_ADDRESSES[:3]
@@ -186,15 +177,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.discovery_k8s", description=__doc__)
     parser.add_argument("--changes", type=int, default=20, help="slice changes (default 20)")
     parser.add_argument("--window", default="10s", help="how long to wait for each change")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the pauses")
-    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
-    parser.add_argument("--smoke", action="store_true", help="2 changes (CI)")
+    discovery_run.add_run_arguments(parser, smoke_help="2 changes (CI)")
     args = parser.parse_args(argv)
-    try:
-        args.window = parse_duration(args.window)
-    except ConfigError as error:
-        parser.error(str(error))
-    finish_args(args, smoke=SMOKE)
+    discovery_run.parse_durations(parser, args, "window")
+    discovery_run.finish_args(args, smoke=SMOKE)
     if args.changes < 1 or args.window <= 0:
         parser.error("--changes must be at least 1 and --window positive")
     return args
@@ -213,10 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     if (missing := missing_requirement()) is not None:
         print(f"error: {missing}", file=sys.stderr)
         return 2
-    started = started_at()
+    started = discovery_run.started_at()
     try:
         with (
-            scratch_directory("gproxy-discovery-k8s-") as directory,
+            discovery_run.scratch_directory("gproxy-discovery-k8s-") as directory,
             running_cluster(directory) as cluster,
         ):
             measured = measure(
@@ -248,13 +234,13 @@ def main(argv: list[str] | None = None) -> int:
             "smoke": args.smoke,
             "target_median_s": TARGET,
         },
-        "environment": environment(kubernetes=wanted_version()),
+        "environment": discovery_run.environment(kubernetes=wanted_version()),
         "reference": REFERENCE,
         "target_met": met,
         "runs": [report(run, confirmed_key="api_confirmed_after_s")],
         "proxy_route_at_end": measured.route,
     }
-    write_result(result, results_dir=args.results_dir)
+    discovery_run.write_result(result, results_dir=args.results_dir)
     return 0
 
 

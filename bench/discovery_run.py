@@ -23,6 +23,26 @@ from typing import Any
 
 import grpc
 
+from gproxy_mp.config import parse_duration
+from gproxy_mp.errors import ConfigError
+from harness.testbin import REPO
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, smoke_help: str) -> None:
+    """``--seed``, ``--results-dir`` and ``--smoke``: the options every discovery run has."""
+    parser.add_argument("--seed", type=int, default=None, help="seed of the pauses")
+    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--smoke", action="store_true", help=smoke_help)
+
+
+def parse_durations(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:
+    """Turn the DURATION options ``names`` into seconds; a bad one is a usage error."""
+    try:
+        for name in names:
+            setattr(args, name, parse_duration(getattr(args, name)))
+    except ConfigError as error:
+        parser.error(str(error))
+
 
 def finish_args(args: argparse.Namespace, *, smoke: Mapping[str, object]) -> None:
     """Apply the ``--smoke`` presets, and draw a seed when ``--seed`` was not given."""
