@@ -312,6 +312,15 @@ class Kube:
         """The same API server as another identity (on the same pinned thread by default)."""
         return Kube(thread or self.thread, url=self.url, ca_cert=self.ca_cert, token=token)
 
+    def service_account_kubeconfig(
+        self, namespace: str, path: Path, *, rules: Sequence[JSON], name: str = "proxy"
+    ) -> Path:
+        """A kubeconfig at ``path`` for a new ServiceAccount ``name`` bound to exactly ``rules``,
+        with a real signed token: what a deployed proxy holds."""
+        self.create_service_account(namespace, name, rules=rules)
+        token = self.service_account_token(namespace, name)
+        return self.with_token(token).write_kubeconfig(path, user=name)
+
     def write_kubeconfig(self, path: Path, *, user: str = "test") -> Path:
         """A kubeconfig for this identity, for ``gproxy-mp --kubeconfig``."""
         path.write_text(

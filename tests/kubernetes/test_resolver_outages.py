@@ -78,9 +78,9 @@ def test_a_service_account_with_the_shipped_rbac_rules_resolves(
 ) -> None:
     (a,) = start_backends(workloads, "a")
     kube.create_slice(echo, "echo", endpoints=[endpoint(a.host)], ports=GRPC)
-    kube.create_service_account(echo, "proxy", rules=SLICE_READER)
-    token = kube.service_account_token(echo, "proxy")
-    kubeconfig = kube.with_token(token).write_kubeconfig(tmp_path / "sa.kubeconfig", user="proxy")
+    kubeconfig = kube.service_account_kubeconfig(
+        echo, tmp_path / "sa.kubeconfig", rules=SLICE_READER
+    )
 
     proxy = start_proxy(workloads, kubeconfig, f"kubernetes:///echo.{echo}:grpc")
     wait_resolved(workloads, proxy, {a.address}, timeout=START_TIMEOUT)
@@ -93,9 +93,9 @@ def test_without_list_permission_one_line_names_it_and_the_proxy_keeps_retrying(
 ) -> None:
     (a,) = start_backends(workloads, "a")
     kube.create_slice(echo, "echo", endpoints=[endpoint(a.host)], ports=GRPC)
-    kube.create_service_account(echo, "proxy", rules=SLICE_GETTER)
-    token = kube.service_account_token(echo, "proxy")
-    kubeconfig = kube.with_token(token).write_kubeconfig(tmp_path / "sa.kubeconfig", user="proxy")
+    kubeconfig = kube.service_account_kubeconfig(
+        echo, tmp_path / "sa.kubeconfig", rules=SLICE_GETTER
+    )
     proxy = start_proxy(workloads, kubeconfig, f"kubernetes:///echo.{echo}:grpc")
 
     def forbidden_lines() -> list[str]:
