@@ -4,7 +4,7 @@
         [--connections 4] [--call-interval 0.002] [--max-seconds 300]
 
 Why: grpcio connects from its own threads, which stay in the namespace the process started in
-(see `harness.kube.netns`), so calls into a namespace must come from a process started
+(see `tests.kubernetes.netns`), so calls into a namespace must come from a process started
 there. The child runs `bench.discovery_load.WhoamiLoad` and writes every call as one JSON line
 on stdout, in the order they were recorded::
 
