@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.discovery [--changes 20] [--refresh 1s] [--smoke]
 
 Three real grpcio test backends listen on 127.0.0.2, .3 and .4, sharing one port; a real
-dnsmasq (`tests/dns/dnsmasq.py`) answers `backends.test` with two or three of them. The
+dnsmasq (`harness/dnsmasq.py`) answers `backends.test` with two or three of them. The
 benchmark alternately adds the missing backend and removes the oldest one (rewriting the hosts
 file and sending SIGHUP; the change time is taken just before, and a direct query confirms
 dnsmasq serves the new answer), while 4 client threads, each on its own connection, send Whoami
@@ -29,30 +29,22 @@ stopped by its pid at the end; every wait is bounded.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import random
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
-import grpc
-
+from bench import discovery_run
 from bench.discovery_changes import QUIET, budget, run_changes
 from bench.discovery_stats import Run, report, table
-from gproxy_mp.config import parse_duration
-from gproxy_mp.errors import ConfigError
+from harness.dns_route import dns_proxy_args, dns_route, dns_target, hosts_lines
+from harness.dnsmasq import DnsServer, find_dnsmasq
 from harness.traffic import ChannelFactory, ThreadLoad
 from harness.whoami import private_channels, whoami
 from tests.dns.backends import start_on_shared_port
-from tests.dns.dnsmasq import DnsServer, find_dnsmasq
-from tests.support.processes import REPO, Launcher, Proxy, free_port, proxy_args
+from tests.support.processes import Launcher, Proxy, free_port
 
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 """The backends' addresses, also their names (Whoami answers the address)."""
@@ -78,11 +70,11 @@ class Peers:
 
     @property
     def target(self) -> str:
-        return f"dns://127.0.0.1:{self.dns.port}/{NAME}:{self.port}"
+        return dns_target(self.dns.port, NAME, self.port)
 
     def serve(self, hosts: list[str]) -> None:
         """Make dnsmasq answer `hosts`; returns once a direct query shows them."""
-        self.dns.set_hosts([f"{host} {NAME}" for host in hosts])
+        self.dns.set_hosts(hosts_lines(NAME, hosts))
 
 
 @contextmanager
@@ -133,8 +125,9 @@ def measure(
 
 def measure_proxy(peers: Peers, *, refresh: float, count: int, seed: int, directory: Path) -> Run:
     peers.serve(list(HOSTS[:2]))
-    listen = f"127.0.0.1:{free_port()}"
-    args = [*proxy_args(f"{listen}-{peers.target}", workers=2), "--dns-refresh-rate", f"{refresh}"]
+    port = free_port()
+    listen = f"127.0.0.1:{port}"
+    args = dns_proxy_args(dns_route(port, peers.target), refresh_rate=f"{refresh}")
     proxy = Proxy(*args, log_dir=directory)
     try:
         proxy.wait_serving(listen)
@@ -175,21 +168,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--reference-window", default="15s", help="how long to watch grpc's resolver per change"
     )
     parser.add_argument("--no-reference", action="store_true", help="skip grpc's resolver")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the pauses")
-    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
-    parser.add_argument("--smoke", action="store_true", help="2 changes, refresh 0.5s, < 60 s")
+    discovery_run.add_run_arguments(parser, smoke_help="2 changes, refresh 0.5s, < 60 s")
     args = parser.parse_args(argv)
-    try:
-        args.refresh = parse_duration(args.refresh)
-        args.reference_window = parse_duration(args.reference_window)
-    except ConfigError as error:
-        parser.error(str(error))
-    if args.smoke:
-        vars(args).update(SMOKE)
+    discovery_run.parse_durations(parser, args, "refresh", "reference_window")
+    discovery_run.finish_args(args, smoke=SMOKE)
     if args.changes < 1 or args.refresh <= 0:
         parser.error("--changes must be at least 1 and --refresh positive")
-    if args.seed is None:
-        args.seed = random.randrange(2**32)
     return args
 
 
@@ -199,25 +183,18 @@ def main(argv: list[str] | None = None) -> int:
     if dnsmasq is None:
         print("error: dnsmasq not installed (Debian: dnsmasq-base)", file=sys.stderr)
         return 2
-    started = time.strftime("%Y%m%dT%H%M%S")
-    directory = Path(tempfile.mkdtemp(prefix="gproxy-discovery-"))
-    try:
-        with run_peers(directory, dnsmasq=dnsmasq) as peers:
-            runs = [
-                measure_proxy(
-                    peers,
-                    refresh=args.refresh,
-                    count=args.changes,
-                    seed=args.seed,
-                    directory=directory,
-                )
-            ]
-            if not args.no_reference:
-                runs.append(measure_grpc_resolver(peers, window=args.reference_window, seed=0))
-    except BaseException:
-        print(f"logs kept in {directory}", file=sys.stderr)
-        raise
-    shutil.rmtree(directory)
+    started = discovery_run.started_at()
+    with (
+        discovery_run.scratch_directory("gproxy-discovery-") as directory,
+        run_peers(directory, dnsmasq=dnsmasq) as peers,
+    ):
+        runs = [
+            measure_proxy(
+                peers, refresh=args.refresh, count=args.changes, seed=args.seed, directory=directory
+            )
+        ]
+        if not args.no_reference:
+            runs.append(measure_grpc_resolver(peers, window=args.reference_window, seed=0))
     print(table(runs))
     result = {
         "benchmark": "discovery",
@@ -233,18 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "smoke": args.smoke,
         },
-        "environment": {
-            "python": sys.version.split()[0],
-            "grpcio": grpc.__version__,
-            "gproxy_mp": version("gproxy-mp"),
-            "cpus": os.cpu_count(),
-        },
+        "environment": discovery_run.environment(),
         "runs": [report(run, confirmed_key="dns_confirmed_after_s") for run in runs],
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"discovery-{started}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    discovery_run.write_result(result, results_dir=args.results_dir)
     return 0
 
 

@@ -3,7 +3,7 @@ a backend.
 
     .venv/bin/python -m bench.discovery_k8s [--changes 20] [--window 10s] [--smoke]
 
-The Kubernetes test tier's harness, imported from `tests.kubernetes`: a network namespace
+The Kubernetes sandbox of `harness.kube` (the one the test tier uses): a network namespace
 `gpx-k8s-<pid>` with a real etcd and kube-apiserver (built into .cache/testbin by
 scripts/build-k8s-testbin.sh), because the API server refuses loopback endpoint addresses. In
 it, three real grpcio test backends listen on 10.213.7.11, .12 and .13 (port 50051; each answers
@@ -34,34 +34,25 @@ deleted at the end (after a crash, the Kubernetes tier's next run removes it as 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import grpc
-
+from bench import discovery_run
 from bench.discovery_changes import QUIET, budget, run_changes
 from bench.discovery_stats import Run, report, summarize, table
-from gproxy_mp.config import parse_duration
-from gproxy_mp.errors import ConfigError
+from harness.kube import netns, pki, sandbox
+from harness.kube.binaries import GoMissingError, wanted_version
+from harness.kube.cluster import JSON, Kube, endpoint, service_port
+from harness.kube.routes import ADMIN_ADDRESS, BACKEND_PORT, GRPC, listen, start_proxy
+from harness.kube.workloads import Workloads
 from harness.remote_traffic import RemoteLoad
-from tests.kubernetes import netns, pki
-from tests.kubernetes.cluster import JSON, Kube, endpoint, service_port
-from tests.kubernetes.controlplane import ControlPlane
-from tests.kubernetes.routes import ADMIN_ADDRESS, BACKEND_PORT, GRPC, listen, start_proxy
-from tests.kubernetes.testbin import GoMissingError, ensure_binaries, wanted_version
-from tests.kubernetes.workloads import Workloads
-from tests.support.processes import REPO
 from tests.support.waiting import wait_until
 
 HOSTS = netns.BACKEND_ADDRESSES[:3]
@@ -98,29 +89,11 @@ class Cluster:
 @contextmanager
 def running_cluster(directory: Path) -> Iterator[Cluster]:
     """The tier's namespace, etcd and kube-apiserver, an admin client; all gone on exit."""
-    binaries = ensure_binaries()
-    credentials = pki.build_credentials(directory / "pki", ip_addresses=[netns.APISERVER_ADDRESS])
-    namespace = netns.create(f"{netns.NAME_PREFIX}{os.getpid()}", netns.ADDRESSES)
     with ExitStack() as stack:
-        stack.callback(netns.delete, namespace.name)
-        probe = stack.enter_context(netns.pinned(namespace, "k8s-probe"))
-        plane = ControlPlane.build(
-            binaries,
-            credentials=credentials,
-            namespace=namespace,
-            directory=directory,
-            probe_thread=probe,
-        )
-        stack.callback(plane.stop)
-        plane.start()
-        admin = stack.enter_context(netns.pinned(namespace, "k8s-admin"))
-        kube = Kube(
-            admin,
-            url=plane.apiserver.url,
-            ca_cert=credentials.ca_cert,
-            token=credentials.admin_token,
-        )
-        stack.callback(kube.close)
+        namespace = stack.enter_context(sandbox.network_namespace())
+        credentials = sandbox.build_credentials(directory / "pki")
+        plane = stack.enter_context(sandbox.control_plane(namespace, credentials, directory))
+        kube = stack.enter_context(sandbox.admin_client(plane, namespace, credentials))
         kubeconfig = kube.write_kubeconfig(directory / "admin.kubeconfig", user=pki.ADMIN_USER)
         workloads = Workloads(namespace, log_dir=directory)
         stack.callback(workloads.close)
@@ -206,20 +179,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.discovery_k8s", description=__doc__)
     parser.add_argument("--changes", type=int, default=20, help="slice changes (default 20)")
     parser.add_argument("--window", default="10s", help="how long to wait for each change")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the pauses")
-    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
-    parser.add_argument("--smoke", action="store_true", help="2 changes (CI)")
+    discovery_run.add_run_arguments(parser, smoke_help="2 changes (CI)")
     args = parser.parse_args(argv)
-    try:
-        args.window = parse_duration(args.window)
-    except ConfigError as error:
-        parser.error(str(error))
-    if args.smoke:
-        vars(args).update(SMOKE)
+    discovery_run.parse_durations(parser, args, "window")
+    discovery_run.finish_args(args, smoke=SMOKE)
     if args.changes < 1 or args.window <= 0:
         parser.error("--changes must be at least 1 and --window positive")
-    if args.seed is None:
-        args.seed = random.randrange(2**32)
     return args
 
 
@@ -236,24 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     if (missing := missing_requirement()) is not None:
         print(f"error: {missing}", file=sys.stderr)
         return 2
-    started = time.strftime("%Y%m%dT%H%M%S")
-    directory = Path(tempfile.mkdtemp(prefix="gproxy-discovery-k8s-"))
+    started = discovery_run.started_at()
     try:
-        with running_cluster(directory) as cluster:
+        with (
+            discovery_run.scratch_directory("gproxy-discovery-k8s-") as directory,
+            running_cluster(directory) as cluster,
+        ):
             measured = measure(
-                cluster,
-                count=args.changes,
-                window=args.window,
-                seed=args.seed,
-                directory=directory,
+                cluster, count=args.changes, window=args.window, seed=args.seed, directory=directory
             )
     except GoMissingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except BaseException:
-        print(f"logs kept in {directory}", file=sys.stderr)
-        raise
-    shutil.rmtree(directory)
     run = measured.run
     print(table([run]))
     added = summarize("add", run.changes, run.calls)
@@ -277,22 +236,13 @@ def main(argv: list[str] | None = None) -> int:
             "smoke": args.smoke,
             "target_median_s": TARGET,
         },
-        "environment": {
-            "python": sys.version.split()[0],
-            "grpcio": grpc.__version__,
-            "gproxy_mp": version("gproxy-mp"),
-            "kubernetes": wanted_version(),
-            "cpus": os.cpu_count(),
-        },
+        "environment": discovery_run.environment(kubernetes=wanted_version()),
         "reference": REFERENCE,
         "target_met": met,
         "runs": [report(run, confirmed_key="api_confirmed_after_s")],
         "proxy_route_at_end": measured.route,
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"discovery-k8s-{started}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    discovery_run.write_result(result, results_dir=args.results_dir)
     return 0
 
 

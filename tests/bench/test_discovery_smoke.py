@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.dns.dnsmasq import find_dnsmasq
+from harness.dnsmasq import find_dnsmasq
 from tests.support.smoke import run_smoke
 
 SMOKE_TIMEOUT = 90.0

@@ -1,8 +1,11 @@
-"""Command lines for the churn tier's DNS routes: a fast refresh so endpoint churn shows quickly."""
+"""The churn tier's DNS routes: a fast refresh so endpoint churn shows quickly.
+
+The command line itself is :mod:`harness.dns_route`'s.
+"""
 
 from __future__ import annotations
 
-from tests.support.processes import proxy_args
+from harness import dns_route as route_lines
 
 REFRESH_RATE = "0.5s"
 """`--dns-refresh-rate`: an answer change reaches the workers within about a second."""
@@ -16,14 +19,14 @@ def dns_proxy_args(
 ) -> list[str]:
     """Two workers in front of `NAME` on the test's dnsmasq; `drain_timeout` is also the grace
     a removed backend's channel gets."""
-    route = f"127.0.0.1:{listen_port}-dns://127.0.0.1:{dns_port}/{NAME}:{backend_port}"
-    return [
-        *proxy_args(route, workers=2, drain_timeout=drain_timeout),
-        "--dns-refresh-rate",
-        REFRESH_RATE,
-    ]
+    route = route_lines.dns_route(
+        listen_port, route_lines.dns_target(dns_port, NAME, backend_port)
+    )
+    return route_lines.dns_proxy_args(
+        route, refresh_rate=REFRESH_RATE, drain_timeout=drain_timeout
+    )
 
 
 def hosts_lines(hosts: dict[str, str]) -> list[str]:
     """The dnsmasq hosts lines that make `NAME` resolve to every host in `hosts` (name: host)."""
-    return [f"{host} {NAME}" for host in hosts.values()]
+    return route_lines.hosts_lines(NAME, hosts.values())

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import pytest
 
+from harness.dnsmasq import DnsServer
 from harness.traffic import ThreadLoad, timeline
 from harness.whoami import private_channels, whoami
 from tests.churn.peers import accepted_connections, metric_sum, scrape
 from tests.churn.routes import hosts_lines
 from tests.dns.backends import SharedPortBackends
-from tests.dns.dnsmasq import DnsServer
 from tests.support import procfs
 from tests.support.processes import Proxy, free_port, proxy_args
 from tests.support.waiting import wait_until

@@ -11,11 +11,11 @@ from typing import cast
 import grpc
 import pytest
 
+from harness.dnsmasq import DnsServer
 from harness.traffic import ThreadLoad
 from harness.whoami import private_channels, whoami
 from tests.churn.routes import CHANGE_TIMEOUT, dns_proxy_args, hosts_lines
 from tests.dns.backends import SharedPortBackends
-from tests.dns.dnsmasq import DnsServer
 from tests.support import client
 from tests.support.processes import Proxy, free_port
 

@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.dnsmasq import DnsServer
 from harness.traffic import ThreadLoad
 from harness.whoami import private_channels, whoami
 from tests.churn.routes import CHANGE_TIMEOUT, dns_proxy_args, hosts_lines
 from tests.dns.backends import SharedPortBackends
-from tests.dns.dnsmasq import DnsServer
 from tests.support.processes import Backend, Proxy, free_port
 from tests.support.waiting import wait_until
 

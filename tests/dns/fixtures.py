@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.dnsmasq import DnsServer, find_dnsmasq
 from tests.dns.backends import SharedPortBackends, start_on_shared_port
-from tests.dns.dnsmasq import DnsServer, find_dnsmasq
 from tests.support.processes import Backend, Launcher
 
 

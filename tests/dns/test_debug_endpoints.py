@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from harness.dnsmasq import DnsServer
 from tests.dns.backends import SharedPortBackends
-from tests.dns.dnsmasq import DnsServer
 from tests.dns.routes import dns_route, dns_target
 from tests.support.processes import Proxy, free_port, proxy_args, route
 from tests.support.waiting import wait_until

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.dnsmasq import DnsServer
 from harness.traffic import ThreadLoad
 from harness.whoami import private_channels, whoami
 from tests.dns.backends import SharedPortBackends
-from tests.dns.dnsmasq import DnsServer
 from tests.dns.routes import CHANGE_TIMEOUT, dns_proxy_args, dns_route, dns_target
 from tests.support import client
 from tests.support.processes import Backend, Proxy, free_port

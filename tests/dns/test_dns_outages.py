@@ -9,10 +9,10 @@ from collections.abc import Callable
 import grpc
 import pytest
 
+from harness.dnsmasq import DnsServer
 from harness.traffic import CALL_TIMEOUT, ThreadLoad
 from harness.whoami import private_channels, whoami
 from tests.dns.backends import SharedPortBackends
-from tests.dns.dnsmasq import DnsServer
 from tests.dns.routes import dns_proxy_args, dns_route, dns_target
 from tests.support import client
 from tests.support.processes import Proxy, free_port

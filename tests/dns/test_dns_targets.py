@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.dnsmasq import DnsServer
 from tests.dns.backends import SharedPortBackends
-from tests.dns.dnsmasq import DnsServer
 from tests.dns.routes import dns_proxy_args, dns_route, dns_target
 from tests.support import client
 from tests.support.processes import Proxy, free_port

@@ -6,7 +6,7 @@ import pytest
 
 from gproxy_mp.model import Endpoint
 from gproxy_mp.supervisor.resolvers.dns import ServerLookup, TemporaryDnsError
-from tests.dns.dnsmasq import DnsServer
+from harness.dnsmasq import DnsServer
 
 pytestmark = pytest.mark.timeout(60)
 

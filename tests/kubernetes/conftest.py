@@ -37,38 +37,19 @@ its report. Requirements: root (``ip netns``), Go (to build the binaries once in
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.kubernetes import netns, pki
-from tests.kubernetes.cluster import Kube, service_port
-from tests.kubernetes.controlplane import ControlPlane
-from tests.kubernetes.routes import BACKEND_PORT
-from tests.kubernetes.testbin import GoMissingError, ensure_binaries
-from tests.kubernetes.workloads import Workloads
-
-
-def _remove_stale_namespaces() -> None:
-    """Namespaces (and their processes) of earlier runs of this tier that died without teardown.
-
-    Only ``gpx-k8s-<pid>`` names whose pytest pid no longer exists are touched, and only the
-    processes inside such a namespace are killed.
-    """
-    for name in netns.stale_names():
-        pids = subprocess.run(
-            ["ip", "netns", "pids", name], capture_output=True, text=True, timeout=10, check=False
-        ).stdout.split()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-        netns.delete(name)
+from harness.kube import netns, pki, sandbox
+from harness.kube.binaries import GoMissingError
+from harness.kube.cluster import Kube, service_port
+from harness.kube.controlplane import ControlPlane
+from harness.kube.routes import BACKEND_PORT
+from harness.kube.workloads import Workloads
 
 
 @pytest.fixture(scope="session")
@@ -77,12 +58,8 @@ def network_namespace() -> Iterator[netns.NetworkNamespace]:
         pytest.skip("the Kubernetes tier needs root to create a network namespace (ip netns)")
     if shutil.which("ip") is None:
         pytest.skip("iproute2 not installed: cannot create a network namespace")
-    _remove_stale_namespaces()
-    namespace = netns.create(f"{netns.NAME_PREFIX}{os.getpid()}", netns.ADDRESSES)
-    try:
+    with sandbox.network_namespace() as namespace:
         yield namespace
-    finally:
-        netns.delete(namespace.name)
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +70,7 @@ def k8s_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def credentials(k8s_dir: Path) -> pki.Credentials:
-    return pki.build_credentials(k8s_dir / "pki", ip_addresses=[netns.APISERVER_ADDRESS])
+    return sandbox.build_credentials(k8s_dir / "pki")
 
 
 @pytest.fixture(scope="session")
@@ -101,22 +78,10 @@ def control_plane(
     network_namespace: netns.NetworkNamespace, credentials: pki.Credentials, k8s_dir: Path
 ) -> Iterator[ControlPlane]:
     try:
-        binaries = ensure_binaries()
+        with sandbox.control_plane(network_namespace, credentials, k8s_dir) as plane:
+            yield plane
     except GoMissingError as error:
         pytest.skip(str(error))
-    with netns.pinned(network_namespace, "k8s-probe") as probe_thread:
-        plane = ControlPlane.build(
-            binaries,
-            credentials=credentials,
-            namespace=network_namespace,
-            directory=k8s_dir,
-            probe_thread=probe_thread,
-        )
-        try:
-            plane.start()
-            yield plane
-        finally:
-            plane.stop()
 
 
 @pytest.fixture(scope="session")
@@ -125,8 +90,7 @@ def admin_kube(
     network_namespace: netns.NetworkNamespace,
     credentials: pki.Credentials,
 ) -> Iterator[Kube]:
-    with Kube.admin(network_namespace, credentials, url=control_plane.apiserver.url,
-                    thread_name="k8s-admin") as kube:
+    with sandbox.admin_client(control_plane, network_namespace, credentials) as kube:
         yield kube
 
 

@@ -13,7 +13,8 @@ import pytest
 from kubernetes.client import VersionApi
 from kubernetes.client.exceptions import ApiException
 
-from tests.kubernetes.cluster import (
+from harness.kube.binaries import wanted_version
+from harness.kube.cluster import (
     JSON,
     Apis,
     Kube,
@@ -22,9 +23,8 @@ from tests.kubernetes.cluster import (
     service_port,
     slice_port,
 )
-from tests.kubernetes.controlplane import ControlPlane
-from tests.kubernetes.netns import BACKEND_ADDRESS_V6, BACKEND_ADDRESSES, NetworkNamespace
-from tests.kubernetes.testbin import wanted_version
+from harness.kube.controlplane import ControlPlane
+from harness.kube.netns import BACKEND_ADDRESS_V6, BACKEND_ADDRESSES, NetworkNamespace
 
 WATCH_EVENT_TIMEOUT = 10.0
 """Seconds a watch may take to deliver an event the test just caused."""

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.kube.cluster import Kube, endpoint
+from harness.kube.netns import BACKEND_ADDRESSES, NetworkNamespace
+from harness.kube.routes import GRPC, listen
 from tests.deploy.manifests import all_manifest_objects, find_object
-from tests.kubernetes.cluster import Kube, endpoint
-from tests.kubernetes.netns import BACKEND_ADDRESSES, NetworkNamespace
-from tests.kubernetes.routes import GRPC, listen
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,18 +31,13 @@ def run_check(
                           check=False)
 
 
-def service_account_kubeconfig(kube: Kube, namespace: str, rules: list[dict[str, object]],
-                               path: Path) -> Path:
-    kube.create_service_account(namespace, "proxy", rules=rules)
-    token = kube.service_account_token(namespace, "proxy")
-    return kube.with_token(token).write_kubeconfig(path, user="proxy")
-
-
 def test_check_passes_with_the_shipped_rbac_and_lists_the_endpoints(
     kube: Kube, echo: str, network_namespace: NetworkNamespace, tmp_path: Path
 ) -> None:
     kube.create_slice(echo, "echo", endpoints=[endpoint(BACKEND_ADDRESSES[0])], ports=GRPC)
-    kubeconfig = service_account_kubeconfig(kube, echo, SHIPPED_RULES, tmp_path / "sa.kubeconfig")
+    kubeconfig = kube.service_account_kubeconfig(
+        echo, tmp_path / "sa.kubeconfig", rules=SHIPPED_RULES
+    )
     result = run_check(network_namespace, kubeconfig, f"kubernetes:///echo.{echo}:grpc")
     report = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, report
@@ -56,7 +51,9 @@ def test_check_reports_a_missing_list_verb_and_fails(
     kube: Kube, echo: str, network_namespace: NetworkNamespace, tmp_path: Path
 ) -> None:
     kube.create_slice(echo, "echo", endpoints=[endpoint(BACKEND_ADDRESSES[0])], ports=GRPC)
-    kubeconfig = service_account_kubeconfig(kube, echo, WITHOUT_LIST, tmp_path / "sa.kubeconfig")
+    kubeconfig = kube.service_account_kubeconfig(
+        echo, tmp_path / "sa.kubeconfig", rules=WITHOUT_LIST
+    )
     result = run_check(network_namespace, kubeconfig, f"kubernetes:///echo.{echo}:grpc")
     report = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 1, report

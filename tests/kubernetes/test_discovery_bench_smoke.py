@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.kubernetes.testbin import GoMissingError, ensure_binaries
+from harness.kube.binaries import GoMissingError, ensure_binaries
 from tests.support.smoke import run_smoke
 
 SMOKE_TIMEOUT = 180.0

@@ -18,12 +18,11 @@ from pathlib import Path
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from harness.remote_traffic import RemoteLoad
-from tests.kubernetes import pki
-from tests.kubernetes.cluster import Kube, service_port
-from tests.kubernetes.controlplane import ApiServer, ControlPlane
-from tests.kubernetes.netns import NetworkNamespace
-from tests.kubernetes.routes import (
+from harness.kube import pki
+from harness.kube.cluster import Kube, service_port
+from harness.kube.controlplane import ApiServer, ControlPlane
+from harness.kube.netns import NetworkNamespace
+from harness.kube.routes import (
     ADMIN_ADDRESS,
     BACKEND_PORT,
     GRPC,
@@ -39,7 +38,8 @@ from tests.kubernetes.routes import (
     wait_resolved,
     wait_unused,
 )
-from tests.kubernetes.workloads import Workloads
+from harness.kube.workloads import Workloads
+from harness.remote_traffic import RemoteLoad
 from tests.support.waiting import wait_until
 
 NO_SLICES_PORT = 6444

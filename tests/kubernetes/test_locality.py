@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.kubernetes.cluster import JSON, Kube, endpoint
-from tests.kubernetes.routes import (
+from harness.kube.cluster import JSON, Kube, endpoint
+from harness.kube.routes import (
     ADMIN_ADDRESS,
     GRPC,
     PROPAGATION_TIMEOUT,
@@ -32,7 +32,7 @@ from tests.kubernetes.routes import (
     wait_resolved,
     wait_unused,
 )
-from tests.kubernetes.workloads import NetProxy, Workloads
+from harness.kube.workloads import NetProxy, Workloads
 from tests.support.processes import Backend
 from tests.support.waiting import wait_until
 
@@ -149,9 +149,8 @@ def test_without_permission_to_get_nodes_locality_is_off_with_one_line(
     kube.create_slice(echo, "echo", ports=GRPC, endpoints=[
         placed_endpoint(a.host, "a", nodes), placed_endpoint(b.host, "b", nodes)])
     # A namespaced Role cannot grant get on nodes (cluster-scoped): the sidecar example's case.
-    kube.create_service_account(echo, "proxy", rules=SLICE_READER)
-    token = kube.service_account_token(echo, "proxy")
-    kubeconfig = kube.with_token(token).write_kubeconfig(tmp_path / "sa.kubeconfig", user="proxy")
+    kubeconfig = kube.service_account_kubeconfig(echo, tmp_path / "sa.kubeconfig",
+                                                 rules=SLICE_READER)
     proxy = start_proxy(workloads, kubeconfig, f"kubernetes:///echo.{echo}:grpc",
                         extra_args=["--node-name", nodes["n1"]])
     wait_resolved(workloads, proxy, {a.address, b.address}, timeout=START_TIMEOUT)

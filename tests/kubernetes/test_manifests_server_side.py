@@ -13,8 +13,8 @@ import pytest
 from kubernetes import utils
 from kubernetes.client.exceptions import ApiException
 
+from harness.kube.cluster import Apis, Kube
 from tests.deploy.manifests import all_manifest_objects
-from tests.kubernetes.cluster import Apis, Kube
 
 pytestmark = pytest.mark.timeout(120)
 

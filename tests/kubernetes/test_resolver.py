@@ -3,7 +3,7 @@
 Every test runs ``python -m gproxy_mp -p 10.213.7.1:P-kubernetes:///... --kubeconfig F`` inside
 the tier's network namespace, with real backends on 10.213.7.11-19 (and fd00:213:7::11) and
 hand-made EndpointSlices, then changes the slices and checks what the proxy resolved
-(``/debug/endpoints``) and where calls went (see ``tests.kubernetes.routes``).
+(``/debug/endpoints``) and where calls went (see ``harness.kube.routes``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.kubernetes.cluster import Kube, endpoint, service_port, slice_port
-from tests.kubernetes.netns import BACKEND_ADDRESS_V6, BACKEND_ADDRESSES
-from tests.kubernetes.routes import (
+from harness.kube.cluster import Kube, endpoint, service_port, slice_port
+from harness.kube.netns import BACKEND_ADDRESS_V6, BACKEND_ADDRESSES
+from harness.kube.routes import (
     BACKEND_PORT,
     GRPC,
     PROPAGATION_TIMEOUT,
@@ -31,7 +31,7 @@ from tests.kubernetes.routes import (
     wait_resolved,
     wait_unused,
 )
-from tests.kubernetes.workloads import Workloads
+from harness.kube.workloads import Workloads
 
 # --- slice changes reach calls --------------------------------------------------------------
 

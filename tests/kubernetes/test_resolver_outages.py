@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.manifests import all_manifest_objects, find_object
-from tests.kubernetes.cluster import Kube, endpoint
-from tests.kubernetes.controlplane import ControlPlane
-from tests.kubernetes.routes import (
+from harness.kube.cluster import Kube, endpoint
+from harness.kube.controlplane import ControlPlane
+from harness.kube.routes import (
     GRPC,
     PROPAGATION_TIMEOUT,
     RECOVERY_TIMEOUT,
@@ -31,7 +30,8 @@ from tests.kubernetes.routes import (
     wait_ready,
     wait_resolved,
 )
-from tests.kubernetes.workloads import Workloads
+from harness.kube.workloads import Workloads
+from tests.deploy.manifests import all_manifest_objects, find_object
 from tests.support.waiting import wait_until
 
 # --- the API server goes away ----------------------------------------------------------------
@@ -78,9 +78,9 @@ def test_a_service_account_with_the_shipped_rbac_rules_resolves(
 ) -> None:
     (a,) = start_backends(workloads, "a")
     kube.create_slice(echo, "echo", endpoints=[endpoint(a.host)], ports=GRPC)
-    kube.create_service_account(echo, "proxy", rules=SLICE_READER)
-    token = kube.service_account_token(echo, "proxy")
-    kubeconfig = kube.with_token(token).write_kubeconfig(tmp_path / "sa.kubeconfig", user="proxy")
+    kubeconfig = kube.service_account_kubeconfig(
+        echo, tmp_path / "sa.kubeconfig", rules=SLICE_READER
+    )
 
     proxy = start_proxy(workloads, kubeconfig, f"kubernetes:///echo.{echo}:grpc")
     wait_resolved(workloads, proxy, {a.address}, timeout=START_TIMEOUT)
@@ -93,9 +93,9 @@ def test_without_list_permission_one_line_names_it_and_the_proxy_keeps_retrying(
 ) -> None:
     (a,) = start_backends(workloads, "a")
     kube.create_slice(echo, "echo", endpoints=[endpoint(a.host)], ports=GRPC)
-    kube.create_service_account(echo, "proxy", rules=SLICE_GETTER)
-    token = kube.service_account_token(echo, "proxy")
-    kubeconfig = kube.with_token(token).write_kubeconfig(tmp_path / "sa.kubeconfig", user="proxy")
+    kubeconfig = kube.service_account_kubeconfig(
+        echo, tmp_path / "sa.kubeconfig", rules=SLICE_GETTER
+    )
     proxy = start_proxy(workloads, kubeconfig, f"kubernetes:///echo.{echo}:grpc")
 
     def forbidden_lines() -> list[str]:

@@ -1,7 +1,7 @@
 """The Kubernetes resolver against a fake API server that answers watches badly (issue 12).
 
 The real client (`build_api_factory` from a kubeconfig, `KubeApi`, urllib3) talks HTTP to
-`tests.kubernetes_fake.server.FakeApiServer` on loopback: lists are fine, watches are not.
+`harness.kube.fakeapi.FakeApiServer` on loopback: lists are fine, watches are not.
 Each test takes a few seconds of real time: the retry backoff is real.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from gproxy_mp.config import KubernetesTarget
 from gproxy_mp.supervisor.resolvers.health import ResolverHealth
 from gproxy_mp.supervisor.resolvers.kubernetes import build_api_factory, watch_kubernetes
-from tests.kubernetes_fake.server import FakeApiServer, endpoint_slice, watch_lines
+from harness.kube.fakeapi import FakeApiServer, endpoint_slice, watch_lines
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaked_tasks")]
 

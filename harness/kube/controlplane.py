@@ -3,7 +3,7 @@
 Both are started from pytest's main thread with ``ip netns exec`` in their own session, log to
 files under the session's tmp dir, and are stopped with SIGTERM to their group, a bounded wait,
 then SIGKILL. Readiness is a probe that succeeds (etcd ``/health``, apiserver ``/readyz``), run
-on a :class:`~tests.kubernetes.netns.PinnedThread` because only that thread can reach them.
+on a :class:`~harness.kube.netns.PinnedThread` because only that thread can reach them.
 
 Ports are fixed (2379/2380 for etcd on 127.0.0.1, 6443 for the apiserver on 10.213.7.1): the
 namespace belongs to this test run alone, so nothing else can hold them.
@@ -40,21 +40,18 @@ import base64
 import contextlib
 import dataclasses
 import json
-import os
-import signal
 import ssl
-import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from tests.kubernetes.netns import APISERVER_ADDRESS, NetworkNamespace, PinnedThread
-from tests.kubernetes.pki import Credentials
-from tests.kubernetes.testbin import Binaries
+from harness.kube.binaries import Binaries
+from harness.kube.netns import APISERVER_ADDRESS, NetworkNamespace, PinnedThread
+from harness.kube.pki import Credentials
+from harness.kube.process import PROBE_TIMEOUT, PeerProcess, tail, wait_ready
 
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
@@ -63,105 +60,10 @@ ETCD_START_TIMEOUT = 30.0
 """Seconds etcd may take to report healthy (typically well under 1 s)."""
 APISERVER_START_TIMEOUT = 90.0
 """Seconds kube-apiserver may take to pass /readyz (post-start hooks on 2 busy cores)."""
-STOP_TIMEOUT = 15.0
-"""Seconds between SIGTERM and SIGKILL (the apiserver drains for a few seconds)."""
-PROBE_TIMEOUT = 2.0
-"""Seconds one readiness request may take."""
-PROBE_INTERVAL = 0.25
-"""Seconds between readiness requests."""
 WILDCARD_ADDRESS = "0.0.0.0"
 """Where the second, port-sharing apiserver listens (see the module doc)."""
 SELF_ADDRESS = "127.0.0.1"
 """Where only the wildcard-bound apiserver answers (the first holds APISERVER_ADDRESS only)."""
-LOG_TAIL = 60
-"""Lines of a peer's log shown in an error or a failed test's report."""
-
-
-def tail(path: Path, lines: int = LOG_TAIL) -> str:
-    if not path.exists():
-        return f"(no log at {path})"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-class PeerProcess:
-    """One long-running program in the namespace; may be started and stopped repeatedly."""
-
-    def __init__(self, name: str, *, namespace: NetworkNamespace, log_path: Path) -> None:
-        self.name = name
-        self.namespace = namespace
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def spawn(self, argv: list[str]) -> None:
-        if self.running():
-            raise RuntimeError(f"{self.name} is already running")
-        self.starts += 1
-        with self.log_path.open("ab") as log:
-            log.write(f"=== start #{self.starts}: {' '.join(argv)}\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                self.namespace.command(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def current_log(self) -> str:
-        """The log since the latest start."""
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return text.rpartition("=== start #")[2]
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def check_alive(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} exited with {self.process.returncode}\n{tail(self.log_path)}"
-            )
-
-    def stop(self, *, signum: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> None:
-        """``signum`` to the group, a bounded wait, then SIGKILL; a no-op when not running."""
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            _signal_group(process.pid, signum)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=timeout)
-        _signal_group(process.pid, signal.SIGKILL)
-        process.wait(timeout=timeout)
-        self.process = None
-
-    def kill(self) -> None:
-        """SIGKILL: the peer gets no chance to close its connections cleanly."""
-        self.stop(signum=signal.SIGKILL)
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
-def _wait_ready(
-    peer: PeerProcess, probe_thread: PinnedThread, probe: Callable[[], str | None], timeout: float
-) -> None:
-    """Run ``probe`` on the pinned thread until it returns None (else: what is still wrong)."""
-    deadline = time.monotonic() + timeout
-    last = "no attempt"
-    while time.monotonic() < deadline:
-        peer.check_alive()
-        result = probe_thread.run(probe, timeout=PROBE_TIMEOUT * 3)
-        if result is None:
-            return
-        last = str(result)
-        time.sleep(PROBE_INTERVAL)
-    raise TimeoutError(
-        f"{peer.name} not ready after {timeout}s: {last}\n--- log tail\n{tail(peer.log_path)}"
-    )
-
 
 @dataclass
 class Etcd:
@@ -190,7 +92,7 @@ class Etcd:
 
     def start(self, probe_thread: PinnedThread) -> None:
         self.peer.spawn(self.argv())
-        _wait_ready(self.peer, probe_thread, self._probe, ETCD_START_TIMEOUT)
+        wait_ready(self.peer, probe_thread, self._probe, ETCD_START_TIMEOUT)
 
     def _probe(self) -> str | None:
         try:
@@ -287,7 +189,7 @@ class ApiServer:
     def start(self, probe_thread: PinnedThread, *, port: int | None = None) -> None:
         """Start and wait for /readyz; ``port`` serves elsewhere than clients' kubeconfig."""
         self.peer.spawn(self.argv(port or self.port))
-        _wait_ready(
+        wait_ready(
             self.peer,
             probe_thread,
             lambda: self._probe(port or self.port),
@@ -305,6 +207,15 @@ class ApiServer:
             return f"HTTP {error.code}: {error.read().decode(errors='replace')[-400:]}"
         except OSError as error:
             return repr(error)
+
+
+class Member(Protocol):
+    """What the control plane needs of one of its programs."""
+
+    @property
+    def peer(self) -> PeerProcess: ...
+
+    def start(self, probe_thread: PinnedThread) -> None: ...
 
 
 @dataclass
@@ -341,13 +252,18 @@ class ControlPlane:
         )
         return cls(etcd=etcd, apiserver=apiserver, probe_thread=probe_thread)
 
+    def members(self) -> list[Member]:
+        """The programs in start order (each one may need the ones before it); a new
+        control-plane program is a field here, a line in this list and in :meth:`build`."""
+        return [self.etcd, self.apiserver]
+
     def start(self) -> None:
-        self.etcd.start(self.probe_thread)
-        self.apiserver.start(self.probe_thread)
+        for member in self.members():
+            member.start(self.probe_thread)
 
     def stop(self) -> None:
-        self.apiserver.peer.stop()
-        self.etcd.peer.stop()
+        for member in reversed(self.members()):
+            member.peer.stop()
 
     def restart_apiserver(self, *, kill: bool = True) -> None:
         """Stop (SIGKILL by default, so watches die without a clean end) and start again."""
@@ -416,7 +332,4 @@ class ControlPlane:
             other.peer.stop()
 
     def log_tails(self) -> dict[str, str]:
-        return {
-            "etcd": tail(self.etcd.peer.log_path),
-            "kube-apiserver": tail(self.apiserver.peer.log_path),
-        }
+        return {member.peer.name: tail(member.peer.log_path) for member in self.members()}

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.kube.cluster import slice_port
+from harness.kube.netns import APISERVER_ADDRESS, BACKEND_ADDRESSES
+from harness.kube.workloads import NetProxy, Workloads
 from harness.remote_traffic import RemoteLoad as Caller
-from tests.kubernetes.cluster import slice_port
-from tests.kubernetes.netns import APISERVER_ADDRESS, BACKEND_ADDRESSES
-from tests.kubernetes.workloads import NetProxy, Workloads
 from tests.support.processes import Backend
 from tests.support.waiting import wait_until
 

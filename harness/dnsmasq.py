@@ -1,4 +1,6 @@
-"""A real DNS server for the DNS tier: one dnsmasq process answering from a hosts file.
+"""A real DNS server: one dnsmasq process answering from a hosts file.
+
+Used by the DNS and churn tiers and by the DNS discovery benchmark.
 
 dnsmasq listens on 127.0.0.1 on a free port and answers only from `hosts_path`; names under
 `.test` that the file does not list get NXDOMAIN (`--local=/test/`), every other name gets
@@ -29,8 +31,6 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
-
-from tests.support.processes import signal_group
 
 START_TIMEOUT = 10.0
 """Seconds dnsmasq may take to answer its first query."""
@@ -136,11 +136,11 @@ class DnsServer:
         if self.process is None:
             return
         if self.process.poll() is None:
-            signal_group(self.process.pid, signal.SIGTERM)
+            _signal_group(self.process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=STOP_TIMEOUT)
         if self.process.poll() is None:
-            signal_group(self.process.pid, signal.SIGKILL)
+            _signal_group(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=STOP_TIMEOUT)
 
     def close(self) -> None:
@@ -207,3 +207,9 @@ def _probed_types(name: str, addresses: Answer) -> list[dns.rdatatype.RdataType]
     families = {":" in address for address in addresses}
     return [rdtype for rdtype, v6 in ((dns.rdatatype.A, False), (dns.rdatatype.AAAA, True))
             if v6 in families]
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    """Signal dnsmasq's own session; gone already is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)

@@ -26,9 +26,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from harness.kube.netns import NetworkNamespace
 from harness.remote_traffic import RemoteLoad, call_once
 from harness.traffic import Outcome
-from tests.kubernetes.netns import NetworkNamespace
 from tests.support.processes import REPO, Backend
 
 STOP_TIMEOUT = 10.0

@@ -1,7 +1,7 @@
 """The tests' hands on the API server: namespaces, headless Services, EndpointSlices, core/v1
 Endpoints, RBAC, watches.
 
-Every request runs on a :class:`~tests.kubernetes.netns.PinnedThread` (the only place that can
+Every request runs on a :class:`~harness.kube.netns.PinnedThread` (the only place that can
 reach 10.213.7.1); the methods here hop onto it, so tests call them from the main thread like
 plain functions. Objects are sent and returned as plain dicts in API JSON shape, the same shape
 the resolver reads, so a test states exactly what the API server stores.
@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 from kubernetes import client, watch
 
-from tests.kubernetes import pki
-from tests.kubernetes.netns import NetworkNamespace, PinnedThread, pinned
+from harness.kube import pki
+from harness.kube.netns import NetworkNamespace, PinnedThread, pinned
 
 T = TypeVar("T")
 JSON = dict[str, Any]
@@ -311,6 +311,15 @@ class Kube:
     def with_token(self, token: str, thread: PinnedThread | None = None) -> Kube:
         """The same API server as another identity (on the same pinned thread by default)."""
         return Kube(thread or self.thread, url=self.url, ca_cert=self.ca_cert, token=token)
+
+    def service_account_kubeconfig(
+        self, namespace: str, path: Path, *, rules: Sequence[JSON], name: str = "proxy"
+    ) -> Path:
+        """A kubeconfig at ``path`` for a new ServiceAccount ``name`` bound to exactly ``rules``,
+        with a real signed token: what a deployed proxy holds."""
+        self.create_service_account(namespace, name, rules=rules)
+        token = self.service_account_token(namespace, name)
+        return self.with_token(token).write_kubeconfig(path, user=name)
 
     def write_kubeconfig(self, path: Path, *, user: str = "test") -> Path:
         """A kubeconfig for this identity, for ``gproxy-mp --kubeconfig``."""
