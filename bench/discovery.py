@@ -49,9 +49,9 @@ from bench.discovery_load import ChannelFactory, WhoamiLoad, open_plain
 from bench.discovery_stats import Run, report, table
 from gproxy_mp.config import parse_duration
 from gproxy_mp.errors import ConfigError
-from tests.dns.backends import start_on_shared_port
+from harness.processes import REPO, Launcher, Proxy, free_port, proxy_args
+from harness.shared_port import start_on_shared_port
 from tests.dns.dnsmasq import DnsServer, find_dnsmasq
-from tests.support.processes import REPO, Launcher, Proxy, free_port, proxy_args
 
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 """The backends' addresses, also their names (Whoami answers the address)."""

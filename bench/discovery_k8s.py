@@ -55,14 +55,14 @@ from bench.discovery_remote import RemoteLoad
 from bench.discovery_stats import Run, report, summarize, table
 from gproxy_mp.config import parse_duration
 from gproxy_mp.errors import ConfigError
+from harness.processes import REPO
+from harness.waiting import wait_until
 from tests.kubernetes import netns, pki
 from tests.kubernetes.cluster import JSON, Kube, endpoint, service_port
 from tests.kubernetes.controlplane import ControlPlane
 from tests.kubernetes.routes import ADMIN_ADDRESS, BACKEND_PORT, GRPC, listen, start_proxy
 from tests.kubernetes.testbin import GoMissingError, ensure_binaries, wanted_version
 from tests.kubernetes.workloads import Workloads
-from tests.support.processes import REPO
-from tests.support.waiting import wait_until
 
 HOSTS = netns.BACKEND_ADDRESSES[:3]
 """The backends' addresses, also their names (Whoami answers the name)."""

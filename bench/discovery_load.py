@@ -25,7 +25,7 @@ from types import TracebackType
 
 import grpc
 
-from tests.support import client
+from harness import client
 
 CALL_TIMEOUT = 5.0
 """Seconds one call may take; a call kept waiting this long has failed."""

@@ -37,7 +37,7 @@ from types import FrameType, TracebackType
 from typing import IO
 
 from bench.discovery_load import JOIN_TIMEOUT, Call, CallLog, WhoamiLoad, open_plain
-from tests.support.processes import REPO
+from harness.processes import REPO
 
 STOP_TIMEOUT = JOIN_TIMEOUT + 5.0
 """Seconds the child may take to stop after its stdin closes (its calls in flight end first)."""

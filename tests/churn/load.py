@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 
-from tests.support import client
+from harness import client
 from tests.support.traffic import Outcome, Traffic, call_whoami
 
 FAILED_CALL_PAUSE = 0.005

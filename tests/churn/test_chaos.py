@@ -22,14 +22,15 @@ from dataclasses import dataclass
 
 import pytest
 
+from harness import procfacts
+from harness.processes import Proxy, free_port, proxy_args
+from harness.procfacts import accepted_connections
+from harness.shared_port import SharedPortBackends
+from harness.waiting import wait_until
 from tests.churn.load import ClientLoad, timeline
-from tests.churn.peers import accepted_connections, metric_sum, scrape
+from tests.churn.peers import metric_sum, scrape
 from tests.churn.routes import hosts_lines
-from tests.dns.backends import SharedPortBackends
 from tests.dns.dnsmasq import DnsServer
-from tests.support import procfs
-from tests.support.processes import Proxy, free_port, proxy_args
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -73,7 +74,7 @@ class Chaos:
                    or set())
 
     def _listening(self) -> set[int] | None:
-        found = procfs.listeners(self.port)
+        found = procfacts.listeners(self.port)
         return found if len(found) == WORKERS else None
 
     def victim(self) -> tuple[int, int]:
@@ -100,7 +101,7 @@ class Chaos:
             if fault == "kill worker":
                 os.kill(pid, signal.SIGKILL)
                 return time.monotonic()
-            identity = procfs.identify(pid)
+            identity = procfacts.identify(pid)
             os.kill(pid, signal.SIGSTOP)
             if fault == "pause worker":
                 time.sleep(PAUSE)
@@ -108,7 +109,7 @@ class Chaos:
                     os.kill(pid, signal.SIGCONT)
                 return time.monotonic()
             stopped = time.monotonic()
-            gone = wait_until(lambda: identity is None or not procfs.is_running(identity),
+            gone = wait_until(lambda: identity is None or not procfacts.is_running(identity),
                               timeout=WORKER_TIMEOUT + RECOVERY)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.processes import Backend, Proxy, free_port, proxy_args, route
+from harness.waiting import wait_until
 from tests.churn.load import ClientLoad, timeline
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 

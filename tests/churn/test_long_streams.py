@@ -11,12 +11,12 @@ from typing import cast
 import grpc
 import pytest
 
+from harness import client
+from harness.processes import Proxy, free_port
+from harness.shared_port import SharedPortBackends
 from tests.churn.load import ClientLoad
 from tests.churn.routes import CHANGE_TIMEOUT, dns_proxy_args, hosts_lines
-from tests.dns.backends import SharedPortBackends
 from tests.dns.dnsmasq import DnsServer
-from tests.support import client
-from tests.support.processes import Proxy, free_port
 
 pytestmark = pytest.mark.timeout(180)
 

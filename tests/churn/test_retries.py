@@ -9,12 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
+from harness import client, procfacts
+from harness.processes import Backend, Proxy, free_port, proxy_args, route
+from harness.waiting import wait_until
 from tests.churn.load import ClientLoad
-from tests.churn.peers import UnavailableBackend, metric_sum, scrape
-from tests.support import client, procfs
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
+from tests.churn.peers import metric_sum, scrape
 from tests.support.traffic import CALL_TIMEOUT
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -73,7 +73,7 @@ def test_two_addresses_where_nothing_listens_cost_no_call_when_one_backend_is_li
 
 def test_a_call_whose_first_backend_answers_unavailable_succeeds_on_the_other_and_is_counted(
     backends: Callable[[str], Backend],
-    unavailable_backends: Callable[[str], UnavailableBackend],
+    unavailable_backends: Callable[[str], Backend],
     proxies: Callable[..., Proxy],
 ) -> None:
     live = backends("live")
@@ -97,7 +97,7 @@ def test_a_call_whose_first_backend_answers_unavailable_succeeds_on_the_other_an
 # (gproxy_mp/worker/balancer.py, Strikes), so it cannot drain the retry budget.
 def test_a_backend_answering_unavailable_costs_no_call_under_sustained_load(
     backends: Callable[[str], Backend],
-    unavailable_backends: Callable[[str], UnavailableBackend],
+    unavailable_backends: Callable[[str], Backend],
     proxies: Callable[..., Proxy],
     record_property: Callable[[str, object], None],
 ) -> None:
@@ -130,7 +130,7 @@ def test_a_backend_answering_unavailable_costs_no_call_under_sustained_load(
 @pytest.mark.parametrize("down", ["refusing connections", "answering UNAVAILABLE"])
 def test_with_every_backend_down_a_call_costs_about_one_attempt(
     down: str,
-    unavailable_backends: Callable[[str], UnavailableBackend],
+    unavailable_backends: Callable[[str], Backend],
     proxies: Callable[..., Proxy],
     record_property: Callable[[str, object], None],
 ) -> None:
@@ -144,7 +144,7 @@ def test_with_every_backend_down_a_call_costs_about_one_attempt(
     admin = f"127.0.0.1:{free_port()}"
     proxy = proxies(*proxy_args(route(port, *addresses), workers=2, admin_address=admin))
     # Readiness: both workers listen (no call can succeed here).
-    assert wait_until(lambda: len(procfs.listeners(port)) == 2, timeout=20), proxy.output()
+    assert wait_until(lambda: len(procfacts.listeners(port)) == 2, timeout=20), proxy.output()
 
     load = run_load(f"127.0.0.1:{port}")
     calls, retries = scraped_totals(admin, CALLS)

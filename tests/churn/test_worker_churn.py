@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 import pytest
 
+from harness import procfacts
+from harness.processes import Backend, Proxy, free_port, proxy_args, route
+from harness.procfacts import accepted_connections
+from harness.waiting import wait_until
 from tests.churn.load import ClientLoad, timeline
-from tests.churn.peers import accepted_connections
-from tests.support import procfs
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -34,7 +34,7 @@ ALLOWED_CODES = {"UNAVAILABLE", "CANCELLED"}
 
 def listening_workers(port: int, *, replacing: int | None = None) -> set[int] | None:
     """The `WORKERS` pids listening on `port` (none of them `replacing`), or None."""
-    found = procfs.listeners(port)
+    found = procfacts.listeners(port)
     return found if len(found) == WORKERS and replacing not in found else None
 
 
@@ -53,7 +53,7 @@ def test_a_worker_killed_under_load_costs_at_most_its_calls_in_flight_and_is_rep
     proxy = proxies(*proxy_args(route(port, backends("a"), backends("b")), workers=WORKERS))
     proxy.wait_serving(address)
     workers = wait_until(lambda: listening_workers(port), timeout=10)
-    assert workers, f"listeners {procfs.listeners(port)}\n{proxy.output()}"
+    assert workers, f"listeners {procfacts.listeners(port)}\n{proxy.output()}"
 
     with ClientLoad(address, connections=CONNECTIONS, max_seconds=LOAD_SECONDS) as load:
         assert wait_until(lambda: load.successes() >= WARM_CALLS, timeout=15), load.summary()
@@ -70,7 +70,7 @@ def test_a_worker_killed_under_load_costs_at_most_its_calls_in_flight_and_is_rep
         # backoff (up to ~1.6 s after a refused reconnect) is slow to come back, not broken.
         wait_until(lambda: load.answers_after(recovered_at) >= CALLS_AFTER_RECOVERY
                    and answering_connections(load, recovered_at) == CONNECTIONS, timeout=15)
-        held_after = accepted_connections(port, procfs.listeners(port))
+        held_after = accepted_connections(port, procfacts.listeners(port))
         load.stop()
 
     failures = load.failures()

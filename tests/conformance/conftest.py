@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import Proxy, free_port, proxy_args, route
 from harness.testbin import BuildError
 from tests.conformance.interop import (
     SERVER_START_TIMEOUT,
@@ -26,7 +27,6 @@ from tests.conformance.interop import (
     build_peers,
     wait_serving,
 )
-from tests.support.processes import Proxy, free_port, proxy_args, route
 
 SERVER_COUNT = 3
 PROXY_START_TIMEOUT = 30.0

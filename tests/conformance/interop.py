@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import testbin
-from tests.support.processes import signal_group
-from tests.support.waiting import wait_until
+from harness.processes import signal_group
+from harness.waiting import wait_until
 
 CLIENT_TIMEOUT = 60.0
 """Seconds one client run may take; the client's own per-case deadlines are at most 30 s."""

@@ -30,7 +30,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-from tests.support.processes import signal_group
+from harness.processes import signal_group
 
 START_TIMEOUT = 10.0
 """Seconds dnsmasq may take to answer its first query."""

@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.dns.backends import SharedPortBackends
+from harness import client
+from harness.processes import Backend, Proxy, free_port
+from harness.shared_port import SharedPortBackends
+from harness.waiting import wait_until
 from tests.dns.dnsmasq import DnsServer
 from tests.dns.routes import CHANGE_TIMEOUT, dns_proxy_args, dns_route, dns_target
 from tests.dns.traffic import CallLoop
-from tests.support import client
-from tests.support.processes import Backend, Proxy, free_port
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,14 +9,14 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from tests.dns.backends import SharedPortBackends
+from harness import client
+from harness.processes import Proxy, free_port
+from harness.shared_port import SharedPortBackends
+from harness.waiting import wait_until
 from tests.dns.dnsmasq import DnsServer
 from tests.dns.routes import dns_proxy_args, dns_route, dns_target
 from tests.dns.traffic import CallLoop
-from tests.support import client
-from tests.support.processes import Proxy, free_port
 from tests.support.traffic import CALL_TIMEOUT
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

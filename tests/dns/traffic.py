@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.support import client
+from harness import client
 from tests.support.traffic import Traffic, call_whoami
 
 

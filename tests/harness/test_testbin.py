@@ -16,7 +16,7 @@ import pytest
 
 from harness import testbin
 from harness.testbin import BuildError, GoMissingError, Peer
-from tests.support.waiting import wait_until
+from harness.waiting import wait_until
 
 GONE_TIMEOUT = 5.0
 """Seconds a killed build's processes may take to disappear."""

@@ -30,7 +30,7 @@ from types import FrameType
 
 import grpc
 
-from tests.support import client
+from harness import client
 
 CALL_TIMEOUT = 5.0
 """Seconds one call may take; a proxy that keeps a call waiting this long has failed it."""

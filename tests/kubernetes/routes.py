@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import Backend
+from harness.waiting import wait_until
 from tests.kubernetes.cluster import slice_port
 from tests.kubernetes.netns import APISERVER_ADDRESS, BACKEND_ADDRESSES
 from tests.kubernetes.workloads import Caller, NetProxy, Workloads
-from tests.support.processes import Backend
-from tests.support.waiting import wait_until
 
 LISTEN_PORT = 5000
 """First listen port of the proxy under test (routes take consecutive ports)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from harness.waiting import wait_until
 from tests.kubernetes import pki
 from tests.kubernetes.cluster import Kube, service_port
 from tests.kubernetes.controlplane import ApiServer, ControlPlane
@@ -39,7 +40,6 @@ from tests.kubernetes.routes import (
     wait_unused,
 )
 from tests.kubernetes.workloads import Caller, Workloads
-from tests.support.waiting import wait_until
 
 NO_SLICES_PORT = 6444
 """Port of the apiserver without EndpointSlices (the tier's own apiserver has 6443)."""

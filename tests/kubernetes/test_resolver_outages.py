@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.waiting import wait_until
 from tests.deploy.manifests import all_manifest_objects, find_object
 from tests.kubernetes.cluster import Kube, endpoint
 from tests.kubernetes.controlplane import ControlPlane
@@ -32,7 +33,6 @@ from tests.kubernetes.routes import (
     wait_resolved,
 )
 from tests.kubernetes.workloads import Workloads
-from tests.support.waiting import wait_until
 
 # --- the API server goes away ----------------------------------------------------------------
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support import client
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
+from harness import client
+from harness.processes import Backend, Proxy, free_port, proxy_args, route
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
-from tests.support import client, procfs
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from harness import client, procfacts
+from harness.processes import Backend, Proxy, free_port, proxy_args, route
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,7 +28,7 @@ CALLS_AFTER_REPLACEMENT = 60
 
 
 def listening_workers(port: int, count: int) -> set[int] | None:
-    found = procfs.listeners(port)
+    found = procfacts.listeners(port)
     return found if len(found) == count else None
 
 
@@ -51,7 +51,7 @@ def test_each_route_has_its_own_workers_listening_and_the_supervisor_does_not_li
     on_a = wait_until(lambda: listening_workers(port_a, WORKERS), timeout=10)
     on_b = wait_until(lambda: listening_workers(port_b, WORKERS), timeout=10)
     report = (
-        f"A={procfs.listeners(port_a)} B={procfs.listeners(port_b)} supervisor={proxy.pid}\n"
+        f"A={procfacts.listeners(port_a)} B={procfacts.listeners(port_b)} supervisor={proxy.pid}\n"
         f"{proxy.output()}"
     )
     assert on_a is not None and on_b is not None, report
@@ -99,7 +99,7 @@ def test_a_killed_worker_is_replaced_while_its_siblings_keep_serving(
     proxy = proxies(*proxy_args(route(port, backends("a"), backends("b")), workers=WORKERS))
     proxy.wait_serving(address)
     before = wait_until(lambda: listening_workers(port, WORKERS), timeout=10)
-    assert before is not None, f"listeners={procfs.listeners(port)}\n{proxy.output()}"
+    assert before is not None, f"listeners={procfacts.listeners(port)}\n{proxy.output()}"
 
     load = Load(address)
     thread = threading.Thread(target=load.run, name="load", daemon=True)
@@ -121,7 +121,7 @@ def test_a_killed_worker_is_replaced_while_its_siblings_keep_serving(
         thread.join(timeout=15)
 
     report = (
-        f"victim={victim} before={before} now={procfs.listeners(port)} calls={load.done} "
+        f"victim={victim} before={before} now={procfacts.listeners(port)} calls={load.done} "
         f"failures={[(round(t - killed_at, 3), text) for t, text in load.failures]}\n"
         f"{proxy.output()}"
     )
@@ -150,10 +150,10 @@ def test_no_worker_outlives_a_killed_supervisor(
     os.kill(proxy.pid, signal.SIGKILL)
     proxy.wait(timeout=5)
     orphans_gone = wait_until(
-        lambda: not proxy.surviving_descendants() and not procfs.listeners(port),
+        lambda: not proxy.surviving_descendants() and not procfacts.listeners(port),
         timeout=ORPHAN_TIMEOUT,
     )
     assert orphans_gone, (
         f"workers {workers}: still alive {proxy.surviving_descendants()}, "
-        f"listening {procfs.listeners(port)}\n{proxy.output()}"
+        f"listening {procfacts.listeners(port)}\n{proxy.output()}"
     )

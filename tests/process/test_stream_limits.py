@@ -21,9 +21,9 @@ import grpc
 import grpc.aio
 import pytest
 
-from tests.support import client
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from harness import client
+from harness.processes import Backend, Proxy, free_port, proxy_args, route
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 

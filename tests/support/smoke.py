@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.support.processes import REPO
+from harness.processes import REPO
 
 STOP_TIMEOUT = 30.0
 """Seconds a benchmark gets after its stop signal to stop the processes it started."""

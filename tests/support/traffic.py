@@ -19,7 +19,7 @@ from typing import Self
 
 import grpc
 
-from tests.support import client
+from harness import client
 
 CALL_TIMEOUT = 5.0
 """Seconds one call may take; a proxy that keeps a call waiting this long has failed it."""

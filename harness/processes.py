@@ -1,13 +1,16 @@
-"""Start and always tear down the real processes of a test: backends and the proxy.
+"""Start and always tear down real processes: backends, the proxy, any program in a group.
 
-Every tier's backend processes go through `Backend` (other backend modules by subclassing,
-other hosts, ports and network namespaces by its keyword options).
+The one implementation of a process's life for tests and bench: `spawn` starts a program in
+its own session, `read_line` is the bounded readiness wait on its output, `stop_group` and
+`stop_groups` tear down (SIGTERM to the group, a bounded wait, SIGKILL). Every tier's backend
+processes go through `Backend` (`python -m harness.backend`; other hosts, ports and network
+namespaces by its keyword options), the proxy through `Proxy`.
 
 Each process runs in its own session (``start_new_session=True``), so a signal
 to its process group reaches it and its children and nothing else. Teardown is
 SIGTERM, a bounded wait, then SIGKILL; for the proxy also SIGKILL of every
-descendant seen while it ran that is still alive (matched by pid *and* start
-time, so only processes this module started are ever touched).
+descendant seen while it ran that is still alive (matched by pid *and* creation
+time, `harness.procfacts.ProcessId`, so only processes this module started are ever touched).
 
 Concurrency: a ``Proxy`` runs one daemon thread that samples the supervisor's
 descendants every ``SAMPLE_INTERVAL``; everything else is called from the test
@@ -31,9 +34,10 @@ from typing import IO
 
 import grpc
 
-from tests.support import client, procfs
+from harness import client, procfacts
+from harness.backend import refusing
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 BACKEND_START_TIMEOUT = 20.0
 """Seconds a backend may take to print its ``PORT`` line (interpreter + grpc import)."""
 BACKEND_STOP_TIMEOUT = 5.0
@@ -53,8 +57,44 @@ def free_port() -> int:
 
 
 def signal_group(pgid: int, signum: int) -> None:
+    """Signal a process group; one that is already gone is not an error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    stdin: int | IO[bytes] | None = subprocess.DEVNULL,
+    stdout: int | IO[bytes] | None = None,
+    stderr: int | IO[bytes] | None = None,
+    cwd: Path | None = REPO,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own: its pid is its process-group id, so a signal
+    to the group reaches it and its children and nothing else."""
+    return subprocess.Popen(
+        list(argv), cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True
+    )
+
+
+def stop_groups(processes: Sequence[subprocess.Popen[bytes]], *, timeout: float) -> None:
+    """SIGTERM each process's group, wait up to ``timeout`` seconds in all, then SIGKILL the
+    group of each one still running and reap it (another ``timeout`` at most)."""
+    for process in processes:
+        if process.poll() is None:
+            signal_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for process in processes:
+        signal_group(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+
+
+def stop_group(process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """`stop_groups` for one process."""
+    stop_groups([process], timeout=timeout)
 
 
 def read_line(stream: IO[bytes], *, timeout: float) -> bytes:
@@ -82,19 +122,17 @@ def authority(host: str, port: int) -> str:
 
 
 class Backend:
-    """A running backend process: ``python -m MODULE --name NAME [...] --stop-on-stdin-eof``.
+    """A running backend program: ``python -m harness.backend --name NAME [...]
+    --stop-on-stdin-eof``.
 
-    ``host`` and ``port`` choose where it listens (by default the module's own: 127.0.0.1, any
-    port); ``extra_args`` follow the module's options; ``command_prefix`` runs it through a
-    program that execs it (``ip netns exec NS``), so the pid held is still the backend's.
-    Subclasses name another backend module in ``MODULE``: one that prints the same ``PORT <n>``
-    line and takes the same options.
+    ``host`` and ``port`` choose where it listens (by default the program's own: 127.0.0.1, any
+    port); ``extra_args`` are more of its options (``--refuse-all``, ``--reflection``,
+    ``--max-metadata-size``, ...); ``command_prefix`` runs it through a program that execs it
+    (``ip netns exec NS``), so the pid held is still the backend's. ``log_prefix`` names its
+    log file in ``log_dir``.
     """
 
-    MODULE = "tests.support.backend"
-    LOG_PREFIX = "backend"
-    STOP_ON_STDIN_EOF: tuple[str, ...] = ("--stop-on-stdin-eof",)
-    """The module's option to stop when stdin closes (empty: it always does)."""
+    MODULE = "harness.backend"
 
     def __init__(
         self,
@@ -106,14 +144,15 @@ class Backend:
         extra_args: Sequence[str] = (),
         command_prefix: Sequence[str] = (),
         stop_timeout: float = BACKEND_STOP_TIMEOUT,
+        log_prefix: str = "backend",
     ) -> None:
         self.name = name
         self.host = "127.0.0.1" if host is None else host
         self.stop_timeout = stop_timeout
-        self.log_path = log_dir / f"{self.LOG_PREFIX}-{name}.log"
+        self.log_path = log_dir / f"{log_prefix}-{name}.log"
         self._log = self.log_path.open("ab")
         where = [] if host is None and port == 0 else ["--host", self.host, "--port", str(port)]
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [
                 *command_prefix,
                 sys.executable,
@@ -123,13 +162,11 @@ class Backend:
                 name,
                 *where,
                 *extra_args,
-                *self.STOP_ON_STDIN_EOF,
+                "--stop-on-stdin-eof",
             ],
-            cwd=REPO,
             stdin=subprocess.PIPE,  # closed when this process dies: the backend then stops
             stdout=subprocess.PIPE,
             stderr=self._log,
-            start_new_session=True,
         )
         assert self.process.stdout is not None
         try:
@@ -151,7 +188,7 @@ class Backend:
         return self.process.pid
 
     def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return f"--- backend {self.name}\n{self.log_path.read_text(errors='replace')}"
 
     def stats(self) -> dict[str, object]:
         with client.open_channel(self.address) as channel:
@@ -163,6 +200,15 @@ class Backend:
         assert isinstance(value, int), value
         return value
 
+    def refused(self) -> int:
+        """Calls a ``--refuse-all`` backend has answered UNAVAILABLE so far."""
+        with client.open_channel(self.address) as channel:
+            callable_ = channel.unary_unary(
+                refusing.CONTROL_METHOD, request_serializer=None, response_deserializer=None
+            )
+            reply: bytes = callable_(b"", timeout=5)
+        return int(reply)
+
     def kill(self) -> None:
         """SIGKILL the backend's group and reap it."""
         if self.process.poll() is None:
@@ -171,12 +217,9 @@ class Backend:
         self._close()
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after ``stop_timeout`` seconds."""
-        if self.process.poll() is None:
-            signal_group(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=self.stop_timeout)
-        self.kill()
+        """SIGTERM the group, then SIGKILL after ``stop_timeout`` seconds."""
+        stop_group(self.process, timeout=self.stop_timeout)
+        self._close()
 
     def _close(self) -> None:
         for pipe in (self.process.stdin, self.process.stdout):
@@ -193,15 +236,8 @@ class Proxy:
         self.stdout_path = log_dir / f"proxy-{index}.stdout"
         self.stderr_path = log_dir / f"proxy-{index}.stderr"
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gproxy_mp", *args],
-                cwd=REPO,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-        self._seen: set[procfs.ProcessId] = set()
+            self.process = spawn([sys.executable, "-m", "gproxy_mp", *args], stdout=out, stderr=err)
+        self._seen: set[procfacts.ProcessId] = set()
         self._seen_lock = threading.Lock()
         self._stopped = threading.Event()
         self._sampler = threading.Thread(
@@ -216,24 +252,27 @@ class Proxy:
     def _sample(self) -> None:
         while not self._stopped.is_set() and self.process.poll() is None:
             found = {
-                ident for pid in procfs.descendants(self.pid) if (ident := procfs.identify(pid))
+                ident
+                for pid in procfacts.descendants(self.pid)
+                if (ident := procfacts.identify(pid))
             }
             with self._seen_lock:
                 self._seen |= found
             self._stopped.wait(SAMPLE_INTERVAL)
 
-    def seen_descendants(self) -> set[procfs.ProcessId]:
+    def seen_descendants(self) -> set[procfacts.ProcessId]:
         """Every descendant of the supervisor sampled so far (alive or not)."""
         with self._seen_lock:
             return set(self._seen)
 
     def surviving_descendants(self) -> list[int]:
         """Descendants ever seen that are still alive (same pid and start time)."""
-        return sorted(ident.pid for ident in self.seen_descendants() if procfs.is_running(ident))
+        seen = self.seen_descendants()
+        return sorted(ident.pid for ident in seen if procfacts.is_running(ident))
 
     def workers(self) -> list[int]:
         """Current direct children of the supervisor."""
-        return procfs.children(self.pid)
+        return procfacts.children(self.pid)
 
     def output(self) -> str:
         def read(path: Path) -> str:
@@ -278,16 +317,11 @@ class Proxy:
 
     def stop(self) -> None:
         """SIGTERM the group, wait, SIGKILL the group and every surviving descendant."""
-        if self.process.poll() is None:
-            signal_group(self.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=PROXY_STOP_TIMEOUT)
+        stop_group(self.process, timeout=PROXY_STOP_TIMEOUT)
         self._stopped.set()
         self._sampler.join(timeout=5)
-        signal_group(self.pid, signal.SIGKILL)
-        self.process.wait(timeout=PROXY_STOP_TIMEOUT)
         for ident in self.seen_descendants():
-            if procfs.is_running(ident):
+            if procfacts.is_running(ident):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(ident.pid, signal.SIGKILL)
 
@@ -301,10 +335,11 @@ class Launcher:
         self.proxies: list[Proxy] = []
 
     def start_backend(self, name: str, *, host: str | None = None, port: int = 0,
-                      extra_args: Sequence[str] = ()) -> Backend:
-        """Start a backend (``host``/``port``/``extra_args``: see `Backend`); it is stopped
-        at `close`."""
-        backend = Backend(name, log_dir=self.log_dir, host=host, port=port, extra_args=extra_args)
+                      extra_args: Sequence[str] = (), log_prefix: str = "backend") -> Backend:
+        """Start a backend (``host``/``port``/``extra_args``/``log_prefix``: see `Backend`);
+        it is stopped at `close`."""
+        backend = Backend(name, log_dir=self.log_dir, host=host, port=port,
+                          extra_args=extra_args, log_prefix=log_prefix)
         self.backends.append(backend)
         return backend
 

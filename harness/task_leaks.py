@@ -1,0 +1,57 @@
+"""A pytest plugin that fails every test leaving unfinished asyncio tasks on its event loop.
+
+Applies to every test (listed in the root ``tests/conftest.py`` ``pytest_plugins``). It checks
+only where an event loop ran for the test: the loops of the pytest-asyncio runners among the
+test's fixtures (an async test, or a sync test using an async fixture). A sync test that runs
+its own loop (``asyncio.run``) needs no check: ``asyncio.run`` cancels what is left.
+
+The check wraps the test body alone (``pytest_runtest_call``): tasks alive before the body
+(started by fixtures, which also stop them) are not the test's. Tasks the body left pending get
+``SETTLE_ROUNDS`` turns of the (then idle) loop to finish, so a task cancelled on the last line
+is not counted; what is still pending after that is cancelled and fails the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+
+import pytest
+
+SETTLE_ROUNDS = 3
+"""Loop iterations given to tasks the test just cancelled or finished, before judging."""
+
+
+def _loops(item: pytest.Item) -> list[asyncio.AbstractEventLoop]:
+    """The open event loops of the asyncio runners among the item's fixture values."""
+    values = getattr(item, "funcargs", {}).values()
+    loops = [value.get_loop() for value in values if isinstance(value, asyncio.Runner)]
+    return [loop for loop in loops if not loop.is_closed() and not loop.is_running()]
+
+
+def _pending(loop: asyncio.AbstractEventLoop) -> set[asyncio.Task[object]]:
+    return {task for task in asyncio.all_tasks(loop) if not task.done()}
+
+
+def _settle(loop: asyncio.AbstractEventLoop) -> None:
+    for _ in range(SETTLE_ROUNDS):
+        loop.run_until_complete(asyncio.sleep(0))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    before = {loop: _pending(loop) for loop in _loops(item)}
+    yield
+    leaked: list[asyncio.Task[object]] = []
+    for loop, existing in before.items():
+        if loop.is_closed():
+            continue
+        if _pending(loop) - existing:
+            _settle(loop)
+        found = _pending(loop) - existing
+        for task in found:
+            task.cancel()
+        if found:
+            _settle(loop)
+        leaked += found
+    assert not leaked, f"test leaked asyncio tasks: {sorted(map(repr, leaked))}"
