@@ -22,9 +22,23 @@ SETTLE_ROUNDS = 3
 """Loop iterations given to tasks the test just cancelled or finished, before judging."""
 
 
+REQUEST = pytest.StashKey[pytest.FixtureRequest]()
+"""Where `_task_leak_request` leaves the test's fixture request for the hook."""
+
+
+@pytest.fixture(autouse=True)
+def _task_leak_request(request: pytest.FixtureRequest) -> None:
+    """Hand the test's request to `pytest_runtest_call`: only it can list the fixtures that
+    are active, including those requested on the fly (pytest-asyncio's runners are)."""
+    request.node.stash[REQUEST] = request
+
+
 def _loops(item: pytest.Item) -> list[asyncio.AbstractEventLoop]:
-    """The open event loops of the asyncio runners among the item's fixture values."""
-    values = getattr(item, "funcargs", {}).values()
+    """The open, idle event loops of the asyncio runners among the test's active fixtures."""
+    request = item.stash.get(REQUEST, None)
+    if request is None:
+        return []
+    values = [request.getfixturevalue(name) for name in request.fixturenames]
     loops = [value.get_loop() for value in values if isinstance(value, asyncio.Runner)]
     return [loop for loop in loops if not loop.is_closed() and not loop.is_running()]
 
@@ -42,16 +56,16 @@ def _settle(loop: asyncio.AbstractEventLoop) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     before = {loop: _pending(loop) for loop in _loops(item)}
     yield
-    leaked: list[asyncio.Task[object]] = []
+    leaked: list[str] = []
     for loop, existing in before.items():
         if loop.is_closed():
             continue
         if _pending(loop) - existing:
             _settle(loop)
         found = _pending(loop) - existing
+        leaked += sorted(map(repr, found))
         for task in found:
             task.cancel()
         if found:
             _settle(loop)
-        leaked += found
-    assert not leaked, f"test leaked asyncio tasks: {sorted(map(repr, leaked))}"
+    assert not leaked, f"test leaked asyncio tasks: {leaked}"
