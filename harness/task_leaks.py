@@ -7,8 +7,9 @@ its own loop (``asyncio.run``) needs no check: ``asyncio.run`` cancels what is l
 
 The check wraps the test body alone (``pytest_runtest_call``): tasks alive before the body
 (started by fixtures, which also stop them) are not the test's. Tasks the body left pending get
-``SETTLE_ROUNDS`` turns of the (then idle) loop to finish, so a task cancelled on the last line
-is not counted; what is still pending after that is cancelled and fails the test.
+up to ``SETTLE_TIMEOUT`` of the (then idle) loop to finish, so a task cancelled on the last line,
+or grpc's own per-call tasks finishing after a channel closed, are not counted; what is still
+pending after that is cancelled and fails the test.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from collections.abc import Generator
 
 import pytest
 
-SETTLE_ROUNDS = 3
-"""Loop iterations given to tasks the test just cancelled or finished, before judging."""
+SETTLE_TIMEOUT = 1.0
+"""Seconds the loop runs for tasks the test left finishing, before they count as leaked."""
+SHOWN = 5
+"""Leaked tasks named in the failure message (then a count of the rest)."""
 
 
 REQUEST = pytest.StashKey[pytest.FixtureRequest]()
@@ -47,9 +50,9 @@ def _pending(loop: asyncio.AbstractEventLoop) -> set[asyncio.Task[object]]:
     return {task for task in asyncio.all_tasks(loop) if not task.done()}
 
 
-def _settle(loop: asyncio.AbstractEventLoop) -> None:
-    for _ in range(SETTLE_ROUNDS):
-        loop.run_until_complete(asyncio.sleep(0))
+def _settle(loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[object]]) -> None:
+    if tasks:
+        loop.run_until_complete(asyncio.wait(tasks, timeout=SETTLE_TIMEOUT))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -60,12 +63,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     for loop, existing in before.items():
         if loop.is_closed():
             continue
-        if _pending(loop) - existing:
-            _settle(loop)
+        _settle(loop, _pending(loop) - existing)
         found = _pending(loop) - existing
         leaked += sorted(map(repr, found))
         for task in found:
             task.cancel()
-        if found:
-            _settle(loop)
-    assert not leaked, f"test leaked asyncio tasks: {leaked}"
+        _settle(loop, found)
+    more = f" and {len(leaked) - SHOWN} more" if len(leaked) > SHOWN else ""
+    assert not leaked, f"test leaked {len(leaked)} asyncio tasks: {leaked[:SHOWN]}{more}"
