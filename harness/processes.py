@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -69,26 +69,51 @@ def spawn(
     stdout: int | IO[bytes] | None = None,
     stderr: int | IO[bytes] | None = None,
     cwd: Path | None = REPO,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a session of its own: its pid is its process-group id, so a signal
     to the group reaches it and its children and nothing else."""
     return subprocess.Popen(
-        list(argv), cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True
+        list(argv), cwd=cwd, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
+        start_new_session=True,
     )
 
 
+def wait_exited(process: subprocess.Popen[bytes], *, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``process`` to exit, *without* reaping it (a pidfd):
+    while it is unreaped its pid, which is also its group's id, cannot be reused, so its group
+    may still be signalled safely."""
+    if process.returncode is not None:
+        return True
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return True
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(pidfd, selectors.EVENT_READ)
+            return bool(selector.select(max(timeout, 0.0)))
+    finally:
+        os.close(pidfd)
+
+
 def stop_groups(processes: Sequence[subprocess.Popen[bytes]], *, timeout: float) -> None:
-    """SIGTERM each process's group, wait up to ``timeout`` seconds in all, then SIGKILL the
-    group of each one still running and reap it (another ``timeout`` at most)."""
+    """SIGTERM each process's group, wait up to ``timeout`` seconds in all, then SIGKILL each
+    group (whatever of it is left) and reap the process (another ``timeout`` at most).
+
+    A group is signalled only while its leader is unreaped (`wait_exited`), so a group id is
+    never signalled after it could have been reused; a leader already reaped elsewhere
+    (``Popen.poll``) leaves any survivors of its group to the caller (`Proxy.stop` kills every
+    descendant it saw)."""
     for process in processes:
-        if process.poll() is None:
+        if process.returncode is None:
             signal_group(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for process in processes:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        wait_exited(process, timeout=deadline - time.monotonic())
     for process in processes:
-        signal_group(process.pid, signal.SIGKILL)
+        if process.returncode is None:
+            signal_group(process.pid, signal.SIGKILL)
         process.wait(timeout=timeout)
 
 
@@ -250,7 +275,9 @@ class Proxy:
         return self.process.pid
 
     def _sample(self) -> None:
-        while not self._stopped.is_set() and self.process.poll() is None:
+        # Not ``process.poll()``: that would reap the supervisor, and `stop` signals its
+        # group only while it is unreaped.
+        while not self._stopped.is_set() and procfacts.identify(self.pid) is not None:
             found = {
                 ident
                 for pid in procfacts.descendants(self.pid)

@@ -58,6 +58,14 @@ def is_running(ident: ProcessId) -> bool:
     return found is not None and found.create_time == ident.create_time
 
 
+def command_line(pid: int) -> list[str]:
+    """The argv of ``pid`` (empty if it is gone or a zombie)."""
+    try:
+        return psutil.Process(pid).cmdline()
+    except GONE:
+        return []
+
+
 def children(pid: int) -> list[int]:
     """Live (non-zombie) processes whose parent is ``pid``, sorted."""
     return _below(pid, recursive=False)
