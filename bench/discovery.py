@@ -49,7 +49,8 @@ from bench.discovery_load import ChannelFactory, WhoamiLoad, open_plain
 from bench.discovery_stats import Run, report, table
 from gproxy_mp.config import parse_duration
 from gproxy_mp.errors import ConfigError
-from harness.processes import REPO, Launcher, Proxy, free_port, proxy_args
+from harness.peers import Launcher, Proxy, proxy_args
+from harness.processes import REPO, free_port
 from harness.shared_port import start_on_shared_port
 from tests.dns.dnsmasq import DnsServer, find_dnsmasq
 

@@ -42,7 +42,8 @@ from bench.scale_endpoints import (
 from bench.scale_load import run_unary_load
 from gproxy_mp.model import Endpoint, build_endpoint_set
 from harness import client
-from harness.processes import Backend, Launcher, Proxy, free_port, route
+from harness.peers import Backend, Launcher, Proxy, route
+from harness.processes import free_port
 from harness.procfacts import Memory, cpu_seconds, read_memory
 
 HTTP_TIMEOUT = 2.0

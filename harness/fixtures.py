@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.processes import Backend, Launcher, Proxy
+from harness.peers import Backend, Launcher, Proxy
 from harness.shared_port import SharedPortBackends, start_on_shared_port
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 
-from harness.processes import Backend, Launcher
+from harness.peers import Backend, Launcher
 
 PORT_ATTEMPTS = 20
 """Ports tried before giving up on one that is free on every host."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.processes import proxy_args
+from harness.peers import proxy_args
 
 REFRESH_RATE = "0.5s"
 """`--dns-refresh-rate`: an answer change reaches the workers within about a second."""

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import pytest
 
 from harness import procfacts
-from harness.processes import Proxy, free_port, proxy_args
+from harness.peers import Proxy, proxy_args
+from harness.processes import free_port
 from harness.procfacts import accepted_connections
 from harness.shared_port import SharedPortBackends
 from harness.waiting import wait_until

@@ -12,7 +12,8 @@ import grpc
 import pytest
 
 from harness import client
-from harness.processes import Proxy, free_port
+from harness.peers import Proxy
+from harness.processes import free_port
 from harness.shared_port import SharedPortBackends
 from tests.churn.load import ClientLoad
 from tests.churn.routes import CHANGE_TIMEOUT, dns_proxy_args, hosts_lines

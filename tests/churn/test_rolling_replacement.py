@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.processes import Backend, Proxy, free_port
+from harness.peers import Backend, Proxy
+from harness.processes import free_port
 from harness.shared_port import SharedPortBackends
 from harness.waiting import wait_until
 from tests.churn.load import ClientLoad

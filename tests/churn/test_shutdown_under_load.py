@@ -14,7 +14,8 @@ import grpc
 import pytest
 
 from harness import client, procfacts
-from harness.processes import Backend, Proxy, free_port, proxy_args, route
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.waiting import wait_until
 from tests.churn.load import ClientLoad
 

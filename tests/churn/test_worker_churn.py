@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from harness import procfacts
-from harness.processes import Backend, Proxy, free_port, proxy_args, route
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.procfacts import accepted_connections
 from harness.waiting import wait_until
 from tests.churn.load import ClientLoad, timeline

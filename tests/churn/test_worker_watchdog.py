@@ -18,7 +18,8 @@ import pytest
 
 from harness import procfacts
 from harness.admin import admin_get
-from harness.processes import Backend, Proxy, free_port, proxy_args, route
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.procfacts import accepted_connections
 from harness.waiting import wait_until
 from tests.churn.load import ClientLoad, timeline

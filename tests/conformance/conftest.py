@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.processes import Proxy, free_port, proxy_args, route
+from harness.peers import Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.testbin import BuildError
 from tests.conformance.interop import (
     SERVER_START_TIMEOUT,

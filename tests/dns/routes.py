@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.processes import proxy_args
+from harness.peers import proxy_args
 
 REFRESH_RATE = "1s"
 """`--dns-refresh-rate` for every proxy of this tier: changes show within about a second."""

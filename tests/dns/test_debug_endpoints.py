@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from harness.processes import Proxy, free_port, proxy_args, route
+from harness.peers import Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.shared_port import SharedPortBackends
 from harness.waiting import wait_until
 from tests.dns.dnsmasq import DnsServer

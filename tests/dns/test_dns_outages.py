@@ -10,7 +10,8 @@ import grpc
 import pytest
 
 from harness import client
-from harness.processes import Proxy, free_port
+from harness.peers import Proxy
+from harness.processes import free_port
 from harness.shared_port import SharedPortBackends
 from harness.waiting import wait_until
 from tests.dns.dnsmasq import DnsServer

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from harness import client
-from harness.processes import Proxy, free_port
+from harness.peers import Proxy
+from harness.processes import free_port
 from harness.shared_port import SharedPortBackends
 from tests.dns.dnsmasq import DnsServer
 from tests.dns.routes import dns_proxy_args, dns_route, dns_target

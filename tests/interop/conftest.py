@@ -21,7 +21,8 @@ import pytest
 
 from harness.backend.interop import SERVICE
 from harness.client import UNLIMITED_MESSAGES
-from harness.processes import Backend, Proxy, free_port, proxy_args, route
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 
 PROXY_START_TIMEOUT = 30.0
 """Seconds gproxy-mp may take to serve: interpreter, grpc import and bus snapshot per worker."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from harness.processes import Backend
+from harness.peers import Backend
 from tests.interop.conftest import ProxiedRoute, open_channel, raw_unary, serving_route
 from tests.interop.relay import Relay
 

@@ -35,7 +35,7 @@ import pytest
 
 from harness.backend.interop import SERVICE
 from harness.client import UNLIMITED_MESSAGES
-from harness.processes import Backend
+from harness.peers import Backend
 from tests.interop.conftest import ProxiedRoute, serving_route
 
 pytestmark = pytest.mark.timeout(300)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.processes import Backend
+from harness.peers import Backend
 from harness.waiting import wait_until
 from tests.kubernetes.cluster import slice_port
 from tests.kubernetes.netns import APISERVER_ADDRESS, BACKEND_ADDRESSES

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from harness.processes import REPO, Backend
+from harness.peers import Backend
+from harness.processes import REPO
 from tests.kubernetes.netns import NetworkNamespace
 
 STOP_TIMEOUT = 10.0

@@ -12,7 +12,8 @@ import grpc
 import pytest
 
 from harness import client, procfacts
-from harness.processes import Backend, free_port
+from harness.peers import Backend
+from harness.processes import free_port
 from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)

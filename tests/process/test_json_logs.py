@@ -17,7 +17,8 @@ import grpc
 import pytest
 
 from harness import client
-from harness.processes import Backend, Proxy, free_port, proxy_args, route
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 
 pytestmark = pytest.mark.timeout(120)
 

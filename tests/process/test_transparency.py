@@ -11,7 +11,8 @@ import grpc
 import pytest
 
 from harness import client
-from harness.processes import Backend, Launcher, Proxy, free_port, proxy_args, route
+from harness.peers import Backend, Launcher, Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)

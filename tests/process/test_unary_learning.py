@@ -14,7 +14,8 @@ from collections.abc import Callable
 import pytest
 
 from harness import client
-from harness.processes import Launcher, Proxy, free_port, proxy_args, route
+from harness.peers import Launcher, Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)

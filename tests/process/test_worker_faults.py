@@ -38,7 +38,8 @@ import zmq
 
 from harness import client, procfacts
 from harness.admin import route_view
-from harness.processes import Backend, Launcher, Proxy, free_port, proxy_args, route
+from harness.peers import Backend, Launcher, Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
