@@ -39,14 +39,10 @@ from grpc import aio
 
 from harness.backend import echo, interop, refusing
 from harness.backend.reflection import enable_reflection
+from harness.client import UNLIMITED_MESSAGES
 
 STOP_GRACE = 1.0
 """Seconds in-flight calls get after SIGTERM before the server cancels them."""
-
-UNLIMITED_MESSAGES = [
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
-]
 
 
 @dataclass(frozen=True)
