@@ -23,6 +23,7 @@ pytest_plugins = [
     "harness.fixtures",  # launcher, backends, unavailable_backends, proxies, shared_port_backends
     "harness.task_leaks",  # every test fails if it leaves asyncio tasks behind
     "tests.dns.fixtures",  # dns_server
+    "pytester",  # pytest on a small test file, for the harness's own plugins
 ]
 
 
