@@ -40,15 +40,10 @@ from pathlib import Path
 from types import FrameType
 
 from bench import load
-from bench.peers import (
-    Group,
-    ToolsMissingError,
-    cpu_seconds,
-    ensure_tools,
-    free_port,
-    start_peers,
-)
+from bench.peers import Group, ToolsMissingError, ensure_tools, start_peers
 from bench.workloads import write_backend_files
+from harness.processes import free_port
+from harness.procfacts import cpu_seconds
 
 ROOT = Path(__file__).parent.parent
 RESULTS = ROOT / "bench" / "results"

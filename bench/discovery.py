@@ -41,10 +41,11 @@ from bench.discovery_changes import QUIET, budget, run_changes
 from bench.discovery_stats import Run, report, table
 from harness.dns_route import dns_proxy_args, dns_route, dns_target, hosts_lines
 from harness.dnsmasq import DnsServer, find_dnsmasq
+from harness.peers import Launcher, Proxy
+from harness.processes import free_port
+from harness.shared_port import start_on_shared_port
 from harness.traffic import ChannelFactory, ThreadLoad
 from harness.whoami import private_channels, whoami
-from tests.dns.backends import start_on_shared_port
-from tests.support.processes import Launcher, Proxy, free_port
 
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 """The backends' addresses, also their names (Whoami answers the address)."""

@@ -53,7 +53,7 @@ from harness.kube.cluster import JSON, Kube, endpoint, service_port
 from harness.kube.routes import ADMIN_ADDRESS, BACKEND_PORT, GRPC, listen, start_proxy
 from harness.kube.workloads import Workloads
 from harness.remote_traffic import RemoteLoad
-from tests.support.waiting import wait_until
+from harness.waiting import wait_until
 
 HOSTS = netns.BACKEND_ADDRESSES[:3]
 """The backends' addresses, also their names (Whoami answers the name)."""

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import load
-from bench.peers import Config, Group, cpu_seconds, machine_busy_seconds
+from bench.peers import Config, Group
 from bench.report import Sample
 from bench.workloads import Workload
+from harness.procfacts import cpu_seconds, machine_busy_seconds
 
 
 @dataclass(frozen=True)

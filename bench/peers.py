@@ -3,9 +3,10 @@
 A ``Group`` is the set of processes this harness started for one role (both nginx backends;
 one proxy), each in its own session. Its CPU time is the utime+stime of every root process and
 all their live descendants (gproxy-mp's supervisor and its workers, nginx's master and its
-workers), read from ``/proc/PID/stat``; a process's figure already covers all its threads.
-Stopping sends SIGTERM to the sessions of the processes started here (by their pid, which is
-also their process-group id), then SIGKILL after a timeout. Nothing else is ever signalled.
+workers), read by `harness.procfacts.cpu_seconds`; a process's figure already covers all its
+threads. Starting and stopping are `harness.processes`' (``spawn``: own session each;
+``stop_groups``: SIGTERM to the groups of the processes started here, then SIGKILL after a
+timeout). Nothing else is ever signalled.
 
 ``start_peers`` lays out and starts the backends and every configuration in front of them
 (config texts in ``bench.configs``); each gets a free loopback port.
@@ -18,18 +19,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import configs
+from harness import procfacts
+from harness.processes import free_port, spawn, stop_groups
 
-PROC = Path("/proc")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 STOP_TIMEOUT = 15.0
 """Seconds a group gets after SIGTERM before SIGKILL (gproxy-mp drains with -d 0s)."""
 
@@ -59,48 +57,6 @@ def ensure_tools(tools: list[str]) -> None:
         raise ToolsMissingError(f"apt-get did not provide {', '.join(still)}")
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = (PROC / str(pid) / "stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # comm may hold spaces and parentheses: the fields start after the last ')'.
-    return text[text.rindex(")") + 2:].split()
-
-
-def descendants(root: int) -> list[int]:
-    """``root`` and every live process below it."""
-    parents: dict[int, list[int]] = {}
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None and fields[0] not in ("Z", "X"):
-                parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(parents.get(pid, []))
-    return found
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of these processes (all threads), in seconds; vanished ones count 0."""
-    ticks = 0
-    for pid in pids:
-        fields = _stat_fields(pid)
-        if fields is not None:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / CLK_TCK
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine has spent not idle, summed over cores (/proc/stat)."""
-    values = [int(v) for v in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
-
-
 @dataclass
 class Group:
     """Processes started for one role; ``address`` is where clients connect (if anywhere)."""
@@ -112,16 +68,15 @@ class Group:
 
     def start(self, argv: list[str], *, log: Path) -> None:
         with log.open("ab") as sink:
-            self.processes.append(subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-                start_new_session=True))
+            self.processes.append(spawn(argv, stdout=sink, stderr=subprocess.STDOUT, cwd=None))
         self.logs.append(log)
 
     def pids(self) -> list[int]:
-        return [pid for process in self.processes for pid in descendants(process.pid)]
+        return [pid for process in self.processes
+                for pid in (process.pid, *procfacts.descendants(process.pid))]
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.pids())
+        return procfacts.cpu_seconds(self.pids())
 
     def exited(self) -> str | None:
         """A line naming a root process that has exited, with its log's tail, else None."""
@@ -132,16 +87,7 @@ class Group:
         return None
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for process in self.processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_TIMEOUT)
+        stop_groups(self.processes, timeout=STOP_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -209,10 +155,3 @@ def start_config(work: Path, name: str, backends: list[str],
     else:
         raise ValueError(f"unknown configuration {name!r}")
     return Config(name, f"127.0.0.1:{port}", group)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -28,6 +28,7 @@ from pathlib import Path
 from bench.peers import ensure_tools, start_peers
 from bench.run import ROOT, check
 from bench.workloads import BY_NAME, write_backend_files, write_request_files
+from harness import procfacts
 
 LAYERS = (  # first match on the leaf frame wins
     ("system calls and libc", ("(libc.so", "(libpthread")),
@@ -119,7 +120,7 @@ def main() -> int:
                 return 1
             root = config.proxy.processes[0].pid
             worker = next(pid for pid in config.proxy.pids() if pid != root
-                          and b"gproxy_mp.worker" in Path(f"/proc/{pid}/cmdline").read_bytes())
+                          and "gproxy_mp.worker" in procfacts.command_line(pid))
             calls = (args.seconds + 30) * 10_000  # more than it can do in the time
             load = subprocess.Popen(
                 ["h2load", "-n", str(calls), "-c", "8", "-m", "16", "-t", "1",

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.scale [--endpoints 5000] [--routes 50] [--smoke]
 
 Everything runs the real `gproxy-mp` command (`python -m gproxy_mp`) as a subprocess in front
-of real grpcio test backends (`tests.support.backend`), all on loopback; `bench.scale_runs`
+of real grpcio test backends (`harness.backend`), all on loopback; `bench.scale_runs`
 holds the three runs, one after another:
 
 1. memory: one route, 2 workers. RSS (`VmRSS`) and PSS (`smaps_rollup`) of the supervisor
@@ -54,7 +54,7 @@ from bench.scale_runs import (
     measure_routes,
     start_backends,
 )
-from tests.support.processes import REPO
+from harness.processes import REPO
 
 WORKER_IDLE_RSS_MIB = 80.0
 """Issue 7's target for a worker's RSS at idle."""

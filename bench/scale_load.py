@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import grpc
 import grpc.aio
 
-from bench.scale_procfs import PeakMemory
 from harness.aio_traffic import run_aio_load
+from harness.procfacts import PeakMemory
 
 CALL_TIMEOUT = 10.0
 """Seconds one call may take before it counts as failed."""

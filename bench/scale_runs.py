@@ -13,7 +13,7 @@
 
 Readiness is the admin port's `/readyz` (200 once every route has a serving worker), polled
 with bounded HTTP requests; worker pids come from `/debug/endpoints`. Processes are started and
-stopped by `tests.support.processes` (own session each; SIGTERM, then SIGKILL of the group and
+stopped by `harness.processes` (own session each; SIGTERM, then SIGKILL of the group and
 of every descendant seen). Every wait has a deadline; pauses marked "measurement window" are
 the intervals being measured, not waits for a condition.
 """
@@ -31,7 +31,6 @@ from typing import Any
 
 import grpc
 
-from bench.peers import cpu_seconds
 from bench.scale_endpoints import (
     endpoint_set,
     fake_hosts,
@@ -41,10 +40,11 @@ from bench.scale_endpoints import (
     static_target,
 )
 from bench.scale_load import run_unary_load
-from bench.scale_procfs import Memory, read_memory
 from gproxy_mp.model import Endpoint, build_endpoint_set
-from tests.support import client
-from tests.support.processes import Backend, Launcher, Proxy, free_port, route
+from harness import client
+from harness.peers import Backend, Launcher, Proxy, route
+from harness.processes import free_port
+from harness.procfacts import Memory, cpu_seconds, read_memory
 
 HTTP_TIMEOUT = 2.0
 """Seconds one admin request may take."""

@@ -4,8 +4,9 @@ Starts three demo gRPC backends on loopback, runs the real `gproxy-mp` command i
 them with two workers, sends calls over a few client connections, and prints which backend and
 which proxy worker served each call. Then stops the proxy with SIGTERM, as Kubernetes would.
 
-Which worker handled a call is read from Linux /proc: each worker holds its own connection to
-each backend, so the backend's view of its peer (an ephemeral port) names the worker process.
+Which worker handled a call is read with psutil (the workers' TCP sockets): each worker holds its
+own connection to each backend, so the backend's view of its peer (an ephemeral port) names the
+worker process.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -24,9 +24,9 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
 import grpc
+import psutil
 
 METHOD = "/demo.Greeter/Hello"
 
@@ -72,25 +72,14 @@ def _free_port() -> int:
 
 
 def _worker_of_port(port: int, worker_pids: list[int]) -> int | None:
-    """The worker process that owns the local TCP port `port` (Linux /proc), if any."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])
+    """The worker process holding a TCP socket whose local port is `port`, if any."""
     for pid in worker_pids:
         try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                target = os.readlink(fd)
-                if target.startswith("socket:[") and target[8:-1] in inodes:
-                    return pid
-        except OSError:
+            connections = psutil.Process(pid).net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
+        if any(conn.laddr and conn.laddr.port == port for conn in connections):
+            return pid
     return None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tests.support.processes import proxy_args
+from harness.peers import proxy_args
 
 HOST = "127.0.0.1"
 """Where the test's DNS server and the proxy's listeners are."""

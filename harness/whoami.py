@@ -1,6 +1,6 @@
 """The Whoami call the traffic generators make, and channels with connections of their own.
 
-`whoami` is ``tests.support.client.whoami`` bound to `harness.traffic.CALL_TIMEOUT`, the bound
+`whoami` is ``harness.client.whoami`` bound to `harness.traffic.CALL_TIMEOUT`, the bound
 `harness.traffic.ThreadLoad` joins on; `private_channels` opens channels that share no
 subchannel (TCP connection) with any other, as separate clients would. For a ``dns:///``
 target each channel has subchannels of its own to every address.
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import grpc
 
+from harness import client
 from harness.traffic import CALL_TIMEOUT, ChannelFactory
-from tests.support import client
 
 
 def whoami(channel: grpc.Channel) -> str:

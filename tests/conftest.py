@@ -3,6 +3,9 @@
 A tier whose real peer (a DNS server, an API server, a Go-built interop binary) is missing may
 skip on a laptop with a one-line reason. CI sets GPROXY_REQUIRE_ALL_TIERS=1, which turns every
 such skip into a failure, so a green CI run means every tier really ran.
+
+Fixtures shared by several tiers come from plugin modules (``pytest_plugins`` below, which
+pytest reads only in this rootdir conftest); tier conftests hold only their tier's own.
 """
 
 from __future__ import annotations
@@ -15,6 +18,13 @@ import pytest
 from harness import testbin
 
 REQUIRE_ALL_TIERS = os.environ.get("GPROXY_REQUIRE_ALL_TIERS") == "1"
+
+pytest_plugins = [
+    "harness.fixtures",  # launcher, backends, unavailable_backends, proxies, shared_port_backends
+    "harness.task_leaks",  # every test fails if it leaves asyncio tasks behind
+    "tests.dns.fixtures",  # dns_server
+    "pytester",  # pytest on a small test file, for the harness's own plugins
+]
 
 
 @pytest.hookimpl(hookwrapper=True)

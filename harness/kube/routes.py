@@ -17,9 +17,9 @@ import pytest
 from harness.kube.cluster import slice_port
 from harness.kube.netns import APISERVER_ADDRESS, BACKEND_ADDRESSES
 from harness.kube.workloads import NetProxy, Workloads
+from harness.peers import Backend
 from harness.remote_traffic import RemoteLoad as Caller
-from tests.support.processes import Backend
-from tests.support.waiting import wait_until
+from harness.waiting import wait_until
 
 LISTEN_PORT = 5000
 """First listen port of the proxy under test (routes take consecutive ports)."""

@@ -1,8 +1,8 @@
 """Backends, the proxy and gRPC callers of the Kubernetes tier, each a process in the namespace.
 
-The same processes as the other tiers (``tests.support.backend``, ``python -m gproxy_mp``), but
+The same processes as the other tiers (``harness.backend``, ``python -m gproxy_mp``), but
 started with ``ip netns exec`` (``ip`` execs the program, so the pid we hold is the program's;
-backends are ``tests.support.processes.Backend`` with that ``command_prefix``)
+backends are ``harness.processes.Backend`` with that ``command_prefix``)
 in a session of their own, and stopped with SIGTERM to the group, a bounded wait, then SIGKILL.
 Their output goes to files in the test's tmp dir and into assertion messages.
 
@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.kube.netns import NetworkNamespace
+from harness.peers import Backend
+from harness.processes import REPO
 from harness.remote_traffic import RemoteLoad, call_once
 from harness.traffic import Outcome
-from tests.support.processes import REPO, Backend
 
 STOP_TIMEOUT = 10.0
 """Seconds between SIGTERM and SIGKILL of a process group."""

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.waiting import wait_until
 from integration.kind.kube import check_context, kubectl, ready_pods, rollout_status
 from integration.kind.traffic import Traffic, summarize, whoami_counts
-from tests.support.waiting import wait_until
 
 CLUSTER = os.environ.get("GPROXY_KIND_CLUSTER", "gproxy-e2e")
 PROXY_ADDRESS = os.environ.get("GPROXY_KIND_PROXY_ADDRESS", "127.0.0.1:15000")

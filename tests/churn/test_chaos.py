@@ -22,15 +22,17 @@ from dataclasses import dataclass
 
 import pytest
 
+from harness import procfacts
 from harness.dnsmasq import DnsServer
+from harness.peers import Proxy, proxy_args
+from harness.processes import free_port
+from harness.procfacts import accepted_connections
+from harness.shared_port import SharedPortBackends
 from harness.traffic import ThreadLoad, timeline
+from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
-from tests.churn.peers import accepted_connections, metric_sum, scrape
+from tests.churn.peers import metric_sum, scrape
 from tests.churn.routes import hosts_lines
-from tests.dns.backends import SharedPortBackends
-from tests.support import procfs
-from tests.support.processes import Proxy, free_port, proxy_args
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -74,7 +76,7 @@ class Chaos:
                    or set())
 
     def _listening(self) -> set[int] | None:
-        found = procfs.listeners(self.port)
+        found = procfacts.listeners(self.port)
         return found if len(found) == WORKERS else None
 
     def victim(self) -> tuple[int, int]:
@@ -101,7 +103,7 @@ class Chaos:
             if fault == "kill worker":
                 os.kill(pid, signal.SIGKILL)
                 return time.monotonic()
-            identity = procfs.identify(pid)
+            identity = procfacts.identify(pid)
             os.kill(pid, signal.SIGSTOP)
             if fault == "pause worker":
                 time.sleep(PAUSE)
@@ -109,7 +111,7 @@ class Chaos:
                     os.kill(pid, signal.SIGCONT)
                 return time.monotonic()
             stopped = time.monotonic()
-            gone = wait_until(lambda: identity is None or not procfs.is_running(identity),
+            gone = wait_until(lambda: identity is None or not procfacts.is_running(identity),
                               timeout=WORKER_TIMEOUT + RECOVERY)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)

@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.traffic import ThreadLoad, timeline
+from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 

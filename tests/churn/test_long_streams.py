@@ -11,13 +11,14 @@ from typing import cast
 import grpc
 import pytest
 
+from harness import client
 from harness.dnsmasq import DnsServer
+from harness.peers import Proxy
+from harness.processes import free_port
+from harness.shared_port import SharedPortBackends
 from harness.traffic import ThreadLoad
 from harness.whoami import private_channels, whoami
 from tests.churn.routes import CHANGE_TIMEOUT, dns_proxy_args, hosts_lines
-from tests.dns.backends import SharedPortBackends
-from tests.support import client
-from tests.support.processes import Proxy, free_port
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -9,12 +9,13 @@ from collections.abc import Callable
 
 import pytest
 
+from harness import client, procfacts
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.traffic import CALL_TIMEOUT, ThreadLoad
+from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
-from tests.churn.peers import UnavailableBackend, metric_sum, scrape
-from tests.support import client, procfs
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from tests.churn.peers import metric_sum, scrape
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -74,7 +75,7 @@ def test_two_addresses_where_nothing_listens_cost_no_call_when_one_backend_is_li
 
 def test_a_call_whose_first_backend_answers_unavailable_succeeds_on_the_other_and_is_counted(
     backends: Callable[[str], Backend],
-    unavailable_backends: Callable[[str], UnavailableBackend],
+    unavailable_backends: Callable[[str], Backend],
     proxies: Callable[..., Proxy],
 ) -> None:
     live = backends("live")
@@ -98,7 +99,7 @@ def test_a_call_whose_first_backend_answers_unavailable_succeeds_on_the_other_an
 # (gproxy_mp/worker/balancer.py, Strikes), so it cannot drain the retry budget.
 def test_a_backend_answering_unavailable_costs_no_call_under_sustained_load(
     backends: Callable[[str], Backend],
-    unavailable_backends: Callable[[str], UnavailableBackend],
+    unavailable_backends: Callable[[str], Backend],
     proxies: Callable[..., Proxy],
     record_property: Callable[[str, object], None],
 ) -> None:
@@ -131,7 +132,7 @@ def test_a_backend_answering_unavailable_costs_no_call_under_sustained_load(
 @pytest.mark.parametrize("down", ["refusing connections", "answering UNAVAILABLE"])
 def test_with_every_backend_down_a_call_costs_about_one_attempt(
     down: str,
-    unavailable_backends: Callable[[str], UnavailableBackend],
+    unavailable_backends: Callable[[str], Backend],
     proxies: Callable[..., Proxy],
     record_property: Callable[[str, object], None],
 ) -> None:
@@ -145,7 +146,7 @@ def test_with_every_backend_down_a_call_costs_about_one_attempt(
     admin = f"127.0.0.1:{free_port()}"
     proxy = proxies(*proxy_args(route(port, *addresses), workers=2, admin_address=admin))
     # Readiness: both workers listen (no call can succeed here).
-    assert wait_until(lambda: len(procfs.listeners(port)) == 2, timeout=20), proxy.output()
+    assert wait_until(lambda: len(procfacts.listeners(port)) == 2, timeout=20), proxy.output()
 
     load = run_load(f"127.0.0.1:{port}")
     calls, retries = scraped_totals(admin, CALLS)

@@ -10,12 +10,13 @@ from collections.abc import Callable
 import pytest
 
 from harness.dnsmasq import DnsServer
+from harness.peers import Backend, Proxy
+from harness.processes import free_port
+from harness.shared_port import SharedPortBackends
 from harness.traffic import ThreadLoad
+from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
 from tests.churn.routes import CHANGE_TIMEOUT, dns_proxy_args, hosts_lines
-from tests.dns.backends import SharedPortBackends
-from tests.support.processes import Backend, Proxy, free_port
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -41,7 +42,7 @@ STEP_LOAD_TIMEOUT = 40.0
 def test_replacing_every_backend_one_by_one_under_load_fails_no_call(
     dns_server: DnsServer,
     shared_port_backends: SharedPortBackends,
-    hosted_backends: Callable[..., Backend],
+    backends: Callable[..., Backend],
     proxies: Callable[..., Proxy],
     record_property: Callable[[str, object], None],
 ) -> None:
@@ -70,7 +71,7 @@ def test_replacing_every_backend_one_by_one_under_load_fails_no_call(
             enough = len(load.outcomes()) + CALLS_PER_STEP
             assert wait_until(lambda: len(load.outcomes()) >= enough,  # noqa: B023
                               timeout=STEP_LOAD_TIMEOUT), report()
-            hosted_backends(new_name, host=new_host, port=port)
+            backends(new_name, host=new_host, port=port)
             added_at = time.monotonic()
             answer[new_name] = new_host
             dns_server.set_hosts(hosts_lines(answer))

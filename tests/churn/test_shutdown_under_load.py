@@ -13,11 +13,12 @@ from collections.abc import Callable
 import grpc
 import pytest
 
+from harness import client, procfacts
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.traffic import ThreadLoad
+from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
-from tests.support import client, procfs
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -107,5 +108,5 @@ def test_sigterm_under_load_fails_no_call_in_the_delay_and_drains_calls_in_fligh
     assert sleepers_done >= DELAY, f"the Sleep calls ended before the delay did; {report}"
     assert code == 0, report
     assert DELAY <= exited < DELAY + DRAIN, report
-    assert procfs.listeners(port) == set(), report
+    assert procfacts.listeners(port) == set(), report
     assert wait_until(lambda: not proxy.surviving_descendants(), timeout=5), report

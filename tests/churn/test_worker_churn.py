@@ -11,12 +11,13 @@ from collections.abc import Callable
 
 import pytest
 
+from harness import procfacts
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.procfacts import accepted_connections
 from harness.traffic import ThreadLoad, timeline
+from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
-from tests.churn.peers import accepted_connections
-from tests.support import procfs
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -35,7 +36,7 @@ ALLOWED_CODES = {"UNAVAILABLE", "CANCELLED"}
 
 def listening_workers(port: int, *, replacing: int | None = None) -> set[int] | None:
     """The `WORKERS` pids listening on `port` (none of them `replacing`), or None."""
-    found = procfs.listeners(port)
+    found = procfacts.listeners(port)
     return found if len(found) == WORKERS and replacing not in found else None
 
 
@@ -54,7 +55,7 @@ def test_a_worker_killed_under_load_costs_at_most_its_calls_in_flight_and_is_rep
     proxy = proxies(*proxy_args(route(port, backends("a"), backends("b")), workers=WORKERS))
     proxy.wait_serving(address)
     workers = wait_until(lambda: listening_workers(port), timeout=10)
-    assert workers, f"listeners {procfs.listeners(port)}\n{proxy.output()}"
+    assert workers, f"listeners {procfacts.listeners(port)}\n{proxy.output()}"
 
     with ThreadLoad(
         private_channels(address), whoami,
@@ -74,7 +75,7 @@ def test_a_worker_killed_under_load_costs_at_most_its_calls_in_flight_and_is_rep
         # backoff (up to ~1.6 s after a refused reconnect) is slow to come back, not broken.
         wait_until(lambda: load.answers_sent_after(recovered_at) >= CALLS_AFTER_RECOVERY
                    and answering_connections(load, recovered_at) == CONNECTIONS, timeout=15)
-        held_after = accepted_connections(port, procfs.listeners(port))
+        held_after = accepted_connections(port, procfacts.listeners(port))
         load.stop()
 
     failures = load.failures()

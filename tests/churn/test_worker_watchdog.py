@@ -16,13 +16,15 @@ from collections.abc import Callable
 
 import pytest
 
+from harness import procfacts
+from harness.admin import admin_get
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.procfacts import accepted_connections
 from harness.traffic import ThreadLoad, timeline
+from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
-from tests.churn.peers import accepted_connections, metric_sum, scrape
-from tests.support import procfs
-from tests.support.admin import admin_get
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from tests.churn.peers import metric_sum, scrape
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -36,7 +38,7 @@ CALLS_AFTER = 400
 
 
 def listening_workers(port: int, *, replacing: int | None = None) -> set[int] | None:
-    found = procfs.listeners(port)
+    found = procfacts.listeners(port)
     return found if len(found) == WORKERS and replacing not in found else None
 
 
@@ -60,13 +62,13 @@ def test_a_stopped_worker_is_replaced_within_the_worker_timeout_while_its_siblin
     )
     proxy.wait_serving(address)
     workers = wait_until(lambda: listening_workers(port), timeout=10)
-    assert workers, f"listeners {procfs.listeners(port)}\n{proxy.output()}"
+    assert workers, f"listeners {procfacts.listeners(port)}\n{proxy.output()}"
 
     with ThreadLoad(private_channels(address), whoami, threads=CONNECTIONS, max_seconds=60) as load:
         assert wait_until(lambda: load.successes() >= WARM_CALLS, timeout=15), load.summary()
         held = accepted_connections(port, workers)
         victim = max(held, key=lambda pid: held[pid])
-        victim_id = procfs.identify(victim)
+        victim_id = procfacts.identify(victim)
         assert victim_id is not None, proxy.output()
         stopped_at = time.monotonic()
         os.kill(victim, signal.SIGSTOP)
@@ -91,7 +93,7 @@ def test_a_stopped_worker_is_replaced_within_the_worker_timeout_while_its_siblin
               f"{load.summary()}\n{timeline(failures[:20], stopped_at)}\n{proxy.output()}")
     assert not_serving, report
     assert replaced, report
-    assert not procfs.is_running(victim_id), report
+    assert not procfacts.is_running(victim_id), report
     assert metric_sum(metrics, "gproxy_worker_restarts_total", reason="timeout") == 1, report
     assert "sent no status for" in proxy.output(), report
     # Only the stopped worker's clients may lose calls; the sibling's never do.

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.peers import Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.testbin import BuildError
 from tests.conformance.interop import (
     SERVER_START_TIMEOUT,
@@ -26,7 +28,6 @@ from tests.conformance.interop import (
     build_peers,
     wait_serving,
 )
-from tests.support.processes import Proxy, free_port, proxy_args, route
 
 SERVER_COUNT = 3
 PROXY_START_TIMEOUT = 30.0

@@ -12,10 +12,8 @@ Concurrency: everything here is called from the test thread.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -23,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import testbin
-from tests.support.processes import signal_group
-from tests.support.waiting import wait_until
+from harness.processes import spawn, stop_group
+from harness.waiting import wait_until
 
 CLIENT_TIMEOUT = 60.0
 """Seconds one client run may take; the client's own per-case deadlines are at most 30 s."""
@@ -135,13 +133,11 @@ class InteropServer:
     def __init__(self, executable: Path, *, log_path: Path) -> None:
         self.log_path = log_path
         with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
+            self.process = spawn(
                 [str(executable), "--port=0"],
                 env={**os.environ, "GRPC_GO_LOG_SEVERITY_LEVEL": "info"},
-                stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
         found = wait_until(self._logged_port, timeout=SERVER_START_TIMEOUT)
         if found is None:
@@ -166,15 +162,5 @@ class InteropServer:
         )
 
     def stop(self) -> None:
-        """SIGTERM the group, wait, then SIGKILL it and reap the server.
-
-        The server starts no children, so once it is reaped its group is empty and its id is
-        never signalled again (it could belong to someone else by then).
-        """
-        if self.process.poll() is None:
-            signal_group(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=SERVER_STOP_TIMEOUT)
-        if self.process.poll() is None:
-            signal_group(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=SERVER_STOP_TIMEOUT)
+        """SIGTERM the group, wait, then SIGKILL it and reap the server (`stop_group`)."""
+        stop_group(self.process, timeout=SERVER_STOP_TIMEOUT)

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from harness.dnsmasq import DnsServer
-from tests.dns.backends import SharedPortBackends
+from harness.peers import Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.shared_port import SharedPortBackends
+from harness.waiting import wait_until
 from tests.dns.routes import dns_route, dns_target
-from tests.support.processes import Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

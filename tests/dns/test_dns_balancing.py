@@ -7,14 +7,15 @@ from collections.abc import Callable
 
 import pytest
 
+from harness import client
 from harness.dnsmasq import DnsServer
+from harness.peers import Backend, Proxy
+from harness.processes import free_port
+from harness.shared_port import SharedPortBackends
 from harness.traffic import ThreadLoad
+from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
-from tests.dns.backends import SharedPortBackends
 from tests.dns.routes import CHANGE_TIMEOUT, dns_proxy_args, dns_route, dns_target
-from tests.support import client
-from tests.support.processes import Backend, Proxy, free_port
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

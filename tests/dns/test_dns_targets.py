@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
+from harness import client
 from harness.dnsmasq import DnsServer
-from tests.dns.backends import SharedPortBackends
+from harness.peers import Proxy
+from harness.processes import free_port
+from harness.shared_port import SharedPortBackends
 from tests.dns.routes import dns_proxy_args, dns_route, dns_target
-from tests.support import client
-from tests.support.processes import Proxy, free_port
 
 pytestmark = pytest.mark.timeout(120)
 

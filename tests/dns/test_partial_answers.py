@@ -17,11 +17,12 @@ import pytest
 
 from gproxy_mp.model import Endpoint
 from gproxy_mp.supervisor.resolvers.dns import ServerLookup
+from harness import client
 from harness.dnsmasq import QUERY_TIMEOUT, DnsServer
-from tests.dns.backends import SharedPortBackends
+from harness.peers import Proxy
+from harness.processes import free_port
+from harness.shared_port import SharedPortBackends
 from tests.dns.routes import dns_proxy_args, dns_route, dns_target
-from tests.support import client
-from tests.support.processes import Proxy, free_port
 
 pytestmark = pytest.mark.timeout(120)
 

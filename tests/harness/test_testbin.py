@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import testbin
+from harness import procfacts, testbin
 from harness.testbin import BuildError, GoMissingError, Peer
-from tests.support.waiting import wait_until
+from harness.waiting import wait_until
 
 GONE_TIMEOUT = 5.0
 """Seconds a killed build's processes may take to disappear."""
@@ -26,12 +26,8 @@ LONG_BUILD = 'sleep 300 & echo $! > "$1/child.pid"; wait\n'
 
 
 def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is gone for our purpose.
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    """Running and not a zombie (a zombie still answers kill(0); it is gone for our purpose)."""
+    return procfacts.identify(pid) is not None
 
 
 def make_peer(tmp_path: Path, body: str, *, timeout: float = 60.0) -> Peer:

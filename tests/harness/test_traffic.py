@@ -17,10 +17,10 @@ import pytest
 from grpc import aio
 
 from harness.aio_traffic import WrongReplyError, run_aio_load
+from harness.peers import Backend
 from harness.remote_traffic import RemoteLoad, call_once
 from harness.traffic import Outcome, OutcomeLog, ThreadLoad
 from harness.whoami import private_channels, whoami
-from tests.support.processes import Backend
 
 pytestmark = pytest.mark.timeout(60)
 

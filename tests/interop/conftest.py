@@ -10,7 +10,6 @@ group, a bounded wait, SIGKILL).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -20,17 +19,16 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.interop.backend import SERVICE, UNLIMITED_MESSAGES
-from tests.interop.peers import EchoBackend
-from tests.support.processes import Proxy, free_port, proxy_args, route
+from harness.backend.interop import SERVICE
+from harness.client import UNLIMITED_MESSAGES
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 
 PROXY_START_TIMEOUT = 30.0
 """Seconds gproxy-mp may take to serve: interpreter, grpc import and bus snapshot per worker."""
 MAX_PENDING_REQUESTS = 20_000
 """Calls a session backend lets wait for its handlers (grpc core's default is 1000 soft, 3000
 hard; see ``backend.pending_limits``): room for the 10,000-stream burst."""
-RETRY_INTERVAL = 0.05
-"""Seconds between readiness attempts; each attempt is itself a call bounded to 2 s."""
 
 
 def raw_unary(channel: grpc.Channel, name: str) -> grpc.UnaryUnaryMultiCallable[bytes, bytes]:
@@ -55,33 +53,14 @@ class ProxiedRoute:
 
     address: str
     proxy: Proxy
-    backends: tuple[EchoBackend, ...]
+    backends: tuple[Backend, ...]
 
     def output(self) -> str:
         return self.proxy.output() + "".join(b.output() for b in self.backends)
 
 
-def wait_serving(address: str, *, proxy: Proxy, timeout: float) -> None:
-    """Retry Whoami through ``address`` until one succeeds; fail with the proxy's log."""
-    deadline = time.monotonic() + timeout
-    last = "no attempt"
-    with open_channel(address) as channel:
-        while True:
-            if proxy.process.poll() is not None:
-                raise AssertionError(f"proxy exited\n{proxy.output()}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"{address} not serving: {last}\n{proxy.output()}")
-            try:
-                raw_unary(channel, "Whoami")(b"", timeout=min(remaining, 2.0))
-                return
-            except grpc.RpcError as error:
-                last = f"{error.code().name}: {error.details()}"
-            time.sleep(min(RETRY_INTERVAL, max(deadline - time.monotonic(), 0)))
-
-
 @contextmanager
-def serving_route(targets: Sequence[str], *, backends: tuple[EchoBackend, ...], log_dir: Path,
+def serving_route(targets: Sequence[str], *, backends: tuple[Backend, ...], log_dir: Path,
                   index: int, extra_args: Sequence[str] = ()) -> Iterator[ProxiedRoute]:
     """Start gproxy-mp (2 workers, plus ``extra_args``) over ``targets``; yield once a call
     through it succeeds."""
@@ -90,7 +69,7 @@ def serving_route(targets: Sequence[str], *, backends: tuple[EchoBackend, ...], 
                   index=index)
     try:
         proxied = ProxiedRoute(f"127.0.0.1:{port}", proxy, backends)
-        wait_serving(proxied.address, proxy=proxy, timeout=PROXY_START_TIMEOUT)
+        proxy.wait_serving(proxied.address, timeout=PROXY_START_TIMEOUT)
         yield proxied
     finally:
         proxy.stop()
@@ -98,11 +77,11 @@ def serving_route(targets: Sequence[str], *, backends: tuple[EchoBackend, ...], 
 
 @contextmanager
 def running_backends(names: Sequence[str], *, log_dir: Path,
-                     args: tuple[str, ...] = ()) -> Iterator[tuple[EchoBackend, ...]]:
+                     args: tuple[str, ...] = ()) -> Iterator[tuple[Backend, ...]]:
     with ExitStack() as stack:
         started = []
         for name in names:
-            backend = EchoBackend(name, log_dir=log_dir, extra_args=args)
+            backend = Backend(name, log_dir=log_dir, extra_args=args, log_prefix="interop-backend")
             stack.callback(backend.stop)
             started.append(backend)
         yield tuple(started)
@@ -114,14 +93,14 @@ def interop_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def echo_backends(interop_log_dir: Path) -> Iterator[tuple[EchoBackend, ...]]:
+def echo_backends(interop_log_dir: Path) -> Iterator[tuple[Backend, ...]]:
     with running_backends(("a", "b"), log_dir=interop_log_dir,
                           args=("--max-pending-requests", str(MAX_PENDING_REQUESTS))) as backends:
         yield backends
 
 
 @pytest.fixture(scope="session")
-def proxied(echo_backends: tuple[EchoBackend, ...],
+def proxied(echo_backends: tuple[Backend, ...],
             interop_log_dir: Path) -> Iterator[ProxiedRoute]:
     with serving_route([b.address for b in echo_backends], backends=echo_backends,
                        log_dir=interop_log_dir, index=0) as route_:

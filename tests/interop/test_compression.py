@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
+from harness.peers import Backend
 from tests.interop.conftest import ProxiedRoute, open_channel, raw_unary, serving_route
-from tests.interop.peers import EchoBackend
 from tests.interop.relay import Relay
 
 pytestmark = pytest.mark.timeout(300)
@@ -66,7 +66,7 @@ class Wire:
 
 
 @pytest.fixture(scope="module")
-def wire(echo_backends: tuple[EchoBackend, ...],
+def wire(echo_backends: tuple[Backend, ...],
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wire]:
     backs: list[Relay] = []
     try:

@@ -33,9 +33,10 @@ import grpc
 import grpc.aio
 import pytest
 
-from tests.interop.backend import SERVICE, UNLIMITED_MESSAGES
+from harness.backend.interop import SERVICE
+from harness.client import UNLIMITED_MESSAGES
+from harness.peers import Backend
 from tests.interop.conftest import ProxiedRoute, serving_route
-from tests.interop.peers import EchoBackend
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -52,7 +53,7 @@ with DEADLINE_EXCEEDED and is counted instead of hanging the batch."""
 
 
 @pytest.fixture(scope="module")
-def wide(echo_backends: tuple[EchoBackend, ...],
+def wide(echo_backends: tuple[Backend, ...],
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxiedRoute]:
     """gproxy-mp that lets one connection open all STREAMS at once."""
     with serving_route([b.address for b in echo_backends], backends=echo_backends,

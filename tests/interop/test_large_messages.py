@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.interop.backend import pattern
+from harness.backend.interop import pattern
 from tests.interop.conftest import ProxiedRoute, open_channel, raw_unary
 
 pytestmark = pytest.mark.timeout(300)

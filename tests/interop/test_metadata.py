@@ -28,7 +28,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.interop.backend import metadata_limits
+from harness.backend.interop import metadata_limits
 from tests.interop.conftest import (
     ProxiedRoute,
     open_channel,

@@ -40,7 +40,7 @@ from harness.kube.routes import (
 )
 from harness.kube.workloads import Workloads
 from harness.remote_traffic import RemoteLoad
-from tests.support.waiting import wait_until
+from harness.waiting import wait_until
 
 NO_SLICES_PORT = 6444
 """Port of the apiserver without EndpointSlices (the tier's own apiserver has 6443)."""

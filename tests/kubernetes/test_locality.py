@@ -33,8 +33,8 @@ from harness.kube.routes import (
     wait_unused,
 )
 from harness.kube.workloads import NetProxy, Workloads
-from tests.support.processes import Backend
-from tests.support.waiting import wait_until
+from harness.peers import Backend
+from harness.waiting import wait_until
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 PLACES = {"a": ("n1", "z1"), "b": ("n2", "z1"), "c": ("n3", "z2")}

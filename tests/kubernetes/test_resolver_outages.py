@@ -31,8 +31,8 @@ from harness.kube.routes import (
     wait_resolved,
 )
 from harness.kube.workloads import Workloads
+from harness.waiting import wait_until
 from tests.deploy.manifests import all_manifest_objects, find_object
-from tests.support.waiting import wait_until
 
 # --- the API server goes away ----------------------------------------------------------------
 

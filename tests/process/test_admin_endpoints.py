@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from tests.support import client
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from harness import client
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -16,7 +16,7 @@ import pytest
 
 from gproxy_mp.model import Endpoint, build_endpoint_set
 from gproxy_mp.worker.channels import OPEN_BATCH, BackendPool
-from tests.support.processes import free_port
+from harness.processes import free_port
 
 pytestmark = pytest.mark.timeout(60)
 

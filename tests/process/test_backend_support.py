@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
-from tests.support import client, procfs
-from tests.support.processes import Backend, free_port
-from tests.support.waiting import wait_until
+from harness import client, procfacts
+from harness.peers import Backend
+from harness.processes import free_port
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,7 +39,7 @@ def wait_for_cancelled(backend: Backend, *, above: int, timeout: float) -> int:
 
 
 def test_the_backend_announces_a_port_it_listens_on(backend: Backend) -> None:
-    assert procfs.listeners(backend.port) == {backend.pid}
+    assert procfacts.listeners(backend.port) == {backend.pid}
 
 
 def test_the_backend_is_ready_once_whoami_succeeds(backend: Backend) -> None:
@@ -142,13 +143,13 @@ def test_unknown_methods_are_unimplemented(channel: grpc.Channel, method: str) -
 def test_sigterm_stops_the_backend_with_exit_code_zero(backend: Backend) -> None:
     backend.process.terminate()
     assert backend.process.wait(timeout=10) == 0
-    assert procfs.listeners(backend.port) == set()
+    assert procfacts.listeners(backend.port) == set()
 
 
 def test_free_port_returns_a_port_nobody_listens_on() -> None:
     port = free_port()
     assert 0 < port < 65536
-    assert procfs.listeners(port) == set()
+    assert procfacts.listeners(port) == set()
 
 
 def test_the_backend_stops_when_its_parent_closes_stdin(backend: Backend) -> None:

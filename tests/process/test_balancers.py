@@ -18,9 +18,10 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.traffic import CALL_TIMEOUT, ThreadLoad
 from harness.whoami import private_channels, whoami
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -39,10 +39,11 @@ from typing import Any
 import pytest
 import zmq
 
-from tests.support import client
-from tests.support.admin import admin_get
-from tests.support.processes import Backend, Launcher, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from harness import client
+from harness.admin import admin_get
+from harness.peers import Backend, Launcher, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 

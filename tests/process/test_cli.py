@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support import procfs
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
+from harness import procfacts
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -153,9 +154,9 @@ def test_a_second_instance_on_the_same_port_exits_one_and_the_first_keeps_servin
 
     assert first.process.poll() is None, first.output()
     first.wait_serving(address, timeout=5)
-    owners = set(procfs.descendants(first.pid))
-    assert procfs.listeners(port) <= owners, (
-        f"listeners {procfs.listeners(port)} not all the first instance's {owners}\n"
+    owners = set(procfacts.descendants(first.pid))
+    assert procfacts.listeners(port) <= owners, (
+        f"listeners {procfacts.listeners(port)} not all the first instance's {owners}\n"
         f"{first.output()}\n{second.output()}"
     )
 

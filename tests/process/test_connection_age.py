@@ -15,10 +15,11 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from tests.support import client
-from tests.support.admin import quiet_worker_calls, worker_calls
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from harness import client
+from harness.admin import quiet_worker_calls, worker_calls
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

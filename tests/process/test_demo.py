@@ -3,13 +3,13 @@ every backend, and the proxy stopped cleanly by SIGTERM."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from harness.processes import run_bounded
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -23,15 +23,12 @@ def test_the_demo_balances_every_call_and_stops_cleanly() -> None:
         argv = [sys.executable, "-c", "from gproxy_mp.demo import main; main()"]
     else:
         argv = [str(demo)]
-    demo_run = subprocess.Popen([*argv, "--connections", "3", "--calls", "30"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-    try:
-        stdout, stderr = demo_run.communicate(timeout=DEMO_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(demo_run.pid, signal.SIGKILL)  # the demo and the gproxy-mp it started
-        stdout, stderr = demo_run.communicate()
-        pytest.fail(f"the demo took over {DEMO_TIMEOUT}s\n{stdout}{stderr}")
+    try:  # on timeout, SIGKILL of its group: the demo and the gproxy-mp it started
+        demo_run = run_bounded([*argv, "--connections", "3", "--calls", "30"],
+                               timeout=DEMO_TIMEOUT)
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(f"the demo took over {DEMO_TIMEOUT}s\n{error.output}{error.stderr}")
+    stdout, stderr = demo_run.stdout, demo_run.stderr
     output = f"--- stdout\n{stdout}--- stderr\n{stderr}"
     assert demo_run.returncode == 0, output
     [total] = [line.split() for line in stdout.splitlines() if line.startswith("total")]

@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
-from tests.support import client
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
+from harness import client
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 
 pytestmark = pytest.mark.timeout(120)
 

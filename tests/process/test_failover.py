@@ -8,9 +8,10 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from tests.support import client, procfs
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from harness import client, procfacts
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -96,7 +97,7 @@ def test_a_route_whose_only_backend_is_unreachable_fails_fast_naming_it(
     port = free_port()
     proxy = proxies(*proxy_args(route(port, dead), workers=1))
     # Readiness: a worker listens (workers bind only once they hold the endpoint table).
-    assert wait_until(lambda: procfs.listeners(port), timeout=20), proxy.output()
+    assert wait_until(lambda: procfacts.listeners(port), timeout=20), proxy.output()
     with client.open_channel(f"127.0.0.1:{port}") as channel:
         started = time.monotonic()
         with pytest.raises(grpc.RpcError) as raised:
@@ -117,7 +118,7 @@ def test_with_every_backend_down_a_call_fails_fast_naming_the_target(
     dead = sorted(f"127.0.0.1:{free_port()}" for _ in range(3))
     port = free_port()
     proxy = proxies(*proxy_args(route(port, *dead), workers=1))
-    assert wait_until(lambda: procfs.listeners(port), timeout=20), proxy.output()
+    assert wait_until(lambda: procfacts.listeners(port), timeout=20), proxy.output()
     target = "static:///" + ",".join(sorted(dead, key=lambda a: (a.split(":")[0],
                                                                  int(a.split(":")[1]))))
     with client.open_channel(f"127.0.0.1:{port}") as channel:

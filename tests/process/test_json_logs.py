@@ -16,9 +16,10 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.support import client, procfs
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from harness import client, procfacts
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -70,7 +71,7 @@ def test_every_stderr_line_is_a_json_object_with_the_common_fields_and_access_fi
     proxy.wait_serving(address)
     # Every worker serves (and so has logged) before SIGTERM: a worker stopped while it still
     # waits for its first endpoint set exits without a word, on a loaded machine too.
-    assert wait_until(lambda: all(len(procfs.listeners(p)) == 2 for p in (port, dead_port)),
+    assert wait_until(lambda: all(len(procfacts.listeners(p)) == 2 for p in (port, dead_port)),
                       timeout=20), proxy.output()
 
     with client.open_channel(address) as channel:

@@ -12,9 +12,10 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import client, procfs
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from harness import client, procfacts
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,11 +77,11 @@ def test_calls_of_every_worker_are_counted_and_survive_a_worker_kill(
                   for i in range(2)]
     assert sum(v or 0 for v in per_worker) == expected, text
 
-    victim = procfs.listeners(port).pop()
+    victim = procfacts.listeners(port).pop()
     os.kill(victim, signal.SIGKILL)
     restarted = f'gproxy_worker_restarts_total{{route="{address}",reason="signal_SIGKILL"}}'
     assert wait_until(lambda: value(scrape(admin), restarted), timeout=15), proxy.output()
-    assert wait_until(lambda: len(procfs.listeners(port)) == 2 or None, timeout=15)
+    assert wait_until(lambda: len(procfacts.listeners(port)) == 2 or None, timeout=15)
     send_calls(address, connections=1, calls=CALLS_PER_CONNECTION)
     final = expected + CALLS_PER_CONNECTION
     assert wait_until(lambda: total_calls(scrape(admin)) >= final or None, timeout=10), (

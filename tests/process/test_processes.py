@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
+from harness import client, procfacts
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.traffic import ThreadLoad
+from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
-from tests.support import client, procfs
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,7 +28,7 @@ CALLS_AFTER_REPLACEMENT = 60
 
 
 def listening_workers(port: int, count: int) -> set[int] | None:
-    found = procfs.listeners(port)
+    found = procfacts.listeners(port)
     return found if len(found) == count else None
 
 
@@ -50,7 +51,7 @@ def test_each_route_has_its_own_workers_listening_and_the_supervisor_does_not_li
     on_a = wait_until(lambda: listening_workers(port_a, WORKERS), timeout=10)
     on_b = wait_until(lambda: listening_workers(port_b, WORKERS), timeout=10)
     report = (
-        f"A={procfs.listeners(port_a)} B={procfs.listeners(port_b)} supervisor={proxy.pid}\n"
+        f"A={procfacts.listeners(port_a)} B={procfacts.listeners(port_b)} supervisor={proxy.pid}\n"
         f"{proxy.output()}"
     )
     assert on_a is not None and on_b is not None, report
@@ -67,7 +68,7 @@ def test_a_killed_worker_is_replaced_while_its_siblings_keep_serving(
     proxy = proxies(*proxy_args(route(port, backends("a"), backends("b")), workers=WORKERS))
     proxy.wait_serving(address)
     before = wait_until(lambda: listening_workers(port, WORKERS), timeout=10)
-    assert before is not None, f"listeners={procfs.listeners(port)}\n{proxy.output()}"
+    assert before is not None, f"listeners={procfacts.listeners(port)}\n{proxy.output()}"
 
     with ThreadLoad(
         private_channels(address), whoami,
@@ -93,7 +94,7 @@ def test_a_killed_worker_is_replaced_while_its_siblings_keep_serving(
     failures = [(o.started, o.error) for o in load.failures()]
     done = len(load.outcomes())
     report = (
-        f"victim={victim} before={before} now={procfs.listeners(port)} calls={done} "
+        f"victim={victim} before={before} now={procfacts.listeners(port)} calls={done} "
         f"failures={[(round(t - killed_at, 3), text) for t, text in failures]}\n"
         f"{proxy.output()}"
     )
@@ -122,10 +123,10 @@ def test_no_worker_outlives_a_killed_supervisor(
     os.kill(proxy.pid, signal.SIGKILL)
     proxy.wait(timeout=5)
     orphans_gone = wait_until(
-        lambda: not proxy.surviving_descendants() and not procfs.listeners(port),
+        lambda: not proxy.surviving_descendants() and not procfacts.listeners(port),
         timeout=ORPHAN_TIMEOUT,
     )
     assert orphans_gone, (
         f"workers {workers}: still alive {proxy.surviving_descendants()}, "
-        f"listening {procfs.listeners(port)}\n{proxy.output()}"
+        f"listening {procfacts.listeners(port)}\n{proxy.output()}"
     )

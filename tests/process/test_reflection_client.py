@@ -10,7 +10,7 @@ import grpc.aio
 import pytest
 
 from gproxy_mp.worker.reflection import ask_reflection
-from tests.support.reflection import enable_reflection
+from harness.backend.reflection import enable_reflection
 
 pytestmark = pytest.mark.timeout(60)
 

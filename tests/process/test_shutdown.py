@@ -12,9 +12,10 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from tests.support import client, procfs
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from harness import client, procfacts
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -108,7 +109,7 @@ def test_after_sigterm_the_proxy_serves_for_the_delay_then_exits_zero(
     assert elapsed >= 2.0, (
         f"exited {elapsed:.1f}s after SIGTERM, before the 2 s delay\n{proxy.output()}"
     )
-    assert procfs.listeners(port) == set(), proxy.output()
+    assert procfacts.listeners(port) == set(), proxy.output()
     assert wait_until(lambda: not proxy.surviving_descendants(), timeout=5), proxy.output()
 
 
@@ -180,8 +181,8 @@ def test_a_second_sigterm_stops_at_once_despite_a_long_call(
     assert code is not None, f"still running 5 s after the second SIGTERM\n{proxy.output()}"
     assert stopped_in < 5, proxy.output()
     assert wait_until(
-        lambda: not procfs.listeners(port) and not proxy.surviving_descendants(), timeout=5
+        lambda: not procfacts.listeners(port) and not proxy.surviving_descendants(), timeout=5
     ), (
-        f"left behind: listeners {procfs.listeners(port)}, "
+        f"left behind: listeners {procfacts.listeners(port)}, "
         f"processes {proxy.surviving_descendants()}\n{proxy.output()}"
     )

@@ -7,7 +7,7 @@ worker, let alone the backend, and never cost the worker memory. Before the limi
 connection opening 10,000 streams that never sent their data took a worker from 46 to 527 MB.
 (A client at the limit may also see a few calls refused, REFUSED_STREAM: worker/server.py.)
 
-RSS is read from ``/proc/PID/status`` (VmRSS) of the worker this test's proxy started.
+RSS (VmRSS, through `harness.procfacts`) is read of the worker this test's proxy started.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import grpc
 import grpc.aio
 import pytest
 
-from tests.support import client
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from harness import client, procfacts
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -60,10 +60,9 @@ def describe_outcome(call: grpc.Future[bytes]) -> str:
 
 
 def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
+    memory = procfacts.read_memory(pid)
+    assert memory is not None, f"no RSS for pid {pid}: it is gone"
+    return memory.rss_kib * 1024
 
 
 class NewCalls:

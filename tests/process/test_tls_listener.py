@@ -18,11 +18,12 @@ from pathlib import Path
 import grpc
 import pytest
 
+from harness import client
 from harness.certs import CertificateAuthority, Issued
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
 from harness.traffic import ThreadLoad
 from harness.whoami import whoami
-from tests.support import client
-from tests.support.processes import Backend, Proxy, free_port, proxy_args, route
 
 pytestmark = pytest.mark.timeout(120)
 

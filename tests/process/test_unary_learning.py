@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support import client
-from tests.support.processes import Launcher, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from harness import client
+from harness.peers import Launcher, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

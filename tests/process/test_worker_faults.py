@@ -36,10 +36,11 @@ import grpc
 import pytest
 import zmq
 
-from tests.support import client, procfs
-from tests.support.admin import route_view
-from tests.support.processes import Backend, Launcher, Proxy, free_port, proxy_args, route
-from tests.support.waiting import wait_until
+from harness import client, procfacts
+from harness.admin import route_view
+from harness.peers import Backend, Launcher, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -182,10 +183,10 @@ def test_a_bus_message_of_unknown_version_makes_the_worker_exit_non_zero_and_be_
         replacement = wait_until(lambda: ready_pid(admin, "0#0", not_in={victim}),
                                  timeout=START_TIMEOUT)
         assert replacement, proxy.output()
-        replacement_id = procfs.identify(replacement)
+        replacement_id = procfacts.identify(replacement)
         assert replacement_id is not None, proxy.output()
         relay.inject_repeatedly(BAD_VERSION)
-        exited = wait_until(lambda: not procfs.is_running(replacement_id), timeout=EXIT_TIMEOUT)
+        exited = wait_until(lambda: not procfacts.is_running(replacement_id), timeout=EXIT_TIMEOUT)
     finally:
         relay.close()
     assert exited, f"worker {replacement} still running after a bus protocol error\n" + (
@@ -226,14 +227,14 @@ def test_a_paused_worker_resumes_serving_without_cancelling_its_calls(
     admin = f"127.0.0.1:{free_port()}"
     proxy, address = start_proxy(launcher, runtime_base, backend, workers=1, admin=admin)
     [worker] = proxy.workers()
-    worker_id = procfs.identify(worker)
+    worker_id = procfacts.identify(worker)
     assert worker_id is not None
     with client.open_channel(address) as channel:
         calls = start_long_calls(channel, calls=LONG_CALLS, seconds=LONG_CALL)
         assert wait_until(lambda: backend.counter("sleeping") == LONG_CALLS, timeout=10), (
             proxy.output())
         for _ in range(PAUSES):
-            if not procfs.is_running(worker_id):
+            if not procfacts.is_running(worker_id):
                 break  # it stopped itself: the assertions below show how
             os.kill(worker, signal.SIGSTOP)
             try:
@@ -245,7 +246,7 @@ def test_a_paused_worker_resumes_serving_without_cancelling_its_calls(
     output = proxy.output()
     assert results == ["slept"] * LONG_CALLS, output
     assert backend.counter("cancelled") == 0, output
-    assert procfs.is_running(worker_id), output
+    assert procfacts.is_running(worker_id), output
     with client.open_channel(address) as channel:
         assert client.whoami(channel) == "a"
     assert proxy.workers() == [worker], output
@@ -259,7 +260,7 @@ def test_a_worker_whose_supervisor_is_silent_drains_its_calls_then_exits_non_zer
     proxy, address = start_proxy(launcher, runtime_base, backend, workers=1, admin=admin,
                                  drain_timeout="30s")
     [worker] = proxy.workers()
-    worker_id = procfs.identify(worker)
+    worker_id = procfacts.identify(worker)
     assert worker_id is not None
     with client.open_channel(address) as channel:
         calls = start_long_calls(channel, calls=LONG_CALLS, seconds=SUPERVISOR_SILENCE_CALL)
@@ -270,7 +271,7 @@ def test_a_worker_whose_supervisor_is_silent_drains_its_calls_then_exits_non_zer
             with futures.ThreadPoolExecutor(1) as pool:
                 results = pool.submit(outcomes, calls)
                 # The worker exits once its calls have finished (or at the drain timeout).
-                exited = wait_until(lambda: not procfs.is_running(worker_id),
+                exited = wait_until(lambda: not procfacts.is_running(worker_id),
                                     timeout=SUPERVISOR_SILENCE_CALL + 15)
                 drained = results.result(timeout=CALL_TIMEOUT)
         finally:

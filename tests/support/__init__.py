@@ -1,5 +1,4 @@
-"""Test support: a real raw-bytes gRPC backend, client helpers and process fixtures.
-
-Nothing here imports ``gproxy_mp``: the process tests drive the product only
-through its command line, the way users do.
+"""Test-only support: bounded runs of a benchmark's ``--smoke`` mode (`smoke`) and call
+traffic (`traffic`). The real peers themselves (backend program, processes, process facts,
+clients, fixtures) are the top-level ``harness`` package, shared with ``bench``.
 """

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from tests.support.processes import REPO
+from harness.processes import run_bounded
 
 STOP_TIMEOUT = 30.0
 """Seconds a benchmark gets after its stop signal to stop the processes it started."""
@@ -23,19 +21,7 @@ def run_smoke(module: str, *args: str, timeout: float,
     timeout it gets ``stop`` (the signal on which it stops every peer it started; None: none
     is waited for), then its group SIGKILL, and the test fails with its output."""
     command = [sys.executable, "-m", module, "--smoke", *args]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        stdout = stderr = ""
-        if stop is not None:
-            process.send_signal(stop)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                stdout, stderr = process.communicate(timeout=stop_timeout)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: only its tree
-        more_out, more_err = process.communicate(timeout=10)
-        pytest.fail(f"{module} smoke run over {timeout}s\n{stdout}{more_out}\n"
-                    f"{stderr}{more_err}")
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+        return run_bounded(command, timeout=timeout, stop=stop, stop_timeout=stop_timeout)
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(f"{module} smoke run over {timeout}s\n{error.output}\n{error.stderr}")

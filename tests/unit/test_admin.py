@@ -13,8 +13,6 @@ import pytest
 from gproxy_mp.errors import AddressInUseError
 from gproxy_mp.supervisor.admin import AdminState, Response, start_admin
 
-pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
-
 STEP_TIMEOUT = 5.0
 """Seconds one admin request may take before the test fails."""
 

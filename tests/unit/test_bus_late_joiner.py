@@ -19,8 +19,6 @@ from gproxy_mp.bus.sockets import BusAddresses
 from gproxy_mp.bus.table import EndpointTable, RouteView
 from gproxy_mp.model import Endpoint
 
-pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
-
 STEP_TIMEOUT = 5.0
 """Seconds any one expected bus event may take before the test fails."""
 RECEIVE_TIMEOUT = 0.05

@@ -21,8 +21,6 @@ from gproxy_mp.config import DnsTarget
 from gproxy_mp.model import Endpoint, EndpointSet
 from gproxy_mp.supervisor.resolvers.dns import ServerLookup, TemporaryDnsError, watch_dns
 
-pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
-
 TARGET = DnsTarget("backends.test", 8080)
 FAIL = TemporaryDnsError("SERVFAIL from 127.0.0.1")
 MIDDLE = 0.5

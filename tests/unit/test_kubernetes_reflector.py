@@ -504,7 +504,6 @@ A_RELABELLED = {**A, "metadata": {**A["metadata"], "resourceVersion": "11",
 A_MOVED = endpoint_slice("web-a", "12", "10.0.0.5")
 
 
-@pytest.mark.usefixtures("no_leaked_tasks")
 async def test_watch_kubernetes_yields_changes_only_and_aclose_stops_its_thread() -> None:
     api = ScriptedApi([listed("10", A), watched(event("MODIFIED", A_RELABELLED),
                                                 event("MODIFIED", A_MOVED))])
@@ -624,7 +623,6 @@ def dying_factory(where: str) -> tuple[Callable[[], ScriptedApi], list[DyingApi]
     return factory, made
 
 
-@pytest.mark.usefixtures("no_leaked_tasks")
 @pytest.mark.parametrize(("where", "before"), [("factory", []), ("list", []),
                                                ("events", [ONE, ONE_TWO])])
 async def test_watch_kubernetes_raises_when_its_thread_dies(

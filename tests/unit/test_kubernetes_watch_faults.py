@@ -19,7 +19,7 @@ from gproxy_mp.supervisor.resolvers.health import ResolverHealth
 from gproxy_mp.supervisor.resolvers.kubernetes import build_api_factory, watch_kubernetes
 from harness.kube.fakeapi import FakeApiServer, endpoint_slice, watch_lines
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaked_tasks")]
+pytestmark = pytest.mark.timeout(60)
 
 TARGET = KubernetesTarget("web", "grpc", "shop")
 A = endpoint_slice("web-a", "8", "10.0.0.1")

@@ -17,7 +17,7 @@ from gproxy_mp.worker.reflection import (
     ask_reflection,
     method_shapes,
 )
-from tests.support.reflection import echo_file
+from harness.backend.reflection import echo_file
 
 
 def serialized(*files: descriptor_pb2.FileDescriptorProto) -> list[bytes]:

@@ -9,8 +9,6 @@ import pytest
 
 from gproxy_mp.worker.requests import RequestLog, Signal
 
-pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
-
 STEP_TIMEOUT = 2.0
 """Seconds any single wait in these tests may take before the test fails."""
 STALL_TIMEOUT = 0.1

@@ -10,8 +10,6 @@ import pytest
 from gproxy_mp.supervisor.policy import RestartBackoff, jittered
 from gproxy_mp.supervisor.roots import run_restarting, watch_fatal
 
-pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
-
 WAIT = 5.0
 """Seconds any step of these tests may take (each needs milliseconds)."""
 

@@ -11,8 +11,6 @@ import pytest
 from gproxy_mp.worker.main import _Roots
 from gproxy_mp.worker.reflection import UnaryLearner
 
-pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
-
 WAIT = 5.0
 
 

@@ -1,12 +1,5 @@
-"""A grpcio backend for the interop-style tier, run as its own process.
-
-    python -m tests.interop.backend --name NAME [--max-metadata-size BYTES] [--compress-all]
-
-It serves ``interop.Echo`` on raw bytes (one generic handler, no (de)serializers, unlimited
-message sizes), prints exactly one line ``PORT <n>`` once serving on 127.0.0.1, and serves until
-SIGTERM, SIGINT or EOF on stdin, then stops with a one-second grace and exits 0.
-``--max-metadata-size`` sets grpc's soft and hard metadata limits (default: grpc's own, 8 KiB
-soft / 16 KiB hard); ``--compress-all`` makes the server compress every response with gzip.
+"""The ``interop.Echo`` service of the backend program: what the interop tier checks beyond
+grpc-go's interop client (compression, metadata sizes, large messages, many streams).
 
 =============  =============  ===============================================================
 method         shape          behaviour
@@ -24,18 +17,17 @@ Blob           unary-unary    request ascii ``N``: N bytes of ``pattern(N)``
 Bidi           stream-stream  echoes each message in order
 =============  =============  ===============================================================
 
-Concurrency: one asyncio loop; handlers are coroutines. Signal handlers only set an event.
+The server options the tier needs (``--max-metadata-size``, ``--max-pending-requests``,
+``--compress-all``) are the program's (`harness.backend.program`), built by `metadata_limits`
+and `pending_limits` here.
+
+Concurrency: handlers are coroutines on the server's one asyncio loop.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import hashlib
 import json
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,12 +35,6 @@ import grpc
 from grpc import aio
 
 SERVICE = "interop.Echo"
-STOP_GRACE = 1.0
-"""Seconds in-flight calls get after SIGTERM before the server cancels them."""
-UNLIMITED_MESSAGES = [
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
-]
 PATTERN = bytes(range(251))  # a prime length: no message size is a multiple of it by accident
 
 Context = aio.ServicerContext[Any, Any]
@@ -123,53 +109,3 @@ def build_handler(name: str) -> grpc.GenericRpcHandler[bytes, bytes]:
             "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
         },
     )
-
-
-async def run_backend(*, name: str, max_metadata_size: int | None, compress_all: bool,
-                      max_pending_requests: int | None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    fd = sys.stdin.fileno()
-
-    def on_stdin() -> None:  # EOF: the test process that holds the pipe is gone
-        if not os.read(fd, 4096):
-            loop.remove_reader(fd)
-            stop.set()
-
-    loop.add_reader(fd, on_stdin)
-    options: list[tuple[str, Any]] = list(UNLIMITED_MESSAGES)
-    if max_metadata_size is not None:
-        options += metadata_limits(max_metadata_size)
-    if max_pending_requests is not None:
-        options += pending_limits(max_pending_requests)
-    server = aio.server(
-        options=options, compression=grpc.Compression.Gzip if compress_all else None
-    )
-    server.add_generic_rpc_handlers((build_handler(name),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    if port == 0:
-        raise OSError("cannot bind 127.0.0.1:0")
-    await server.start()
-    sys.stdout.write(f"PORT {port}\n")
-    sys.stdout.flush()
-    await stop.wait()
-    await server.stop(grace=STOP_GRACE)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.interop.backend")
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--max-metadata-size", type=int, default=None)
-    parser.add_argument("--compress-all", action="store_true")
-    parser.add_argument("--max-pending-requests", type=int, default=None)
-    args = parser.parse_args(argv)
-    asyncio.run(run_backend(name=args.name, max_metadata_size=args.max_metadata_size,
-                            compress_all=args.compress_all,
-                            max_pending_requests=args.max_pending_requests))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,7 +20,7 @@ CALL_TIMEOUT = 10.0
 RETRY_INTERVAL = 0.05
 """Seconds between readiness attempts; each attempt is itself a bounded call."""
 
-UNLIMITED_MESSAGES = [
+UNLIMITED_MESSAGES = [  # channel and server options alike (the backend program uses it too)
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
 ]

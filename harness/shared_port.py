@@ -1,4 +1,4 @@
-"""Test backends on chosen addresses: several loopback hosts sharing one port, as DNS gives them.
+"""Backends on chosen addresses: several loopback hosts sharing one port, as DNS gives them.
 
 A DNS answer carries addresses, not ports, so the backends behind one name must all listen on
 the same port: `start_on_shared_port` picks a port free on every host and starts one backend per
@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 
-from tests.support.processes import Backend, Launcher
+from harness.peers import Backend, Launcher
 
 PORT_ATTEMPTS = 20
 """Ports tried before giving up on one that is free on every host."""

@@ -1,39 +1,35 @@
-"""Start and always tear down the real processes of a test: backends and the proxy.
+"""The running peers of a test or benchmark: backend programs, the proxy, and the `Launcher`
+that starts them for one test and stops them all.
 
-Every tier's backend processes go through `Backend` (other backend modules by subclassing,
-other hosts, ports and network namespaces by its keyword options).
+`Backend` runs ``python -m harness.backend`` and waits (bounded) for its ``PORT`` line; `Proxy`
+runs ``python -m gproxy_mp`` and remembers every descendant it sees; both start in a session of
+their own and stop through `harness.processes` (SIGTERM to the group, a bounded wait, SIGKILL).
+For the proxy, teardown also SIGKILLs every descendant seen while it ran that is still alive
+(matched by pid *and* creation time, `harness.procfacts.ProcessId`, so only processes this
+module started are ever touched). `route` and `proxy_args` build the proxy's command line.
 
-Each process runs in its own session (``start_new_session=True``), so a signal
-to its process group reaches it and its children and nothing else. Teardown is
-SIGTERM, a bounded wait, then SIGKILL; for the proxy also SIGKILL of every
-descendant seen while it ran that is still alive (matched by pid *and* start
-time, so only processes this module started are ever touched).
-
-Concurrency: a ``Proxy`` runs one daemon thread that samples the supervisor's
-descendants every ``SAMPLE_INTERVAL``; everything else is called from the test
-thread.
+Concurrency: a ``Proxy`` runs one daemon thread that samples the supervisor's descendants
+every ``SAMPLE_INTERVAL``; everything else is called from the test thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
 import grpc
 
-from tests.support import client, procfs
+from harness import client, procfacts
+from harness.backend import refusing
+from harness.processes import authority, read_line, signal_group, spawn, stop_group
 
-REPO = Path(__file__).resolve().parents[2]
 BACKEND_START_TIMEOUT = 20.0
 """Seconds a backend may take to print its ``PORT`` line (interpreter + grpc import)."""
 BACKEND_STOP_TIMEOUT = 5.0
@@ -44,57 +40,18 @@ SAMPLE_INTERVAL = 0.1
 """Seconds between samples of the supervisor's descendants."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def signal_group(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
-def read_line(stream: IO[bytes], *, timeout: float) -> bytes:
-    """One line from a pipe, or ``TimeoutError`` after ``timeout`` seconds (b"" at EOF)."""
-    deadline = time.monotonic() + timeout
-    buffer = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        while not buffer.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no line within {timeout}s (got {buffer!r})")
-            if not selector.select(remaining):
-                continue
-            chunk = os.read(stream.fileno(), 1)
-            if not chunk:
-                return buffer
-            buffer += chunk
-    return buffer
-
-
-def authority(host: str, port: int) -> str:
-    """``host:port``, with an IPv6 host in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 class Backend:
-    """A running backend process: ``python -m MODULE --name NAME [...] --stop-on-stdin-eof``.
+    """A running backend program: ``python -m harness.backend --name NAME [...]
+    --stop-on-stdin-eof``.
 
-    ``host`` and ``port`` choose where it listens (by default the module's own: 127.0.0.1, any
-    port); ``extra_args`` follow the module's options; ``command_prefix`` runs it through a
-    program that execs it (``ip netns exec NS``), so the pid held is still the backend's.
-    Subclasses name another backend module in ``MODULE``: one that prints the same ``PORT <n>``
-    line and takes the same options.
+    ``host`` and ``port`` choose where it listens (by default the program's own: 127.0.0.1, any
+    port); ``extra_args`` are more of its options (``--refuse-all``, ``--reflection``,
+    ``--max-metadata-size``, ...); ``command_prefix`` runs it through a program that execs it
+    (``ip netns exec NS``), so the pid held is still the backend's. ``log_prefix`` names its
+    log file in ``log_dir``.
     """
 
-    MODULE = "tests.support.backend"
-    LOG_PREFIX = "backend"
-    STOP_ON_STDIN_EOF: tuple[str, ...] = ("--stop-on-stdin-eof",)
-    """The module's option to stop when stdin closes (empty: it always does)."""
+    MODULE = "harness.backend"
 
     def __init__(
         self,
@@ -106,14 +63,15 @@ class Backend:
         extra_args: Sequence[str] = (),
         command_prefix: Sequence[str] = (),
         stop_timeout: float = BACKEND_STOP_TIMEOUT,
+        log_prefix: str = "backend",
     ) -> None:
         self.name = name
         self.host = "127.0.0.1" if host is None else host
         self.stop_timeout = stop_timeout
-        self.log_path = log_dir / f"{self.LOG_PREFIX}-{name}.log"
+        self.log_path = log_dir / f"{log_prefix}-{name}.log"
         self._log = self.log_path.open("ab")
         where = [] if host is None and port == 0 else ["--host", self.host, "--port", str(port)]
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [
                 *command_prefix,
                 sys.executable,
@@ -123,13 +81,11 @@ class Backend:
                 name,
                 *where,
                 *extra_args,
-                *self.STOP_ON_STDIN_EOF,
+                "--stop-on-stdin-eof",
             ],
-            cwd=REPO,
             stdin=subprocess.PIPE,  # closed when this process dies: the backend then stops
             stdout=subprocess.PIPE,
             stderr=self._log,
-            start_new_session=True,
         )
         assert self.process.stdout is not None
         try:
@@ -151,7 +107,7 @@ class Backend:
         return self.process.pid
 
     def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return f"--- backend {self.name}\n{self.log_path.read_text(errors='replace')}"
 
     def stats(self) -> dict[str, object]:
         with client.open_channel(self.address) as channel:
@@ -163,6 +119,15 @@ class Backend:
         assert isinstance(value, int), value
         return value
 
+    def refused(self) -> int:
+        """Calls a ``--refuse-all`` backend has answered UNAVAILABLE so far."""
+        with client.open_channel(self.address) as channel:
+            callable_ = channel.unary_unary(
+                refusing.CONTROL_METHOD, request_serializer=None, response_deserializer=None
+            )
+            reply: bytes = callable_(b"", timeout=5)
+        return int(reply)
+
     def kill(self) -> None:
         """SIGKILL the backend's group and reap it."""
         if self.process.poll() is None:
@@ -171,12 +136,9 @@ class Backend:
         self._close()
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after ``stop_timeout`` seconds."""
-        if self.process.poll() is None:
-            signal_group(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=self.stop_timeout)
-        self.kill()
+        """SIGTERM the group, then SIGKILL after ``stop_timeout`` seconds."""
+        stop_group(self.process, timeout=self.stop_timeout)
+        self._close()
 
     def _close(self) -> None:
         for pipe in (self.process.stdin, self.process.stdout):
@@ -193,15 +155,8 @@ class Proxy:
         self.stdout_path = log_dir / f"proxy-{index}.stdout"
         self.stderr_path = log_dir / f"proxy-{index}.stderr"
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gproxy_mp", *args],
-                cwd=REPO,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-        self._seen: set[procfs.ProcessId] = set()
+            self.process = spawn([sys.executable, "-m", "gproxy_mp", *args], stdout=out, stderr=err)
+        self._seen: set[procfacts.ProcessId] = set()
         self._seen_lock = threading.Lock()
         self._stopped = threading.Event()
         self._sampler = threading.Thread(
@@ -214,26 +169,31 @@ class Proxy:
         return self.process.pid
 
     def _sample(self) -> None:
-        while not self._stopped.is_set() and self.process.poll() is None:
+        # Not ``process.poll()``: that would reap the supervisor, and `stop` signals its
+        # group only while it is unreaped.
+        while not self._stopped.is_set() and procfacts.identify(self.pid) is not None:
             found = {
-                ident for pid in procfs.descendants(self.pid) if (ident := procfs.identify(pid))
+                ident
+                for pid in procfacts.descendants(self.pid)
+                if (ident := procfacts.identify(pid))
             }
             with self._seen_lock:
                 self._seen |= found
             self._stopped.wait(SAMPLE_INTERVAL)
 
-    def seen_descendants(self) -> set[procfs.ProcessId]:
+    def seen_descendants(self) -> set[procfacts.ProcessId]:
         """Every descendant of the supervisor sampled so far (alive or not)."""
         with self._seen_lock:
             return set(self._seen)
 
     def surviving_descendants(self) -> list[int]:
         """Descendants ever seen that are still alive (same pid and start time)."""
-        return sorted(ident.pid for ident in self.seen_descendants() if procfs.is_running(ident))
+        seen = self.seen_descendants()
+        return sorted(ident.pid for ident in seen if procfacts.is_running(ident))
 
     def workers(self) -> list[int]:
         """Current direct children of the supervisor."""
-        return procfs.children(self.pid)
+        return procfacts.children(self.pid)
 
     def output(self) -> str:
         def read(path: Path) -> str:
@@ -278,16 +238,11 @@ class Proxy:
 
     def stop(self) -> None:
         """SIGTERM the group, wait, SIGKILL the group and every surviving descendant."""
-        if self.process.poll() is None:
-            signal_group(self.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=PROXY_STOP_TIMEOUT)
+        stop_group(self.process, timeout=PROXY_STOP_TIMEOUT)
         self._stopped.set()
         self._sampler.join(timeout=5)
-        signal_group(self.pid, signal.SIGKILL)
-        self.process.wait(timeout=PROXY_STOP_TIMEOUT)
         for ident in self.seen_descendants():
-            if procfs.is_running(ident):
+            if procfacts.is_running(ident):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(ident.pid, signal.SIGKILL)
 
@@ -301,10 +256,11 @@ class Launcher:
         self.proxies: list[Proxy] = []
 
     def start_backend(self, name: str, *, host: str | None = None, port: int = 0,
-                      extra_args: Sequence[str] = ()) -> Backend:
-        """Start a backend (``host``/``port``/``extra_args``: see `Backend`); it is stopped
-        at `close`."""
-        backend = Backend(name, log_dir=self.log_dir, host=host, port=port, extra_args=extra_args)
+                      extra_args: Sequence[str] = (), log_prefix: str = "backend") -> Backend:
+        """Start a backend (``host``/``port``/``extra_args``/``log_prefix``: see `Backend`);
+        it is stopped at `close`."""
+        backend = Backend(name, log_dir=self.log_dir, host=host, port=port,
+                          extra_args=extra_args, log_prefix=log_prefix)
         self.backends.append(backend)
         return backend
 
