@@ -3,6 +3,7 @@
     python -m harness.backend --name NAME [--host 127.0.0.1|::1] [--port 0]
         [--reflection [--declare-unary METHOD]...] [--refuse-all]
         [--max-metadata-size BYTES] [--max-pending-requests N] [--compress-all]
+        [--health] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
         [--stop-on-stdin-eof]
 
 It serves ``test.Echo`` (`harness.backend.echo`) and ``interop.Echo``
@@ -19,6 +20,10 @@ the test process that held the pipe died), then stops with a one-second grace an
   soft / 16 KiB hard).
 - ``--max-pending-requests``: calls that may wait for the application (`interop.pending_limits`).
 - ``--compress-all``: compress every response with gzip.
+- ``--health``: offer gRPC's health service (`harness.backend.health`), SERVING until told
+  otherwise with ``harness.Control/SetHealth``.
+- ``--tls-cert``/``--tls-key``: serve TLS; with ``--tls-client-ca``, require client
+  certificates signed by it (mutual TLS).
 
 Concurrency: one asyncio loop; handlers are coroutines; signal handlers only set an event.
 """
@@ -38,6 +43,7 @@ import grpc
 from grpc import aio
 
 from harness.backend import echo, interop, refusing
+from harness.backend.health import enable_health
 from harness.backend.reflection import enable_reflection
 from harness.client import UNLIMITED_MESSAGES
 
@@ -56,7 +62,24 @@ class BackendOptions:
     max_metadata_size: int | None = None
     max_pending_requests: int | None = None
     compress_all: bool = False
+    health: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
     extra_options: Sequence[tuple[str, Any]] = field(default_factory=tuple)
+
+    def credentials(self) -> grpc.ServerCredentials | None:
+        """TLS credentials from the files, or None for plaintext."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        with open(self.tls_key, "rb") as key, open(self.tls_cert, "rb") as cert:
+            pair = (key.read(), cert.read())
+        client_ca = None
+        if self.tls_client_ca is not None:
+            with open(self.tls_client_ca, "rb") as ca:
+                client_ca = ca.read()
+        return grpc.ssl_server_credentials([pair], root_certificates=client_ca,
+                                           require_client_auth=client_ca is not None)
 
     def server_options(self) -> list[tuple[str, Any]]:
         options: list[tuple[str, Any]] = [*UNLIMITED_MESSAGES, *self.extra_options]
@@ -94,9 +117,13 @@ async def serve_backend(
 ) -> None:
     """Serve until ``shutdown_trigger`` completes; ``announce`` gets the bound port."""
     server = build_server(name, options)
+    if options.health:
+        await enable_health(server)
     # An IPv6 literal needs brackets, or grpc reads its last group as the port.
     authority = f"[{host}]" if ":" in host else host
-    bound = server.add_insecure_port(f"{authority}:{port}")
+    credentials = options.credentials()
+    bound = (server.add_insecure_port(f"{authority}:{port}") if credentials is None
+             else server.add_secure_port(f"{authority}:{port}", credentials))
     if bound == 0:
         raise OSError(f"cannot bind {host}:{port}")
     await server.start()
@@ -147,6 +174,13 @@ def parse_backend_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-pending-requests", type=int, default=None, metavar="N")
     parser.add_argument("--compress-all", action="store_true",
                         help="compress every response with gzip")
+    parser.add_argument("--health", action="store_true",
+                        help="offer grpc.health.v1.Health (SERVING until harness.Control/"
+                        "SetHealth says otherwise)")
+    parser.add_argument("--tls-cert", default=None, metavar="FILE")
+    parser.add_argument("--tls-key", default=None, metavar="FILE")
+    parser.add_argument("--tls-client-ca", default=None, metavar="FILE",
+                        help="with --tls-cert: require client certificates signed by it")
     parser.add_argument(
         "--stop-on-stdin-eof",
         action="store_true",
@@ -175,6 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_metadata_size=args.max_metadata_size,
         max_pending_requests=args.max_pending_requests,
         compress_all=args.compress_all,
+        health=args.health,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
     )
     asyncio.run(
         run_backend(

@@ -1,0 +1,83 @@
+"""`--health-check`: backends that say NOT_SERVING get no calls until they say SERVING again.
+
+Real backends with gRPC's own health service (`harness.backend.health`, grpcio-health-checking's
+servicer); a test flips one backend's answer by calling it directly, while a load of calls runs
+through the proxy. A backend without the health service counts as serving.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from harness import client
+from harness.backend.health import SET_HEALTH_METHOD
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.traffic import ThreadLoad
+from harness.whoami import private_channels, whoami
+
+pytestmark = pytest.mark.timeout(120)
+
+INTERVAL = "300ms"
+TAKE_EFFECT = 3.0
+"""Seconds within which a changed answer must show in where calls go: an interval and a
+check's round trip, with room for a loaded machine."""
+QUIET = 1.0
+
+
+def set_health(backend: Backend, status: str) -> None:
+    with client.open_channel(backend.address) as channel:
+        channel.unary_unary(SET_HEALTH_METHOD)(status.encode(), timeout=5)
+
+
+def served_by(load: ThreadLoad, since: float) -> set[str]:
+    return load.backends(since=since)
+
+
+def test_a_backend_not_serving_gets_no_calls_until_it_serves_again(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy]
+) -> None:
+    a = backends("a", extra_args=["--health"])
+    b = backends("b", extra_args=["--health"])
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, a, b), workers=2), "--health-check",
+                    "--health-check-interval", INTERVAL)
+    proxy.wait_serving(address)
+    with ThreadLoad(private_channels(address), whoami, threads=4, max_seconds=60) as load:
+        assert load.wait_answer_from("a", since=0.0, timeout=10), load.summary()
+        assert load.wait_answer_from("b", since=0.0, timeout=10), load.summary()
+
+        set_health(a, "NOT_SERVING")
+        changed = time.monotonic()
+        quiet = load.wait_quiet("a", quiet=QUIET, others=50, timeout=TAKE_EFFECT + QUIET)
+        assert quiet, f"{load.summary(changed)}\n{proxy.output()}"
+        assert served_by(load, time.monotonic() - QUIET) == {"b"}, load.summary(changed)
+
+        set_health(a, "SERVING")
+        back = time.monotonic()
+        assert load.wait_answer_from("a", since=back, timeout=TAKE_EFFECT), (
+            f"{load.summary(back)}\n{proxy.output()}")
+    assert load.failures() == [], load.summary()
+    log = proxy.stderr()
+    assert "health check failed (NOT_SERVING): out of the pick" in log, log
+    assert "health check passed (SERVING): back in the pick" in log, log
+
+
+def test_backends_without_the_health_service_count_as_serving(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy]
+) -> None:
+    a, b = backends("a"), backends("b")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, a, b), workers=1), "--health-check",
+                    "--health-check-interval", INTERVAL)
+    proxy.wait_serving(address)
+    time.sleep(1.0)  # several checks answered UNIMPLEMENTED
+    with client.open_channel(address) as channel:
+        counts = client.whoami_counts([channel], calls=40)
+    assert counts == {"a": 20, "b": 20}, f"{counts}\n{proxy.output()}"
+    assert "out of the pick" not in proxy.stderr()

@@ -1,0 +1,165 @@
+"""TLS towards the backends (`--backend-tls` and co.), through the real CLI, with real TLS
+backends (`harness.backend --tls-cert ...`) and real certificates (`harness.certs`)."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from harness import client
+from harness.certs import CertificateAuthority, Issued
+from harness.peers import Backend, Proxy, proxy_args, route
+from harness.processes import free_port
+from harness.traffic import ThreadLoad
+from harness.waiting import wait_until
+from harness.whoami import private_channels, whoami
+from tests.process.test_tls_listener import secret_volume, swap
+
+pytestmark = pytest.mark.timeout(120)
+
+NAME = "backends.test"
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> tuple[CertificateAuthority, CertificateAuthority]:
+    return (CertificateAuthority(tmp_path / "ca", "ca-one"),
+            CertificateAuthority(tmp_path / "other", "ca-two"))
+
+
+def tls_backend(backends: Callable[..., Backend], name: str, cert: Issued,
+                client_ca: Path | None = None, port: int = 0) -> Backend:
+    """A TLS backend; `client_ca`: it requires client certificates; `port`: on this port (a
+    replacement)."""
+    extra = ["--tls-cert", str(cert.cert), "--tls-key", str(cert.key)]
+    if client_ca is not None:
+        extra += ["--tls-client-ca", str(client_ca)]
+    where = {"host": "127.0.0.1", "port": port} if port else {}
+    return backends(name, extra_args=extra, **where)
+
+
+def start(proxies: Callable[..., Proxy], *servers: Backend | str, extra: list[str],
+          admin: str = "off") -> tuple[Proxy, str]:
+    port = free_port()
+    proxy = proxies(*proxy_args(route(port, *servers), workers=1, admin_address=admin),
+                    "--backend-tls", *extra)
+    return proxy, f"127.0.0.1:{port}"
+
+
+def call(address: str) -> str:
+    """One Whoami through the proxy: the backend's name, or `CODE: details`."""
+    with client.open_channel(address) as channel:
+        try:
+            return client.whoami(channel, timeout=5)
+        except grpc.RpcError as error:
+            return client.describe(error)
+
+
+def handshake_failures(admin: str) -> float:
+    with urllib.request.urlopen(f"http://{admin}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(float(v) for v in re.findall(
+        r'^gproxy_tls_handshake_failures_total\{.*side="backend".*\} (\S+)$', text, re.M))
+
+
+def test_backends_are_verified_against_the_ca_and_the_name(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy],
+    pki: tuple[CertificateAuthority, CertificateAuthority],
+) -> None:
+    ca, _ = pki
+    a = tls_backend(backends, "a", ca.issue("a", dns=[NAME]))
+    proxy, address = start(proxies, a, extra=["--backend-ca", str(ca.cert),
+                                              "--backend-tls-server-name", NAME])
+    assert proxy.wait_serving(address) == "a"
+
+
+def test_a_static_backend_is_checked_against_its_own_host_by_default(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy],
+    pki: tuple[CertificateAuthority, CertificateAuthority],
+) -> None:
+    ca, _ = pki
+    a = tls_backend(backends, "a", ca.issue("a", ips=["127.0.0.1"]))
+    proxy, address = start(proxies, a, extra=["--backend-ca", str(ca.cert)])
+    assert proxy.wait_serving(address) == "a"
+
+
+@pytest.mark.parametrize("case", ["wrong-name", "untrusted-ca", "plaintext-backend"])
+def test_a_backend_that_fails_verification_is_refused_naming_why_and_counted(
+    case: str, backends: Callable[..., Backend], proxies: Callable[..., Proxy],
+    pki: tuple[CertificateAuthority, CertificateAuthority],
+) -> None:
+    ca, other = pki
+    if case == "plaintext-backend":
+        a = backends("a")
+    else:
+        issuer = other if case == "untrusted-ca" else ca
+        a = tls_backend(backends, "a", issuer.issue("a", dns=["elsewhere.test"
+                                                              if case == "wrong-name" else NAME]))
+    admin = f"127.0.0.1:{free_port()}"
+    proxy, address = start(proxies, a, admin=admin, extra=[
+        "--backend-ca", str(ca.cert), "--backend-tls-server-name", NAME])
+    time.sleep(1.0)
+    answer = call(address)
+    assert answer.startswith("UNAVAILABLE: no backend of target static:///"), answer
+    if case != "plaintext-backend":  # a plaintext server just closes the connection
+        assert re.search(r"(?i)handshake failed|verification check failed", answer), answer
+        # Workers report their counts every second.
+        assert wait_until(lambda: handshake_failures(admin) >= 1, timeout=5), proxy.output()
+
+
+def test_mutual_tls_towards_a_backend_that_requires_client_certificates(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy],
+    pki: tuple[CertificateAuthority, CertificateAuthority],
+) -> None:
+    ca, _ = pki
+    a = tls_backend(backends, "a", ca.issue("a", dns=[NAME]), client_ca=ca.cert)
+    common = ["--backend-ca", str(ca.cert), "--backend-tls-server-name", NAME]
+    _, without = start(proxies, a, extra=common)
+    time.sleep(1.0)
+    assert call(without).startswith("UNAVAILABLE"), "a backend requiring mTLS served a proxy "
+    identity = ca.issue("proxy", client=True)
+    proxy, address = start(proxies, a, extra=[*common, "--backend-cert", str(identity.cert),
+                                              "--backend-key", str(identity.key)])
+    assert proxy.wait_serving(address) == "a"
+
+
+def test_a_rotated_client_certificate_reaches_new_backend_connections_without_failed_calls(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy],
+    pki: tuple[CertificateAuthority, CertificateAuthority], tmp_path: Path,
+) -> None:
+    """The proxy's client certificate moves from CA one to CA two (both trusted by the
+    backends at first). Then backend b is restarted trusting CA two only: its new connections
+    from the proxy must present the new certificate. Backend a serves meanwhile, so no call
+    fails (a call that finds b restarting is retried on a)."""
+    ca, successor = pki
+    both = tmp_path / "both.pem"
+    both.write_bytes(ca.pem() + successor.pem())
+    serving = ca.issue("backend", dns=[NAME])
+    a = tls_backend(backends, "a", serving, client_ca=both)
+    b = tls_backend(backends, "b", serving, client_ca=both)
+    cert, key = secret_volume(tmp_path / "secret", ca.issue("proxy", client=True))
+    proxy, address = start(proxies, a, b, extra=[
+        "--backend-ca", str(ca.cert), "--backend-tls-server-name", NAME,
+        "--backend-cert", str(cert), "--backend-key", str(key)])
+    proxy.wait_serving(address)
+    with ThreadLoad(private_channels(address), whoami, threads=4, max_seconds=60) as load:
+        assert load.wait_answer_from("b", since=0.0, timeout=10), load.summary()
+        swap(tmp_path / "secret", successor.issue("proxy", client=True))
+        renewed = time.monotonic()
+        while "backend channels renewed" not in proxy.stderr():
+            assert time.monotonic() - renewed < 10, proxy.output()
+            time.sleep(0.2)
+        only_new = tmp_path / "new.pem"
+        only_new.write_bytes(successor.pem())
+        port = b.port
+        b.stop()
+        b2 = tls_backend(backends, "b2", serving, client_ca=only_new, port=port)
+        restarted = time.monotonic()
+        assert load.wait_answer_from("b2", since=restarted, timeout=10), (
+            f"{load.summary(restarted)}\n{proxy.output()}\n{b2.output()}")
+    assert load.failures() == [], load.summary()
