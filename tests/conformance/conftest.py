@@ -11,7 +11,7 @@ a bounded wait, then SIGKILL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,12 +84,15 @@ def interop_servers(peers: Peers, log_dir: Path) -> Iterator[tuple[InteropServer
 
 @contextmanager
 def serving_route(
-    peers: Peers, servers: tuple[InteropServer, ...], *, log_dir: Path, index: int
+    peers: Peers, servers: tuple[InteropServer, ...], *, log_dir: Path, index: int,
+    proxy_extra: Sequence[str] = (), client_extra: Sequence[str] = (),
 ) -> Iterator[ProxiedRoute]:
-    """Start gproxy-mp (2 workers) over ``servers``; yield once a call through it succeeds."""
+    """Start gproxy-mp (2 workers, plus ``proxy_extra``) over ``servers``; yield once a call
+    through it (client flags ``client_extra``) succeeds."""
     port = free_port()
     proxy = Proxy(
         *proxy_args(route(port, *(server.address for server in servers)), workers=2),
+        *proxy_extra,
         log_dir=log_dir,
         index=index,
     )
@@ -97,7 +100,7 @@ def serving_route(
         proxied = ProxiedRoute(port=port, proxy=proxy, servers=servers)
         wait_serving(
             peers.client, port=port, process=proxy.process, context=proxied.output,
-            timeout=PROXY_START_TIMEOUT,
+            timeout=PROXY_START_TIMEOUT, extra=client_extra,
         )
         yield proxied
     finally:

@@ -105,9 +105,9 @@ def _text(output: str | bytes | None) -> str:
 
 def wait_serving(
     client: Path, *, port: int, process: subprocess.Popen[bytes], context: Callable[[], str],
-    timeout: float,
+    timeout: float, extra: Sequence[str] = (),
 ) -> None:
-    """Until an ``empty_unary`` through ``port`` succeeds.
+    """Until an ``empty_unary`` through ``port`` succeeds (client flags ``extra``, e.g. TLS).
 
     AssertionError (with the last client run and ``context()``, e.g. the peer's log) if
     ``process`` exits first or ``timeout`` seconds pass.
@@ -117,7 +117,8 @@ def wait_serving(
         if process.poll() is not None:
             raise AssertionError(f"exited with {process.returncode} before serving\n{context()}")
         remaining = deadline - time.monotonic()
-        run = run_client(client, port=port, case="empty_unary", timeout=max(remaining, 1.0))
+        run = run_client(client, port=port, case="empty_unary", extra=extra,
+                         timeout=max(remaining, 1.0))
         if run.ok:
             return
         if time.monotonic() >= deadline:
