@@ -1,4 +1,4 @@
-"""`python -m bench.discovery --smoke` runs end to end and writes a sane JSON report.
+"""`python -m bench discovery --smoke` runs end to end and writes a sane JSON report.
 
 The benchmark itself starts dnsmasq, three backends and gproxy-mp; here it runs as a subprocess
 in its own session, bounded by `SMOKE_TIMEOUT` (then SIGINT, on which it stops what it started,
@@ -24,11 +24,11 @@ SMOKE_TIMEOUT = 90.0
 def test_the_smoke_run_measures_every_change_through_the_proxy(tmp_path: Path) -> None:
     if find_dnsmasq() is None:
         pytest.skip("dnsmasq not installed (Debian: dnsmasq-base)")
-    done = run_smoke("bench.discovery", "--results-dir", str(tmp_path),
+    done = run_smoke("discovery", "--results-dir", str(tmp_path),
                      timeout=SMOKE_TIMEOUT, stop=signal.SIGINT)
     output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
     assert done.returncode == 0, output
-    [path] = tmp_path.glob("discovery-*.json")
+    [path] = tmp_path.glob("discovery/*/result.json")
     report: dict[str, Any] = json.loads(path.read_text())
 
     proxy, reference = report["runs"]

@@ -1,4 +1,4 @@
-"""`python -m bench.discovery_k8s --smoke` runs end to end and writes a sane JSON report.
+"""`python -m bench discovery-k8s --smoke` runs end to end and writes a sane JSON report.
 
 The benchmark brings up its own namespace, etcd, kube-apiserver, backends and gproxy-mp (this
 test uses none of the tier's fixtures, so it does not start the session's control plane); it runs
@@ -38,11 +38,11 @@ def test_the_smoke_run_measures_every_slice_change_through_the_proxy(tmp_path: P
         ensure_binaries()
     except GoMissingError as error:
         pytest.skip(str(error))
-    done = run_smoke("bench.discovery_k8s", "--results-dir", str(tmp_path),
+    done = run_smoke("discovery-k8s", "--results-dir", str(tmp_path),
                      timeout=SMOKE_TIMEOUT, stop=signal.SIGINT, stop_timeout=INTERRUPT_TIMEOUT)
     output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
     assert done.returncode == 0, output
-    [path] = tmp_path.glob("discovery-k8s-*.json")
+    [path] = tmp_path.glob("discovery-k8s/*/result.json")
     report: dict[str, Any] = json.loads(path.read_text())
     assert str(path) in done.stdout, output
 

@@ -4,7 +4,7 @@
   supervisor and each worker once ready and idle (no call made yet), at its peak during a
   bounded unary load, and right after it.
 - `measure_endpoints`: one route whose `static:///` target lists N endpoints (one real backend
-  and N-1 silent loopback addresses, see `bench.scale_endpoints`), one worker, debug logs in
+  and N-1 silent loopback addresses, see `bench.scale.endpoints`), one worker, debug logs in
   JSON: start-up time, the worker's own apply time, time to the first answered call, memory,
   and the bus message; then the in-process update timings, after the proxy has stopped.
 - `measure_routes`: R routes of one worker each over the same backends: time until `/readyz`
@@ -31,7 +31,7 @@ from typing import Any
 
 import grpc
 
-from bench.scale_endpoints import (
+from bench.scale.endpoints import (
     endpoint_set,
     fake_hosts,
     measure_codec,
@@ -39,7 +39,7 @@ from bench.scale_endpoints import (
     parse_apply_lines,
     static_target,
 )
-from bench.scale_load import run_unary_load
+from bench.scale.load import run_unary_load
 from gproxy_mp.model import Endpoint, build_endpoint_set
 from harness import client
 from harness.peers import Backend, Launcher, Proxy, route
