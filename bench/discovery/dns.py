@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.discovery import options
-from bench.discovery.changes import QUIET, ChangePlan, run_changes
+from bench.discovery.changes import ChangePlan, run_changes
 from bench.discovery.stats import Run, report, table
 from bench.environment import environment
 from bench.results import RunResults
@@ -196,15 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "discovery",
         "started": results.run_id,
         "settings": {
-            "changes": args.changes,
+            **options.common_settings(
+                args, hosts=HOSTS, connections=CONNECTIONS, call_interval=CALL_INTERVAL
+            ),
             "refresh_s": args.refresh,
             "reference_window_s": args.reference_window,
-            "connections": CONNECTIONS,
-            "call_interval_s": CALL_INTERVAL,
-            "quiet_s": QUIET,
-            "hosts": list(HOSTS),
-            "seed": args.seed,
-            "smoke": args.smoke,
         },
         "environment": environment(),
         "runs": [report(run, confirmed_key="dns_confirmed_after_s") for run in runs],

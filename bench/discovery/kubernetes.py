@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.discovery import options
-from bench.discovery.changes import QUIET, ChangePlan, run_changes
+from bench.discovery.changes import ChangePlan, run_changes
 from bench.discovery.stats import Run, report, summarize, table
 from bench.environment import environment
 from bench.results import RunResults
@@ -220,15 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "discovery-k8s",
         "started": results.run_id,
         "settings": {
-            "changes": args.changes,
+            **options.common_settings(
+                args, hosts=HOSTS, connections=CONNECTIONS, call_interval=CALL_INTERVAL
+            ),
             "window_s": args.window,
             "max_pause_s": MAX_PAUSE,
-            "connections": CONNECTIONS,
-            "call_interval_s": CALL_INTERVAL,
-            "quiet_s": QUIET,
-            "hosts": list(HOSTS),
-            "seed": args.seed,
-            "smoke": args.smoke,
             "target_median_s": TARGET,
         },
         "environment": environment(kubernetes=wanted_version()),

@@ -1,8 +1,9 @@
 """What the two discovery benchmarks (DNS and Kubernetes) do alike around their measurement.
 
 A scratch directory kept only when the run fails, and the command-line tail (``--smoke``
-presets, a random ``--seed`` when none is given, ``--results-dir``). The result is written by
-``bench.results``, its environment comes from ``bench.environment``.
+presets, a random ``--seed`` when none is given, ``--results-dir``), and the settings both
+results record alike. The result is written by ``bench.results``, its environment comes from
+``bench.environment``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import random
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from bench.discovery.changes import QUIET
 from bench.results import add_results_argument
 from gproxy_mp.config import parse_duration
 from gproxy_mp.errors import ConfigError
@@ -56,3 +59,17 @@ def scratch_directory(prefix: str) -> Iterator[Path]:
         print(f"logs kept in {directory}", file=sys.stderr)
         raise
     shutil.rmtree(directory)
+
+
+def common_settings(args: argparse.Namespace, *, hosts: Sequence[str], connections: int,
+                    call_interval: float) -> dict[str, Any]:
+    """The settings both discovery results record alike (each adds its own)."""
+    return {
+        "changes": args.changes,
+        "connections": connections,
+        "call_interval_s": call_interval,
+        "quiet_s": QUIET,
+        "hosts": list(hosts),
+        "seed": args.seed,
+        "smoke": args.smoke,
+    }
