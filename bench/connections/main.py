@@ -27,13 +27,11 @@ only; every process it starts is stopped by pid; every wait is bounded.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
@@ -42,8 +40,10 @@ from bench.results import RunResults, add_results_argument
 from bench.rig import load
 from bench.rig.peers import Group, ToolsMissingError, ensure_tools, start_peers
 from bench.rig.workloads import write_backend_files
+from harness.admin import quiet_worker_calls, route_view, worker_calls
 from harness.processes import free_port
 from harness.procfacts import cpu_seconds
+from harness.waiting import wait_until
 
 MIN_RATE = 200
 """Calls/s below which a client run counts as stuck."""
@@ -52,8 +52,6 @@ STREAMS = 8
 REPORT_WAIT = 10.0
 """Seconds for the workers' status reports to account for every call of a run."""
 READY_WAIT = 30.0
-REPORT_INTERVAL = 1.2
-"""Seconds between two looks at the split: a little more than the workers' report period."""
 
 
 @dataclass(frozen=True)
@@ -80,27 +78,21 @@ class Sample:
         return max(self.split) / max(1, sum(self.split))
 
 
-def admin_workers(admin: str) -> dict[str, int]:
-    with urllib.request.urlopen(f"http://{admin}/debug/endpoints", timeout=5) as response:
-        view = json.loads(response.read())
-    return {w["worker"]: w["calls"] for w in view["routes"][0]["workers"]
-            if w["pid"] is not None and w["state"] == "ready"}
+def ready_workers(admin: str) -> int:
+    """Workers of the route in state ready (0 while the admin port does not answer yet)."""
+    try:
+        return sum(w["state"] == "ready" for w in route_view(admin)["workers"])
+    except (OSError, IndexError):
+        return 0
 
 
 def quiet_workers(admin: str, workers: int) -> dict[str, int]:
     """Per-worker calls once all ``workers`` are ready and two reports in a row agree (every
     earlier call is accounted for)."""
-    deadline = time.monotonic() + READY_WAIT
-    last: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        try:
-            found = admin_workers(admin)
-        except OSError:
-            found = {}
-        if len(found) == workers and found == last:
+    if wait_until(lambda: ready_workers(admin) == workers, timeout=READY_WAIT):
+        found = quiet_worker_calls(admin, workers=workers, timeout=READY_WAIT)
+        if len(found) == workers:
             return found
-        last = found
-        time.sleep(REPORT_INTERVAL)
     raise RuntimeError(f"gproxy-mp's {workers} workers were not ready and quiet within "
                        f"{READY_WAIT} s")
 
@@ -109,7 +101,7 @@ def settled(admin: str, before: dict[str, int], calls: int) -> list[int]:
     """Per-worker calls since ``before``, once the reports account for all ``calls``."""
     deadline = time.monotonic() + REPORT_WAIT
     while True:
-        now = admin_workers(admin)
+        now = worker_calls(admin)
         split = [now.get(worker, 0) - count for worker, count in sorted(before.items())]
         if sum(split) >= calls or time.monotonic() >= deadline:
             return split

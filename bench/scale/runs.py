@@ -24,7 +24,6 @@ import json
 import statistics
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +41,11 @@ from bench.scale.endpoints import (
 from bench.scale.load import run_unary_load
 from gproxy_mp.model import Endpoint, build_endpoint_set
 from harness import client
+from harness.admin import admin_get as admin_body
 from harness.peers import Backend, Launcher, Proxy, route
 from harness.processes import free_port
 from harness.procfacts import Memory, cpu_seconds, read_memory
 
-HTTP_TIMEOUT = 2.0
-"""Seconds one admin request may take."""
 POLL_INTERVAL = 0.05
 """Seconds between two readiness polls: the resolution of the start-up times."""
 CALL_DEADLINE = 30.0
@@ -83,10 +81,9 @@ def proxy_argv(routes: list[str], *, workers: int, admin: int, log_level: str) -
 
 
 def admin_get(admin: int, path: str) -> tuple[int, bytes]:
-    url = f"http://127.0.0.1:{admin}{path}"
+    """Status and body of ``GET /PATH`` on the admin port (`harness.admin`), a 503 included."""
     try:
-        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:
-            return int(response.status), bytes(response.read())
+        return 200, admin_body(f"127.0.0.1:{admin}", path).encode()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
 
