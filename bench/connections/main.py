@@ -41,6 +41,7 @@ from bench.rig import load
 from bench.rig.peers import Group, ToolsMissingError, ensure_tools, start_peers
 from bench.rig.workloads import write_backend_files
 from harness.admin import quiet_worker_calls, route_view, worker_calls
+from harness.peers import proxy_args, route
 from harness.processes import free_port
 from harness.procfacts import cpu_seconds
 from harness.waiting import wait_until
@@ -110,9 +111,9 @@ def settled(admin: str, before: dict[str, int], calls: int) -> list[int]:
 
 def start_gproxy(work: Path, setup: Setup, backends: list[str]) -> tuple[Group, str, str]:
     port, admin = free_port(), f"127.0.0.1:{free_port()}"
-    argv = [sys.executable, "-m", "gproxy_mp", "-p",
-            f"127.0.0.1:{port}-static:///{','.join(backends)}", "--workers",
-            str(setup.workers), "-d", "0s", "--admin-address", admin, "--log-level", "warning"]
+    argv = [sys.executable, "-m", "gproxy_mp",
+            *proxy_args(route(port, *backends), workers=setup.workers, admin_address=admin),
+            "--log-level", "warning"]
     if setup.age:
         argv += ["--max-connection-age", setup.age]
     group = Group(setup.name)

@@ -42,7 +42,7 @@ from bench.scale.load import run_unary_load
 from gproxy_mp.model import Endpoint, build_endpoint_set
 from harness import client
 from harness.admin import admin_get as admin_body
-from harness.peers import Backend, Launcher, Proxy, route
+from harness.peers import Backend, Launcher, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.procfacts import Memory, cpu_seconds, read_memory
 
@@ -68,16 +68,10 @@ class Sizes:
 
 
 def proxy_argv(routes: list[str], *, workers: int, admin: int, log_level: str) -> list[str]:
-    argv = [arg for value in routes for arg in ("-p", value)]
-    return [
-        *argv,
-        "--workers", str(workers),
-        "-d", "0s",
-        "--drain-timeout", "2s",
-        "--admin-address", f"127.0.0.1:{admin}",
-        "--log-level", log_level,
-        "--log-format", "json",
-    ]  # fmt: skip
+    """`harness.peers.proxy_args` with the admin port on loopback and JSON logs at
+    `log_level` (a later option wins)."""
+    return [*proxy_args(*routes, workers=workers, admin_address=f"127.0.0.1:{admin}"),
+            "--log-level", log_level, "--log-format", "json"]
 
 
 def admin_get(admin: int, path: str) -> tuple[int, bytes]:
