@@ -193,16 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(measure_grpc_resolver(peers, window=args.reference_window, seed=0))
     print(table(runs))
     result = {
-        "benchmark": "discovery",
-        "started": results.run_id,
-        "settings": {
-            **options.common_settings(
-                args, hosts=HOSTS, connections=CONNECTIONS, call_interval=CALL_INTERVAL
-            ),
-            "refresh_s": args.refresh,
-            "reference_window_s": args.reference_window,
-        },
-        "environment": environment(),
+        **options.result_head(
+            "discovery", args, run_id=results.run_id, hosts=HOSTS, connections=CONNECTIONS,
+            call_interval=CALL_INTERVAL, environment=environment(),
+            settings={"refresh_s": args.refresh, "reference_window_s": args.reference_window},
+        ),
         "runs": [report(run, confirmed_key="dns_confirmed_after_s") for run in runs],
     }
     results.write_json(result)

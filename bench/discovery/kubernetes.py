@@ -217,17 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{'met' if met else 'NOT met'}; reference: {REFERENCE}"
     )
     result = {
-        "benchmark": "discovery-k8s",
-        "started": results.run_id,
-        "settings": {
-            **options.common_settings(
-                args, hosts=HOSTS, connections=CONNECTIONS, call_interval=CALL_INTERVAL
-            ),
-            "window_s": args.window,
-            "max_pause_s": MAX_PAUSE,
-            "target_median_s": TARGET,
-        },
-        "environment": environment(kubernetes=wanted_version()),
+        **options.result_head(
+            "discovery-k8s", args, run_id=results.run_id, hosts=HOSTS, connections=CONNECTIONS,
+            call_interval=CALL_INTERVAL, environment=environment(kubernetes=wanted_version()),
+            settings={"window_s": args.window, "max_pause_s": MAX_PAUSE, "target_median_s": TARGET},
+        ),
         "reference": REFERENCE,
         "target_met": met,
         "runs": [report(run, confirmed_key="api_confirmed_after_s")],

@@ -1,8 +1,8 @@
 """What the two discovery benchmarks (DNS and Kubernetes) do alike around their measurement.
 
 A scratch directory kept only when the run fails, and the command-line tail (``--smoke``
-presets, a random ``--seed`` when none is given, ``--results-dir``), and the settings both
-results record alike. The result is written by ``bench.results``, its environment comes from
+presets, a random ``--seed`` when none is given, ``--results-dir``), and the keys both results
+open with. The result is written by ``bench.results``, its environment comes from
 ``bench.environment``.
 """
 
@@ -61,15 +61,23 @@ def scratch_directory(prefix: str) -> Iterator[Path]:
     shutil.rmtree(directory)
 
 
-def common_settings(args: argparse.Namespace, *, hosts: Sequence[str], connections: int,
-                    call_interval: float) -> dict[str, Any]:
-    """The settings both discovery results record alike (each adds its own)."""
+def result_head(benchmark: str, args: argparse.Namespace, *, run_id: str, hosts: Sequence[str],
+                connections: int, call_interval: float, settings: Mapping[str, object],
+                environment: Mapping[str, object]) -> dict[str, Any]:
+    """The keys both discovery results open with: ``benchmark``, ``started``, ``settings``
+    (those both record, then the benchmark's own ``settings``) and ``environment``."""
     return {
-        "changes": args.changes,
-        "connections": connections,
-        "call_interval_s": call_interval,
-        "quiet_s": QUIET,
-        "hosts": list(hosts),
-        "seed": args.seed,
-        "smoke": args.smoke,
+        "benchmark": benchmark,
+        "started": run_id,
+        "settings": {
+            "changes": args.changes,
+            "connections": connections,
+            "call_interval_s": call_interval,
+            "quiet_s": QUIET,
+            "hosts": list(hosts),
+            "seed": args.seed,
+            "smoke": args.smoke,
+            **settings,
+        },
+        "environment": environment,
     }
