@@ -1,4 +1,4 @@
-"""`python -m bench.run --smoke` runs end to end: every configuration it ran, a `--variant`
+"""`python -m bench cost --smoke` runs end to end: every configuration it ran, a `--variant`
 included, has calls/s > 0.
 
 The harness starts two nginx backends and gproxy-mp itself, checks each path with a real gRPC
@@ -36,12 +36,12 @@ def test_the_smoke_run_measures_every_configuration_it_ran(tmp_path: Path) -> No
     reason = tools_unavailable()
     if reason:
         pytest.skip(reason)
-    done = run_smoke("bench.run", "--out", str(tmp_path),
+    done = run_smoke("cost", "--results-dir", str(tmp_path),
                      "--variant", "event-engine=--grpc-engine event-engine",
                      timeout=SMOKE_TIMEOUT)
     output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
     assert done.returncode == 0, output
-    [path] = tmp_path.glob("*.json")
+    [path] = tmp_path.glob("cost/*/result.json")
     report: dict[str, Any] = json.loads(path.read_text())
 
     configs, workloads = report["meta"]["args"]["configs"], report["meta"]["args"]["workloads"]
@@ -56,4 +56,4 @@ def test_the_smoke_run_measures_every_configuration_it_ran(tmp_path: Path) -> No
         assert sorted(measured) == sorted(configs), (workload, output)
         for config in configs:
             assert measured[config]["rate"]["median"] > 0, (workload, config, output)
-    assert path.with_suffix(".png").stat().st_size > 0, output
+    assert path.with_name("chart.png").stat().st_size > 0, output

@@ -1,4 +1,4 @@
-"""`python -m bench.connections --smoke` runs end to end and reports every split it measured.
+"""`python -m bench connections --smoke` runs end to end and reports every split it measured.
 
 It starts nginx backends and three gproxy-mp set-ups (1 worker; 2 workers; 2 workers with
 `--max-connection-age`) and drives each with the grpcio client over 1, 4 and 16 connections;
@@ -24,9 +24,9 @@ def test_the_smoke_run_reports_a_split_for_every_setup_and_connection_count(
     reason = tools_unavailable()
     if reason:
         pytest.skip(reason)
-    done = run_smoke("bench.connections", "--out", str(tmp_path), timeout=SMOKE_TIMEOUT)
+    done = run_smoke("connections", "--results-dir", str(tmp_path), timeout=SMOKE_TIMEOUT)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-    [path] = tmp_path.glob("connections-*.json")
+    [path] = tmp_path.glob("connections/*/result.json")
     result = json.loads(path.read_text())
     rows = {(row["setup"], row["connections"]): row for row in result["summary"]}
     assert set(rows) == {(setup, connections)

@@ -1,4 +1,4 @@
-"""`python -m bench.scale --smoke` runs end to end and writes a sane JSON report.
+"""`python -m bench scale --smoke` runs end to end and writes a sane JSON report.
 
 The benchmark starts two grpcio test backends and, three times over, the real gproxy-mp: one
 route with two workers under load, one route of 200 endpoints, three routes. Here it runs as a
@@ -25,10 +25,10 @@ def positive(memory: dict[str, Any] | None) -> bool:
 
 
 def test_the_smoke_run_measures_memory_endpoints_and_routes(tmp_path: Path) -> None:
-    done = run_smoke("bench.scale", "--results-dir", str(tmp_path), timeout=SMOKE_TIMEOUT)
+    done = run_smoke("scale", "--results-dir", str(tmp_path), timeout=SMOKE_TIMEOUT)
     output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
     assert done.returncode == 0, output
-    [path] = tmp_path.glob("scale-*.json")
+    [path] = tmp_path.glob("scale/*/result.json")
     report: dict[str, Any] = json.loads(path.read_text())
     assert str(path) in done.stdout, output
     assert report["failures"] == [], output

@@ -1,8 +1,8 @@
 """A real gRPC client, run as its own process: path checks and the server-streaming load.
 
-    python -m bench.client check ADDRESS [--wait SECONDS]
-    python -m bench.client stream ADDRESS --calls N [--channels 4] [--per-channel 2]
-    python -m bench.client unary ADDRESS --calls N [--channels 4] [--per-channel 8]
+    python -m bench.rig.client check ADDRESS [--wait SECONDS]
+    python -m bench.rig.client stream ADDRESS --calls N [--channels 4] [--per-channel 2]
+    python -m bench.rig.client unary ADDRESS --calls N [--channels 4] [--per-channel 8]
 
 ``check`` calls every workload once through ADDRESS with grpcio and prints one JSON object,
 ``{workload: "ok" | "<what went wrong>"}``: status OK and exactly the expected messages, in
@@ -35,7 +35,7 @@ import time
 import grpc
 from grpc import aio
 
-from bench.workloads import WORKLOADS, Workload
+from bench.rig.workloads import WORKLOADS, Workload
 from harness.aio_traffic import WrongReplyError, run_aio_load
 
 CALL_TIMEOUT = 30.0
@@ -128,8 +128,8 @@ async def unary_calls(address: str, *, calls: int, channels: int,
             "seconds": run.seconds, "cpu_seconds": run.cpu_seconds}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.client")
+def main() -> None:  # a process of its own, started by bench.rig.load and bench.cost
+    parser = argparse.ArgumentParser(prog="python -m bench.rig.client")
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check")
     check.add_argument("address")

@@ -4,7 +4,7 @@
   supervisor and each worker once ready and idle (no call made yet), at its peak during a
   bounded unary load, and right after it.
 - `measure_endpoints`: one route whose `static:///` target lists N endpoints (one real backend
-  and N-1 silent loopback addresses, see `bench.scale_endpoints`), one worker, debug logs in
+  and N-1 silent loopback addresses, see `bench.scale.endpoints`), one worker, debug logs in
   JSON: start-up time, the worker's own apply time, time to the first answered call, memory,
   and the bus message; then the in-process update timings, after the proxy has stopped.
 - `measure_routes`: R routes of one worker each over the same backends: time until `/readyz`
@@ -24,14 +24,13 @@ import json
 import statistics
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from bench.scale_endpoints import (
+from bench.scale.endpoints import (
     endpoint_set,
     fake_hosts,
     measure_codec,
@@ -39,15 +38,14 @@ from bench.scale_endpoints import (
     parse_apply_lines,
     static_target,
 )
-from bench.scale_load import run_unary_load
+from bench.scale.load import run_unary_load
 from gproxy_mp.model import Endpoint, build_endpoint_set
 from harness import client
-from harness.peers import Backend, Launcher, Proxy, route
+from harness.admin import admin_get as admin_body
+from harness.peers import Backend, Launcher, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.procfacts import Memory, cpu_seconds, read_memory
 
-HTTP_TIMEOUT = 2.0
-"""Seconds one admin request may take."""
 POLL_INTERVAL = 0.05
 """Seconds between two readiness polls: the resolution of the start-up times."""
 CALL_DEADLINE = 30.0
@@ -70,23 +68,16 @@ class Sizes:
 
 
 def proxy_argv(routes: list[str], *, workers: int, admin: int, log_level: str) -> list[str]:
-    argv = [arg for value in routes for arg in ("-p", value)]
-    return [
-        *argv,
-        "--workers", str(workers),
-        "-d", "0s",
-        "--drain-timeout", "2s",
-        "--admin-address", f"127.0.0.1:{admin}",
-        "--log-level", log_level,
-        "--log-format", "json",
-    ]  # fmt: skip
+    """`harness.peers.proxy_args` with the admin port on loopback and JSON logs at
+    `log_level` (a later option wins)."""
+    return [*proxy_args(*routes, workers=workers, admin_address=f"127.0.0.1:{admin}"),
+            "--log-level", log_level, "--log-format", "json"]
 
 
 def admin_get(admin: int, path: str) -> tuple[int, bytes]:
-    url = f"http://127.0.0.1:{admin}{path}"
+    """Status and body of ``GET /PATH`` on the admin port (`harness.admin`), a 503 included."""
     try:
-        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:
-            return int(response.status), bytes(response.read())
+        return 200, admin_body(f"127.0.0.1:{admin}", path).encode()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import load
-from bench.peers import Config, Group
-from bench.report import Sample
-from bench.workloads import Workload
+from bench.cost.report import Sample
+from bench.rig import load
+from bench.rig.peers import Config, Group
+from bench.rig.workloads import Workload
 from harness.procfacts import cpu_seconds, machine_busy_seconds
 
 

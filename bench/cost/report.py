@@ -1,6 +1,6 @@
 """Results: one ``Sample`` per (workload, configuration, round); medians, tables, JSON.
 
-Pure functions of the samples, except ``write_json``. A sample holds the load run's calls/s,
+Pure functions of the samples. A sample holds the load run's calls/s,
 CPU µs per call of each process group (load generator, backends, proxy, and ``other``: what
 the rest of the machine burned meanwhile, a noise gauge on a shared box), the latency
 percentiles under load, and those of the one-at-a-time run that followed it.
@@ -11,11 +11,11 @@ Ratios: calls/s against ``direct`` and against ``nginx``, and proxy CPU per call
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
+
+from bench.table import format_table
 
 GROUPS = ("loadgen", "backends", "proxy", "other")
 """CPU columns, in print order."""
@@ -96,10 +96,10 @@ HEADER = ("configuration", "calls/s (min-max)", "proxy CPU µs/call (min-max)",
           "calls/s ÷direct", "calls/s ÷nginx", "proxy CPU ÷nginx")
 
 
-def table(summaries: dict[str, Summary], *, has_proxy: dict[str, bool]) -> list[str]:
-    """Aligned text rows, header first, one row per configuration."""
+def table(summaries: dict[str, Summary], *, has_proxy: dict[str, bool]) -> str:
+    """An aligned text table, header first, one row per configuration."""
     direct, nginx = summaries.get(DIRECT), summaries.get(NGINX)
-    rows = [HEADER]
+    rows: list[tuple[str, ...]] = [HEADER]
     for config, s in summaries.items():
         cpu = s.cpu_us["proxy"]
         rows.append((
@@ -111,20 +111,16 @@ def table(summaries: dict[str, Summary], *, has_proxy: dict[str, bool]) -> list[
             _ratio(s.rate.median, nginx.rate.median if nginx else None),
             _ratio(cpu.median, nginx.cpu_us["proxy"].median if nginx and has_proxy[config]
                    else None)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    return ["  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
-                      for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
-            for row in rows]
+    return format_table(rows, numbers_right=True)
 
 
-def write_json(path: Path, *, meta: dict[str, Any], checks: dict[str, dict[str, str]],
-               samples: list[Sample], summaries: dict[str, dict[str, Summary]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document = {
+def document(*, meta: dict[str, Any], checks: dict[str, dict[str, str]],
+             samples: list[Sample], summaries: dict[str, dict[str, Summary]]) -> dict[str, Any]:
+    """The results file's content (``bench.results`` writes it)."""
+    return {
         "meta": meta,
         "checks": checks,
         "summary": {w: {c: asdict(s) for c, s in configs.items()}
                     for w, configs in summaries.items()},
         "samples": [asdict(sample) for sample in samples],
     }
-    path.write_text(json.dumps(document, indent=1) + "\n")

@@ -1,6 +1,6 @@
 """Discovery latency: from a DNS answer changing to calls reaching (or leaving) a backend.
 
-    .venv/bin/python -m bench.discovery [--changes 20] [--refresh 1s] [--smoke]
+    .venv/bin/python -m bench discovery [--changes 20] [--refresh 1s] [--smoke]
 
 Three real grpcio test backends listen on 127.0.0.2, .3 and .4, sharing one port; a real
 dnsmasq (`harness/dnsmasq.py`) answers `backends.test` with two or three of them. The
@@ -21,7 +21,7 @@ Configurations, one after another on the same peers:
   for `--reference-window`. It re-resolves only when a connection breaks, so expect "not within"
   and "still answering" (grpc/grpc#12295).
 
-Prints a table and writes JSON to `bench/results/discovery-<timestamp>.json` (git-ignored).
+Prints a table and writes `result.json` (`bench.results`; git-ignored).
 Needs dnsmasq (Debian: dnsmasq-base). Every process it starts runs in its own session and is
 stopped by its pid at the end; every wait is bounded.
 """
@@ -36,9 +36,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import discovery_run
-from bench.discovery_changes import QUIET, budget, run_changes
-from bench.discovery_stats import Run, report, table
+from bench.discovery import options
+from bench.discovery.changes import ChangePlan, run_changes
+from bench.discovery.stats import Run, report, table
+from bench.environment import environment
+from bench.results import RunResults
 from harness.dns_route import dns_proxy_args, dns_route, dns_target, hosts_lines
 from harness.dnsmasq import DnsServer, find_dnsmasq
 from harness.peers import Launcher, Proxy
@@ -102,6 +104,7 @@ def measure(
     max_pause: float,
     seed: int,
 ) -> Run:
+    plan = ChangePlan(HOSTS, count=count, window=window, max_pause=max_pause, seed=seed)
     origin = time.monotonic()
     with ThreadLoad(
         open_channel,
@@ -110,17 +113,9 @@ def measure(
         interval=CALL_INTERVAL,
         failure_pause=0.0,
         max_calls=MAX_CALLS,
-        max_seconds=budget(count, max_pause=max_pause, window=window),
+        max_seconds=plan.budget(),
     ) as load:
-        changes = run_changes(
-            load,
-            peers.serve,
-            hosts=HOSTS,
-            count=count,
-            window=window,
-            max_pause=max_pause,
-            seed=seed,
-        )
+        changes = run_changes(load, peers.serve, plan)
     return Run(label, peers.target, refresh, origin, changes, load.outcomes())
 
 
@@ -162,17 +157,17 @@ def measure_grpc_resolver(peers: Peers, *, window: float, seed: int) -> Run:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.discovery", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench discovery", description=__doc__)
     parser.add_argument("--changes", type=int, default=20, help="DNS changes (default 20)")
     parser.add_argument("--refresh", default="1s", help="--dns-refresh-rate (default 1s)")
     parser.add_argument(
         "--reference-window", default="15s", help="how long to watch grpc's resolver per change"
     )
     parser.add_argument("--no-reference", action="store_true", help="skip grpc's resolver")
-    discovery_run.add_run_arguments(parser, smoke_help="2 changes, refresh 0.5s, < 60 s")
+    options.add_run_arguments(parser, smoke_help="2 changes, refresh 0.5s, < 60 s")
     args = parser.parse_args(argv)
-    discovery_run.parse_durations(parser, args, "refresh", "reference_window")
-    discovery_run.finish_args(args, smoke=SMOKE)
+    options.parse_durations(parser, args, "refresh", "reference_window")
+    options.finish_args(args, smoke=SMOKE)
     if args.changes < 1 or args.refresh <= 0:
         parser.error("--changes must be at least 1 and --refresh positive")
     return args
@@ -184,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     if dnsmasq is None:
         print("error: dnsmasq not installed (Debian: dnsmasq-base)", file=sys.stderr)
         return 2
-    started = discovery_run.started_at()
+    results = RunResults("discovery", results_dir=args.results_dir)
     with (
-        discovery_run.scratch_directory("gproxy-discovery-") as directory,
+        options.scratch_directory("gproxy-discovery-") as directory,
         run_peers(directory, dnsmasq=dnsmasq) as peers,
     ):
         runs = [
@@ -198,23 +193,14 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(measure_grpc_resolver(peers, window=args.reference_window, seed=0))
     print(table(runs))
     result = {
-        "benchmark": "discovery",
-        "started": started,
-        "settings": {
-            "changes": args.changes,
-            "refresh_s": args.refresh,
-            "reference_window_s": args.reference_window,
-            "connections": CONNECTIONS,
-            "call_interval_s": CALL_INTERVAL,
-            "quiet_s": QUIET,
-            "hosts": list(HOSTS),
-            "seed": args.seed,
-            "smoke": args.smoke,
-        },
-        "environment": discovery_run.environment(),
+        **options.result_head(
+            "discovery", args, run_id=results.run_id, hosts=HOSTS, connections=CONNECTIONS,
+            call_interval=CALL_INTERVAL, environment=environment(),
+            settings={"refresh_s": args.refresh, "reference_window_s": args.reference_window},
+        ),
         "runs": [report(run, confirmed_key="dns_confirmed_after_s") for run in runs],
     }
-    discovery_run.write_result(result, results_dir=args.results_dir)
+    results.write_json(result)
     return 0
 
 

@@ -1,24 +1,22 @@
-"""The PNG: calls/s and proxy CPU µs per call, per configuration and workload.
+"""The chart: calls/s and proxy CPU µs per call, per configuration and workload (a figure;
+`bench.results` saves it).
 
-matplotlib with the Agg backend (no display). Two rows (calls/s; proxy CPU per call), one
-column per workload, one bar per configuration at its median with a min-max whisker, the
-median written on the bar. Both axes are logarithmic: the configurations differ by more than
-an order of magnitude, and a log axis keeps every bar readable.
+A bare matplotlib ``Figure`` (no pyplot, no display: saving picks the Agg canvas). Two rows
+(calls/s; proxy CPU per call), one column per workload, one bar per configuration at its
+median with a min-max whisker, the median written on the bar. Both axes are logarithmic: the
+configurations differ by more than an order of magnitude, and a log axis keeps every bar
+readable.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from bench.report import Spread, Summary
+from bench.cost.report import Spread, Summary
 
 COLORS = {"direct": "#999999", "gproxy-w1": "#1f77b4", "gproxy-w2": "#6baed6",
           "nginx": "#2ca02c", "haproxy": "#ff7f0e"}
@@ -50,11 +48,12 @@ def _bars(axis: Axes, names: list[str], spreads: list[Spread | None], label: str
                       textcoords="offset points")
 
 
-def draw(path: Path, summaries: dict[str, dict[str, Summary]], *, titles: dict[str, str],
-         has_proxy: dict[str, bool], caption: str) -> None:
+def draw(summaries: dict[str, dict[str, Summary]], *, titles: dict[str, str],
+         has_proxy: dict[str, bool], caption: str) -> Figure:
+    """The chart as a figure, for ``bench.results`` to save."""
     workloads = list(summaries)
-    figure, axes = plt.subplots(2, len(workloads), figsize=(4.2 * len(workloads), 6.5),
-                                squeeze=False)
+    figure = Figure(figsize=(4.2 * len(workloads), 6.5))
+    axes = figure.subplots(2, len(workloads), squeeze=False)
     for column, workload in enumerate(workloads):
         configs = summaries[workload]
         names = list(configs)
@@ -65,6 +64,4 @@ def draw(path: Path, summaries: dict[str, dict[str, Summary]], *, titles: dict[s
               "proxy CPU µs per call")
     figure.suptitle(caption, fontsize=9)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure

@@ -1,16 +1,16 @@
 """One connection, one worker: how calls split over gproxy-mp's workers, with and without
 ``--max-connection-age``.
 
-    .venv/bin/python -m bench.connections [--calls 20000] [--rounds 3] [--age 1s] [--smoke]
+    .venv/bin/python -m bench connections [--calls 20000] [--rounds 3] [--age 1s] [--smoke]
 
 SO_REUSEPORT lets the kernel pick a worker per *connection*, so one busy client connection
 pins one worker, and a few connections split unevenly. ``--max-connection-age`` sends each
 connection a GOAWAY after about that age (gRPC jitters it by +-10%); the client reconnects and
 the kernel picks again, so over time the calls even out.
 
-Method: two fixed-response nginx backends (the same as ``bench.run``), and one after another
+Method: two fixed-response nginx backends (the same as ``bench cost``), and one after another
 ``gproxy-mp --workers 2`` without and with ``--max-connection-age AGE``, plus ``--workers 1``
-for the CPU-per-call comparison. For each, the grpcio client (``bench.client unary``: 100 B
+for the CPU-per-call comparison. For each, the grpcio client (``bench.rig.client unary``: 100 B
 unary calls, 8 in flight per connection, each channel its own TCP connection) runs ``--calls``
 calls over 1, 4 and 16 connections, in a rotated order each round. (h2load cannot be used:
 it does not reconnect after a GOAWAY, it fails the rest of that connection's calls.) The
@@ -20,33 +20,32 @@ and does not retry, so a call that a GOAWAY race fails is counted (grpc/grpc#317
 per configuration and connection count: the busiest worker's share (median and max over rounds;
 0.5 is an even split, 1.0 all on one worker), calls/s, the proxy's CPU per call, failed calls.
 
-Prints a table and writes JSON to ``bench/results/connections-<timestamp>.json``. Loopback
+Prints a table and writes ``result.json`` (``bench.results``). Loopback
 only; every process it starts is stopped by pid; every wait is bounded.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench import load
-from bench.peers import Group, ToolsMissingError, ensure_tools, start_peers
-from bench.workloads import write_backend_files
+from bench.results import RunResults, add_results_argument
+from bench.rig import load
+from bench.rig.peers import Group, ToolsMissingError, ensure_tools, start_peers
+from bench.rig.workloads import write_backend_files
+from harness.admin import quiet_worker_calls, route_view, worker_calls
+from harness.peers import proxy_args, route
 from harness.processes import free_port
 from harness.procfacts import cpu_seconds
+from harness.waiting import wait_until
 
-ROOT = Path(__file__).parent.parent
-RESULTS = ROOT / "bench" / "results"
 MIN_RATE = 200
 """Calls/s below which a client run counts as stuck."""
 CONNECTIONS = (1, 4, 16)
@@ -54,8 +53,6 @@ STREAMS = 8
 REPORT_WAIT = 10.0
 """Seconds for the workers' status reports to account for every call of a run."""
 READY_WAIT = 30.0
-REPORT_INTERVAL = 1.2
-"""Seconds between two looks at the split: a little more than the workers' report period."""
 
 
 @dataclass(frozen=True)
@@ -82,27 +79,21 @@ class Sample:
         return max(self.split) / max(1, sum(self.split))
 
 
-def admin_workers(admin: str) -> dict[str, int]:
-    with urllib.request.urlopen(f"http://{admin}/debug/endpoints", timeout=5) as response:
-        view = json.loads(response.read())
-    return {w["worker"]: w["calls"] for w in view["routes"][0]["workers"]
-            if w["pid"] is not None and w["state"] == "ready"}
+def ready_workers(admin: str) -> int:
+    """Workers of the route in state ready (0 while the admin port does not answer yet)."""
+    try:
+        return sum(w["state"] == "ready" for w in route_view(admin)["workers"])
+    except (OSError, IndexError):
+        return 0
 
 
 def quiet_workers(admin: str, workers: int) -> dict[str, int]:
     """Per-worker calls once all ``workers`` are ready and two reports in a row agree (every
     earlier call is accounted for)."""
-    deadline = time.monotonic() + READY_WAIT
-    last: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        try:
-            found = admin_workers(admin)
-        except OSError:
-            found = {}
-        if len(found) == workers and found == last:
+    if wait_until(lambda: ready_workers(admin) == workers, timeout=READY_WAIT):
+        found = quiet_worker_calls(admin, workers=workers, timeout=READY_WAIT)
+        if len(found) == workers:
             return found
-        last = found
-        time.sleep(REPORT_INTERVAL)
     raise RuntimeError(f"gproxy-mp's {workers} workers were not ready and quiet within "
                        f"{READY_WAIT} s")
 
@@ -111,7 +102,7 @@ def settled(admin: str, before: dict[str, int], calls: int) -> list[int]:
     """Per-worker calls since ``before``, once the reports account for all ``calls``."""
     deadline = time.monotonic() + REPORT_WAIT
     while True:
-        now = admin_workers(admin)
+        now = worker_calls(admin)
         split = [now.get(worker, 0) - count for worker, count in sorted(before.items())]
         if sum(split) >= calls or time.monotonic() >= deadline:
             return split
@@ -120,9 +111,9 @@ def settled(admin: str, before: dict[str, int], calls: int) -> list[int]:
 
 def start_gproxy(work: Path, setup: Setup, backends: list[str]) -> tuple[Group, str, str]:
     port, admin = free_port(), f"127.0.0.1:{free_port()}"
-    argv = [sys.executable, "-m", "gproxy_mp", "-p",
-            f"127.0.0.1:{port}-static:///{','.join(backends)}", "--workers",
-            str(setup.workers), "-d", "0s", "--admin-address", admin, "--log-level", "warning"]
+    argv = [sys.executable, "-m", "gproxy_mp",
+            *proxy_args(route(port, *backends), workers=setup.workers, admin_address=admin),
+            "--log-level", "warning"]
     if setup.age:
         argv += ["--max-connection-age", setup.age]
     group = Group(setup.name)
@@ -140,16 +131,8 @@ class ClientRun:
 def run_client(address: str, *, calls: int, connections: int) -> ClientRun:
     """The grpcio client over ``connections`` connections (no retries: every failure shows).
     LoadError if the client itself fails."""
-    argv = [sys.executable, "-m", "bench.client", "unary", address, "--calls", str(calls),
-            "--channels", str(connections), "--per-channel", str(STREAMS)]
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT,
-                             timeout=60 + calls / MIN_RATE).stdout
-    except subprocess.CalledProcessError as error:
-        raise load.LoadError(f"client exited {error.returncode}: {error.stderr[-500:]}") from None
-    except subprocess.TimeoutExpired as error:
-        raise load.LoadError(f"client took longer than {error.timeout:.0f} s") from None
-    result = json.loads(out)
+    result = load.run_client("unary", address, calls=calls, channels=connections,
+                             per_channel=STREAMS, min_rate=MIN_RATE)
     return ClientRun(calls / result["seconds"], result["failed"], result["errors"])
 
 
@@ -205,7 +188,7 @@ def summarize(samples: list[Sample]) -> list[dict[str, object]]:
     return rows
 
 
-def format_table(rows: list[dict[str, object]]) -> str:
+def split_table(rows: list[dict[str, object]]) -> str:
     lines = [f"{'configuration':22} {'conns':>5} {'busiest worker':>15} {'(max)':>6} "
              f"{'calls/s':>8} {'CPU us/call':>11} {'failed':>12}"]
     for row in rows:
@@ -217,13 +200,13 @@ def format_table(rows: list[dict[str, object]]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.connections", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench connections", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--age", default="1s", help="--max-connection-age of the second setup")
     parser.add_argument("--smoke", action="store_true", help="tiny counts, one round (CI)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    add_results_argument(parser, "--out")
     args = parser.parse_args(argv)
     if args.smoke:
         args.calls, args.rounds, args.age = 2000, 1, "200ms"
@@ -242,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     except ToolsMissingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
+    results = RunResults("connections", results_dir=args.results_dir)
     setups = [Setup("gproxy-w1", 1, None), Setup("gproxy-w2", 2, None),
               Setup(f"gproxy-w2-age-{args.age}", 2, args.age)]
     with tempfile.TemporaryDirectory(prefix="gproxy-bench-") as tmp:
@@ -253,12 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
     rows = summarize(samples)
-    print(format_table(rows))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"connections-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "summary": rows,
-                                "samples": [asdict(s) for s in samples]}, indent=1))
-    print(f"raw results: {path}")
+    print(split_table(rows))
+    results.write_json({"args": {k: str(v) for k, v in vars(args).items()}, "summary": rows,
+                        "samples": [asdict(s) for s in samples]})
     return 0
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from bench.table import format_table
 from harness.traffic import Outcome
 
 Kind = Literal["add", "remove"]
@@ -119,13 +120,6 @@ def describe(summary: Summary, *, removed: bool) -> str:
     if summary.not_within:
         cell += f" ({summary.not_within} not within {summary.window:.0f} s)"
     return cell
-
-
-def format_table(rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns; the first row is the header."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def report(run: Run, *, confirmed_key: str) -> dict[str, object]:

@@ -1,37 +1,33 @@
 """What the two discovery benchmarks (DNS and Kubernetes) do alike around their measurement.
 
-A scratch directory kept only when the run fails, the command-line tail (``--smoke`` presets,
-a random ``--seed`` when none is given), the environment a result records, and writing the
-result as JSON under ``bench/results/`` (git-ignored).
+A scratch directory kept only when the run fails, and the command-line tail (``--smoke``
+presets, a random ``--seed`` when none is given, ``--results-dir``), and the keys both results
+open with. The result is written by ``bench.results``, its environment comes from
+``bench.environment``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import grpc
-
+from bench.discovery.changes import QUIET
+from bench.results import add_results_argument
 from gproxy_mp.config import parse_duration
 from gproxy_mp.errors import ConfigError
-from harness.testbin import REPO
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, *, smoke_help: str) -> None:
     """``--seed``, ``--results-dir`` and ``--smoke``: the options every discovery run has."""
     parser.add_argument("--seed", type=int, default=None, help="seed of the pauses")
-    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    add_results_argument(parser)
     parser.add_argument("--smoke", action="store_true", help=smoke_help)
 
 
@@ -65,26 +61,23 @@ def scratch_directory(prefix: str) -> Iterator[Path]:
     shutil.rmtree(directory)
 
 
-def started_at() -> str:
-    """The run's start time as it names the result file."""
-    return time.strftime("%Y%m%dT%H%M%S")
-
-
-def environment(**extra: str) -> dict[str, Any]:
-    """Versions and CPUs of this run; ``extra`` adds e.g. the Kubernetes version."""
+def result_head(benchmark: str, args: argparse.Namespace, *, run_id: str, hosts: Sequence[str],
+                connections: int, call_interval: float, settings: Mapping[str, object],
+                environment: Mapping[str, object]) -> dict[str, Any]:
+    """The keys both discovery results open with: ``benchmark``, ``started``, ``settings``
+    (those both record, then the benchmark's own ``settings``) and ``environment``."""
     return {
-        "python": sys.version.split()[0],
-        "grpcio": grpc.__version__,
-        "gproxy_mp": version("gproxy-mp"),
-        **extra,
-        "cpus": os.cpu_count(),
+        "benchmark": benchmark,
+        "started": run_id,
+        "settings": {
+            "changes": args.changes,
+            "connections": connections,
+            "call_interval_s": call_interval,
+            "quiet_s": QUIET,
+            "hosts": list(hosts),
+            "seed": args.seed,
+            "smoke": args.smoke,
+            **settings,
+        },
+        "environment": environment,
     }
-
-
-def write_result(result: Mapping[str, Any], *, results_dir: Path) -> Path:
-    """``<results_dir>/<benchmark>-<started>.json``; prints and returns the path."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{result['benchmark']}-{result['started']}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
-    return path

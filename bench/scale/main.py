@@ -1,9 +1,9 @@
 """Memory and scale: what gproxy-mp's processes cost, with many endpoints and many routes.
 
-    .venv/bin/python -m bench.scale [--endpoints 5000] [--routes 50] [--smoke]
+    .venv/bin/python -m bench scale [--endpoints 5000] [--routes 50] [--smoke]
 
 Everything runs the real `gproxy-mp` command (`python -m gproxy_mp`) as a subprocess in front
-of real grpcio test backends (`harness.backend`), all on loopback; `bench.scale_runs`
+of real grpcio test backends (`harness.backend`), all on loopback; `bench.scale.runs`
 holds the three runs, one after another:
 
 1. memory: one route, 2 workers. RSS (`VmRSS`) and PSS (`smaps_rollup`) of the supervisor
@@ -24,7 +24,7 @@ holds the three runs, one after another:
    of the idle supervisor and workers over `--cpu-window` seconds, and one Whoami call
    through every route (all must answer).
 
-Prints tables and writes JSON to `bench/results/scale-<timestamp>.json` (git-ignored). Exits 1
+Prints tables and writes `result.json` (`bench.results`; git-ignored). Exits 1
 if a route did not answer or the first call with many endpoints failed; targets missed are
 reported, not fatal. Every process it starts runs in its own session and is stopped by its
 pid at the end (SIGTERM, then SIGKILL); every wait is bounded.
@@ -33,28 +33,24 @@ pid at the end (SIGTERM, then SIGKILL); every wait is bounded.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
-import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import grpc
-
-from bench.discovery_stats import format_table
-from bench.scale_runs import (
+from bench.environment import environment
+from bench.results import RunResults, add_results_argument
+from bench.scale.runs import (
     Sizes,
     measure_endpoints,
     measure_memory,
     measure_routes,
     start_backends,
 )
-from harness.processes import REPO
+from bench.table import format_table
 
 WORKER_IDLE_RSS_MIB = 80.0
 """Issue 7's target for a worker's RSS at idle."""
@@ -70,7 +66,7 @@ SMOKE = Sizes(workers=2, endpoints=200, routes=3, load_seconds=2.0, concurrency=
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes for CI: 200 endpoints, 3 routes, 2 s of load")
@@ -80,7 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.add_argument(f"--{name}", type=kind, default=None,
                             help=f"default {getattr(FULL, name.replace('-', '_'))} "
                                  f"({getattr(SMOKE, name.replace('-', '_'))} with --smoke)")
-    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    add_results_argument(parser)
     args = parser.parse_args(argv)
     base = SMOKE if args.smoke else FULL
     chosen = {key: value for key, value in vars(args).items()
@@ -196,7 +192,7 @@ def failures(result: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes: Sizes = args.sizes
-    started = time.strftime("%Y%m%dT%H%M%S")
+    results = RunResults("scale", results_dir=args.results_dir)
     load_start = os.getloadavg()  # a shared box: how busy it was, for the reader
     directory = Path(tempfile.mkdtemp(prefix="gproxy-scale-"))
     try:
@@ -227,17 +223,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED: {failure}", file=sys.stderr)
     report = {
         "benchmark": "scale",
-        "started": started,
+        "started": results.run_id,
         "settings": {**vars(sizes), "backends": BACKENDS, "smoke": args.smoke},
-        "environment": {"python": sys.version.split()[0], "grpcio": grpc.__version__,
-                        "gproxy_mp": version("gproxy-mp"), "cpus": os.cpu_count(),
-                        "load_average_start": load_start, "load_average_end": os.getloadavg()},
+        "environment": environment(load_average_start=load_start,
+                                   load_average_end=os.getloadavg()),
         **result,
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"scale-{started}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {path}")
+    results.write_json(report)
     if result["failures"]:
         print(f"logs kept in {directory}", file=sys.stderr)
         return 1

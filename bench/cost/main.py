@@ -1,14 +1,14 @@
 """gproxy-mp against direct calls, nginx grpc_pass and HAProxy, interleaved in one run.
 
-    .venv/bin/python -m bench.run [--rounds 3] [--calls 20000] [--configs ...] [--smoke]
-                                  [--variant NAME='GPROXY-MP OPTIONS' ...]
+    .venv/bin/python -m bench cost [--rounds 3] [--calls 20000] [--configs ...] [--smoke]
+                                   [--variant NAME='GPROXY-MP OPTIONS' ...]
 
 Starts two fixed-response nginx h2c backends and, in front of the same backends, gproxy-mp with
 1 and with 2 workers, nginx ``grpc_pass`` (2 workers, ``reuseport``) and HAProxy (h2 both
 sides, round robin). Checks every path once with a real gRPC client and refuses to measure one
 that fails; then, round after round, runs each workload through each configuration, rotating
 the order every round. Prints one table per workload (medians over rounds, min-max), writes
-``bench/results/<timestamp>.json`` and ``.png``, and copies the chart to ``docs/bench.png``
+``result.json`` and ``chart.png`` (``bench.results``), and copies the chart to ``docs/bench.png``
 when the run was complete (every configuration and workload, >= 3 rounds, no failure).
 Exit 0 when every configuration passed its checks and every run, 1 otherwise, 3 when
 nginx/h2load/haproxy are missing and cannot be installed.
@@ -27,18 +27,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: bench/run.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.cost import chart, report
+from bench.cost.measure import Plan, measure, run_once
+from bench.results import RunResults, add_results_argument
+from bench.rig import load
+from bench.rig.peers import Config, ToolsMissingError, ensure_tools, start_peers
+from bench.rig.workloads import BY_NAME, WORKLOADS, write_backend_files, write_request_files
+from harness.processes import REPO
 
-from bench import chart, load, report
-from bench.measure import Plan, measure, run_once
-from bench.peers import Config, ToolsMissingError, ensure_tools, start_peers
-from bench.workloads import BY_NAME, WORKLOADS, write_backend_files, write_request_files
-
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ("direct", "gproxy-w1", "gproxy-w2", "nginx", "haproxy")
 SMOKE_CONFIGS = ("direct", "gproxy-w1")
 CHECK_WAIT = 30.0
@@ -46,7 +44,7 @@ CHECK_WAIT = 30.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench cost", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
     parser.add_argument("--calls", type=int, default=20_000, help="unary calls per load run")
     parser.add_argument("--single-calls", type=int, help="one-at-a-time unary calls "
@@ -63,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="one more configuration, NAME: gproxy-mp with 1 worker and these "
                         "options added, e.g. event-engine='--grpc-engine event-engine' "
                         "(repeatable; measured interleaved with the others)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    add_results_argument(parser, "--out")
     parser.add_argument("--smoke", action="store_true", help="CI check of the harness: "
                         "tiny counts, 1 round, direct and gproxy-w1 only")
     args = parser.parse_args(argv)
@@ -100,8 +98,8 @@ def plans(args: argparse.Namespace) -> dict[str, Plan]:
 def check(config: Config) -> dict[str, str]:
     """Every workload once through the path with grpcio: ``{workload: "ok" | reason}``."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.client", "check", config.address,
-         "--wait", str(CHECK_WAIT)], check=False, capture_output=True, text=True, cwd=ROOT,
+        [sys.executable, "-m", "bench.rig.client", "check", config.address,
+         "--wait", str(CHECK_WAIT)], check=False, capture_output=True, text=True, cwd=REPO,
         timeout=CHECK_WAIT + 60)
     exited = config.proxy.exited() if config.proxy else None
     if out.returncode != 0 or exited:
@@ -123,7 +121,7 @@ def versions() -> dict[str, str]:
             "grpcio": importlib.metadata.version("grpcio"),
             "gproxy-mp": importlib.metadata.version("gproxy-mp"),
             "kernel": platform.release(), "cpus": str(os.cpu_count()),
-            "git": first_line(["git", "-C", str(ROOT), "describe", "--always", "--dirty"])}
+            "git": first_line(["git", "-C", str(REPO), "describe", "--always", "--dirty"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     except ToolsMissingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    results = RunResults("cost", results_dir=args.results_dir)
+    stamp = results.run_id
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     meta: dict[str, object] = {"started": stamp, "args": settings, "versions": versions(),
                                "loadavg_before": _loadavg()}
@@ -154,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         groups = [backends, *(c.proxy for c in found if c.proxy)]
         try:
             checks = {c.name: check(c) for c in found}
-            for name, results in checks.items():
+            for name, outcomes in checks.items():
                 failures += [f"{name} / {w}: check failed: {why}"
-                             for w, why in results.items() if why != "ok"]
+                             for w, why in outcomes.items() if why != "ok"]
             live = {w.name: [c for c in found if checks[c.name][w.name] == "ok"]
                     for w in workloads}
             for workload in workloads:  # warm-up: connections to the backends, caches
@@ -189,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["loadavg_after"] = _loadavg()
     failed = {tuple(line.split(": ", 1)[0].split(" / ")) for line in failures}
     samples = [s for s in samples if (s.config, s.workload) not in failed]
-    return finish(args, stamp=stamp, meta=meta, checks=checks, samples=samples,
+    return finish(args, results=results, meta=meta, checks=checks, samples=samples,
                   failures=failures, plan=plan)
 
 
@@ -201,10 +200,11 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def finish(args: argparse.Namespace, *, stamp: str, meta: dict[str, object],
+def finish(args: argparse.Namespace, *, results: RunResults, meta: dict[str, object],
            checks: dict[str, dict[str, str]], samples: list[report.Sample],
            failures: list[str], plan: dict[str, Plan]) -> int:
     summaries = report.summarize(samples)
+    stamp = results.run_id
     has_proxy = {name: name != "direct" for name in [*CONFIGS, *args.variants]}
     print(f"\ngproxy-mp benchmark {stamp}: {args.rounds} interleaved round(s), "
           f"{args.backends} nginx backends; medians over rounds (min-max); load average "
@@ -217,25 +217,24 @@ def finish(args: argparse.Namespace, *, stamp: str, meta: dict[str, object],
                + (f", offered at {counts.rate} calls/s" if counts.rate else ""))
         print(f"\n{BY_NAME[workload].title}: {how}, {counts.calls} calls per run; "
               f"one at a time: {counts.single_calls} calls")
-        print("\n".join(report.table(configs_, has_proxy=has_proxy)))
+        print(report.table(configs_, has_proxy=has_proxy))
         if BY_NAME[workload].streaming:
             print(f"(per message: CPU per call / {len(BY_NAME[workload].responses)})")
     for line in failures:
         print(f"NOT REPORTED: {line}")
-    base = args.out / stamp
-    report.write_json(base.with_suffix(".json"), meta={**meta, "failures": failures},
-                      checks=checks, samples=samples, summaries=summaries)
+    print()
+    results.write_json(report.document(meta={**meta, "failures": failures}, checks=checks,
+                                       samples=samples, summaries=summaries))
     if summaries:
-        chart.draw(base.with_suffix(".png"), summaries, has_proxy=has_proxy,
-                   titles={w: BY_NAME[w].title for w in summaries},
-                   caption=f"gproxy-mp benchmark {stamp}, {os.cpu_count()} CPUs, "
-                           f"medians of {args.rounds} interleaved rounds (whiskers: min-max)")
+        png = results.write_chart(chart.draw(
+            summaries, has_proxy=has_proxy, titles={w: BY_NAME[w].title for w in summaries},
+            caption=f"gproxy-mp benchmark {stamp}, {os.cpu_count()} CPUs, "
+                    f"medians of {args.rounds} interleaved rounds (whiskers: min-max)"))
         full = (set(CONFIGS) <= set(args.configs) and set(args.workloads) == set(BY_NAME)
                 and args.rounds >= 3 and not failures and not args.rate)
         if full:  # the README's chart comes only from complete runs
-            shutil.copyfile(base.with_suffix(".png"), ROOT / "docs" / "bench.png")
+            shutil.copyfile(png, REPO / "docs" / "bench.png")
             print("copied the chart to docs/bench.png")
-    print(f"\nwrote {base.with_suffix('.json')}" + (" and .png" if summaries else ""))
     return 1 if failures else 0
 
 

@@ -9,7 +9,7 @@ threads. Starting and stopping are `harness.processes`' (``spawn``: own session 
 timeout). Nothing else is ever signalled.
 
 ``start_peers`` lays out and starts the backends and every configuration in front of them
-(config texts in ``bench.configs``); each gets a free loopback port.
+(config texts in ``bench.rig.configs``); each gets a free loopback port.
 
 ``ensure_tools`` installs missing Debian packages with apt-get when it can (root, apt-get
 present), the way CI installs system packages.
@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import configs
+from bench.rig import configs
 from harness import procfacts
 from harness.processes import free_port, spawn, stop_groups
 

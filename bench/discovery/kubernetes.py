@@ -1,7 +1,7 @@
 """Discovery latency with Kubernetes: from an EndpointSlice update to calls reaching (or leaving)
 a backend.
 
-    .venv/bin/python -m bench.discovery_k8s [--changes 20] [--window 10s] [--smoke]
+    .venv/bin/python -m bench discovery-k8s [--changes 20] [--window 10s] [--smoke]
 
 The Kubernetes sandbox of `harness.kube` (the one the test tier uses): a network namespace
 `gpx-k8s-<pid>` with a real etcd and kube-apiserver (built into .cache/testbin by
@@ -14,7 +14,7 @@ and a kubeconfig for the API server (admin token), so it lists and then watches 
 The load is `harness.remote_traffic`, started with `ip netns exec` (grpcio must connect from a
 process inside the namespace): 4 threads, each on its own connection to the proxy, send Whoami
 calls continuously (at most one per `CALL_INTERVAL` each) and report which backend answered
-each. The change loop is the DNS benchmark's (`bench.discovery_changes`): after a random pause
+each. The change loop is the DNS benchmark's (`bench.discovery.changes`): after a random pause
 of up to `MAX_PAUSE`, alternately add the missing backend to the slice and remove the oldest one
 (a `replace` of the slice; the change time is taken just before the request, `confirmed` when
 the API server answered it). Per change it reports the seconds to the first call on an added
@@ -25,7 +25,7 @@ added backend within 1 s.
 No reference runs here: nothing else in this harness watches EndpointSlices (no kube-proxy, no
 controller-manager, no kind cluster), and grpc ships no Kubernetes resolver.
 
-Prints a table and writes JSON to `bench/results/discovery-k8s-<timestamp>.json` (git-ignored).
+Prints a table and writes `result.json` (`bench.results`; git-ignored).
 Needs root (`ip netns`) and the testbin binaries (or Go to build them). Every process it starts
 runs in its own session and is stopped by its pid; every wait is bounded; the namespace is
 deleted at the end (after a crash, the Kubernetes tier's next run removes it as stale).
@@ -44,9 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import discovery_run
-from bench.discovery_changes import QUIET, budget, run_changes
-from bench.discovery_stats import Run, report, summarize, table
+from bench.discovery import options
+from bench.discovery.changes import ChangePlan, run_changes
+from bench.discovery.stats import Run, report, summarize, table
+from bench.environment import environment
+from bench.results import RunResults
 from harness.kube import netns, pki, sandbox
 from harness.kube.binaries import GoMissingError, wanted_version
 from harness.kube.cluster import JSON, Kube, endpoint, service_port
@@ -136,6 +138,7 @@ def measure(cluster: Cluster, *, count: int, window: float, seed: int, directory
     ):
         proxy.check_alive()
         raise RuntimeError(f"proxy not ready after {READY_TIMEOUT}s\n{proxy.output()}")
+    plan = ChangePlan(HOSTS, count=count, window=window, max_pause=MAX_PAUSE, seed=seed)
     origin = time.monotonic()
     with RemoteLoad(
         listen(),
@@ -144,18 +147,10 @@ def measure(cluster: Cluster, *, count: int, window: float, seed: int, directory
         channels_per_thread=1,
         interval=CALL_INTERVAL,
         failure_pause=0.0,
-        max_seconds=budget(count, max_pause=MAX_PAUSE, window=window),
+        max_seconds=plan.budget(),
         log_path=directory / "load.log",
     ) as load:
-        changes = run_changes(
-            load,
-            slice_.serve,
-            hosts=HOSTS,
-            count=count,
-            window=window,
-            max_pause=MAX_PAUSE,
-            seed=seed,
-        )
+        changes = run_changes(load, slice_.serve, plan)
         load.check_alive()  # a load that died early would pass for slow discovery
     proxy.check_alive()
     # Workers report their applied seq every second: give the last change's report time to
@@ -176,13 +171,13 @@ def settled_route(cluster: Cluster) -> dict[str, Any] | None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.discovery_k8s", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench discovery-k8s", description=__doc__)
     parser.add_argument("--changes", type=int, default=20, help="slice changes (default 20)")
     parser.add_argument("--window", default="10s", help="how long to wait for each change")
-    discovery_run.add_run_arguments(parser, smoke_help="2 changes (CI)")
+    options.add_run_arguments(parser, smoke_help="2 changes (CI)")
     args = parser.parse_args(argv)
-    discovery_run.parse_durations(parser, args, "window")
-    discovery_run.finish_args(args, smoke=SMOKE)
+    options.parse_durations(parser, args, "window")
+    options.finish_args(args, smoke=SMOKE)
     if args.changes < 1 or args.window <= 0:
         parser.error("--changes must be at least 1 and --window positive")
     return args
@@ -201,10 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     if (missing := missing_requirement()) is not None:
         print(f"error: {missing}", file=sys.stderr)
         return 2
-    started = discovery_run.started_at()
+    results = RunResults("discovery-k8s", results_dir=args.results_dir)
     try:
         with (
-            discovery_run.scratch_directory("gproxy-discovery-k8s-") as directory,
+            options.scratch_directory("gproxy-discovery-k8s-") as directory,
             running_cluster(directory) as cluster,
         ):
             measured = measure(
@@ -222,27 +217,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{'met' if met else 'NOT met'}; reference: {REFERENCE}"
     )
     result = {
-        "benchmark": "discovery-k8s",
-        "started": started,
-        "settings": {
-            "changes": args.changes,
-            "window_s": args.window,
-            "max_pause_s": MAX_PAUSE,
-            "connections": CONNECTIONS,
-            "call_interval_s": CALL_INTERVAL,
-            "quiet_s": QUIET,
-            "hosts": list(HOSTS),
-            "seed": args.seed,
-            "smoke": args.smoke,
-            "target_median_s": TARGET,
-        },
-        "environment": discovery_run.environment(kubernetes=wanted_version()),
+        **options.result_head(
+            "discovery-k8s", args, run_id=results.run_id, hosts=HOSTS, connections=CONNECTIONS,
+            call_interval=CALL_INTERVAL, environment=environment(kubernetes=wanted_version()),
+            settings={"window_s": args.window, "max_pause_s": MAX_PAUSE, "target_median_s": TARGET},
+        ),
         "reference": REFERENCE,
         "target_met": met,
         "runs": [report(run, confirmed_key="api_confirmed_after_s")],
         "proxy_route_at_end": measured.route,
     }
-    discovery_run.write_result(result, results_dir=args.results_dir)
+    results.write_json(result)
     return 0
 
 

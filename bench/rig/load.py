@@ -22,10 +22,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from bench.workloads import Workload
-
-ROOT = Path(__file__).resolve().parents[1]
+from bench.rig.workloads import Workload
+from harness.processes import REPO
 
 CONNECTIONS, STREAMS = 8, 16
 """h2load concurrency under load: 8 connections x 16 calls in flight on each."""
@@ -99,20 +99,29 @@ def h2load(address: str, workload: Workload, *, body: Path, calls: int, log: Pat
     return Run(calls=calls, seconds=seconds, loadgen_cpu=cpu, latencies_us=latencies)
 
 
+def run_client(command: str, address: str, *, calls: int, channels: int, per_channel: int,
+               min_rate: float) -> dict[str, Any]:
+    """``python -m bench.rig.client COMMAND ADDRESS`` (``stream`` or ``unary``), bounded at
+    60 s plus ``calls / min_rate``; its JSON. LoadError if the client itself fails."""
+    argv = [sys.executable, "-m", "bench.rig.client", command, address, "--calls", str(calls),
+            "--channels", str(channels), "--per-channel", str(per_channel)]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=REPO,
+                             timeout=60 + calls / min_rate).stdout
+    except subprocess.CalledProcessError as error:
+        raise LoadError(f"{command} client exited {error.returncode}: "
+                        f"{error.stderr[-500:]}") from error
+    except subprocess.TimeoutExpired as error:
+        raise LoadError(f"{command} client took longer than {error.timeout:.0f} s") from error
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
 def stream(address: str, *, calls: int, one_at_a_time: bool = False) -> Run:
     """Server-streaming calls with the grpcio client (4 channels x 2 in flight, or 1 x 1)."""
     channels, per_channel = (1, 1) if one_at_a_time else (4, 2)
-    argv = [sys.executable, "-m", "bench.client", "stream", address, "--calls", str(calls),
-            "--channels", str(channels), "--per-channel", str(per_channel)]
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT,
-                             timeout=60 + calls / STREAM_MIN_RATE).stdout
-    except subprocess.CalledProcessError as error:
-        raise LoadError(f"stream client exited {error.returncode}: "
-                        f"{error.stderr[-500:]}") from error
-    except subprocess.TimeoutExpired as error:
-        raise LoadError(f"stream client took longer than {error.timeout:.0f} s") from error
-    result = json.loads(out)
+    result = run_client("stream", address, calls=calls, channels=channels,
+                        per_channel=per_channel, min_rate=STREAM_MIN_RATE)
     if result["failed"]:
         raise LoadError(f"{result['failed']} of {calls} streaming calls failed via {address}")
     return Run(calls=calls, seconds=result["seconds"], loadgen_cpu=result["cpu_seconds"],

@@ -1,8 +1,8 @@
 """Where a gproxy-mp worker spends its CPU: py-spy of one worker while h2load drives it.
 
-    .venv/bin/python -m bench.profile [--seconds 10] [--workers 1] [--workload unary-100B]
+    .venv/bin/python -m bench profile [--seconds 10] [--workers 1] [--workload unary-100B]
 
-Starts the nginx backends and gproxy-mp (as ``bench.run`` does), checks the path with grpcio,
+Starts the nginx backends and gproxy-mp (as ``bench cost`` does), checks the path with grpcio,
 starts h2load (8 connections x 16 streams, bounded in calls and time) and, while it runs,
 ``py-spy record --native -f raw`` on the first worker for ``--seconds``. Then it stops h2load
 and every peer (by pid) and prints the frames with the most own samples (the leaf of each
@@ -18,16 +18,16 @@ from __future__ import annotations
 import argparse
 import collections
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.peers import ensure_tools, start_peers
-from bench.run import ROOT, check
-from bench.workloads import BY_NAME, write_backend_files, write_request_files
+from bench.cost.main import check
+from bench.results import RunResults, add_results_argument
+from bench.rig.peers import ensure_tools, start_peers
+from bench.rig.workloads import BY_NAME, write_backend_files, write_request_files
 from harness import procfacts
 
 LAYERS = (  # first match on the leaf frame wins
@@ -95,13 +95,19 @@ def summarize(raw: str) -> list[str]:
             f"top {TOP} leaf frames:", *shares(leaves, total)]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench profile", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, choices=(1, 2), default=1)
     parser.add_argument("--workload", choices=[n for n, w in BY_NAME.items()
                                                if not w.streaming], default="unary-100B")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true",
+                        help="2 s of sampling: a check that profiling works")
+    add_results_argument(parser)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.seconds = 2
     ensure_tools(["nginx", "h2load"])
     py_spy = Path(sys.executable).with_name("py-spy")
     workload = BY_NAME[args.workload]
@@ -140,10 +146,7 @@ def main() -> int:
         print(f"py-spy --native, gproxy-mp --workers {args.workers} worker {worker}, "
               f"{args.workload}, {args.seconds} s under h2load -c 8 -m 16")
         print("\n".join(summarize(out.read_text())))
-        kept = ROOT / "bench" / "results" / f"profile-{time.strftime('%Y%m%d-%H%M%S')}.txt"
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out, kept)
-        print(f"raw py-spy samples: {kept}")
+        RunResults("profile", results_dir=args.results_dir).keep(out, "py-spy.txt")
     return 0
 
 

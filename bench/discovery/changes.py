@@ -7,7 +7,7 @@ and every backend is added and removed in turn. `at` is taken just before the ch
 returned (dnsmasq answered the new set; the API server stored the slice). The loop then waits on
 the load, at most `window` seconds, until an added backend answers a call, or a removed one
 (which stays up) has answered nothing for `QUIET` seconds while others answered `QUIET_OTHERS`
-calls. The latencies are computed afterwards from the calls (`bench.discovery_stats`).
+calls. The latencies are computed afterwards from the calls (`bench.discovery.stats`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from bench.discovery_stats import Change, Kind
+from bench.discovery.stats import Change, Kind
 from harness.traffic import OutcomeLog
 
 QUIET = 1.0
@@ -36,25 +37,35 @@ def apply_change(hosts: Sequence[str], active: list[str]) -> tuple[Kind, str, li
     return "remove", active[0], active[1:]
 
 
-def run_changes(
-    load: OutcomeLog,
-    serve: Callable[[list[str]], None],
-    *,
-    hosts: Sequence[str],
-    count: int,
-    window: float,
-    max_pause: float,
-    seed: int,
-) -> list[Change]:
-    """`count` changes of the served set, starting from `hosts[:2]` (already served)."""
-    rng = random.Random(seed)
+@dataclass(frozen=True)
+class ChangePlan:
+    """What a run of changes does: `count` changes over `hosts` (the first two served at the
+    start), each after a pause of up to `max_pause` s and watched for up to `window` s."""
+
+    hosts: Sequence[str]
+    count: int
+    window: float
+    max_pause: float
+    seed: int
+
+    def budget(self) -> float:
+        """Seconds a load must be ready to run for the changes (and the start)."""
+        return START_TIMEOUT + self.count * (self.max_pause + self.window + 2 * QUIET) + 10.0
+
+
+def run_changes(load: OutcomeLog, serve: Callable[[list[str]], None], plan: ChangePlan
+                ) -> list[Change]:
+    """`plan.count` changes of the served set, starting from `plan.hosts[:2]` (already
+    served)."""
+    hosts, window = plan.hosts, plan.window
+    rng = random.Random(plan.seed)
     active = list(hosts[:2])
     for host in active:
         if not load.wait_answer_from(host, since=0.0, timeout=START_TIMEOUT):
             raise RuntimeError(f"{host} answered no call within {START_TIMEOUT}s")
     changes: list[Change] = []
-    for index in range(count):
-        time.sleep(rng.uniform(0.0, max_pause))
+    for index in range(plan.count):
+        time.sleep(rng.uniform(0.0, plan.max_pause))
         kind, backend, active = apply_change(hosts, active)
         at = time.monotonic()
         serve(active)
@@ -70,7 +81,3 @@ def run_changes(
         )
     return changes
 
-
-def budget(count: int, *, max_pause: float, window: float) -> float:
-    """Seconds a load must be ready to run for `count` changes (and the start)."""
-    return START_TIMEOUT + count * (max_pause + window + 2 * QUIET) + 10.0
