@@ -4,7 +4,7 @@ grpcio (1.6x onwards) moves connections onto the EventEngine, which reads socket
 thread pool and hands every completed operation across threads to grpc.aio's poller thread.
 With iomgr, the poller thread waiting on the completion queue polls the sockets itself, so an
 operation completes without that extra hop. Measured on a small unary call through one worker
-(`python -m bench.run --variant event-engine='--grpc-engine event-engine'`, grpcio 1.85):
+(`python -m bench cost --variant event-engine='--grpc-engine event-engine'`, grpcio 1.85):
 410 -> 354 us of CPU per call and 843 -> 700 us one-at-a-time p50 (other runs: 390 -> 338,
 427 -> 334); streaming within noise; the whole test suite passes on both.
 

@@ -2,7 +2,7 @@
 
 uvloop (libuv) makes the loop's own work cheaper: scheduling callbacks, futures and the socket
 reads by which grpc.aio's poller thread wakes the loop. Measured on a small unary call through
-one worker (`bench.run`, interleaved): 414 -> 385 us of CPU per call, and 37.8 -> 33.7 ms per
+one worker (`bench cost`, interleaved): 414 -> 385 us of CPU per call, and 37.8 -> 33.7 ms per
 1,000-message stream. Behaviour is the same (the whole test suite runs on it); `asyncio` stays
 selectable, and is what `auto` falls back to where uvloop cannot be installed.
 """

@@ -275,7 +275,7 @@ class _BusFollower:
         if self._learner is not None:
             self._learner.backends_added(added)
         self._stops.snapshot.set()
-        # Channels are created here, so a large set shows its cost (bench/scale.py reads this).
+        # Channels are created here, so a large set shows its cost (`bench scale` reads this).
         log.debug("applied endpoints seq=%d count=%d in %.1f ms", action.seq,
                   len(action.endpoints), (time.perf_counter() - started) * 1000)
 
