@@ -158,21 +158,16 @@ def supervisor_families(counts: SupervisorCounts) -> list[Metric]:
         labels=("route", "reason"))
     for (route, reason), count in sorted(counts.restarts.items()):
         restarts.add_metric([route, reason], count)
-    updates = CounterMetricFamily("gproxy_resolver_updates_total",
-                                  "Changed endpoint sets a target's resolver produced.",
-                                  labels=("target",))
-    for target, count in counts.resolver_updates.items():
-        updates.add_metric([target], count)
-    errors = CounterMetricFamily("gproxy_resolver_errors_total",
-                                 "Failed lookups, lists or watches of a target's resolver.",
-                                 labels=("target",))
-    for target, count in counts.resolver_errors.items():
-        errors.add_metric([target], count)
-    ages = GaugeMetricFamily("gproxy_resolver_seconds_since_success",
-                             "Seconds since the target's source (DNS, API server) last answered.",
-                             labels=("target",))
-    for target, age in counts.resolver_ages.items():
-        ages.add_metric([target], age)
+    updates = _per_target(CounterMetricFamily(
+        "gproxy_resolver_updates_total", "Changed endpoint sets a target's resolver produced.",
+        labels=("target",)), counts.resolver_updates)
+    errors = _per_target(CounterMetricFamily(
+        "gproxy_resolver_errors_total", "Failed lookups, lists or watches of a target's resolver.",
+        labels=("target",)), counts.resolver_errors)
+    ages = _per_target(GaugeMetricFamily(
+        "gproxy_resolver_seconds_since_success",
+        "Seconds since the target's source (DNS, API server) last answered.",
+        labels=("target",)), counts.resolver_ages)
     dropped = CounterMetricFamily("gproxy_bus_messages_dropped_total",
                                   "Malformed bus messages the supervisor received and dropped.",
                                   value=counts.bus_dropped)
@@ -180,6 +175,14 @@ def supervisor_families(counts: SupervisorCounts) -> list[Metric]:
                               labels=("version",))
     build.add_metric([counts.version], 1)
     return [endpoints, serving, worker_calls, restarts, updates, errors, ages, dropped, build]
+
+
+def _per_target(family: CounterMetricFamily | GaugeMetricFamily,
+                values: Mapping[str, float]) -> Metric:
+    """`family` with one sample per target of `values`, in its order."""
+    for target, value in values.items():
+        family.add_metric([target], value)
+    return family
 
 
 class SnapshotCollector(Collector):

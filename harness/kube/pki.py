@@ -10,25 +10,22 @@ sa.key         RSA key that signs *and* verifies service-account tokens
 tokens.csv     static bearer tokens: an admin in ``system:masters`` and a limited user
 =============  =================================================================
 
-Nothing here touches the network or a process.
+The CA and the serving certificate come from `harness.certs`. Nothing here touches the
+network or a process.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-VALIDITY = datetime.timedelta(days=2)
-"""Certificates only need to outlive one test session."""
+from harness.certs import CertificateAuthority
+
 ADMIN_USER = "admin"
 LIMITED_USER = "limited"
 
@@ -60,11 +57,7 @@ class Credentials:
         return self.directory / "tokens.csv"
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -75,59 +68,17 @@ def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
 def build_credentials(directory: Path, *, ip_addresses: list[str]) -> Credentials:
     """Write every file of the table above into ``directory`` and return their paths."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("gproxy-mp-tests-ca"))
-        .issuer_name(_name("gproxy-mp-tests-ca"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    serving_key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
-    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in [*ip_addresses, "127.0.0.1"]]
-    serving_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("kube-apiserver"))
-        .issuer_name(ca_cert.subject)
-        .public_key(serving_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca = CertificateAuthority(directory, "gproxy-mp-tests-ca")
+    serving = ca.issue("kube-apiserver", dns=["localhost"], ips=[*ip_addresses, "127.0.0.1"])
 
     credentials = Credentials(
         directory=directory,
         admin_token=secrets.token_hex(16),
         limited_token=secrets.token_hex(16),
     )
-    credentials.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    credentials.serving_cert.write_bytes(serving_cert.public_bytes(serialization.Encoding.PEM))
-    credentials.serving_key.write_bytes(_pem_key(serving_key))
+    credentials.ca_cert.write_bytes(ca.pem())
+    credentials.serving_cert.write_bytes(serving.cert.read_bytes())
+    credentials.serving_key.write_bytes(serving.key.read_bytes())
     # Service-account tokens are RS256 by default; one key serves both --service-account flags.
     credentials.service_account_key.write_bytes(
         _pem_key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
