@@ -86,9 +86,16 @@ PEERS: dict[str, Peer] = {
         Peer(
             name="k8s",
             script="build-k8s-testbin.sh",
-            binaries=("kube-apiserver", "etcd"),
-            tiers=("tests/kubernetes",),
-            timeout=45 * 60.0,  # cold: 6 to 9 min on 2 shared cores
+            binaries=("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler"),
+            tiers=("tests/kubernetes", "tests/cluster"),
+            timeout=60 * 60.0,  # cold: 9 to 13 min on 2 shared cores
+        ),
+        Peer(
+            name="kwok",
+            script="build-kwok.sh",
+            binaries=("kwok",),
+            tiers=("tests/cluster",),
+            timeout=30 * 60.0,  # cold: about 5 min
         ),
     )
 }

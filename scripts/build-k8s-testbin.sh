@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build the Kubernetes test tier's real peers, kube-apiserver and etcd, from Go modules into the
-# git-ignored .cache/testbin/ (never commit the binaries).
+# Build the Kubernetes tiers' real peers from Go modules into the git-ignored .cache/testbin/ (never
+# commit the binaries): kube-apiserver and etcd (tests/kubernetes), and kube-controller-manager and
+# kube-scheduler of the same Kubernetes version (tests/cluster, the real-controllers tier).
 #
 # No Python, npm or Debian package ships kube-apiserver, and `go install k8s.io/kubernetes/...@v`
 # cannot work (k8s's go.mod requires its staging modules at v0.0.0 and replaces them with local
@@ -25,14 +26,17 @@ K="$(sed -n 's/^\(require\)\{0,1\}[[:space:]]*k8s\.io\/kubernetes \(v[0-9][^ ]*\
 [ -n "$K" ] || { echo "build-k8s-testbin: no k8s.io/kubernetes version in $MODDIR/go.mod" >&2; exit 2; }
 MINOR="$(echo "$K" | cut -d. -f2)"
 
+COMPONENTS="kube-apiserver kube-controller-manager kube-scheduler"
+
 have_wanted() {
-  [ -x "$OUT/kube-apiserver" ] && [ -x "$OUT/etcd" ] &&
-    [ "$("$OUT/kube-apiserver" --version 2>/dev/null)" = "Kubernetes $K" ] &&
-    "$OUT/etcd" --version >/dev/null 2>&1
+  for c in $COMPONENTS; do
+    [ -x "$OUT/$c" ] && [ "$("$OUT/$c" --version 2>/dev/null)" = "Kubernetes $K" ] || return 1
+  done
+  [ -x "$OUT/etcd" ] && "$OUT/etcd" --version >/dev/null 2>&1
 }
 
 if [ "${FORCE:-0}" != 1 ] && have_wanted; then
-  echo "build-k8s-testbin: kube-apiserver $K and etcd already in $OUT, nothing to do"
+  echo "build-k8s-testbin: $COMPONENTS $K and etcd already in $OUT, nothing to do"
   exit 0
 fi
 command -v go >/dev/null 2>&1 || { echo "build-k8s-testbin: go is not installed" >&2; exit 2; }
@@ -47,12 +51,14 @@ step() { # step NAME: print the previous step's duration, then announce the next
 cd "$MODDIR"
 mkdir -p "$OUT"
 
-# Record both programs as tools (Go >= 1.24) so `go mod tidy` keeps their dependencies. Only done
+# Record the programs as tools (Go >= 1.24) so `go mod tidy` keeps their dependencies. Only done
 # when go.mod does not record them yet; a committed go.mod/go.sum makes this a no-op.
-if ! grep -q 'k8s.io/kubernetes/cmd/kube-apiserver' go.mod; then
-  step "go get -tool kube-apiserver@$K"
-  go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$K"
-fi
+for c in $COMPONENTS; do
+  if ! grep -q "k8s.io/kubernetes/cmd/$c\$" go.mod; then
+    step "go get -tool $c@$K"
+    go get -tool "k8s.io/kubernetes/cmd/$c@$K"
+  fi
+done
 if ! grep -Eq '(^|\s)go.etcd.io/etcd/server/v3$' go.mod; then
   ETCD="$(go list -m -f '{{.Version}}' go.etcd.io/etcd/client/v3)"
   step "go get -tool etcd server $ETCD"
@@ -70,17 +76,18 @@ VERSION_FLAGS="-X k8s.io/component-base/version.gitVersion=$K
   -X k8s.io/component-base/version.gitTreeState=clean
   -X k8s.io/client-go/pkg/version.gitVersion=$K"
 # -p 2: kube-apiserver's generated packages are large; more parallel compiles only add memory.
-step "build kube-apiserver $K"
-go build -p 2 -ldflags "-s -w $(echo $VERSION_FLAGS)" -o "$OUT/kube-apiserver.new" \
-  k8s.io/kubernetes/cmd/kube-apiserver
-mv "$OUT/kube-apiserver.new" "$OUT/kube-apiserver"
+for c in $COMPONENTS; do
+  step "build $c $K"
+  go build -p 2 -ldflags "-s -w $(echo $VERSION_FLAGS)" -o "$OUT/$c.new" "k8s.io/kubernetes/cmd/$c"
+  mv "$OUT/$c.new" "$OUT/$c"
+done
 
 step "build etcd $ETCD"
 go build -p 2 -ldflags "-s -w" -o "$OUT/etcd.new" go.etcd.io/etcd/server/v3
 mv "$OUT/etcd.new" "$OUT/etcd"
 
 step "check versions"
-"$OUT/kube-apiserver" --version
+for c in $COMPONENTS; do "$OUT/$c" --version; done
 "$OUT/etcd" --version | sed -n 1p  # sed reads all: no SIGPIPE under pipefail
 have_wanted || { echo "build-k8s-testbin: built binaries do not report $K" >&2; exit 1; }
 echo "build-k8s-testbin: done in $((SECONDS - total_start)) s"

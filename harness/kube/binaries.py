@@ -1,7 +1,9 @@
-"""Locate kube-apiserver and etcd in .cache/testbin/, building them once if they are missing.
+"""Locate the Kubernetes programs in .cache/testbin/, building them once if they are missing.
 
-The build is ``harness.testbin``'s peer ``k8s`` (``scripts/build-k8s-testbin.sh``): locked,
-in its own process group, normally done by ``make peers`` before pytest starts.
+The builds are ``harness.testbin``'s peers ``k8s`` (``scripts/build-k8s-testbin.sh``:
+kube-apiserver, etcd, kube-controller-manager, kube-scheduler) and ``kwok``
+(``scripts/build-kwok.sh``): locked, in their own process group, normally done by ``make peers``
+before pytest starts.
 """
 
 from __future__ import annotations
@@ -12,19 +14,39 @@ from pathlib import Path
 from harness import testbin
 from harness.testbin import REPO, BuildError, GoMissingError
 
-__all__ = ["Binaries", "BuildError", "GoMissingError", "ensure_binaries", "wanted_version"]
+__all__ = [
+    "Binaries",
+    "BuildError",
+    "GoMissingError",
+    "ensure_binaries",
+    "ensure_kwok",
+    "wanted_version",
+]
 
 
 @dataclass(frozen=True)
 class Binaries:
     kube_apiserver: Path
     etcd: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
 
 
 def ensure_binaries() -> Binaries:
     """The binaries; raises GoMissingError (skip) or BuildError (fail)."""
-    kube_apiserver, etcd = testbin.build("k8s")
-    return Binaries(kube_apiserver=kube_apiserver, etcd=etcd)
+    kube_apiserver, etcd, controller_manager, scheduler = testbin.build("k8s")
+    return Binaries(
+        kube_apiserver=kube_apiserver,
+        etcd=etcd,
+        kube_controller_manager=controller_manager,
+        kube_scheduler=scheduler,
+    )
+
+
+def ensure_kwok() -> Path:
+    """kwok, the node and pod-lifecycle simulator; raises as :func:`ensure_binaries`."""
+    (kwok,) = testbin.build("kwok")
+    return kwok
 
 
 def wanted_version() -> str:

@@ -225,6 +225,10 @@ class ControlPlane:
     etcd: Etcd
     apiserver: ApiServer
     probe_thread: PinnedThread
+    controllers: list[Member] = dataclasses.field(default_factory=list)
+    """Programs started after the apiserver, e.g. kube-controller-manager, kube-scheduler, kwok
+    (:mod:`harness.kube.controllers`); none in the Kubernetes tier, where the tests write every
+    EndpointSlice themselves."""
 
     @classmethod
     def build(
@@ -255,7 +259,7 @@ class ControlPlane:
     def members(self) -> list[Member]:
         """The programs in start order (each one may need the ones before it); a new
         control-plane program is a field here, a line in this list and in :meth:`build`."""
-        return [self.etcd, self.apiserver]
+        return [self.etcd, self.apiserver, *self.controllers]
 
     def start(self) -> None:
         for member in self.members():

@@ -44,7 +44,7 @@ T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/var/run/netns")
 NAME_PREFIX = "gpx-k8s-"
-"""Namespaces this tier creates are named ``gpx-k8s-<pid of pytest>``."""
+"""Namespaces the Kubernetes tiers create are named ``gpx-k8s-<pid of pytest>[-<tier>]``."""
 IP_TIMEOUT = 10.0
 """Seconds an ``ip`` command may take."""
 CALL_TIMEOUT = 120.0
@@ -103,8 +103,12 @@ class NetworkNamespace:
         return PinnedThread(self, name=name)
 
 
-def create(name: str, addresses: Sequence[str]) -> NetworkNamespace:
-    """A new namespace with ``lo`` up and ``addresses`` (CIDR notation) on it."""
+def create(
+    name: str, addresses: Sequence[str], *, local_routes: Sequence[str] = ()
+) -> NetworkNamespace:
+    """A new namespace with ``lo`` up and ``addresses`` (CIDR notation) on it; every address of
+    each ``local_routes`` prefix is local too (a ``local`` route: bindable, answered by ``lo``),
+    e.g. the pod CIDRs of the real-cluster tier."""
     ip("netns", "add", name)
     try:
         ip("-n", name, "link", "set", "lo", "up")
@@ -113,6 +117,8 @@ def create(name: str, addresses: Sequence[str]) -> NetworkNamespace:
             # nodad: the address is usable at once instead of after duplicate detection.
             extra = ["nodad"] if family == "-6" else []
             ip("-n", name, family, "addr", "add", address, "dev", "lo", *extra)
+        for prefix in local_routes:
+            ip("-n", name, "route", "add", "local", prefix, "dev", "lo")
     except BaseException:
         delete(name)
         raise
@@ -132,7 +138,8 @@ def stale_names() -> list[str]:
     stale = []
     for entry in NETNS_DIR.iterdir():
         suffix = entry.name.removeprefix(NAME_PREFIX)
-        if suffix != entry.name and suffix.isdigit() and not Path(f"/proc/{suffix}").exists():
+        pid = suffix.split("-", 1)[0]
+        if suffix != entry.name and pid.isdigit() and not Path(f"/proc/{pid}").exists():
             stale.append(entry.name)
     return sorted(stale)
 

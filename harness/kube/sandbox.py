@@ -15,7 +15,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from harness.kube import netns, pki
@@ -48,11 +48,15 @@ def remove_stale_namespaces() -> None:
 
 
 @contextlib.contextmanager
-def network_namespace() -> Iterator[netns.NetworkNamespace]:
-    """This process's ``gpx-k8s-<pid>`` namespace with the sandbox's addresses; stale ones of
-    dead runs are removed first."""
+def network_namespace(
+    tier: str = "", *, local_routes: Sequence[str] = ()
+) -> Iterator[netns.NetworkNamespace]:
+    """This process's ``gpx-k8s-<pid>[-tier]`` namespace with the sandbox's addresses (and
+    ``local_routes``, see :func:`~harness.kube.netns.create`); stale ones of dead runs are
+    removed first."""
     remove_stale_namespaces()
-    namespace = netns.create(f"{netns.NAME_PREFIX}{os.getpid()}", netns.ADDRESSES)
+    name = f"{netns.NAME_PREFIX}{os.getpid()}" + (f"-{tier}" if tier else "")
+    namespace = netns.create(name, netns.ADDRESSES, local_routes=local_routes)
     try:
         yield namespace
     finally:

@@ -1,8 +1,11 @@
 """The kind suite's gRPC backend: answers every call with the name of the pod that served it.
 
 Runs in the gproxy-mp image (Python and grpcio are there), from a ConfigMap:
-``python /backend/backend_server.py``. Environment: ``POD_NAME`` (downward API), ``PORT``
-(default 50051), ``SHUTDOWN_DELAY`` (seconds, default 5).
+``python /backend/backend_server.py``. Environment: ``POD_NAME`` and ``POD_IP`` (downward API;
+it listens on that address, every address when unset), ``PORT`` (default 50051),
+``SHUTDOWN_DELAY`` (seconds, default 5). The real-cluster tier (tests/cluster) runs the same file
+for each pod, all in one network namespace: there, binding the pod's own IP is what keeps the pods
+apart.
 
 Methods, raw bytes (no protobuf code; the health reply is hand-encoded):
 
@@ -66,11 +69,11 @@ class Backend:
         )
 
 
-async def serve(*, name: str, port: int, shutdown_delay: float) -> None:
+async def serve(*, name: str, address: str, port: int, shutdown_delay: float) -> None:
     backend = Backend(name)
     server = aio.server()
     server.add_generic_rpc_handlers(backend.handlers())
-    server.add_insecure_port(f"0.0.0.0:{port}")
+    server.add_insecure_port(f"{address}:{port}")
     await server.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -85,9 +88,10 @@ async def serve(*, name: str, port: int, shutdown_delay: float) -> None:
 
 def main() -> None:
     name = os.environ.get("POD_NAME") or "backend"
+    address = os.environ.get("POD_IP") or "0.0.0.0"
     port = int(os.environ.get("PORT", "50051"))
     shutdown_delay = float(os.environ.get("SHUTDOWN_DELAY", "5"))
-    asyncio.run(serve(name=name, port=port, shutdown_delay=shutdown_delay))
+    asyncio.run(serve(name=name, address=address, port=port, shutdown_delay=shutdown_delay))
     sys.exit(0)
 
 

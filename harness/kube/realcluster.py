@@ -1,0 +1,186 @@
+"""A real Kubernetes control plane with simulated nodes whose pods are real processes.
+
+What runs (all in one network namespace of this test run, ``gpx-k8s-<pid>-cluster``):
+
+* etcd and kube-apiserver, as in the Kubernetes tier (:mod:`harness.kube.controlplane`);
+* kube-controller-manager (every default controller: Deployments, ReplicaSets, DaemonSets,
+  EndpointSlices, namespace deletion, garbage collection, node lifecycle) and kube-scheduler,
+  the same Kubernetes version, and kwok (:mod:`harness.kube.controllers`);
+* three kwok nodes in two zones (:data:`NODES`), each with a pod CIDR inside
+  :data:`POD_NETWORK`, which a ``local`` route makes bindable in the namespace;
+* the tier's kubelet (:mod:`harness.kube.kubelet`) running each bound pod as a process.
+
+Then the objects of a kustomization are applied (integration/kind/manifests: deploy/base as
+shipped plus the kind suite's backend Deployment and Service), so the DaemonSet's pod on
+:data:`HOST_NODE` runs gproxy-mp with its own arguments and environment, authenticated by a
+TokenRequest token of its service account, RBAC as shipped; it listens on the namespace's port
+5000 (its hostPort), where :data:`PROXY_ADDRESS` reaches it.
+
+Concurrency: built and torn down from one thread; API calls run on pinned threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import utils
+from kubernetes.client.exceptions import ApiException
+
+from harness.kube import netns, pki, sandbox
+from harness.kube.binaries import ensure_binaries, ensure_kwok
+from harness.kube.cluster import REQUEST_TIMEOUT, Apis, Kube, raw
+from harness.kube.controllers import KWOK_NODE_ANNOTATION, ControllerManager, Kwok, Scheduler
+from harness.kube.controlplane import ControlPlane
+from harness.kube.kubelet import Kubelet
+from harness.kube.manifests import objects
+from harness.kube.process import PeerProcess
+from harness.processes import REPO
+
+JSON = dict[str, Any]
+POD_NETWORK = "10.244.0.0/16"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    zone: str
+    pod_cidr: str
+
+
+NODES = (
+    Node("kwok-node-1", "zone-a", "10.244.1.0/24"),
+    Node("kwok-node-2", "zone-a", "10.244.2.0/24"),
+    Node("kwok-node-3", "zone-b", "10.244.3.0/24"),
+)
+HOST_NODE = NODES[0].name
+"""The node whose host ports the namespace's ports are: where the proxy pod runs."""
+PROXY_ADDRESS = f"{netns.APISERVER_ADDRESS}:5000"
+"""The proxy's hostPort as a client on the host node dials it."""
+MANIFESTS = REPO / "integration" / "kind" / "manifests"
+CONFIG_MAPS = {"backend-server": MANIFESTS}
+"""ConfigMap volumes and the repository directory holding the same files."""
+NODE_READY_TIMEOUT = 60.0
+
+
+@dataclass
+class RealCluster:
+    plane: ControlPlane
+    kube: Kube
+    kubelet: Kubelet
+    namespace: netns.NetworkNamespace
+    directory: Path
+
+    def log_tails(self) -> dict[str, str]:
+        return self.plane.log_tails()
+
+
+def with_controllers(plane: ControlPlane, kubeconfig: Path, credentials: pki.Credentials,
+                     directory: Path) -> None:
+    """Add kube-controller-manager, kube-scheduler and kwok to ``plane`` (not started)."""
+    binaries = ensure_binaries()
+    kwok = ensure_kwok()
+    namespace = plane.apiserver.peer.namespace
+
+    def peer(name: str) -> PeerProcess:
+        return PeerProcess(name, namespace=namespace, log_path=directory / f"{name}.log")
+
+    plane.controllers = [
+        ControllerManager(
+            binary=binaries.kube_controller_manager, kubeconfig=kubeconfig,
+            service_account_key=credentials.service_account_key,
+            ca_cert=credentials.ca_cert, cert_dir=directory / "kcm-certs",
+            peer=peer("kube-controller-manager"),
+        ),
+        Scheduler(binary=binaries.kube_scheduler, kubeconfig=kubeconfig,
+                  cert_dir=directory / "scheduler-certs", peer=peer("kube-scheduler")),
+        Kwok(binary=kwok, kubeconfig=kubeconfig, peer=peer("kwok")),
+    ]  # fmt: skip
+
+
+def node_body(node: Node) -> JSON:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": node.name,
+            "labels": {"kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux",
+                       ZONE_LABEL: node.zone, "type": "kwok"},
+            "annotations": {KWOK_NODE_ANNOTATION: "fake"},
+        },
+        "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
+    }  # fmt: skip
+
+
+def create_nodes(kube: Kube) -> None:
+    for node in NODES:
+        body = node_body(node)
+        kube.call(lambda a, body=body: a.core.create_node(  # type: ignore[misc]
+            body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+    deadline = time.monotonic() + NODE_READY_TIMEOUT
+    while time.monotonic() < deadline:
+        listed = kube.call(lambda a: raw(a.core.list_node(
+            _preload_content=False, _request_timeout=REQUEST_TIMEOUT)))
+        ready = {
+            n["metadata"]["name"] for n in listed["items"]
+            if any(c["type"] == "Ready" and c["status"] == "True"
+                   for c in n.get("status", {}).get("conditions", []))
+        }  # fmt: skip
+        if ready >= {node.name for node in NODES}:
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"kwok nodes not Ready after {NODE_READY_TIMEOUT}s")
+
+
+def apply(kube: Kube, items: list[JSON]) -> None:
+    """Create each object (as ``kubectl create``; namespaces that exist are kept)."""
+
+    def create(a: Apis, item: JSON) -> None:
+        try:
+            utils.create_from_dict(a.api_client, item,
+                                   namespace=item["metadata"].get("namespace", "default"))
+        except utils.FailToCreateError as error:
+            if not all(isinstance(e, ApiException) and e.status == 409
+                       for e in error.api_exceptions):
+                raise
+
+    for item in items:
+        kube.call(lambda a, item=item: create(a, item))  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def real_cluster(directory: Path) -> Iterator[RealCluster]:
+    """Everything in the module doc, torn down on exit."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with sandbox.network_namespace("cluster", local_routes=[POD_NETWORK]) as namespace:
+        credentials = sandbox.build_credentials(directory / "pki")
+        with netns.pinned(namespace, "cluster-probe") as probe_thread:
+            plane = ControlPlane.build(ensure_binaries(), credentials=credentials,
+                                       namespace=namespace, directory=directory,
+                                       probe_thread=probe_thread)
+            kubeconfig = directory / "admin.kubeconfig"
+            kubeconfig.write_text(pki.kubeconfig(
+                server=plane.apiserver.url, ca_cert=credentials.ca_cert,
+                token=credentials.admin_token, user=pki.ADMIN_USER))
+            with_controllers(plane, kubeconfig, credentials, directory)
+            try:
+                plane.start()
+                with Kube.admin(namespace, credentials, url=plane.apiserver.url,
+                                thread_name="cluster-admin") as kube:
+                    create_nodes(kube)
+                    kubelet = Kubelet(kube, namespace, nodes={n.name for n in NODES},
+                                      host_node=HOST_NODE, config_maps=CONFIG_MAPS,
+                                      log_dir=directory / "pods")
+                    try:
+                        apply(kube, objects(MANIFESTS))
+                        yield RealCluster(plane=plane, kube=kube, kubelet=kubelet,
+                                          namespace=namespace, directory=directory)
+                    finally:
+                        kubelet.close()
+            finally:
+                plane.stop()
