@@ -22,6 +22,7 @@ Concurrency: built and torn down from one thread; API calls run on pinned thread
 from __future__ import annotations
 
 import contextlib
+import datetime
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import utils
+from kubernetes.client import AppsV1Api
 from kubernetes.client.exceptions import ApiException
 
 from harness.kube import netns, pki, sandbox
@@ -40,6 +42,7 @@ from harness.kube.kubelet import Kubelet
 from harness.kube.manifests import objects
 from harness.kube.process import PeerProcess
 from harness.processes import REPO
+from harness.scenarios import BACKEND, BACKEND_NAMESPACE
 
 JSON = dict[str, Any]
 POD_NETWORK = "10.244.0.0/16"
@@ -66,18 +69,59 @@ MANIFESTS = REPO / "integration" / "kind" / "manifests"
 CONFIG_MAPS = {"backend-server": MANIFESTS}
 """ConfigMap volumes and the repository directory holding the same files."""
 NODE_READY_TIMEOUT = 60.0
+BACKEND_SELECTOR = "app.kubernetes.io/name=backend"
 
 
 @dataclass
 class RealCluster:
+    """The running cluster; also a :class:`harness.scenarios.Cluster`."""
+
     plane: ControlPlane
     kube: Kube
     kubelet: Kubelet
     namespace: netns.NetworkNamespace
     directory: Path
+    proxy_address: str = PROXY_ADDRESS
+
+    @property
+    def command_prefix(self) -> list[str]:
+        return self.namespace.command([])
+
+    @property
+    def log_dir(self) -> Path:
+        return self.directory
 
     def log_tails(self) -> dict[str, str]:
         return self.plane.log_tails()
+
+    def backend_pods(self) -> list[JSON]:
+        listed = self.kube.call(lambda a: raw(a.core.list_namespaced_pod(
+            BACKEND_NAMESPACE, label_selector=BACKEND_SELECTOR, _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT)))
+        items: list[JSON] = listed["items"]
+        return items
+
+    def backend_slices(self) -> list[JSON]:
+        return list(self.kube.list_slices(BACKEND_NAMESPACE, BACKEND)["items"])
+
+    def scale(self, replicas: int) -> None:
+        body = {"spec": {"replicas": replicas}}
+        self.kube.call(lambda a: AppsV1Api(a.api_client).patch_namespaced_deployment_scale(
+            BACKEND, BACKEND_NAMESPACE, body, _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT))
+
+    def restart(self) -> None:
+        """What ``kubectl rollout restart`` does: a new annotation on the pod template."""
+        stamp = datetime.datetime.now(datetime.UTC).isoformat()
+        body = {"spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": stamp}}}}}
+        self.kube.call(lambda a: AppsV1Api(a.api_client).patch_namespaced_deployment(
+            BACKEND, BACKEND_NAMESPACE, body, _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT))
+
+    def delete_pod(self, name: str) -> None:
+        self.kube.call(lambda a: a.core.delete_namespaced_pod(
+            name, BACKEND_NAMESPACE, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
 
 
 def with_controllers(plane: ControlPlane, kubeconfig: Path, credentials: pki.Credentials,
