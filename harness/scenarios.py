@@ -67,6 +67,12 @@ class Cluster(Protocol):
         ...
 
 
+class FlappingCluster(Cluster, Protocol):
+    """A cluster whose test can make one pod's readiness probe fail for a while."""
+
+    def hold_unready(self, pod: str, held: bool) -> None: ...
+
+
 def is_ready(pod: JSON) -> bool:
     return "deletionTimestamp" not in pod["metadata"] and any(
         c["type"] == "Ready" and c["status"] == "True"
@@ -217,3 +223,23 @@ def graceful_deletion(cluster: Cluster) -> None:
     assert gone_at - terminating_at >= 4.0, (
         f"{victim} went {gone_at - terminating_at:.1f}s after it turned terminating: its "
         "process should have drained (the backend serves 5 s after SIGTERM)")
+
+
+def readiness_flap(cluster: FlappingCluster, *, flaps: int = 3) -> None:
+    """One pod's readiness probe fails, recovers, fails, ...: each time the pod leaves the calls
+    while unready and gets them back once ready; no call fails."""
+    pods = scale_to(cluster, 3)
+    victim = sorted(pods)[0]
+    with load(cluster) as caller:
+        start = wait_only(caller, pods)
+        for _ in range(flaps):
+            cluster.hold_unready(victim, True)
+            wait_pods(cluster, lambda ready, existing: victim not in ready, f"{victim} unready",
+                      timeout=CONVERGE_TIMEOUT)
+            wait_only(caller, pods - {victim})
+            cluster.hold_unready(victim, False)
+            wait_pods(cluster, lambda ready, existing: victim in ready, f"{victim} ready again",
+                      timeout=CONVERGE_TIMEOUT)
+            wait_only(caller, pods)
+        outcomes = caller.outcomes(start)
+    no_failures(outcomes, f"{flaps} readiness flaps of {victim}", caller.summary(start))

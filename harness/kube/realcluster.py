@@ -119,6 +119,10 @@ class RealCluster:
             BACKEND, BACKEND_NAMESPACE, body, _preload_content=False,
             _request_timeout=REQUEST_TIMEOUT))
 
+    def hold_unready(self, pod: str, held: bool) -> None:
+        """The pod's readiness probe fails while ``held`` (the kubelet reports it)."""
+        self.kubelet.hold_unready(BACKEND_NAMESPACE, pod, held)
+
     def delete_pod(self, name: str) -> None:
         self.kube.call(lambda a: a.core.delete_namespaced_pod(
             name, BACKEND_NAMESPACE, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))

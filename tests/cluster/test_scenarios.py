@@ -28,3 +28,8 @@ def test_a_rolling_update_fails_none_of_20000_calls(healthy: RealCluster) -> Non
 
 def test_a_deleted_pod_drains_and_gets_no_new_calls(healthy: RealCluster) -> None:
     scenarios.graceful_deletion(healthy)
+
+
+def test_one_pod_flapping_readiness_fails_no_call(healthy: RealCluster) -> None:
+    """Only here, not in kind: the tier's kubelet fails the pod's readiness probe on request."""
+    scenarios.readiness_flap(healthy)

@@ -90,11 +90,11 @@ def test_shellcheck_finds_a_known_bad_script(tmp_path: Path) -> None:
     assert done.returncode != 0 and "SC2086" in done.stdout, done.stdout + done.stderr
 
 
-def test_the_collected_suite_is_the_four_kind_tests(
+def test_the_collected_suite_is_the_eight_kind_tests(
     dry: tuple[int, dict[str, Outcome], str],
 ) -> None:
     _, results, output = dry
-    assert results["collect"] == ("ok", "4 tests with GPROXY_KIND=1, none without"), output
+    assert results["collect"] == ("ok", "8 tests with GPROXY_KIND=1, none without"), output
 
 
 BAD_KIND_CONFIGS = {
