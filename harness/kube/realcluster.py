@@ -24,10 +24,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import utils
 from kubernetes.client import AppsV1Api
@@ -45,6 +45,7 @@ from harness.processes import REPO
 from harness.scenarios import BACKEND, BACKEND_NAMESPACE
 
 JSON = dict[str, Any]
+T = TypeVar("T")
 POD_NETWORK = "10.244.0.0/16"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 
@@ -93,6 +94,10 @@ class RealCluster:
 
     def log_tails(self) -> dict[str, str]:
         return self.plane.log_tails()
+
+    def inside(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on a thread inside the namespace (e.g. an HTTP request to a pod)."""
+        return self.plane.probe_thread.run(fn)
 
     def backend_pods(self) -> list[JSON]:
         listed = self.kube.call(lambda a: raw(a.core.list_namespaced_pod(
