@@ -22,6 +22,7 @@ Concurrency: built and torn down from one thread; API calls run on pinned thread
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ from harness.kube.controlplane import ControlPlane
 from harness.kube.kubelet import Kubelet
 from harness.kube.manifests import objects
 from harness.kube.process import PeerProcess
+from harness.kube.workloads import NetProxy
 from harness.processes import REPO
 from harness.scenarios import BACKEND, BACKEND_NAMESPACE
 
@@ -124,6 +126,19 @@ class RealCluster:
             BACKEND, BACKEND_NAMESPACE, body, _preload_content=False,
             _request_timeout=REQUEST_TIMEOUT))
 
+    @contextlib.contextmanager
+    def shipped_proxy(self, log_dir: Path, route: str, *args: str) -> Iterator[NetProxy]:
+        """One more gproxy-mp beside the DaemonSet's, with one route and ``args``, authenticated
+        as the shipped service account (a TokenRequest token; RBAC as deploy/base ships it)."""
+        token = self.kube.service_account_token("gproxy-mp", "gproxy-mp")
+        kubeconfig = self.kube.with_token(token).write_kubeconfig(log_dir / "proxy.kubeconfig")
+        proxy = NetProxy("-p", route, "--workers", "1", "--kubeconfig", str(kubeconfig),
+                         "-d", "0s", *args, namespace=self.namespace, log_dir=log_dir)
+        try:
+            yield proxy
+        finally:
+            proxy.stop()
+
     def hold_unready(self, pod: str, held: bool) -> None:
         """The pod's readiness probe fails while ``held`` (the kubelet reports it)."""
         self.kubelet.hold_unready(BACKEND_NAMESPACE, pod, held)
@@ -204,6 +219,18 @@ def apply(kube: Kube, items: list[JSON]) -> None:
 
     for item in items:
         kube.call(lambda a, item=item: create(a, item))  # type: ignore[misc]
+
+
+def backend_copy(namespace: str) -> list[JSON]:
+    """The backend Deployment, Service and ConfigMap of :data:`MANIFESTS`, moved to
+    ``namespace`` (for a test that needs a backend of its own to change or delete)."""
+    copies = []
+    for item in objects(MANIFESTS):
+        if item["metadata"].get("namespace") == BACKEND_NAMESPACE:
+            moved = copy.deepcopy(item)
+            moved["metadata"]["namespace"] = namespace
+            copies.append(moved)
+    return copies
 
 
 @contextlib.contextmanager

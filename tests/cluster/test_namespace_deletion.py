@@ -8,7 +8,6 @@ the Service, its EndpointSlices and the pods (each draining as the kubelet stops
 
 from __future__ import annotations
 
-import copy
 import secrets
 import time
 from collections.abc import Iterator
@@ -16,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import scenarios
 from harness.kube.cluster import REQUEST_TIMEOUT
-from harness.kube.manifests import objects
-from harness.kube.realcluster import MANIFESTS, RealCluster, apply
+from harness.kube.realcluster import RealCluster, apply, backend_copy
 from harness.kube.workloads import NetProxy
 from harness.remote_traffic import RemoteLoad
 from harness.waiting import wait_until
@@ -40,29 +37,15 @@ def doomed(healthy: RealCluster) -> str:
     name = f"doomed-{secrets.token_hex(3)}"
     healthy.kube.call(lambda a: a.core.create_namespace(
         {"metadata": {"name": name}}, _request_timeout=REQUEST_TIMEOUT))
-    copies = []
-    for item in objects(MANIFESTS):
-        if item["metadata"].get("namespace") == scenarios.BACKEND_NAMESPACE:
-            moved = copy.deepcopy(item)
-            moved["metadata"]["namespace"] = name
-            copies.append(moved)
-    apply(healthy.kube, copies)
+    apply(healthy.kube, backend_copy(name))
     return name
 
 
 @pytest.fixture
 def second_proxy(healthy: RealCluster, doomed: str, tmp_path: Path) -> Iterator[NetProxy]:
-    token = healthy.kube.service_account_token("gproxy-mp", "gproxy-mp")
-    kubeconfig = healthy.kube.with_token(token).write_kubeconfig(tmp_path / "proxy.kubeconfig")
-    proxy = NetProxy(
-        "-p", f"{LISTEN}-kubernetes:///backend.{doomed}:grpc", "--workers", "1",
-        "--admin-address", ADMIN, "--kubeconfig", str(kubeconfig), "-d", "0s",
-        namespace=healthy.namespace, log_dir=tmp_path,
-    )  # fmt: skip
-    try:
+    with healthy.shipped_proxy(tmp_path, f"{LISTEN}-kubernetes:///backend.{doomed}:grpc",
+                       "--admin-address", ADMIN) as proxy:
         yield proxy
-    finally:
-        proxy.stop()
 
 
 def test_deleting_the_backend_namespace_empties_the_route(
