@@ -30,6 +30,8 @@ QUESTIONS = {
                           "against grpc's own resolver"),
     "discovery-k8s": Question("bench.discovery.kubernetes", "how fast an EndpointSlice change "
                               "reaches traffic (needs root)"),
+    "discovery-cluster": Question("bench.discovery.cluster", "how fast a rolling update "
+                                  "reaches traffic, real controllers (needs root)"),
     "scale": Question("bench.scale.main", "memory and start-up under load, with many "
                       "endpoints and many routes"),
     "connections": Question("bench.connections.main", "how calls split over workers, "

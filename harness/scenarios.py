@@ -42,11 +42,18 @@ LOAD_SECONDS = 600.0
 class Cluster(Protocol):
     """What a scenario needs of a cluster that runs integration/kind/manifests."""
 
-    proxy_address: str
-    """Where a client reaches the proxy (its hostPort)."""
-    command_prefix: Sequence[str]
-    """Prefix of a client process's argv (``ip netns exec NS``, or nothing)."""
-    log_dir: Path
+    @property
+    def proxy_address(self) -> str:
+        """Where a client reaches the proxy (its hostPort)."""
+        ...
+
+    @property
+    def command_prefix(self) -> Sequence[str]:
+        """Prefix of a client process's argv (``ip netns exec NS``, or nothing)."""
+        ...
+
+    @property
+    def log_dir(self) -> Path: ...
 
     def backend_pods(self) -> list[JSON]:
         """Every pod of the backend Deployment, terminating ones included, as API JSON."""

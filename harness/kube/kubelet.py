@@ -77,6 +77,8 @@ class Container:
     next_probe: float = 0.0
     kill_at: float | None = None
     """Set once SIGTERM was sent: when SIGKILL follows."""
+    terminating_at: float | None = None
+    """When the kubelet saw the deletion and sent SIGTERM (monotonic)."""
     held_unready: bool = False
     history: list[tuple[float, bool]] = field(default_factory=list)
 
@@ -182,6 +184,9 @@ class Kubelet:
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         self.containers: dict[str, Container] = {}
+        self.ever: dict[str, Container] = {}
+        """Every container this kubelet started, by ``namespace/name``, kept after its pod went
+        (for the times in its ``history`` and ``terminating_at``)."""
         self.unrunnable: dict[str, str] = {}
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -201,6 +206,18 @@ class Kubelet:
                 if (meta["namespace"], meta["name"]) == (namespace, name):
                     return container
         return None
+
+    def ready_since(self, namespace: str, name: str) -> float | None:
+        """When the pod (running or gone) was first reported Ready (monotonic)."""
+        with self._lock:
+            container = self.ever.get(f"{namespace}/{name}")
+            history = list(container.history) if container else []
+        return next((at for at, ready in history if ready), None)
+
+    def terminating_since(self, namespace: str, name: str) -> float | None:
+        with self._lock:
+            container = self.ever.get(f"{namespace}/{name}")
+        return container.terminating_at if container else None
 
     def hold_unready(self, namespace: str, name: str, held: bool) -> None:
         """Make the pod's readiness probe fail (``held``) or count again (not held)."""
@@ -283,6 +300,7 @@ class Kubelet:
         container = Container(pod=pod, launch=launch, env=env)
         with self._lock:
             self.containers[uid] = container
+            self.ever[pods.pod_key(pod)] = container
         self._spawn(container)
 
     def _spawn(self, container: Container) -> None:
@@ -385,6 +403,7 @@ class Kubelet:
         if container is not None and container.alive():
             if container.kill_at is None:
                 container.kill_at = now + pods.deletion_grace(pod)
+                container.terminating_at = now
                 container.signal(signal.SIGTERM)
             elif now >= container.kill_at:
                 container.signal(signal.SIGKILL)
