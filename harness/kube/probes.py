@@ -20,6 +20,7 @@ from typing import Any
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 
 PROBE_TIMEOUT = 1.0
 """Seconds a probe may take (the kubelet's default timeoutSeconds)."""
@@ -54,7 +55,8 @@ def grpc_probe(host: str, port: int, *, service: str = "", timeout: float = PROB
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.settimeout(timeout)
             return _exchange(sock, f"{host}:{port}", service)
-    except OSError as error:
+    except (OSError, h2.exceptions.H2Error) as error:
+        # H2Error: e.g. a server that is shutting down sends GOAWAY, then the reply's headers.
         return f"{type(error).__name__}: {error}"
 
 
@@ -85,6 +87,8 @@ def _exchange(sock: socket.socket, authority: str, service: str) -> str | None:
                 headers.update(_text_headers(event.headers))
             elif isinstance(event, h2.events.StreamReset):
                 return f"stream reset ({event.error_code})"
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                return f"GOAWAY ({event.error_code})"
             elif isinstance(event, h2.events.StreamEnded):
                 return _verdict(headers, body)
         sock.sendall(connection.data_to_send())
