@@ -293,3 +293,19 @@ def test_each_chosen_endpoint_is_described_with_its_conditions_zone_node_and_sli
     assert selection.details == {"10.0.0.1:8080": {
         "ready": True, "serving": True, "terminating": False, "zone": "z1", "node": "n1",
         "slice": "web-x"}}
+
+
+def test_a_slice_with_endpoints_and_no_ports_gives_nothing_and_is_reported() -> None:
+    """Seen with the real EndpointSlice controller (tests/cluster, targetPort renamed): pods
+    that lack the Service's named targetPort are listed in a slice of their own with
+    ``ports: null``, beside the slice of the pods that have it."""
+    portless = endpoint_slice("web-old", [endpoint("10.0.0.9", ready=False, serving=True,
+                                                   terminating=True)])
+    portless["ports"] = None
+    slices = {"web-old": portless, "web-new": endpoint_slice("web-new", [endpoint("10.0.0.1")])}
+
+    selection = select_from_slices(slices, port="grpc", service_ports={})
+
+    assert {e.host for e in selection.endpoints} == {"10.0.0.1"}
+    assert not selection.fallback
+    assert selection.slices_without_port == ("web-old",)
