@@ -68,9 +68,9 @@ def test_sources_name_the_first_that_made_a_method_unary() -> None:
 
 
 def test_unreadable_files_are_config_errors_naming_the_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="missing.pb"):
+    with pytest.raises(ConfigError, match=r"missing\.pb"):
         read_descriptor_set(str(tmp_path / "missing.pb"))
     garbage = tmp_path / "garbage.pb"
     garbage.write_text("hello\n")
-    with pytest.raises(ConfigError, match="garbage.pb: not a FileDescriptorSet"):
+    with pytest.raises(ConfigError, match=r"garbage\.pb: not a FileDescriptorSet"):
         read_descriptor_set(str(garbage))
