@@ -17,6 +17,7 @@ from gproxy_mp.descriptors import (
     unary_sources,
 )
 from gproxy_mp.errors import ConfigError
+from gproxy_mp.worker.reflection import MethodShapes
 
 
 def serialized(package: str, service: str, **methods: tuple[bool, bool]) -> bytes:
@@ -74,3 +75,11 @@ def test_unreadable_files_are_config_errors_naming_the_file(tmp_path: Path) -> N
     garbage.write_text("hello\n")
     with pytest.raises(ConfigError, match=r"garbage\.pb: not a FileDescriptorSet"):
         read_descriptor_set(str(garbage))
+
+
+def test_reflection_and_descriptor_sets_veto_each_other() -> None:
+    """The worker seeds `MethodShapes` with the sets' shapes; a backend's reflection answer
+    then merges under the same rule, either way round."""
+    shapes = MethodShapes({"/p.S/Get", "/p.S/Put"}, {"/p.S/Up"})
+    shapes.learn({"/p.S/Up": True, "/p.S/Put": False, "/p.S/New": True})
+    assert shapes.unary_methods() == {"/p.S/Get", "/p.S/New"}
