@@ -10,7 +10,7 @@ source declares streaming is never unary (`worker.reflection.MethodShapes`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from google.protobuf import descriptor_pb2
@@ -40,11 +40,22 @@ def method_shapes(data: bytes) -> dict[str, bool]:
         raise ValueError("not a FileDescriptorSet (protoc --descriptor_set_out, buf build -o)")
     shapes: dict[str, bool] = {}
     for proto in files.file:
-        prefix = f"{proto.package}." if proto.package else ""
-        for service in proto.service:
-            for method in service.method:
-                unary = not (method.client_streaming or method.server_streaming)
-                shapes[f"/{prefix}{service.name}/{method.name}"] = unary
+        shapes.update(file_shapes(proto))
+    return shapes
+
+
+def file_shapes(proto: descriptor_pb2.FileDescriptorProto,
+                services: Collection[str] | None = None) -> dict[str, bool]:
+    """`{"/pkg.Service/Method": unary?}` for one file's services (those in `services` only,
+    when given)."""
+    prefix = f"{proto.package}." if proto.package else ""
+    shapes: dict[str, bool] = {}
+    for service in proto.service:
+        if services is not None and prefix + service.name not in services:
+            continue
+        for method in service.method:
+            unary = not (method.client_streaming or method.server_streaming)
+            shapes[f"/{prefix}{service.name}/{method.name}"] = unary
     return shapes
 
 

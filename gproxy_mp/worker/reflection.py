@@ -30,6 +30,7 @@ import grpc.aio
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
+from gproxy_mp.descriptors import file_shapes
 from gproxy_mp.worker.channels import Backend
 from gproxy_mp.worker.status import StatusRecorder
 
@@ -56,15 +57,7 @@ def method_shapes(files: Iterable[bytes], services: Iterable[str]) -> dict[str, 
     wanted = set(services)
     shapes: dict[str, bool] = {}
     for data in files:
-        proto = descriptor_pb2.FileDescriptorProto.FromString(data)
-        prefix = f"{proto.package}." if proto.package else ""
-        for service in proto.service:
-            name = prefix + service.name
-            if name not in wanted:
-                continue
-            for method in service.method:
-                unary = not (method.client_streaming or method.server_streaming)
-                shapes[f"/{name}/{method.name}"] = unary
+        shapes.update(file_shapes(descriptor_pb2.FileDescriptorProto.FromString(data), wanted))
     return shapes
 
 
