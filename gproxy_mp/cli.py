@@ -25,6 +25,7 @@ from gproxy_mp.config import (
     check_admin,
     check_routes,
 )
+from gproxy_mp.descriptors import merge
 from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
 from gproxy_mp.grpc_engine import GRPC_ENGINES
 from gproxy_mp.logs import FORMATS, LEVELS, configure_logging
@@ -51,6 +52,10 @@ def build_settings(**values: Any) -> Settings:
         raise ConfigError(f"missing option -p/--proxy LISTEN-TARGET (e.g. {EXAMPLE})")
     check_routes(routes)
     check_admin(fields.get("admin"), routes)
+    sets = tuple(one for group in fields.pop("proto_descriptor_set", ()) for one in group)
+    unary, streaming = merge(sets)
+    fields.update(proto_descriptor_set=sets, schema_unary_methods=tuple(sorted(unary)),
+                  schema_streaming_methods=tuple(sorted(streaming)))
     worker = WorkerOptions(**{k: fields.pop(k) for k in WORKER_FIELDS & fields.keys()})
     check_tls(listener_tls(worker))
     check_tls(backend_tls(worker))
@@ -155,6 +160,10 @@ Example:
 @click.option("--unary-methods", default="", type=params.UNARY_METHODS,
               help="Methods known to be unary (or /pkg.Svc/* for a whole service): served "
               "with cheaper unary handlers. A streaming call to one of them fails.")
+@click.option("--proto-descriptor-set", multiple=True, type=params.DESCRIPTOR_SETS,
+              help="FileDescriptorSets (protoc --descriptor_set_out, buf build -o): the "
+              "methods they declare unary (and no source declares streaming) are served with "
+              "cheaper unary handlers. Repeatable.")
 @click.option("--learn-unary-methods/--no-learn-unary-methods", default=True, show_default=True,
               help="Ask backends for gRPC server reflection and serve the methods they all "
               "declare unary with cheaper unary handlers.")

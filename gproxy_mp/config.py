@@ -18,6 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from gproxy_mp.descriptors import DescriptorSet
 from gproxy_mp.errors import ConfigError
 from gproxy_mp.model import Endpoint, EndpointSet, build_endpoint_set
 
@@ -148,6 +149,11 @@ class WorkerOptions:
     """The workers' asyncio loop: `uvloop`, `asyncio`, or `auto` (uvloop when installed)."""
     grpc_engine: str = "iomgr"
     """The workers' gRPC I/O engine: `iomgr` or `event-engine` (`grpc_engine.py`)."""
+    schema_unary_methods: tuple[str, ...] = ()
+    """Methods the `--proto-descriptor-set` files declare unary, none streaming
+    (`descriptors.merge`): unary unless a backend's reflection says streaming."""
+    schema_streaming_methods: tuple[str, ...] = ()
+    """Methods those files declare streaming: never learned unary from reflection."""
     learn_unary_methods: bool = True
     """Ask a few backends per update for server reflection and serve the methods they declare
     unary with unary handlers (`worker/reflection.py`)."""
@@ -207,6 +213,9 @@ class Settings:
     zone: str | None = None
     """This proxy's zone; None: the node's `topology.kubernetes.io/zone` label."""
     worker: WorkerOptions = field(default_factory=WorkerOptions)
+    proto_descriptor_set: tuple[DescriptorSet, ...] = ()
+    """The `--proto-descriptor-set` files, decoded; their methods reach the workers as
+    `WorkerOptions.schema_*_methods`."""
 
     @property
     def targets(self) -> tuple[Target, ...]:

@@ -34,7 +34,8 @@ class WorkerConfig:
     def from_json(cls, text: str) -> WorkerConfig:
         fields = json.loads(text)
         options = fields.pop("options")
-        options["unary_methods"] = tuple(options["unary_methods"])
+        for name in ("unary_methods", "schema_unary_methods", "schema_streaming_methods"):
+            options[name] = tuple(options[name])
         return cls(**fields, options=WorkerOptions(**options))
 
 

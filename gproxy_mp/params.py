@@ -25,6 +25,7 @@ from gproxy_mp.config import (
     parse_worker_timeout,
     parse_workers,
 )
+from gproxy_mp.descriptors import parse_descriptor_sets
 from gproxy_mp.errors import ConfigError
 from gproxy_mp.loops import EVENT_LOOPS, check_event_loop
 
@@ -64,4 +65,5 @@ STREAMS = Parsed("N", parse_max_concurrent_streams)
 ROUTE = Parsed("LISTEN-TARGET", lambda text: parse_route(text, index=0))
 ADMIN_ADDRESS = Parsed("HOST:PORT|off", parse_admin_address)
 UNARY_METHODS = Parsed("/pkg.Svc/Method,...", parse_unary_methods)
+DESCRIPTOR_SETS = Parsed("FILE[,FILE...]", parse_descriptor_sets)
 EVENT_LOOP = Parsed("|".join(EVENT_LOOPS), check_event_loop)

@@ -34,6 +34,7 @@ from bench.cost.measure import Plan, measure, run_once
 from bench.results import RunResults, add_results_argument
 from bench.rig import load
 from bench.rig.peers import Config, ToolsMissingError, ensure_tools, start_peers
+from bench.rig.schema import with_descriptor_set
 from bench.rig.workloads import BY_NAME, WORKLOADS, write_backend_files, write_request_files
 from harness.processes import REPO
 
@@ -60,7 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=OPTIONS",
                         help="one more configuration, NAME: gproxy-mp with 1 worker and these "
                         "options added, e.g. event-engine='--grpc-engine event-engine' "
-                        "(repeatable; measured interleaved with the others)")
+                        "(repeatable; measured interleaved with the others); {descriptor_set} "
+                        "stands for a FileDescriptorSet of the bench's service, e.g. "
+                        "descset='--proto-descriptor-set {descriptor_set}'")
     add_results_argument(parser, "--out")
     parser.add_argument("--smoke", action="store_true", help="CI check of the harness: "
                         "tiny counts, 1 round, direct and gproxy-w1 only")
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         write_backend_files(work / "www")
         bodies = write_request_files(work)
         backends, found = start_peers(work, args.configs, backend_count=args.backends,
-                                      variants=args.variants)
+                                      variants=with_descriptor_set(args.variants, work))
         groups = [backends, *(c.proxy for c in found if c.proxy)]
         try:
             checks = {c.name: check(c) for c in found}

@@ -14,6 +14,7 @@ from gproxy_mp import __version__
 from gproxy_mp.bus.server import BusServer
 from gproxy_mp.bus.table import EndpointTable
 from gproxy_mp.config import Settings, Target
+from gproxy_mp.descriptors import unary_sources
 from gproxy_mp.supervisor.admin import AdminState
 from gproxy_mp.supervisor.metrics import CallCounters, SupervisorCounts, render_metrics
 from gproxy_mp.supervisor.resolvers.health import ResolverHealth
@@ -68,7 +69,10 @@ def endpoints(view: SupervisorView) -> dict[str, Any]:
                 for slot in view.pool.slots.values() if slot.config.route == route.id
             ],
         })
-    return {"epoch": view.table.epoch, "seq": view.table.seq, "routes": routes}
+    # Reflection-learned methods live in the workers only (they ask their own backends).
+    unary = unary_sources(view.settings.worker.unary_methods, view.settings.proto_descriptor_set)
+    return {"epoch": view.table.epoch, "seq": view.table.seq, "routes": routes,
+            "unary_methods": unary}
 
 
 def metrics(view: SupervisorView) -> str:

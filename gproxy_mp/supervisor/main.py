@@ -27,6 +27,7 @@ from gproxy_mp.bus.server import BusServer
 from gproxy_mp.bus.sockets import BusAddresses, create_runtime_dir, remove_runtime_dir
 from gproxy_mp.bus.table import EndpointTable
 from gproxy_mp.config import KubernetesTarget, Route, Settings, Target, default_server_name
+from gproxy_mp.descriptors import startup_summary
 from gproxy_mp.errors import ExitCode, FatalError
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.model import EndpointSet, diff_endpoints
@@ -141,6 +142,9 @@ async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) 
         log.info("gproxy-mp %s: %s, %d worker(s) per route",
                  __version__, ", ".join(f"{r.name} -> {r.target}" for r in settings.routes),
                  settings.workers)
+        log.info("%s", startup_summary(settings.worker.unary_methods,
+                                       settings.proto_descriptor_set,
+                                       settings.worker.learn_unary_methods))
         await _wait_any(stops.graceful, stops.fatal)
         if stops.fatal.is_set():
             await pool.kill_all()

@@ -58,7 +58,7 @@ from gproxy_mp.worker import follower
 from gproxy_mp.worker.channels import BackendPool, ChannelSettings, HealthChecks
 from gproxy_mp.worker.credentials import BackendCredentials, ReloadingServerCredentials
 from gproxy_mp.worker.proxy import ProxyHandler
-from gproxy_mp.worker.reflection import UnaryLearner
+from gproxy_mp.worker.reflection import MethodShapes, UnaryLearner
 from gproxy_mp.worker.server import build_server
 from gproxy_mp.worker.stats import CallStats
 
@@ -143,7 +143,10 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
     handler = ProxyHandler(pool, target=config.target, access_log=config.options.access_log,
                            unary_methods=config.options.unary_methods,
                            stats=CallStats(method_label=config.options.metrics_method_label))
-    learner = UnaryLearner(handler.learned_unary) if config.options.learn_unary_methods else None
+    schema = MethodShapes(set(options.schema_unary_methods), set(options.schema_streaming_methods))
+    handler.learned_unary(schema.unary_methods())
+    learner = (UnaryLearner(handler.learned_unary, schema) if options.learn_unary_methods
+               else None)
     following = _BusFollower(config, bus, pool, handler, stops, learner=learner)
     roots = _Roots(stops.failed)
     roots.start(following.run(), name="bus follower")

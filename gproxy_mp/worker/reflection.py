@@ -3,7 +3,8 @@
 A unary method can be served with a unary handler and a unary backend call, each hop in one
 batch, which costs the proxy about 29% less CPU per call than the stream-shaped forwarding every
 other call gets. Backends that offer server reflection (`grpc.reflection.v1` or `v1alpha`) say
-which of their methods are unary; nothing else is trusted for it but `--unary-methods`.
+which of their methods are unary; nothing else is trusted for it but `--unary-methods` and
+the `--proto-descriptor-set` files (`descriptors.py`), whose shapes seed `MethodShapes`.
 
 - `method_shapes` (pure): serialized FileDescriptorProtos → `{"/pkg.Svc/Method": unary?}`.
 - `MethodShapes` (pure): the consensus of every backend asked. A method is unary when a backend
@@ -29,6 +30,7 @@ import grpc.aio
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
+from gproxy_mp.descriptors import file_shapes
 from gproxy_mp.worker.channels import Backend
 from gproxy_mp.worker.status import StatusRecorder
 
@@ -55,15 +57,7 @@ def method_shapes(files: Iterable[bytes], services: Iterable[str]) -> dict[str, 
     wanted = set(services)
     shapes: dict[str, bool] = {}
     for data in files:
-        proto = descriptor_pb2.FileDescriptorProto.FromString(data)
-        prefix = f"{proto.package}." if proto.package else ""
-        for service in proto.service:
-            name = prefix + service.name
-            if name not in wanted:
-                continue
-            for method in service.method:
-                unary = not (method.client_streaming or method.server_streaming)
-                shapes[f"/{name}/{method.name}"] = unary
+        shapes.update(file_shapes(descriptor_pb2.FileDescriptorProto.FromString(data), wanted))
     return shapes
 
 
@@ -143,9 +137,11 @@ async def _converse(call: grpc.aio.StreamStreamCall[bytes, bytes]) -> dict[str, 
 class UnaryLearner:
     """Asks added backends, in the background, and reports each change of the unary set."""
 
-    def __init__(self, on_change: Callable[[frozenset[str]], None]) -> None:
+    def __init__(self, on_change: Callable[[frozenset[str]], None],
+                 shapes: MethodShapes | None = None) -> None:
+        """`shapes`: what is known before any backend answers (the descriptor sets')."""
         self._on_change = on_change
-        self._shapes = MethodShapes()
+        self._shapes = shapes or MethodShapes()
         self._queue: asyncio.Queue[tuple[str, grpc.aio.Channel]] = asyncio.Queue()
 
     def backends_added(self, backends: Sequence[Backend]) -> None:
@@ -156,7 +152,7 @@ class UnaryLearner:
     async def run(self) -> None:
         """Ask queued backends, one at a time, until cancelled; one backend's failure only
         means nothing is learned from it."""
-        published: frozenset[str] = frozenset()
+        published = self._shapes.unary_methods()
         asked: list[str] = []
         while True:
             if self._queue.empty():  # every backend of the update answered: one decision
