@@ -1,11 +1,13 @@
 """gproxy-mp against direct calls, nginx grpc_pass and HAProxy, interleaved in one run.
 
     .venv/bin/python -m bench cost [--rounds 3] [--calls 20000] [--configs ...] [--smoke]
-                                   [--variant NAME='GPROXY-MP OPTIONS' ...]
+                                   [--variant NAME='GPROXY-MP OPTIONS' ...] [--go-gproxy PATH]
 
 Starts two fixed-response nginx h2c backends and, in front of the same backends, gproxy-mp with
 1 and with 2 workers, nginx ``grpc_pass`` (2 workers, ``reuseport``) and HAProxy (h2 both
-sides, round robin). Checks every path once with a real gRPC client and refuses to measure one
+sides, round robin), and with ``--go-gproxy PATH`` the Go gproxy gproxy-mp replaces
+(kube-grpc-balancer; in front of the first backend only, ``dns:///127.0.0.1:PORT``, as it has
+no static resolver). Checks every path once with a real gRPC client and refuses to measure one
 that fails; then, round after round, runs each workload through each configuration, rotating
 the order every round. Prints one table per workload (medians over rounds, min-max), writes
 ``result.json`` and ``chart.png`` (``bench.results``), and copies the chart to ``docs/bench.png``
@@ -38,6 +40,8 @@ from bench.rig.workloads import BY_NAME, WORKLOADS, write_backend_files, write_r
 from harness.processes import REPO
 
 CONFIGS = ("direct", "gproxy-w1", "gproxy-w2", "nginx", "haproxy")
+GO_GPROXY = "go-gproxy"
+"""The configuration ``--go-gproxy`` adds."""
 SMOKE_CONFIGS = ("direct", "gproxy-w1")
 CHECK_WAIT = 30.0
 """Seconds a configuration may take to start answering its first check call."""
@@ -61,6 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="one more configuration, NAME: gproxy-mp with 1 worker and these "
                         "options added, e.g. event-engine='--grpc-engine event-engine' "
                         "(repeatable; measured interleaved with the others)")
+    parser.add_argument("--go-gproxy", metavar="PATH", help="a Go gproxy binary "
+                        "(kube-grpc-balancer's cmd/gproxy): adds configuration go-gproxy")
     add_results_argument(parser, "--out")
     parser.add_argument("--smoke", action="store_true", help="CI check of the harness: "
                         "tiny counts, 1 round, direct and gproxy-w1 only")
@@ -77,8 +83,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--variant {text!r}: expected NAME=OPTIONS with a new NAME")
         args.variants[name] = shlex.split(options)
     args.configs += list(args.variants)
+    if args.go_gproxy:
+        if not os.access(args.go_gproxy, os.X_OK) or not Path(args.go_gproxy).is_file():
+            parser.error(f"--go-gproxy {args.go_gproxy}: not an executable file")
+        args.configs.append(GO_GPROXY)
     for name in args.configs:
-        if name not in CONFIGS and name not in args.variants:
+        if name not in CONFIGS and name not in args.variants and name != GO_GPROXY:
             parser.error(f"unknown configuration {name!r}; known: {', '.join(CONFIGS)}")
     for name in args.workloads:
         if name not in BY_NAME:
@@ -149,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         write_backend_files(work / "www")
         bodies = write_request_files(work)
         backends, found = start_peers(work, args.configs, backend_count=args.backends,
-                                      variants=args.variants)
+                                      variants=args.variants, go_gproxy=args.go_gproxy)
         groups = [backends, *(c.proxy for c in found if c.proxy)]
         try:
             checks = {c.name: check(c) for c in found}
@@ -205,7 +215,7 @@ def finish(args: argparse.Namespace, *, results: RunResults, meta: dict[str, obj
            failures: list[str], plan: dict[str, Plan]) -> int:
     summaries = report.summarize(samples)
     stamp = results.run_id
-    has_proxy = {name: name != "direct" for name in [*CONFIGS, *args.variants]}
+    has_proxy = {name: name != "direct" for name in [*CONFIGS, GO_GPROXY, *args.variants]}
     print(f"\ngproxy-mp benchmark {stamp}: {args.rounds} interleaved round(s), "
           f"{args.backends} nginx backends; medians over rounds (min-max); load average "
           f"{meta['loadavg_before']} before, {meta['loadavg_after']} after. CPU per call is the "

@@ -82,3 +82,9 @@ def gproxy_argv(python: str, *, port: int, backends: list[str], workers: int) ->
     return [python, "-m", "gproxy_mp", "-p", f"127.0.0.1:{port}-{target}",
             "--workers", str(workers), "-d", "0s", "--admin-address", "off",
             "--log-level", "warning"]
+
+
+def go_gproxy_argv(binary: str, *, port: int, backends: list[str]) -> list[str]:
+    """The Go gproxy (kube-grpc-balancer) in front of the first backend only: it has no static
+    resolver, and ``dns:///`` with an IP literal resolves to that one address."""
+    return [binary, "-p", f"127.0.0.1:{port}-dns:///{backends[0]}", "-d", "0s"]
