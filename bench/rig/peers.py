@@ -100,7 +100,8 @@ class Config:
 
 
 def start_peers(work: Path, names: list[str], *, backend_count: int,
-                variants: dict[str, list[str]] | None = None) -> tuple[Group, list[Config]]:
+                variants: dict[str, list[str]] | None = None,
+                go_gproxy: str | None = None) -> tuple[Group, list[Config]]:
     """nginx backends (one group; its ``address`` lists them all, comma-separated), then each
     named configuration in front of all of them; ``variants`` maps extra configuration names
     to gproxy-mp options added to one worker's command line; ``go_gproxy`` is the Go gproxy
