@@ -9,9 +9,10 @@ sides, round robin), and with ``--go-gproxy PATH`` the Go gproxy gproxy-mp repla
 (kube-grpc-balancer; in front of the first backend only, ``dns:///127.0.0.1:PORT``, as it has
 no static resolver). Checks every path once with a real gRPC client and refuses to measure one
 that fails; then, round after round, runs each workload through each configuration, rotating
-the order every round. Prints one table per workload (medians over rounds, min-max), writes
-``result.json`` and ``chart.png`` (``bench.results``), and copies the chart to ``docs/bench.png``
-when the run was complete (every configuration and workload, >= 3 rounds, no failure).
+the order every round. Calls each of ``PROBES`` (a 5 MiB message, a non-protobuf body) once
+per configuration and prints what each path does with them. Prints one table per workload
+(medians over rounds, min-max), writes ``result.json`` and ``chart.png`` (``bench.results``),
+and copies the chart to ``docs/bench.png`` when the run was complete (every configuration and workload, >= 3 rounds, no failure).
 Exit 0 when every configuration passed its checks and every run, 1 otherwise, 3 when
 nginx/h2load/haproxy are missing and cannot be installed.
 """
@@ -36,7 +37,13 @@ from bench.cost.measure import Plan, measure, run_once
 from bench.results import RunResults, add_results_argument
 from bench.rig import load
 from bench.rig.peers import Config, ToolsMissingError, ensure_tools, start_peers
-from bench.rig.workloads import BY_NAME, WORKLOADS, write_backend_files, write_request_files
+from bench.rig.workloads import (
+    BY_NAME,
+    PROBES,
+    WORKLOADS,
+    write_backend_files,
+    write_request_files,
+)
 from harness.processes import REPO
 
 CONFIGS = ("direct", "gproxy-w1", "gproxy-w2", "nginx", "haproxy")
@@ -119,6 +126,18 @@ def check(config: Config) -> dict[str, str]:
     return results
 
 
+def probe(config: Config) -> dict[str, str]:
+    """What the path does with each of ``PROBES``, called once: ``{probe: "ok" | status}``."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.rig.client", "probe", config.address], check=False,
+        capture_output=True, text=True, cwd=REPO, timeout=CHECK_WAIT + 60)
+    if out.returncode != 0:
+        return {p.name: f"probe client exited {out.returncode}: {out.stderr[-300:]}"
+                for p in PROBES}
+    results: dict[str, str] = json.loads(out.stdout)
+    return results
+
+
 def versions() -> dict[str, str]:
     def first_line(argv: list[str]) -> str:
         if shutil.which(argv[0]) is None:
@@ -166,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, outcomes in checks.items():
                 failures += [f"{name} / {w}: check failed: {why}"
                              for w, why in outcomes.items() if why != "ok"]
+            meta["probes"] = {c.name: probe(c) for c in found}
             live = {w.name: [c for c in found if checks[c.name][w.name] == "ok"]
                     for w in workloads}
             for workload in workloads:  # warm-up: connections to the backends, caches
@@ -230,6 +250,11 @@ def finish(args: argparse.Namespace, *, results: RunResults, meta: dict[str, obj
         print(report.table(configs_, has_proxy=has_proxy))
         if BY_NAME[workload].streaming:
             print(f"(per message: CPU per call / {len(BY_NAME[workload].responses)})")
+    probes: dict[str, dict[str, str]] = meta.get("probes", {})  # type: ignore[assignment]
+    for item in PROBES:
+        print(f"\n{item.title}, what each path does:")
+        for name, outcomes in probes.items():
+            print(f"  {name:12} {outcomes[item.name][:160]}")
     for line in failures:
         print(f"NOT REPORTED: {line}")
     print()

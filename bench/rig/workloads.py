@@ -94,10 +94,28 @@ WORKLOADS: tuple[Workload, ...] = (
 
 BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
+PROBES: tuple[Workload, ...] = (
+    Workload(
+        name="unary-5MiB",
+        title="one 5 MiB unary call (5 MiB request, 5 MiB response)",
+        method=f"/{SERVICE}/Huge",
+        request=pattern("huge request", 5 * 1024 * 1024),
+        responses=(pattern("huge response", 5 * 1024 * 1024),),
+    ),
+    Workload(
+        name="not-protobuf",
+        title="one unary call whose bodies are not protobuf",
+        method=f"/{SERVICE}/Raw",
+        request=b"\xff raw request, not protobuf",
+        responses=(b"\xff raw response, not protobuf",),
+    ),
+)
+"""Calls made once per configuration to show what each does with them (not measured)."""
+
 
 def write_backend_files(www: Path) -> None:
     """Lay out ``www/bench.Svc/<Method>`` files holding each workload's framed response."""
-    for workload in WORKLOADS:
+    for workload in (*WORKLOADS, *PROBES):
         path = www / workload.method.strip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(workload.response_body)

@@ -57,6 +57,8 @@ def test_the_smoke_run_measures_every_configuration_it_ran(tmp_path: Path) -> No
         for config in configs:
             assert measured[config]["rate"]["median"] > 0, (workload, config, output)
     assert path.with_name("chart.png").stat().st_size > 0, output
+    # gproxy-mp passes a 5 MiB message and a non-protobuf body as they are
+    assert set(report["meta"]["probes"]["gproxy-w1"].values()) == {"ok"}, output
 
 
 GO_GPROXY_ENV = "GO_GPROXY"
@@ -79,3 +81,6 @@ def test_the_go_gproxy_configuration_passes_its_checks_and_is_measured(tmp_path:
     assert set(report["checks"]["go-gproxy"].values()) == {"ok"}, output
     for workload, measured in report["summary"].items():
         assert measured["go-gproxy"]["rate"]["median"] > 0, (workload, output)
+    probes = report["meta"]["probes"]["go-gproxy"]  # what the README says it does
+    assert probes["unary-5MiB"].startswith("status RESOURCE_EXHAUSTED"), output
+    assert probes["not-protobuf"].startswith("status INTERNAL"), output
