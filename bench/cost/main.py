@@ -250,6 +250,9 @@ def finish(args: argparse.Namespace, *, results: RunResults, meta: dict[str, obj
         print(report.table(configs_, has_proxy=has_proxy))
         if BY_NAME[workload].streaming:
             print(f"(per message: CPU per call / {len(BY_NAME[workload].responses)})")
+        else:
+            print("sizing, from the proxy's CPU per call (medians):")
+            print(report.sizing(configs_, has_proxy=has_proxy))
     probes: dict[str, dict[str, str]] = meta.get("probes", {})  # type: ignore[assignment]
     for item in PROBES:
         print(f"\n{item.title}, what each path does:")
