@@ -11,8 +11,9 @@ no static resolver). Checks every path once with a real gRPC client and refuses 
 that fails; then, round after round, runs each workload through each configuration, rotating
 the order every round. Calls each of ``PROBES`` (a 5 MiB message, a non-protobuf body) once
 per configuration and prints what each path does with them. Prints one table per workload
-(medians over rounds, min-max), writes ``result.json`` and ``chart.png`` (``bench.results``),
-and copies the chart to ``docs/bench.png`` when the run was complete (every configuration and workload, >= 3 rounds, no failure).
+(medians over rounds, min-max) with sizing lines under the unary ones, writes ``result.json``
+and ``chart.png`` (``bench.results``), and copies the chart to ``docs/bench.png`` when the run
+was complete (every configuration and workload, >= 3 rounds, no failure).
 Exit 0 when every configuration passed its checks and every run, 1 otherwise, 3 when
 nginx/h2load/haproxy are missing and cannot be installed.
 """
