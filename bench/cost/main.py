@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, outcomes in checks.items():
                 failures += [f"{name} / {w}: check failed: {why}"
                              for w, why in outcomes.items() if why != "ok"]
-            meta["probes"] = {c.name: probe(c) for c in found}
+            probes = {c.name: probe(c) for c in found}
+            meta["probes"] = probes
             live = {w.name: [c for c in found if checks[c.name][w.name] == "ok"]
                     for w in workloads}
             for workload in workloads:  # warm-up: connections to the backends, caches
@@ -219,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     meta["loadavg_after"] = _loadavg()
     failed = {tuple(line.split(": ", 1)[0].split(" / ")) for line in failures}
     samples = [s for s in samples if (s.config, s.workload) not in failed]
-    return finish(args, results=results, meta=meta, checks=checks, samples=samples,
-                  failures=failures, plan=plan)
+    return finish(args, results=results, meta=meta, checks=checks, probes=probes,
+                  samples=samples, failures=failures, plan=plan)
 
 
 def _loadavg() -> str:
@@ -232,7 +233,8 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def finish(args: argparse.Namespace, *, results: RunResults, meta: dict[str, object],
-           checks: dict[str, dict[str, str]], samples: list[report.Sample],
+           checks: dict[str, dict[str, str]], probes: dict[str, dict[str, str]],
+           samples: list[report.Sample],
            failures: list[str], plan: dict[str, Plan]) -> int:
     summaries = report.summarize(samples)
     stamp = results.run_id
@@ -254,7 +256,6 @@ def finish(args: argparse.Namespace, *, results: RunResults, meta: dict[str, obj
         else:
             print("sizing, from the proxy's CPU per call (medians):")
             print(report.sizing(configs_, has_proxy=has_proxy))
-    probes: dict[str, dict[str, str]] = meta.get("probes", {})  # type: ignore[assignment]
     for item in PROBES:
         print(f"\n{item.title}, what each path does:")
         for name, outcomes in probes.items():
