@@ -1,15 +1,19 @@
 """gproxy-mp against direct calls, nginx grpc_pass and HAProxy, interleaved in one run.
 
     .venv/bin/python -m bench cost [--rounds 3] [--calls 20000] [--configs ...] [--smoke]
-                                   [--variant NAME='GPROXY-MP OPTIONS' ...]
+                                   [--variant NAME='GPROXY-MP OPTIONS' ...] [--go-gproxy PATH]
 
 Starts two fixed-response nginx h2c backends and, in front of the same backends, gproxy-mp with
 1 and with 2 workers, nginx ``grpc_pass`` (2 workers, ``reuseport``) and HAProxy (h2 both
-sides, round robin). Checks every path once with a real gRPC client and refuses to measure one
+sides, round robin), and with ``--go-gproxy PATH`` the Go gproxy gproxy-mp replaces
+(kube-grpc-balancer; in front of the first backend only, ``dns:///127.0.0.1:PORT``, as it has
+no static resolver). Checks every path once with a real gRPC client and refuses to measure one
 that fails; then, round after round, runs each workload through each configuration, rotating
-the order every round. Prints one table per workload (medians over rounds, min-max), writes
-``result.json`` and ``chart.png`` (``bench.results``), and copies the chart to ``docs/bench.png``
-when the run was complete (every configuration and workload, >= 3 rounds, no failure).
+the order every round. Calls each of ``PROBES`` (a 5 MiB message, a non-protobuf body) once
+per configuration and prints what each path does with them. Prints one table per workload
+(medians over rounds, min-max) with sizing lines under the unary ones, writes ``result.json``
+and ``chart.png`` (``bench.results``), and copies the chart to ``docs/bench.png`` when the run
+was complete (every configuration and workload, >= 3 rounds, no failure).
 Exit 0 when every configuration passed its checks and every run, 1 otherwise, 3 when
 nginx/h2load/haproxy are missing and cannot be installed.
 """
@@ -35,10 +39,18 @@ from bench.results import RunResults, add_results_argument
 from bench.rig import load
 from bench.rig.peers import Config, ToolsMissingError, ensure_tools, start_peers
 from bench.rig.schema import with_descriptor_set
-from bench.rig.workloads import BY_NAME, WORKLOADS, write_backend_files, write_request_files
+from bench.rig.workloads import (
+    BY_NAME,
+    PROBES,
+    WORKLOADS,
+    write_backend_files,
+    write_request_files,
+)
 from harness.processes import REPO
 
 CONFIGS = ("direct", "gproxy-w1", "gproxy-w2", "nginx", "haproxy")
+GO_GPROXY = "go-gproxy"
+"""The configuration ``--go-gproxy`` adds."""
 SMOKE_CONFIGS = ("direct", "gproxy-w1")
 CHECK_WAIT = 30.0
 """Seconds a configuration may take to start answering its first check call."""
@@ -64,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(repeatable; measured interleaved with the others); {descriptor_set} "
                         "stands for a FileDescriptorSet of the bench's service, e.g. "
                         "descset='--proto-descriptor-set {descriptor_set}'")
+    parser.add_argument("--go-gproxy", metavar="PATH", help="a Go gproxy binary "
+                        "(kube-grpc-balancer's cmd/gproxy): adds configuration go-gproxy")
     add_results_argument(parser, "--out")
     parser.add_argument("--smoke", action="store_true", help="CI check of the harness: "
                         "tiny counts, 1 round, direct and gproxy-w1 only")
@@ -80,8 +94,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--variant {text!r}: expected NAME=OPTIONS with a new NAME")
         args.variants[name] = shlex.split(options)
     args.configs += list(args.variants)
+    if args.go_gproxy:
+        if not os.access(args.go_gproxy, os.X_OK) or not Path(args.go_gproxy).is_file():
+            parser.error(f"--go-gproxy {args.go_gproxy}: not an executable file")
+        args.configs.append(GO_GPROXY)
     for name in args.configs:
-        if name not in CONFIGS and name not in args.variants:
+        if name not in CONFIGS and name not in args.variants and name != GO_GPROXY:
             parser.error(f"unknown configuration {name!r}; known: {', '.join(CONFIGS)}")
     for name in args.workloads:
         if name not in BY_NAME:
@@ -108,6 +126,18 @@ def check(config: Config) -> dict[str, str]:
     if out.returncode != 0 or exited:
         reason = exited or f"check client exited {out.returncode}: {out.stderr[-300:]}"
         return {w.name: reason for w in WORKLOADS}
+    results: dict[str, str] = json.loads(out.stdout)
+    return results
+
+
+def probe(config: Config) -> dict[str, str]:
+    """What the path does with each of ``PROBES``, called once: ``{probe: "ok" | status}``."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.rig.client", "probe", config.address], check=False,
+        capture_output=True, text=True, cwd=REPO, timeout=CHECK_WAIT + 60)
+    if out.returncode != 0:
+        return {p.name: f"probe client exited {out.returncode}: {out.stderr[-300:]}"
+                for p in PROBES}
     results: dict[str, str] = json.loads(out.stdout)
     return results
 
@@ -152,13 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         write_backend_files(work / "www")
         bodies = write_request_files(work)
         backends, found = start_peers(work, args.configs, backend_count=args.backends,
-                                      variants=with_descriptor_set(args.variants, work))
+                                      variants=with_descriptor_set(args.variants, work),
+                                      go_gproxy=args.go_gproxy)
         groups = [backends, *(c.proxy for c in found if c.proxy)]
         try:
             checks = {c.name: check(c) for c in found}
             for name, outcomes in checks.items():
                 failures += [f"{name} / {w}: check failed: {why}"
                              for w, why in outcomes.items() if why != "ok"]
+            probes = {c.name: probe(c) for c in found}
+            meta["probes"] = probes
             live = {w.name: [c for c in found if checks[c.name][w.name] == "ok"]
                     for w in workloads}
             for workload in workloads:  # warm-up: connections to the backends, caches
@@ -191,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     meta["loadavg_after"] = _loadavg()
     failed = {tuple(line.split(": ", 1)[0].split(" / ")) for line in failures}
     samples = [s for s in samples if (s.config, s.workload) not in failed]
-    return finish(args, results=results, meta=meta, checks=checks, samples=samples,
-                  failures=failures, plan=plan)
+    return finish(args, results=results, meta=meta, checks=checks, probes=probes,
+                  samples=samples, failures=failures, plan=plan)
 
 
 def _loadavg() -> str:
@@ -204,11 +237,12 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def finish(args: argparse.Namespace, *, results: RunResults, meta: dict[str, object],
-           checks: dict[str, dict[str, str]], samples: list[report.Sample],
+           checks: dict[str, dict[str, str]], probes: dict[str, dict[str, str]],
+           samples: list[report.Sample],
            failures: list[str], plan: dict[str, Plan]) -> int:
     summaries = report.summarize(samples)
     stamp = results.run_id
-    has_proxy = {name: name != "direct" for name in [*CONFIGS, *args.variants]}
+    has_proxy = {name: name != "direct" for name in [*CONFIGS, GO_GPROXY, *args.variants]}
     print(f"\ngproxy-mp benchmark {stamp}: {args.rounds} interleaved round(s), "
           f"{args.backends} nginx backends; medians over rounds (min-max); load average "
           f"{meta['loadavg_before']} before, {meta['loadavg_after']} after. CPU per call is the "
@@ -223,6 +257,13 @@ def finish(args: argparse.Namespace, *, results: RunResults, meta: dict[str, obj
         print(report.table(configs_, has_proxy=has_proxy))
         if BY_NAME[workload].streaming:
             print(f"(per message: CPU per call / {len(BY_NAME[workload].responses)})")
+        else:
+            print("sizing, from the proxy's CPU per call (medians):")
+            print(report.sizing(configs_, has_proxy=has_proxy))
+    for item in PROBES:
+        print(f"\n{item.title}, what each path does:")
+        for name, outcomes in probes.items():
+            print(f"  {name:12} {outcomes[item.name][:160]}")
     for line in failures:
         print(f"NOT REPORTED: {line}")
     print()

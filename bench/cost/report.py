@@ -124,3 +124,15 @@ def document(*, meta: dict[str, Any], checks: dict[str, dict[str, str]],
                     for w, configs in summaries.items()},
         "samples": [asdict(sample) for sample in samples],
     }
+
+
+def sizing(summaries: dict[str, Summary], *, has_proxy: dict[str, bool]) -> str:
+    """One line per proxy: its median CPU per call as cores per 1,000 calls/s and calls/s per
+    core (what one core would carry if the proxy had it all)."""
+    lines = []
+    for config, s in summaries.items():
+        cpu = s.cpu_us["proxy"].median
+        if has_proxy[config] and cpu > 0:
+            lines.append(f"  {config:12} {cpu / 1000:.3f} cores per 1,000 calls/s, "
+                         f"{1e6 / cpu:,.0f} calls/s per core")
+    return "\n".join(lines)

@@ -1,6 +1,7 @@
 """A real gRPC client, run as its own process: path checks and the server-streaming load.
 
     python -m bench.rig.client check ADDRESS [--wait SECONDS]
+    python -m bench.rig.client probe ADDRESS
     python -m bench.rig.client stream ADDRESS --calls N [--channels 4] [--per-channel 2]
     python -m bench.rig.client unary ADDRESS --calls N [--channels 4] [--per-channel 8]
 
@@ -9,6 +10,10 @@
 order. The first call is retried on UNAVAILABLE for up to ``--wait`` seconds (a proxy that is
 still starting). h2load counts any HTTP 200 as success, so no configuration is reported unless
 this passed.
+
+``probe`` calls each of ``workloads.PROBES`` once (a 5 MiB message, a non-protobuf body) with no
+message size limit on the client and prints ``{probe: "ok" | "status CODE: details"}``: what
+the path does with them, an observation, not a check.
 
 ``stream`` runs N server-streaming calls (1,000 messages each) over ``--channels`` channels
 with ``--per-channel`` calls in flight on each, checks every call (status OK, message count),
@@ -35,7 +40,7 @@ import time
 import grpc
 from grpc import aio
 
-from bench.rig.workloads import WORKLOADS, Workload
+from bench.rig.workloads import PROBES, WORKLOADS, Workload
 from harness.aio_traffic import WrongReplyError, run_aio_load
 
 CALL_TIMEOUT = 30.0
@@ -80,6 +85,20 @@ def run_checks(address: str, *, wait: float) -> dict[str, str]:
                         continue
                     results[workload.name] = f"status {code.name}: {error.details()}"
                     break
+    return results
+
+
+UNLIMITED = (("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1))
+
+
+def run_probes(address: str) -> dict[str, str]:
+    results: dict[str, str] = {}
+    with grpc.insecure_channel(address, options=UNLIMITED) as channel:
+        for probe in PROBES:
+            try:
+                results[probe.name] = check_workload(channel, probe)
+            except grpc.RpcError as error:
+                results[probe.name] = f"status {error.code().name}: {error.details()}"
     return results
 
 
@@ -134,6 +153,7 @@ def main() -> None:  # a process of its own, started by bench.rig.load and bench
     check = commands.add_parser("check")
     check.add_argument("address")
     check.add_argument("--wait", type=float, default=30.0)
+    commands.add_parser("probe").add_argument("address")
     stream = commands.add_parser("stream")
     stream.add_argument("address")
     stream.add_argument("--calls", type=int, required=True)
@@ -147,6 +167,8 @@ def main() -> None:  # a process of its own, started by bench.rig.load and bench
     args = parser.parse_args()
     if args.command == "check":
         print(json.dumps(run_checks(args.address, wait=args.wait)))
+    elif args.command == "probe":
+        print(json.dumps(run_probes(args.address)))
     elif args.command == "unary":
         print(json.dumps(asyncio.run(unary_calls(
             args.address, calls=args.calls, channels=args.channels,

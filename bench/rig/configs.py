@@ -7,7 +7,8 @@ trailer ``grpc-status: 0``. Its pitfalls, and why each directive is there:
 - nginx's static handler refuses POST (405), hence ``error_page 405 =200 /files$uri``;
 - without ``mirror_request_body on`` nginx answers before reading the request body, then resets
   the stream, which breaks any proxy in front of it;
-- bodies above ``client_body_buffer_size`` spill to temp files and make nginx the bottleneck.
+- bodies above ``client_body_buffer_size`` spill to temp files and make nginx the bottleneck;
+- ``client_max_body_size 0`` lets the 5 MiB probe through (the default 1m answers 413).
 
 Reference proxies: nginx ``grpc_pass`` with 2 workers and ``reuseport`` (each worker has its own
 accept queue, like gproxy-mp's workers; without it one worker takes every connection), an
@@ -25,7 +26,8 @@ events {{ worker_connections 4096; }}
 """
 
 NGINX_BACKEND = NGINX_COMMON + """worker_processes 1;
-http {{ access_log off; client_body_buffer_size 1m; keepalive_requests 100000000;
+http {{ access_log off; client_body_buffer_size 1m; client_max_body_size 0;
+  keepalive_requests 100000000;
   http2_max_concurrent_streams 1024; client_body_temp_path {dir}/body;
   proxy_temp_path {dir}/proxy;
   server {{ listen 127.0.0.1:{port} http2; root {www}; types {{ }}
@@ -36,7 +38,8 @@ http {{ access_log off; client_body_buffer_size 1m; keepalive_requests 100000000
 """
 
 NGINX_PROXY = NGINX_COMMON + """worker_processes 2;
-http {{ access_log off; client_body_buffer_size 1m; keepalive_requests 100000000;
+http {{ access_log off; client_body_buffer_size 1m; client_max_body_size 0;
+  keepalive_requests 100000000;
   http2_max_concurrent_streams 1024; client_body_temp_path {dir}/body;
   proxy_temp_path {dir}/proxy;
   upstream backends {{
@@ -82,3 +85,9 @@ def gproxy_argv(python: str, *, port: int, backends: list[str], workers: int) ->
     return [python, "-m", "gproxy_mp", "-p", f"127.0.0.1:{port}-{target}",
             "--workers", str(workers), "-d", "0s", "--admin-address", "off",
             "--log-level", "warning"]
+
+
+def go_gproxy_argv(binary: str, *, port: int, backends: list[str]) -> list[str]:
+    """The Go gproxy (kube-grpc-balancer) in front of the first backend only: it has no static
+    resolver, and ``dns:///`` with an IP literal resolves to that one address."""
+    return [binary, "-p", f"127.0.0.1:{port}-dns:///{backends[0]}", "-d", "0s"]

@@ -100,10 +100,12 @@ class Config:
 
 
 def start_peers(work: Path, names: list[str], *, backend_count: int,
-                variants: dict[str, list[str]] | None = None) -> tuple[Group, list[Config]]:
+                variants: dict[str, list[str]] | None = None,
+                go_gproxy: str | None = None) -> tuple[Group, list[Config]]:
     """nginx backends (one group; its ``address`` lists them all, comma-separated), then each
     named configuration in front of all of them; ``variants`` maps extra configuration names
-    to gproxy-mp options added to one worker's command line.
+    to gproxy-mp options added to one worker's command line; ``go_gproxy`` is the Go gproxy
+    binary that configuration ``go-gproxy`` runs.
 
     If any start fails, whatever was already started is stopped before the error propagates.
     """
@@ -123,7 +125,7 @@ def start_peers(work: Path, names: list[str], *, backend_count: int,
             addresses.append(f"127.0.0.1:{port}")
         backends.address = ",".join(addresses)
         for name in names:
-            found.append(start_config(work, name, addresses, variants or {}))
+            found.append(start_config(work, name, addresses, variants or {}, go_gproxy))
     except BaseException:
         for group in (backends, *(c.proxy for c in found if c.proxy)):
             group.stop()
@@ -132,7 +134,7 @@ def start_peers(work: Path, names: list[str], *, backend_count: int,
 
 
 def start_config(work: Path, name: str, backends: list[str],
-                 variants: dict[str, list[str]]) -> Config:
+                 variants: dict[str, list[str]], go_gproxy: str | None = None) -> Config:
     if name == "direct":
         return Config(name, backends[0], None)
     port, group, log = free_port(), Group(name), work / f"{name}.out"
@@ -148,6 +150,8 @@ def start_config(work: Path, name: str, backends: list[str],
         conf = directory / "nginx.conf"
         conf.write_text(configs.nginx_proxy(directory=directory, port=port, backends=backends))
         group.start(["nginx", "-c", str(conf), "-p", str(directory)], log=log)
+    elif name == "go-gproxy" and go_gproxy:
+        group.start(configs.go_gproxy_argv(go_gproxy, port=port, backends=backends), log=log)
     elif name == "haproxy":
         conf = work / "haproxy.cfg"
         conf.write_text(configs.haproxy(port=port, backends=backends))

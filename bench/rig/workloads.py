@@ -6,7 +6,9 @@ payload; the nginx backends serve the framed response bytes as a file, so a serv
 response is simply 1,000 frames back to back in one file.
 
 Request and response payloads differ on purpose: a check that gets the response payload back
-proves the backend answered, not an echo somewhere on the path.
+proves the backend answered, not an echo somewhere on the path. Every payload is a valid
+protobuf message (field 1, bytes) because a proxy may re-decode messages as protobuf, as the Go
+gproxy does (a non-protobuf body fails there with INTERNAL).
 """
 
 from __future__ import annotations
@@ -25,9 +27,21 @@ def frame(payload: bytes) -> bytes:
     return struct.pack(">BI", 0, len(payload)) + payload
 
 
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def pattern(label: str, size: int) -> bytes:
-    """``size`` recognisable bytes: the label, then dots."""
-    return label.encode().ljust(size, b".")[:size]
+    """``size`` bytes of valid protobuf: field 1 (bytes) holding the label, then dots."""
+    length = size - 2
+    while 1 + len(varint(length)) + length > size:
+        length -= 1
+    return b"\x0a" + varint(length) + label.encode().ljust(length, b".")[:length]
 
 
 @dataclass(frozen=True)
@@ -80,10 +94,28 @@ WORKLOADS: tuple[Workload, ...] = (
 
 BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
+PROBES: tuple[Workload, ...] = (
+    Workload(
+        name="unary-5MiB",
+        title="one 5 MiB unary call (5 MiB request, 5 MiB response)",
+        method=f"/{SERVICE}/Huge",
+        request=pattern("huge request", 5 * 1024 * 1024),
+        responses=(pattern("huge response", 5 * 1024 * 1024),),
+    ),
+    Workload(
+        name="not-protobuf",
+        title="one unary call whose bodies are not protobuf",
+        method=f"/{SERVICE}/Raw",
+        request=b"\xff raw request, not protobuf",
+        responses=(b"\xff raw response, not protobuf",),
+    ),
+)
+"""Calls made once per configuration to show what each does with them (not measured)."""
+
 
 def write_backend_files(www: Path) -> None:
     """Lay out ``www/bench.Svc/<Method>`` files holding each workload's framed response."""
-    for workload in WORKLOADS:
+    for workload in (*WORKLOADS, *PROBES):
         path = www / workload.method.strip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(workload.response_body)
