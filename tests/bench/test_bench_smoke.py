@@ -63,24 +63,28 @@ def test_the_smoke_run_measures_every_configuration_it_ran(tmp_path: Path) -> No
 
 GO_GPROXY_ENV = "GO_GPROXY"
 """Path of a Go gproxy binary (kube-grpc-balancer's cmd/gproxy), an optional input."""
+GO_GPROXY = os.environ.get(GO_GPROXY_ENV)
+# Defined only when the binary is given: it is an input the developer brings, not a peer this
+# repository builds (the issue forbids committing a build of it), so there is nothing a skip
+# could report that CI should turn into a failure (GPROXY_REQUIRE_ALL_TIERS fails every skip).
+if GO_GPROXY:
 
-
-def test_the_go_gproxy_configuration_passes_its_checks_and_is_measured(tmp_path: Path) -> None:
-    binary = os.environ.get(GO_GPROXY_ENV)
-    if not binary:
-        pytest.skip(f"{GO_GPROXY_ENV} not given (path of a Go gproxy binary, optional)")
-    reason = tools_unavailable()
-    if reason:
-        pytest.skip(reason)
-    done = run_smoke("cost", "--results-dir", str(tmp_path), "--go-gproxy", binary,
-                     timeout=SMOKE_TIMEOUT)
-    output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
-    assert done.returncode == 0, output
-    [path] = tmp_path.glob("cost/*/result.json")
-    report: dict[str, Any] = json.loads(path.read_text())
-    assert set(report["checks"]["go-gproxy"].values()) == {"ok"}, output
-    for workload, measured in report["summary"].items():
-        assert measured["go-gproxy"]["rate"]["median"] > 0, (workload, output)
-    probes = report["meta"]["probes"]["go-gproxy"]  # what the README says it does
-    assert probes["unary-5MiB"].startswith("status RESOURCE_EXHAUSTED"), output
-    assert probes["not-protobuf"].startswith("status INTERNAL"), output
+    def test_the_go_gproxy_configuration_passes_its_checks_and_is_measured(
+        tmp_path: Path,
+    ) -> None:
+        assert GO_GPROXY is not None
+        reason = tools_unavailable()
+        if reason:
+            pytest.skip(reason)
+        done = run_smoke("cost", "--results-dir", str(tmp_path), "--go-gproxy", GO_GPROXY,
+                         timeout=SMOKE_TIMEOUT)
+        output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
+        assert done.returncode == 0, output
+        [path] = tmp_path.glob("cost/*/result.json")
+        report: dict[str, Any] = json.loads(path.read_text())
+        assert set(report["checks"]["go-gproxy"].values()) == {"ok"}, output
+        for workload, measured in report["summary"].items():
+            assert measured["go-gproxy"]["rate"]["median"] > 0, (workload, output)
+        probes = report["meta"]["probes"]["go-gproxy"]  # what the README says it does
+        assert probes["unary-5MiB"].startswith("status RESOURCE_EXHAUSTED"), output
+        assert probes["not-protobuf"].startswith("status INTERNAL"), output
