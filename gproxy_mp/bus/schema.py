@@ -93,6 +93,19 @@ class WorkerState(enum.StrEnum):
     STOPPED = "stopped"  # its last report, with its final counts
 
 
+class BackendCondition(enum.StrEnum):
+    """Why a worker does not count a backend as healthy (reported in its status)."""
+
+    NOT_SERVING = "not_serving"  # its health check answered NOT_SERVING (or failed)
+    FAILING = "failing"  # its connection is in TRANSIENT_FAILURE
+    STRUCK = "struck"  # it answered UNAVAILABLE lately: passive health ranks it last a while
+
+
+MAX_UNHEALTHY = 64
+"""Backends a status report lists as unhealthy at most (the rest are counted, not named), so a
+report stays small however many endpoints a route has."""
+
+
 def _no_calls() -> list[int]:
     return [0] * (len(LATENCY_BUCKETS) + 1)
 
@@ -127,6 +140,11 @@ class WorkerStatus:
     seq: int
     active_calls: int
     stats: CallCounts = field(default_factory=CallCounts)
+    unhealthy: dict[str, BackendCondition] = field(default_factory=dict)
+    """Backends (``host:port``) this worker does not count as healthy, and why; at most
+    `MAX_UNHEALTHY`."""
+    unhealthy_unlisted: int = 0
+    """Unhealthy backends beyond `MAX_UNHEALTHY`, counted only."""
 
 
 Message = EndpointsMessage | Heartbeat | SnapshotRequest | WorkerStatus
@@ -157,7 +175,10 @@ def _to_payload(message: Message) -> tuple[str, dict[str, Any]]:
             return STATUS_TOPIC, {"kind": "status", "worker": message.worker, "pid": message.pid,
                                   "state": message.state.value, "seq": message.seq,
                                   "active_calls": message.active_calls,
-                                  "stats": _counts_payload(message.stats)}
+                                  "stats": _counts_payload(message.stats),
+                                  "unhealthy": {address: condition.value for address, condition
+                                                in message.unhealthy.items()},
+                                  "unhealthy_unlisted": message.unhealthy_unlisted}
 
 
 def _endpoint_entry(endpoint: Endpoint) -> list[Any]:
@@ -214,9 +235,17 @@ def _from_payload(topic: str, kind: object, p: dict[str, Any]) -> Message | None
         return WorkerStatus(worker=_str(p["worker"]), pid=_int(p["pid"]),
                             state=WorkerState(_str(p["state"])), seq=_int(p["seq"]),
                             active_calls=_int(p["active_calls"]),
-                            stats=_counts(_dict(p["stats"])))
+                            stats=_counts(_dict(p["stats"])),
+                            unhealthy=_unhealthy(_dict(p["unhealthy"])),
+                            unhealthy_unlisted=_int(p["unhealthy_unlisted"]))
     log.warning("ignoring bus message of unknown kind %r on %r", kind, topic)
     return None
+
+
+def _unhealthy(p: dict[str, Any]) -> dict[str, BackendCondition]:
+    if len(p) > MAX_UNHEALTHY:
+        raise ValueError(f"{len(p)} unhealthy backends listed, at most {MAX_UNHEALTHY}")
+    return {_str(address): BackendCondition(_str(condition)) for address, condition in p.items()}
 
 
 def _counts(p: dict[str, Any]) -> CallCounts:

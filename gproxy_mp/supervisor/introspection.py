@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from gproxy_mp.descriptors import unary_sources
 from gproxy_mp.supervisor.admin import AdminState
 from gproxy_mp.supervisor.metrics import CallCounters, SupervisorCounts, render_metrics
 from gproxy_mp.supervisor.resolvers.health import ResolverHealth
-from gproxy_mp.supervisor.workers import WorkerPool
+from gproxy_mp.supervisor.workers import WorkerPool, WorkerSlot
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +52,14 @@ def endpoints(view: SupervisorView) -> dict[str, Any]:
     for route in view.settings.routes:
         current = view.table.current(route.id)
         age = view.healths[route.target].age()
+        slots = [slot for slot in view.pool.slots.values() if slot.config.route == route.id]
         routes.append({
             "route": route.name, "id": route.id, "target": str(route.target),
             "seq": current[0] if current else None,
             "endpoints": [e.address for e in current[1]] if current else None,
             "source_age_seconds": None if age is None else round(age, 3),
             "resolver": view.healths[route.target].describe(),
+            "unhealthy_endpoints": unhealthy_endpoints(slots),
             "workers": [
                 {"worker": slot.config.worker, "pid": slot.pid, "state": slot.state,
                  "serving": view.pool.is_serving(slot),
@@ -65,14 +68,27 @@ def endpoints(view: SupervisorView) -> dict[str, Any]:
                  "restarts": slot.restarts,
                  "applied_seq": slot.last_status.seq if slot.last_status else None,
                  "active_calls": slot.last_status.active_calls if slot.last_status else 0,
-                 "calls": view.counters.worker_calls(slot.pid)}
-                for slot in view.pool.slots.values() if slot.config.route == route.id
+                 "calls": view.counters.worker_calls(slot.pid),
+                 "unhealthy_backends": len(slot.last_status.unhealthy)
+                 + slot.last_status.unhealthy_unlisted if slot.last_status else 0}
+                for slot in slots
             ],
         })
     # Reflection-learned methods live in the workers only (they ask their own backends).
     unary = unary_sources(view.settings.worker.unary_methods, view.settings.proto_descriptor_set)
     return {"epoch": view.table.epoch, "seq": view.table.seq, "routes": routes,
             "unary_methods": unary}
+
+
+def unhealthy_endpoints(slots: Iterable[WorkerSlot]) -> dict[str, dict[str, str]]:
+    """Per endpoint that some worker does not count as healthy: each such worker's reason
+    (``not_serving``, ``failing``, ``struck``), from their latest status reports."""
+    found: dict[str, dict[str, str]] = {}
+    for slot in slots:
+        if slot.last_status is not None:
+            for address, condition in slot.last_status.unhealthy.items():
+                found.setdefault(address, {})[slot.config.worker] = condition.value
+    return dict(sorted(found.items()))
 
 
 def metrics(view: SupervisorView) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import grpc
 import grpc.aio
 
+from gproxy_mp.bus.schema import MAX_UNHEALTHY, BackendCondition
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
 from gproxy_mp.worker.balancer import (
     FAILING,
@@ -112,6 +113,17 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"Backend({self.endpoint.address}, {self.state.name})"
+
+    def condition(self, now: float) -> BackendCondition | None:
+        """Why this worker does not count the backend as healthy now (None: it does)."""
+        if not self.serving:
+            return BackendCondition.NOT_SERVING
+        if self.state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+                          grpc.ChannelConnectivity.SHUTDOWN):
+            return BackendCondition.FAILING
+        if self.strikes.until and self.strikes.active(now):
+            return BackendCondition.STRUCK
+        return None
 
     @property
     def channel(self) -> grpc.aio.Channel:
@@ -302,6 +314,15 @@ class BackendPool:
             return placed_rank(backend.rank, backend.endpoint.ring)
 
         return self._picker.pick(self._order, rank=rank, exclude=exclude)
+
+    def unhealthy(self) -> tuple[dict[str, BackendCondition], int]:
+        """The backends this worker does not count as healthy now, by address (at most
+        `MAX_UNHEALTHY`, in address order), and how many more there are."""
+        now = time.monotonic()
+        found = sorted((backend.endpoint.address, condition)
+                       for backend in self._backends.values()
+                       if (condition := backend.condition(now)) is not None)
+        return dict(found[:MAX_UNHEALTHY]), max(0, len(found) - MAX_UNHEALTHY)
 
     def update(self, endpoints: EndpointSet) -> list[Backend]:
         """Make the pool match `endpoints`: new channels for new ones (the first `OPEN_BATCH`

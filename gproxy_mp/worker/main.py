@@ -261,10 +261,12 @@ class _BusFollower:
                                  "snapshot", *missed)
                     await self._bus.request_snapshot()
                 case follower.SendStatus():
+                    unhealthy, unlisted = self._pool.unhealthy()
                     await self._bus.send_status(WorkerStatus(
                         worker=self._config.worker, pid=os.getpid(), state=action.state,
                         seq=action.seq, active_calls=self._handler.active_calls,
-                        stats=self._handler.stats.snapshot()))
+                        stats=self._handler.stats.snapshot(), unhealthy=unhealthy,
+                        unhealthy_unlisted=unlisted))
                 case follower.SupervisorLost():
                     log.error("nothing from the supervisor for %.1fs of polling the bus: "
                               "stopping, draining calls in flight, then exiting",

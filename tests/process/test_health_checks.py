@@ -13,10 +13,12 @@ from collections.abc import Callable
 import pytest
 
 from harness import client
+from harness.admin import route_view
 from harness.backend.health import SET_HEALTH_METHOD
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.traffic import ThreadLoad
+from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
 
 pytestmark = pytest.mark.timeout(120)
@@ -81,3 +83,29 @@ def test_backends_without_the_health_service_count_as_serving(
         counts = client.whoami_counts([channel], calls=40)
     assert counts == {"a": 20, "b": 20}, f"{counts}\n{proxy.output()}"
     assert "out of the pick" not in proxy.stderr()
+
+
+def test_debug_endpoints_shows_which_workers_count_a_backend_unhealthy(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy]
+) -> None:
+    a = backends("a", extra_args=["--health"])
+    b = backends("b", extra_args=["--health"])
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, a, b), workers=2, admin_address=admin),
+                    "--health-check", "--health-check-interval", INTERVAL)
+    proxy.wait_serving(address)
+    assert route_view(admin)["unhealthy_endpoints"] == {}
+    names = sorted(w["worker"] for w in route_view(admin)["workers"])
+
+    set_health(a, "NOT_SERVING")
+    expected = {a.address: dict.fromkeys(names, "not_serving")}
+    # A status report comes every second: within TAKE_EFFECT + 1 s both workers tell.
+    assert wait_until(lambda: route_view(admin)["unhealthy_endpoints"] == expected,
+                      timeout=TAKE_EFFECT + 1.0), f"{route_view(admin)}\n{proxy.output()}"
+    workers = route_view(admin)["workers"]
+    assert [w["unhealthy_backends"] for w in workers] == [1, 1], workers
+
+    set_health(a, "SERVING")
+    assert wait_until(lambda: route_view(admin)["unhealthy_endpoints"] == {},
+                      timeout=TAKE_EFFECT + 1.0), f"{route_view(admin)}\n{proxy.output()}"

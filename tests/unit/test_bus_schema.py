@@ -8,6 +8,8 @@ import pytest
 
 from gproxy_mp.bus.schema import (
     LATENCY_BUCKETS,
+    MAX_UNHEALTHY,
+    BackendCondition,
     CallCounts,
     EndpointsMessage,
     Heartbeat,
@@ -90,13 +92,15 @@ def endpoints_payload(**change: object) -> bytes:
     return json.dumps(payload).encode()
 
 
-def status_payload(**change: object) -> bytes:
-    """A worker status whose stats have `change` applied."""
+def status_payload(unhealthy: object = None, **change: object) -> bytes:
+    """A worker status whose stats have `change` applied (and `unhealthy`, if given)."""
     stats = {"calls": [["b:1", "OK", 3, "", "same_node"]],
              "buckets": [0] * (len(LATENCY_BUCKETS) + 1), "duration_sum": 0.1,
              "retries": {"unavailable": 1}, "tls_failures": 0} | change
     payload = {"v": 1, "kind": "status", "worker": "0#0", "pid": 1, "state": "ready",
-               "seq": 1, "active_calls": 0, "stats": stats}
+               "seq": 1, "active_calls": 0, "stats": stats,
+               "unhealthy": {"b:2": "not_serving"} if unhealthy is None else unhealthy,
+               "unhealthy_unlisted": 0}
     return json.dumps(payload).encode()
 
 
@@ -106,6 +110,16 @@ def test_a_status_decodes_its_state_and_its_counts() -> None:
     assert message.state is WorkerState.READY
     assert message.stats.calls == {("b:1", "OK", "", "same_node"): 3}
     assert message.stats.retries == {"unavailable": 1}
+    assert message.unhealthy == {"b:2": BackendCondition.NOT_SERVING}
+
+
+def test_a_status_round_trips_its_unhealthy_backends() -> None:
+    status = WorkerStatus(worker="0#1", pid=7, state=WorkerState.READY, seq=3, active_calls=2,
+                          unhealthy={"10.0.0.1:80": BackendCondition.STRUCK,
+                                     "10.0.0.2:80": BackendCondition.FAILING},
+                          unhealthy_unlisted=5)
+
+    assert decode(encode(status)) == status
 
 
 def heartbeat_payload(**change: object) -> bytes:
@@ -161,6 +175,12 @@ MALFORMED = [
     pytest.param([b"status/", status_payload(calls=[["b:1", "OK", 3, "", "mars"]])],
                  id="unknown-locality"),
     pytest.param([b"status/", status_payload(calls="junk")], id="calls-not-a-list"),
+    pytest.param([b"status/", status_payload(unhealthy={"b:2": "sulking"})],
+                 id="unknown-backend-condition"),
+    pytest.param([b"status/", status_payload(unhealthy=["b:2"])], id="unhealthy-not-an-object"),
+    pytest.param([b"status/", status_payload(
+        unhealthy={f"b:{n}": "failing" for n in range(MAX_UNHEALTHY + 1)})],
+                 id="too-many-unhealthy"),
     pytest.param([b"status/", status_payload(buckets=[1, 2])], id="too-few-buckets"),
     pytest.param([b"status/", status_payload(duration_sum="no")], id="duration-sum-not-a-number"),
     pytest.param([b"status/", status_payload(duration_sum=-1)], id="negative-duration-sum"),
