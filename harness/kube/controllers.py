@@ -53,6 +53,33 @@ def probe_healthz(url: str, *, verify: bool) -> str | None:
         return repr(error)
 
 
+def component_args(binary: Path, kubeconfig: Path, port: int, cert_dir: Path) -> list[str]:
+    """What kube-controller-manager and kube-scheduler both take: the admin kubeconfig for the
+    API and for delegated authn/z, a health port on the namespace's 127.0.0.1 with a
+    self-signed certificate in ``cert_dir``, no leader election."""
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--cert-dir={cert_dir}",
+        "--leader-elect=false",
+        "--profiling=false",
+        "--v=1",
+    ]
+
+
+def start_component(peer: PeerProcess, argv: list[str], cert_dir: Path, port: int,
+                    probe_thread: PinnedThread) -> None:
+    """Spawn and wait for ``https://127.0.0.1:port/healthz``."""
+    cert_dir.mkdir(parents=True, exist_ok=True)
+    peer.spawn(argv)
+    url = f"https://127.0.0.1:{port}/healthz"
+    wait_ready(peer, probe_thread, lambda: probe_healthz(url, verify=False), START_TIMEOUT)
+
+
 @dataclass
 class ControllerManager:
     binary: Path
@@ -64,14 +91,8 @@ class ControllerManager:
 
     def argv(self) -> list[str]:
         return [
-            str(self.binary),
-            f"--kubeconfig={self.kubeconfig}",
-            f"--authentication-kubeconfig={self.kubeconfig}",
-            f"--authorization-kubeconfig={self.kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={CONTROLLER_MANAGER_PORT}",
-            f"--cert-dir={self.cert_dir}",
-            "--leader-elect=false",
+            *component_args(self.binary, self.kubeconfig, CONTROLLER_MANAGER_PORT,
+                            self.cert_dir),
             # Every default controller: deployments, replica sets, daemon sets, the EndpointSlice
             # controller, namespace deletion, garbage collection, node lifecycle, ...
             "--controllers=*",
@@ -80,16 +101,11 @@ class ControllerManager:
             f"--root-ca-file={self.ca_cert}",
             # Nodes bring their own spec.podCIDR (kwok allocates pod IPs from it).
             "--allocate-node-cidrs=false",
-            "--profiling=false",
-            "--v=1",
         ]
 
     def start(self, probe_thread: PinnedThread) -> None:
-        self.cert_dir.mkdir(parents=True, exist_ok=True)
-        self.peer.spawn(self.argv())
-        url = f"https://127.0.0.1:{CONTROLLER_MANAGER_PORT}/healthz"
-        wait_ready(self.peer, probe_thread, lambda: probe_healthz(url, verify=False),
-                   START_TIMEOUT)
+        start_component(self.peer, self.argv(), self.cert_dir, CONTROLLER_MANAGER_PORT,
+                        probe_thread)
 
 
 @dataclass
@@ -100,25 +116,10 @@ class Scheduler:
     peer: PeerProcess
 
     def argv(self) -> list[str]:
-        return [
-            str(self.binary),
-            f"--kubeconfig={self.kubeconfig}",
-            f"--authentication-kubeconfig={self.kubeconfig}",
-            f"--authorization-kubeconfig={self.kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={SCHEDULER_PORT}",
-            f"--cert-dir={self.cert_dir}",
-            "--leader-elect=false",
-            "--profiling=false",
-            "--v=1",
-        ]
+        return component_args(self.binary, self.kubeconfig, SCHEDULER_PORT, self.cert_dir)
 
     def start(self, probe_thread: PinnedThread) -> None:
-        self.cert_dir.mkdir(parents=True, exist_ok=True)
-        self.peer.spawn(self.argv())
-        url = f"https://127.0.0.1:{SCHEDULER_PORT}/healthz"
-        wait_ready(self.peer, probe_thread, lambda: probe_healthz(url, verify=False),
-                   START_TIMEOUT)
+        start_component(self.peer, self.argv(), self.cert_dir, SCHEDULER_PORT, probe_thread)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -138,6 +139,17 @@ class RealCluster:
             yield proxy
         finally:
             proxy.stop()
+
+    def backend_namespace(self, prefix: str,
+                          edit: Callable[[list[JSON]], list[JSON]] | None = None) -> str:
+        """A new namespace ``PREFIX-xxxxxx`` holding a copy of the shipped backend (Deployment,
+        Service, ConfigMap; changed by ``edit``), for a test that changes or deletes it."""
+        name = f"{prefix}-{secrets.token_hex(3)}"
+        self.kube.call(lambda a: a.core.create_namespace(
+            {"metadata": {"name": name}}, _request_timeout=REQUEST_TIMEOUT))
+        items = backend_copy(name)
+        apply(self.kube, edit(items) if edit else items)
+        return name
 
     def hold_unready(self, pod: str, held: bool) -> None:
         """The pod's readiness probe fails while ``held`` (the kubelet reports it)."""

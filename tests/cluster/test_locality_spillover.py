@@ -9,7 +9,6 @@ deploy/base sets from the downward API) and reads its zone from the Node.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 
 from harness import scenarios
 from harness.kube.cluster import REQUEST_TIMEOUT, raw
-from harness.kube.realcluster import HOST_NODE, NODES, RealCluster, apply, backend_copy
+from harness.kube.realcluster import HOST_NODE, NODES, RealCluster
 from harness.kube.workloads import NetProxy
 from harness.remote_traffic import RemoteLoad
 from harness.waiting import wait_until
@@ -58,10 +57,7 @@ def pods_by_node(cluster: RealCluster, namespace: str) -> dict[str, str]:
 
 @pytest.fixture
 def local_backends(healthy: RealCluster) -> str:
-    name = f"local-{secrets.token_hex(3)}"
-    healthy.kube.call(lambda a: a.core.create_namespace(
-        {"metadata": {"name": name}}, _request_timeout=REQUEST_TIMEOUT))
-    apply(healthy.kube, one_pod_per_node(backend_copy(name)))
+    name = healthy.backend_namespace("local", one_pod_per_node)
     assert wait_until(lambda: len(pods_by_node(healthy, name)) == 3, timeout=SETTLE), (
         pods_by_node(healthy, name))
     return name

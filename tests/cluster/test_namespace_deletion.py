@@ -8,7 +8,6 @@ the Service, its EndpointSlices and the pods (each draining as the kubelet stops
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.kube.cluster import REQUEST_TIMEOUT
-from harness.kube.realcluster import RealCluster, apply, backend_copy
+from harness.kube.realcluster import RealCluster
 from harness.kube.workloads import NetProxy
 from harness.remote_traffic import RemoteLoad
 from harness.waiting import wait_until
@@ -34,11 +33,7 @@ FAST = 0.5
 @pytest.fixture
 def doomed(healthy: RealCluster) -> str:
     """A namespace with its own backend Deployment (3 pods) and Service, all Ready."""
-    name = f"doomed-{secrets.token_hex(3)}"
-    healthy.kube.call(lambda a: a.core.create_namespace(
-        {"metadata": {"name": name}}, _request_timeout=REQUEST_TIMEOUT))
-    apply(healthy.kube, backend_copy(name))
-    return name
+    return healthy.backend_namespace("doomed")
 
 
 @pytest.fixture

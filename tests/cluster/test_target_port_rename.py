@@ -8,7 +8,6 @@ A copy of the shipped backend in a namespace of its own, and a second gproxy-mp 
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from kubernetes.client import AppsV1Api
 
 from harness import scenarios
 from harness.kube.cluster import REQUEST_TIMEOUT, raw
-from harness.kube.realcluster import RealCluster, apply, backend_copy
+from harness.kube.realcluster import RealCluster
 from harness.kube.workloads import NetProxy
 from harness.remote_traffic import RemoteLoad
 from harness.waiting import wait_until
@@ -47,10 +46,7 @@ def slice_ports(cluster: RealCluster, namespace: str) -> list[Any]:
 
 @pytest.fixture
 def renamed(healthy: RealCluster) -> str:
-    name = f"rename-{secrets.token_hex(3)}"
-    healthy.kube.call(lambda a: a.core.create_namespace(
-        {"metadata": {"name": name}}, _request_timeout=REQUEST_TIMEOUT))
-    apply(healthy.kube, backend_copy(name))
+    name = healthy.backend_namespace("rename")
     assert wait_until(lambda: len(ready_pods(healthy, name)) == 3, timeout=SETTLE)
     return name
 
