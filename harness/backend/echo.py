@@ -82,19 +82,24 @@ def padded(index: int, size: int) -> bytes:
     return body.ljust(size, b".") if size else body
 
 
-def build_handler(counters: Counters) -> grpc.GenericRpcHandler[bytes, bytes]:
-    """The one generic handler serving ``test.Echo`` on raw bytes."""
+def build_handler(counters: Counters, delay: float = 0.0) -> grpc.GenericRpcHandler[bytes, bytes]:
+    """The one generic handler serving ``test.Echo`` on raw bytes; ``Unary`` and ``WhoAmI``
+    wait ``delay`` seconds before answering (a slow backend)."""
     name = counters.name
     Context = aio.ServicerContext[Any, Any]
 
     async def unary(request: bytes, context: Context) -> bytes:
         counters.record(context)
+        if delay:
+            await asyncio.sleep(delay)
         await context.send_initial_metadata((("backend", name), *echoed_metadata(context)))
         context.set_trailing_metadata((("backend-trailer", name),))
         return request
 
     async def whoami(request: bytes, context: Context) -> bytes:
         counters.record(context)
+        if delay:
+            await asyncio.sleep(delay)
         return name.encode()
 
     async def server_stream(request: bytes, context: Context) -> AsyncIterator[bytes]:

@@ -4,7 +4,7 @@
         [--reflection [--declare-unary METHOD]...] [--refuse-all]
         [--max-metadata-size BYTES] [--max-pending-requests N] [--compress-all]
         [--health] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
-        [--stop-on-stdin-eof]
+        [--delay-ms MS] [--stop-on-stdin-eof]
 
 It serves ``test.Echo`` (`harness.backend.echo`) and ``interop.Echo``
 (`harness.backend.interop`) on raw bytes with unlimited message sizes, or, with
@@ -22,6 +22,8 @@ the test process that held the pipe died), then stops with a one-second grace an
 - ``--compress-all``: compress every response with gzip.
 - ``--health``: offer gRPC's health service (`harness.backend.health`), SERVING until told
   otherwise with ``harness.Control/SetHealth``.
+- ``--delay-ms``: ``test.Echo/Unary`` and ``WhoAmI`` answer this many milliseconds late
+  (a slow backend, for balancing).
 - ``--tls-cert``/``--tls-key``: serve TLS; with ``--tls-client-ca``, require client
   certificates signed by it (mutual TLS).
 
@@ -66,6 +68,8 @@ class BackendOptions:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    delay: float = 0.0
+    """Seconds ``Unary`` and ``WhoAmI`` wait before answering."""
     extra_options: Sequence[tuple[str, Any]] = field(default_factory=tuple)
 
     def credentials(self) -> grpc.ServerCredentials | None:
@@ -99,7 +103,7 @@ def build_server(name: str, options: BackendOptions) -> aio.Server:
         server.add_generic_rpc_handlers((refusing.RefuseEverything(name),))
         return server
     server.add_generic_rpc_handlers(
-        (echo.build_handler(echo.Counters(name=name)), interop.build_handler(name))
+        (echo.build_handler(echo.Counters(name=name), options.delay), interop.build_handler(name))
     )
     if options.reflection is not None:
         enable_reflection(server, options.reflection)
@@ -181,6 +185,8 @@ def parse_backend_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tls-key", default=None, metavar="FILE")
     parser.add_argument("--tls-client-ca", default=None, metavar="FILE",
                         help="with --tls-cert: require client certificates signed by it")
+    parser.add_argument("--delay-ms", type=float, default=0.0, metavar="MS",
+                        help="answer Unary and WhoAmI this many milliseconds late")
     parser.add_argument(
         "--stop-on-stdin-eof",
         action="store_true",
@@ -189,6 +195,8 @@ def parse_backend_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.refuse_all and args.reflection:
         parser.error("--refuse-all refuses reflection calls too: drop --reflection")
+    if args.delay_ms < 0:
+        parser.error("--delay-ms must be 0 or more")
     return args
 
 
@@ -213,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
+        delay=args.delay_ms / 1000,
     )
     asyncio.run(
         run_backend(
