@@ -34,6 +34,8 @@ QUESTIONS = {
                                   "reaches traffic, real controllers (needs root)"),
     "scale": Question("bench.scale.main", "memory and start-up under load, with many "
                       "endpoints and many routes"),
+    "balance": Question("bench.balance.main", "round robin against least-request with one "
+                        "backend ten times slower (latency, share per backend)"),
     "connections": Question("bench.connections.main", "how calls split over workers, "
                             "with and without --max-connection-age"),
 }

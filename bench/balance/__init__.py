@@ -1,0 +1,1 @@
+"""``python -m bench balance``: round robin against least-request with one slow backend."""
