@@ -12,7 +12,8 @@ demo: $(VENV)/.installed
 test: lint peers
 	$(BIN)/python -m pytest
 
-# The real test peers built from Go modules (grpc-go interop, kube-apiserver, etcd) into the
+# The real test peers built from Go modules (grpc-go interop; kube-apiserver, etcd, the
+# controller-manager and scheduler; kwok) into the
 # ignored .cache/testbin/: minutes on a fresh machine, under a second afterwards.
 peers: $(VENV)/.installed
 	$(BIN)/python -m harness.testbin
