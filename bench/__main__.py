@@ -36,6 +36,8 @@ QUESTIONS = {
                       "endpoints and many routes"),
     "balance": Question("bench.balance.main", "round robin against least-request with one "
                         "backend ten times slower (latency, share per backend)"),
+    "locality": Question("bench.balance.locality", "where calls go with each Service "
+                         "trafficDistribution, real controllers (needs root)"),
     "connections": Question("bench.connections.main", "how calls split over workers, "
                             "with and without --max-connection-age"),
 }
