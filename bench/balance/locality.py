@@ -18,11 +18,13 @@ testbin binaries (or Go to build them). Everything it starts is stopped on exit.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,14 @@ from bench.environment import environment
 from bench.results import RunResults, add_results_argument
 from bench.table import format_table
 from harness.kube.binaries import GoMissingError, wanted_version
-from harness.kube.cluster import REQUEST_TIMEOUT, raw
-from harness.kube.realcluster import HOST_NODE, NODES, RealCluster, real_cluster
+from harness.kube.realcluster import (
+    HOST_NODE,
+    JSON,
+    NODES,
+    RealCluster,
+    real_cluster,
+    spread_over_nodes,
+)
 from harness.remote_traffic import RemoteLoad
 from harness.waiting import wait_until
 
@@ -43,32 +51,8 @@ SETTLE = 120.0
 RELATIONS = ("same_node", "same_zone", "other_zone")
 
 
-def spread(distribution: str | None) -> Any:
-    def edit(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for item in items:
-            if item["kind"] == "Service" and distribution:
-                item["spec"]["trafficDistribution"] = distribution
-            if item["kind"] == "Deployment":
-                item["spec"]["replicas"] = REPLICAS
-                item["spec"]["template"]["spec"]["topologySpreadConstraints"] = [{
-                    "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                    "whenUnsatisfiable": "DoNotSchedule",
-                    "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "backend"}},
-                }]  # fmt: skip
-        return items
-
-    return edit
-
-
-def pod_nodes(cluster: RealCluster, namespace: str) -> dict[str, str]:
-    """Ready pod → its node."""
-    listed = cluster.kube.call(lambda a: raw(a.core.list_namespaced_pod(
-        namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)))
-    return {
-        p["metadata"]["name"]: p["spec"]["nodeName"] for p in listed["items"]
-        if any(c["type"] == "Ready" and c["status"] == "True"
-               for c in p.get("status", {}).get("conditions", []))
-    }
+def spread(distribution: str | None) -> Callable[[list[JSON]], list[JSON]]:
+    return functools.partial(spread_over_nodes, distribution=distribution, replicas=REPLICAS)
 
 
 def relation(node: str) -> str:
@@ -81,9 +65,9 @@ def relation(node: str) -> str:
 def one_distribution(cluster: RealCluster, distribution: str | None, calls: int,
                      index: int, directory: Path) -> dict[str, Any]:
     namespace = cluster.backend_namespace("locality", spread(distribution))
-    if not wait_until(lambda: len(pod_nodes(cluster, namespace)) == REPLICAS, timeout=SETTLE):
-        raise RuntimeError(f"{namespace}: {pod_nodes(cluster, namespace)} after {SETTLE}s")
-    nodes = pod_nodes(cluster, namespace)
+    if not wait_until(lambda: len(cluster.ready_pod_nodes(namespace)) == REPLICAS, timeout=SETTLE):
+        raise RuntimeError(f"{namespace}: {cluster.ready_pod_nodes(namespace)} after {SETTLE}s")
+    nodes = cluster.ready_pod_nodes(namespace)
     listen = f"10.213.7.1:{LISTEN_PORT + index}"
     log_dir = directory / f"run-{index}"
     log_dir.mkdir()

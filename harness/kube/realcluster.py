@@ -46,6 +46,7 @@ from harness.kube.process import PeerProcess
 from harness.kube.workloads import NetProxy
 from harness.processes import REPO
 from harness.scenarios import BACKEND, BACKEND_NAMESPACE
+from harness.scenarios import is_ready as scenarios_ready
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -151,6 +152,13 @@ class RealCluster:
         apply(self.kube, edit(items) if edit else items)
         return name
 
+    def ready_pod_nodes(self, namespace: str) -> dict[str, str]:
+        """Each Ready pod of ``namespace`` (not being deleted) → its node."""
+        listed = self.kube.call(lambda a: raw(a.core.list_namespaced_pod(
+            namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)))
+        return {p["metadata"]["name"]: p["spec"]["nodeName"]
+                for p in listed["items"] if scenarios_ready(p)}
+
     def hold_unready(self, pod: str, held: bool) -> None:
         """The pod's readiness probe fails while ``held`` (the kubelet reports it)."""
         self.kubelet.hold_unready(BACKEND_NAMESPACE, pod, held)
@@ -243,6 +251,25 @@ def backend_copy(namespace: str) -> list[JSON]:
             moved["metadata"]["namespace"] = namespace
             copies.append(moved)
     return copies
+
+
+def spread_over_nodes(items: list[JSON], *, distribution: str | None = None,
+                      replicas: int | None = None) -> list[JSON]:
+    """``items`` (a :func:`backend_copy`) with the Deployment's pods spread evenly over the
+    nodes (a hard topology spread constraint), ``replicas`` of them if given, and the Service's
+    ``trafficDistribution`` set if given."""
+    for item in items:
+        if item["kind"] == "Service" and distribution:
+            item["spec"]["trafficDistribution"] = distribution
+        if item["kind"] == "Deployment":
+            if replicas is not None:
+                item["spec"]["replicas"] = replicas
+            item["spec"]["template"]["spec"]["topologySpreadConstraints"] = [{
+                "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": BACKEND}},
+            }]  # fmt: skip
+    return items
 
 
 @contextlib.contextmanager

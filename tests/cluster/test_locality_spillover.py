@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from harness import scenarios
-from harness.kube.cluster import REQUEST_TIMEOUT, raw
-from harness.kube.realcluster import HOST_NODE, NODES, RealCluster
+from harness.kube.cluster import REQUEST_TIMEOUT
+from harness.kube.realcluster import HOST_NODE, NODES, RealCluster, spread_over_nodes
 from harness.kube.workloads import NetProxy
 from harness.remote_traffic import RemoteLoad
 from harness.waiting import wait_until
@@ -30,29 +30,12 @@ SETTLE = 60.0
 
 
 def one_pod_per_node(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    for item in items:
-        if item["kind"] == "Service":
-            item["spec"]["trafficDistribution"] = "PreferSameNode"
-        if item["kind"] == "Deployment":
-            item["spec"]["template"]["spec"]["topologySpreadConstraints"] = [{
-                "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                "whenUnsatisfiable": "DoNotSchedule",
-                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "backend"}},
-            }]  # fmt: skip
-    return items
+    return spread_over_nodes(items, distribution="PreferSameNode")
 
 
 def pods_by_node(cluster: RealCluster, namespace: str) -> dict[str, str]:
     """node → name of its ready backend pod."""
-    listed = cluster.kube.call(lambda a: raw(a.core.list_namespaced_pod(
-        namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)))
-    return {
-        pod["spec"]["nodeName"]: pod["metadata"]["name"]
-        for pod in listed["items"]
-        if "deletionTimestamp" not in pod["metadata"]
-        and any(c["type"] == "Ready" and c["status"] == "True"
-                for c in pod.get("status", {}).get("conditions", []))
-    }
+    return {node: pod for pod, node in cluster.ready_pod_nodes(namespace).items()}
 
 
 @pytest.fixture
