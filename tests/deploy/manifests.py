@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import copy
 import os
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -24,6 +26,7 @@ import yaml
 
 from gproxy_mp.cli import build_settings, command
 from gproxy_mp.config import Settings
+from harness.certs import CertificateAuthority
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -32,6 +35,9 @@ KUSTOMIZATION = "kustomization.yaml"
 CLUSTER_SCOPED_KINDS = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding"})
 """The cluster-scoped kinds these manifests use; every other object names its namespace."""
 IMAGE_NAME = "gproxy-mp"
+TLS_SECRET_KEYS = ("tls.crt", "tls.key", "ca.crt")
+"""The files of a cert-manager Secret (type kubernetes.io/tls, plus the issuer's CA): what a
+Secret volume of one holds."""
 
 Object = dict[str, Any]
 
@@ -120,18 +126,53 @@ def proxy_containers(workload: Object) -> Iterator[Object]:
 
 def container_settings(container: Object) -> Settings:
     """gproxy-mp's Settings for this container: its args through the real click command and
-    `build_settings`, with its plain `GPROXY_*` env values (and none of this process's)."""
+    `build_settings`, with its plain `GPROXY_*` env values (and none of this process's).
+
+    Files the args name inside the container's volume mounts exist while the args parse (see
+    `mounted_args`), so the start-up checks of TLS files run on real PEM files."""
     env = {e["name"]: e["value"] for e in container.get("env", [])
            if e["name"].startswith("GPROXY_") and "value" in e}
-    with mock.patch.dict(os.environ):
+    with mock.patch.dict(os.environ), mounted_args(container) as args:
         for name in [name for name in os.environ if name.startswith("GPROXY_")]:
             del os.environ[name]
         os.environ.update(env)
-        with command.make_context("gproxy-mp", list(container.get("args", []))) as ctx:
+        with command.make_context("gproxy-mp", args) as ctx:
             params = dict(ctx.params)
-    params["log_level"] = params["log_level"].lower()
-    params.pop("check", None)  # a mode of the command, not a setting
-    return build_settings(**params)
+        params["log_level"] = params["log_level"].lower()
+        params.pop("check", None)  # a mode of the command, not a setting
+        return build_settings(**params)
+
+
+def mounted_paths(container: Object) -> dict[str, str]:
+    """Each arg that is a file inside one of the container's volume mounts, with its mount."""
+    mounts = [m["mountPath"].rstrip("/") + "/" for m in container.get("volumeMounts", [])]
+    return {arg: mount for arg in container.get("args", []) for mount in mounts
+            if arg.startswith(mount)}
+
+
+@contextmanager
+def mounted_args(container: Object) -> Iterator[list[str]]:
+    """The container's args, with every file inside a volume mount moved under a temporary
+    root where that mount holds what a cert-manager Secret volume holds (`TLS_SECRET_KEYS`):
+    a real CA, and a certificate and key it issued (`harness.certs`). A file the args name
+    that such a Secret does not hold stays missing, and its option's check fails."""
+    args: list[str] = list(container.get("args", []))
+    paths = mounted_paths(container)
+    if not paths:
+        yield args
+        return
+    with tempfile.TemporaryDirectory(prefix="gproxy-mounts-") as tmp:
+        root = Path(tmp)
+        ca = CertificateAuthority(root / "ca")
+        leaf = ca.issue("proxy", dns=["gproxy-mp.example"])
+        contents = {"tls.crt": leaf.cert.read_bytes(), "tls.key": leaf.key.read_bytes(),
+                    "ca.crt": ca.pem()}
+        for mount in set(paths.values()):
+            directory = root / mount.lstrip("/")
+            directory.mkdir(parents=True)
+            for key in TLS_SECRET_KEYS:
+                (directory / key).write_bytes(contents[key])
+        yield [str(root / arg.lstrip("/")) if arg in paths else arg for arg in args]
 
 
 def port_number(container: Object, port: int | str) -> int:

@@ -3,6 +3,10 @@
 The same check as `kubectl apply --dry-run=server -k deploy/...`: the API server runs defaulting,
 validation and admission on each object and stores nothing. Namespaces are created for real
 first, because a dry-run of an object in a namespace that does not exist fails with NotFound.
+
+Objects of custom resources are left out: this API server has no CRDs installed, so it would
+answer 404 for the kind itself, not for the object. deploy/examples/tls's cert-manager
+Certificate is the only one; tests/deploy/test_tls_example.py checks its fields instead.
 """
 
 from __future__ import annotations
@@ -18,7 +22,16 @@ from tests.deploy.manifests import all_manifest_objects
 
 pytestmark = pytest.mark.timeout(120)
 
-OBJECTS = all_manifest_objects()
+CUSTOM_API_GROUPS = {"cert-manager.io"}
+"""API groups of custom resources the manifests use, which this API server does not serve."""
+OBJECTS = [o for o in all_manifest_objects()
+           if o["apiVersion"].split("/")[0] not in CUSTOM_API_GROUPS]
+
+
+def test_only_cert_managers_certificate_is_left_out() -> None:
+    left_out = [(o["kind"], o["metadata"]["name"]) for o in all_manifest_objects()
+                if o not in OBJECTS]
+    assert left_out == [("Certificate", "gproxy-mp-tls")]
 
 
 def _ensure_namespace(apis: Apis, name: str) -> None:
