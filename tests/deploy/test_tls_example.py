@@ -102,7 +102,7 @@ def test_an_arg_naming_a_file_no_secret_holds_fails_its_check() -> None:
     """The mounted files stand in for the Secret's keys only: the parse test can fail."""
     container = {**CONTAINER, "args": [*CONTAINER["args"][:-1], "/etc/gproxy-mp/tls/other.pem"]}
 
-    with pytest.raises(ConfigError, match="other.pem"):
+    with pytest.raises(ConfigError, match=r"other\.pem"):
         container_settings(container)
 
 
