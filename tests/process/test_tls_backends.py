@@ -4,6 +4,7 @@ backends (`harness.backend --tls-cert ...`) and real certificates (`harness.cert
 from __future__ import annotations
 
 import re
+import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -49,6 +50,15 @@ def start(proxies: Callable[..., Proxy], *servers: Backend | str, extra: list[st
     proxy = proxies(*proxy_args(route(port, *servers), workers=1, admin_address=admin),
                     "--backend-tls", *extra)
     return proxy, f"127.0.0.1:{port}"
+
+
+def listening(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def call(address: str) -> str:
@@ -103,6 +113,9 @@ def test_a_backend_that_fails_verification_is_refused_naming_why_and_counted(
     admin = f"127.0.0.1:{free_port()}"
     proxy, address = start(proxies, a, admin=admin, extra=[
         "--backend-ca", str(ca.cert), "--backend-tls-server-name", NAME])
+    # The proxy's own port first (a busy machine may take more than a second to start it),
+    # then a second for the worker to try the backend.
+    assert wait_until(lambda: listening(address), timeout=20), proxy.output()
     time.sleep(1.0)
     answer = call(address)
     assert answer.startswith("UNAVAILABLE: no backend of target static:///"), answer
