@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint peers unit install clean
+NEWEST_VENV ?= .venv-newest
+
+.PHONY: demo test lint peers unit install clean test-newest
 
 demo: $(VENV)/.installed
 	$(BIN)/gproxy-mp-demo
@@ -28,6 +30,20 @@ unit: $(VENV)/.installed
 
 install: $(VENV)/.installed
 
+# The unit and process tiers once more on the newest CPython this machine has (pyenv's 3.13
+# here; scripts/newest-python.sh finds it, or set NEWEST_PYTHON), in a venv of its own, so the
+# package is known to work there too. `.ci/run` calls it after `make test`.
+test-newest: $(NEWEST_VENV)/.installed
+	$(NEWEST_VENV)/bin/python -m pytest tests/unit tests/process
+
+$(NEWEST_VENV)/.installed: pyproject.toml
+	python="$${NEWEST_PYTHON:-$$(scripts/newest-python.sh)}" && \
+	  rm -rf $(NEWEST_VENV) && "$$python" -m venv $(NEWEST_VENV)
+	$(NEWEST_VENV)/bin/pip install --quiet --upgrade pip
+	$(NEWEST_VENV)/bin/pip install --quiet -e '.[test]'
+	$(NEWEST_VENV)/bin/python --version
+	touch $@
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -35,4 +51,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(NEWEST_VENV) .cache .pytest_cache .mypy_cache .ruff_cache *.egg-info
