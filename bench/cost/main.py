@@ -2,18 +2,21 @@
 
     .venv/bin/python -m bench cost [--rounds 3] [--calls 20000] [--configs ...] [--smoke]
                                    [--variant NAME='GPROXY-MP OPTIONS' ...] [--go-gproxy PATH]
+                                   [--python NAME=INTERPRETER ...] [--baseline DIR]
 
 Starts two fixed-response nginx h2c backends and, in front of the same backends, gproxy-mp with
-1 and with 2 workers, nginx ``grpc_pass`` (2 workers, ``reuseport``) and HAProxy (h2 both
-sides, round robin), and with ``--go-gproxy PATH`` the Go gproxy gproxy-mp replaces
-(kube-grpc-balancer; in front of the first backend only, ``dns:///127.0.0.1:PORT``, as it has
-no static resolver). Checks every path once with a real gRPC client and refuses to measure one
-that fails; then, round after round, runs each workload through each configuration, rotating
-the order every round. Calls each of ``PROBES`` (a 5 MiB message, a non-protobuf body) once
-per configuration and prints what each path does with them. Prints one table per workload
-(medians over rounds, min-max) with sizing lines under the unary ones, writes ``result.json``
-and ``chart.png`` (``bench.results``), and copies the chart to ``docs/bench.png`` when the run
-was complete (every configuration and workload, >= 3 rounds, no failure).
+1 and with 2 workers, nginx ``grpc_pass`` (2 workers, ``reuseport``) and HAProxy (h2 both sides,
+round robin), and with ``--go-gproxy PATH`` the Go gproxy gproxy-mp replaces
+(kube-grpc-balancer; in front of the first backend only, ``dns:///127.0.0.1:PORT``, as it has no
+static resolver), and with ``--python NAME=INTERPRETER`` gproxy-mp with 1 worker on that CPython
+(in a venv of its own, ``bench.rig.pythons``). Checks every path once with a real gRPC client
+and refuses to measure one that fails; then, round after round, runs each workload through each
+configuration, rotating the order every round. Calls each of ``PROBES`` (a 5 MiB message, a
+non-protobuf body) once per configuration and prints what each path does with them. Prints one
+table per workload (medians over rounds, min-max) with sizing lines under the unary ones, writes
+``result.json`` and ``chart.png`` (``bench.results``), and copies the chart to
+``docs/bench.png`` when the run was complete (every configuration and workload, >= 3 rounds, no
+failure).
 Exit 0 when every configuration passed its checks and every run, 1 otherwise, 3 when
 nginx/h2load/haproxy are missing and cannot be installed.
 """
@@ -37,7 +40,8 @@ from bench.cost import chart, report
 from bench.cost.measure import Plan, measure, run_once
 from bench.results import RunResults, add_results_argument
 from bench.rig import load
-from bench.rig.peers import Config, ToolsMissingError, ensure_tools, start_peers
+from bench.rig import pythons as pythons_
+from bench.rig.peers import BASELINE, Config, ToolsMissingError, ensure_tools, start_peers
 from bench.rig.schema import with_descriptor_set
 from bench.rig.workloads import (
     BY_NAME,
@@ -78,6 +82,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "descset='--proto-descriptor-set {descriptor_set}'")
     parser.add_argument("--go-gproxy", metavar="PATH", help="a Go gproxy binary "
                         "(kube-grpc-balancer's cmd/gproxy): adds configuration go-gproxy")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="another checkout of gproxy-mp (e.g. `git worktree add DIR "
+                        "main`): adds configuration baseline (1 worker) and baseline-NAME for "
+                        "each --variant NAME, run from DIR's code, to compare in one run")
+    parser.add_argument("--python", action="append", default=[], metavar="NAME=INTERPRETER",
+                        help="one more configuration, NAME: gproxy-mp with 1 worker run by "
+                        "this CPython (a path or a name on PATH, e.g. py3.13=python3.13), from "
+                        "a venv made for it under .cache/bench-python/ (repeatable)")
     add_results_argument(parser, "--out")
     parser.add_argument("--smoke", action="store_true", help="CI check of the harness: "
                         "tiny counts, 1 round, direct and gproxy-w1 only")
@@ -94,12 +106,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--variant {text!r}: expected NAME=OPTIONS with a new NAME")
         args.variants[name] = shlex.split(options)
     args.configs += list(args.variants)
+    args.pythons = {}
+    for text in args.python:
+        name, sep, interpreter = text.partition("=")
+        if (not sep or not name or not interpreter or name in CONFIGS or name in args.variants
+                or name in args.pythons):
+            parser.error(f"--python {text!r}: expected NAME=INTERPRETER with a new NAME")
+        args.pythons[name] = interpreter
+    args.configs += list(args.pythons)
+    if args.baseline:
+        if not (args.baseline / "gproxy_mp" / "__main__.py").is_file():
+            parser.error(f"--baseline {args.baseline}: not a gproxy-mp checkout")
+        args.baseline = args.baseline.resolve()
+        args.configs += [BASELINE, *(f"{BASELINE}-{name}" for name in args.variants)]
     if args.go_gproxy:
         if not os.access(args.go_gproxy, os.X_OK) or not Path(args.go_gproxy).is_file():
             parser.error(f"--go-gproxy {args.go_gproxy}: not an executable file")
         args.configs.append(GO_GPROXY)
     for name in args.configs:
-        if name not in CONFIGS and name not in args.variants and name != GO_GPROXY:
+        if (name not in CONFIGS and name not in args.variants and name not in args.pythons
+                and name != GO_GPROXY and not (args.baseline and name.startswith(BASELINE))):
             parser.error(f"unknown configuration {name!r}; known: {', '.join(CONFIGS)}")
     for name in args.workloads:
         if name not in BY_NAME:
@@ -167,11 +193,24 @@ def main(argv: list[str] | None = None) -> int:
     except ToolsMissingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
+    try:
+        pythons = {name: str(pythons_.ensure_venv(interpreter))
+                   for name, interpreter in args.pythons.items()}
+    except pythons_.PythonError as error:
+        print(f"error: --python {error}", file=sys.stderr)
+        return 2
     results = RunResults("cost", results_dir=args.results_dir)
     stamp = results.run_id
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    meta: dict[str, object] = {"started": stamp, "args": settings, "versions": versions(),
+    meta: dict[str, object] = {"started": stamp, "args": settings,
+                               "versions": {**versions(), **{
+                                   f"python ({name})": pythons_.version_of(path)
+                                   for name, path in pythons.items()}},
                                "loadavg_before": _loadavg()}
+    if args.baseline:
+        meta["baseline"] = subprocess.run(
+            ["git", "-C", str(args.baseline), "describe", "--always", "--dirty"],
+            capture_output=True, text=True, check=False, timeout=30).stdout.strip()
     workloads = [BY_NAME[name] for name in args.workloads]
     plan = plans(args)
     samples: list[report.Sample] = []
@@ -183,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         bodies = write_request_files(work)
         backends, found = start_peers(work, args.configs, backend_count=args.backends,
                                       variants=with_descriptor_set(args.variants, work),
-                                      go_gproxy=args.go_gproxy)
+                                      go_gproxy=args.go_gproxy, pythons=pythons,
+                                      baseline=args.baseline)
         groups = [backends, *(c.proxy for c in found if c.proxy)]
         try:
             checks = {c.name: check(c) for c in found}
@@ -242,7 +282,9 @@ def finish(args: argparse.Namespace, *, results: RunResults, meta: dict[str, obj
            failures: list[str], plan: dict[str, Plan]) -> int:
     summaries = report.summarize(samples)
     stamp = results.run_id
-    has_proxy = {name: name != "direct" for name in [*CONFIGS, GO_GPROXY, *args.variants]}
+    has_proxy = {name: name != "direct"
+                 for name in [*CONFIGS, GO_GPROXY, *args.variants, *args.pythons,
+                              *(c for c in args.configs if c.startswith(BASELINE))]}
     print(f"\ngproxy-mp benchmark {stamp}: {args.rounds} interleaved round(s), "
           f"{args.backends} nginx backends; medians over rounds (min-max); load average "
           f"{meta['loadavg_before']} before, {meta['loadavg_after']} after. CPU per call is the "

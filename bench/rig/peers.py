@@ -31,6 +31,9 @@ from harness.processes import free_port, spawn, stop_groups
 STOP_TIMEOUT = 15.0
 """Seconds a group gets after SIGTERM before SIGKILL (gproxy-mp drains with -d 0s)."""
 
+BASELINE = "baseline"
+"""The configuration ``bench cost --baseline DIR`` adds: one gproxy-mp worker from DIR."""
+
 PACKAGES = {"nginx": "nginx-light", "haproxy": "haproxy", "h2load": "nghttp2-client"}
 """Debian package of each tool the harness runs."""
 
@@ -66,9 +69,13 @@ class Group:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
-    def start(self, argv: list[str], *, log: Path) -> None:
+    def start(self, argv: list[str], *, log: Path, source: Path | None = None) -> None:
+        """Start `argv`; with `source`, a Python program imports gproxy_mp from that checkout
+        (it runs there, with it first on PYTHONPATH) instead of this one."""
+        env = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
         with log.open("ab") as sink:
-            self.processes.append(spawn(argv, stdout=sink, stderr=subprocess.STDOUT, cwd=None))
+            self.processes.append(spawn(argv, stdout=sink, stderr=subprocess.STDOUT,
+                                        cwd=source, env=env))
         self.logs.append(log)
 
     def pids(self) -> list[int]:
@@ -101,11 +108,15 @@ class Config:
 
 def start_peers(work: Path, names: list[str], *, backend_count: int,
                 variants: dict[str, list[str]] | None = None,
-                go_gproxy: str | None = None) -> tuple[Group, list[Config]]:
+                go_gproxy: str | None = None,
+                pythons: dict[str, str] | None = None,
+                baseline: Path | None = None) -> tuple[Group, list[Config]]:
     """nginx backends (one group; its ``address`` lists them all, comma-separated), then each
     named configuration in front of all of them; ``variants`` maps extra configuration names
     to gproxy-mp options added to one worker's command line; ``go_gproxy`` is the Go gproxy
-    binary that configuration ``go-gproxy`` runs.
+    binary that configuration ``go-gproxy`` runs; ``pythons`` maps extra configuration names
+    to the interpreter that runs gproxy-mp (one worker) for them; ``baseline`` is another
+    checkout of gproxy-mp that configuration ``baseline`` (and ``baseline-VARIANT``) runs.
 
     If any start fails, whatever was already started is stopped before the error propagates.
     """
@@ -125,7 +136,8 @@ def start_peers(work: Path, names: list[str], *, backend_count: int,
             addresses.append(f"127.0.0.1:{port}")
         backends.address = ",".join(addresses)
         for name in names:
-            found.append(start_config(work, name, addresses, variants or {}, go_gproxy))
+            found.append(start_config(work, name, addresses, variants or {}, go_gproxy,
+                                      pythons=pythons or {}, baseline=baseline))
     except BaseException:
         for group in (backends, *(c.proxy for c in found if c.proxy)):
             group.stop()
@@ -134,13 +146,22 @@ def start_peers(work: Path, names: list[str], *, backend_count: int,
 
 
 def start_config(work: Path, name: str, backends: list[str],
-                 variants: dict[str, list[str]], go_gproxy: str | None = None) -> Config:
+                 variants: dict[str, list[str]], go_gproxy: str | None = None, *,
+                 pythons: dict[str, str] | None = None,
+                 baseline: Path | None = None) -> Config:
     if name == "direct":
         return Config(name, backends[0], None)
     port, group, log = free_port(), Group(name), work / f"{name}.out"
     if name in variants:
         group.start([*configs.gproxy_argv(sys.executable, port=port, backends=backends,
                                           workers=1), *variants[name]], log=log)
+    elif baseline is not None and (name == BASELINE or name.startswith(BASELINE + "-")):
+        options = variants[name.removeprefix(BASELINE + "-")] if name != BASELINE else []
+        group.start([*configs.gproxy_argv(sys.executable, port=port, backends=backends,
+                                          workers=1), *options], log=log, source=baseline)
+    elif name in (pythons or {}):
+        group.start(configs.gproxy_argv((pythons or {})[name], port=port, backends=backends,
+                                        workers=1), log=log)
     elif name.startswith("gproxy-w"):
         group.start(configs.gproxy_argv(sys.executable, port=port, backends=backends,
                                         workers=int(name.removeprefix("gproxy-w"))), log=log)

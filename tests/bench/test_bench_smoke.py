@@ -14,15 +14,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.processes import REPO
 from tests.support.smoke import run_smoke
 
-SMOKE_TIMEOUT = 180.0
-"""Seconds the smoke run may take (about 10 once the tools are installed; apt-get adds more)."""
+SMOKE_TIMEOUT = 300.0
+"""Seconds the smoke run may take (about 20 once the tools are installed; apt-get adds more, and
+the first --python venv about a minute)."""
 
 
 def tools_unavailable() -> str | None:
@@ -38,6 +41,9 @@ def test_the_smoke_run_measures_every_configuration_it_ran(tmp_path: Path) -> No
         pytest.skip(reason)
     done = run_smoke("cost", "--results-dir", str(tmp_path),
                      "--variant", "event-engine=--grpc-engine event-engine",
+                     # this checkout as the baseline, and this CPython in a venv of its own
+                     "--baseline", str(REPO),
+                     "--python", f"py-self={os.path.realpath(sys.executable)}",
                      timeout=SMOKE_TIMEOUT)
     output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
     assert done.returncode == 0, output
@@ -46,7 +52,8 @@ def test_the_smoke_run_measures_every_configuration_it_ran(tmp_path: Path) -> No
 
     configs, workloads = report["meta"]["args"]["configs"], report["meta"]["args"]["workloads"]
     assert len(configs) >= 3, output
-    assert "event-engine" in configs, output  # --variant: one more configuration, measured too
+    # --variant, --baseline and --python: more configurations, measured too
+    assert {"event-engine", "baseline", "baseline-event-engine", "py-self"} <= set(configs), output
     assert report["meta"]["failures"] == [], output
     for config in configs:
         assert set(report["checks"][config].values()) == {"ok"}, (config, output)
