@@ -109,7 +109,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.variants = {}
     for text in args.variant:
         name, sep, options = text.partition("=")
-        if not sep or not name or name in CONFIGS or name in args.variants:
+        if (not sep or not name or name in CONFIGS or name in TLS_CONFIGS
+                or name in args.variants):
             parser.error(f"--variant {text!r}: expected NAME=OPTIONS with a new NAME")
         args.variants[name] = shlex.split(options)
     args.configs += list(args.variants)
