@@ -69,7 +69,7 @@ def test_the_tls_smoke_run_measures_every_configuration_tls_ones_included(
     tmp_path: Path,
 ) -> None:
     """``--smoke --tls``: the TLS configurations (TLS on both hops, a test CA made for the
-    run) pass their checks over TLS and are measured beside the plaintext ones (about 15 s)."""
+    run) pass their checks over TLS and are measured beside the plaintext ones (about 15-25 s)."""
     reason = tools_unavailable()
     if reason:
         pytest.skip(reason)
