@@ -98,9 +98,16 @@ async def run_aio_load(
     max_seconds: float,
     options: Sequence[ChannelOption] = (),
     wait_ready: bool = False,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> AioRun:
-    """Run the load to its end (at most `max_seconds` plus one call's deadline)."""
-    opened = [aio.insecure_channel(address, options=list(options)) for _ in range(channels)]
+    """Run the load to its end (at most `max_seconds` plus one call's deadline); with
+    `credentials`, over TLS (secure channels), else in clear."""
+    opened = [
+        aio.secure_channel(address, credentials, options=list(options))
+        if credentials
+        else aio.insecure_channel(address, options=list(options))
+        for _ in range(channels)
+    ]
     outcomes: list[Outcome] = []
     remaining = max_calls
 

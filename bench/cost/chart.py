@@ -19,7 +19,8 @@ from matplotlib.ticker import FuncFormatter
 from bench.cost.report import Spread, Summary
 
 COLORS = {"direct": "#999999", "gproxy-w1": "#1f77b4", "gproxy-w2": "#6baed6",
-          "nginx": "#2ca02c", "haproxy": "#ff7f0e"}
+          "nginx": "#2ca02c", "haproxy": "#ff7f0e",
+          "direct-tls": "#cccccc", "gproxy-w1-tls": "#08519c", "nginx-tls": "#98df8a"}
 
 
 def _bars(axis: Axes, names: list[str], spreads: list[Spread | None], label: str) -> None:

@@ -2,21 +2,26 @@
 
     .venv/bin/python -m bench cost [--rounds 3] [--calls 20000] [--configs ...] [--smoke]
                                    [--variant NAME='GPROXY-MP OPTIONS' ...] [--go-gproxy PATH]
-                                   [--python NAME=INTERPRETER ...] [--baseline DIR]
+                                   [--python NAME=INTERPRETER ...] [--baseline DIR] [--tls]
 
 Starts two fixed-response nginx h2c backends and, in front of the same backends, gproxy-mp with
 1 and with 2 workers, nginx ``grpc_pass`` (2 workers, ``reuseport``) and HAProxy (h2 both sides,
 round robin), and with ``--go-gproxy PATH`` the Go gproxy gproxy-mp replaces
 (kube-grpc-balancer; in front of the first backend only, ``dns:///127.0.0.1:PORT``, as it has no
 static resolver), and with ``--python NAME=INTERPRETER`` gproxy-mp with 1 worker on that CPython
-(in a venv of its own, ``bench.rig.pythons``). Checks every path once with a real gRPC client
-and refuses to measure one that fails; then, round after round, runs each workload through each
-configuration, rotating the order every round. Calls each of ``PROBES`` (a 5 MiB message, a
-non-protobuf body) once per configuration and prints what each path does with them. Prints one
-table per workload (medians over rounds, min-max) with sizing lines under the unary ones, writes
-``result.json`` and ``chart.png`` (``bench.results``), and copies the chart to
-``docs/bench.png`` when the run was complete (every configuration and workload, >= 3 rounds, no
-failure).
+(in a venv of its own, ``bench.rig.pythons``), and with ``--baseline DIR`` gproxy-mp with 1
+worker (and each ``--variant``) from another checkout's code. With ``--tls``, also
+``direct-tls``, ``gproxy-w1-tls`` and ``nginx-tls``: TLS on both hops (the backends listen with
+TLS on a second port; a test CA made for the run), each listed right after its plaintext
+configuration, and one line per pair comparing the proxy's CPU per call with TLS and without.
+Checks every path once with a real gRPC client and refuses to measure one that fails; then,
+round after round, runs each workload through each configuration, rotating the order every
+round. Calls each of ``PROBES`` (a 5 MiB message, a non-protobuf body) once per configuration
+and prints what each path does with them. Prints one table per workload (medians over rounds,
+min-max) with sizing lines under the unary ones, writes ``result.json`` and ``chart.png``
+(``bench.results``), and copies the chart to ``docs/bench.png`` when the run was complete (every
+configuration and workload, >= 3 rounds, no failure) and plain (no ``--rate``, no TLS
+configuration).
 Exit 0 when every configuration passed its checks and every run, 1 otherwise, 3 when
 nginx/h2load/haproxy are missing and cannot be installed.
 """
@@ -41,7 +46,16 @@ from bench.cost.measure import Plan, measure, run_once
 from bench.results import RunResults, add_results_argument
 from bench.rig import load
 from bench.rig import pythons as pythons_
-from bench.rig.peers import BASELINE, Config, ToolsMissingError, ensure_tools, start_peers
+from bench.rig.peers import (
+    BASELINE,
+    TLS_CONFIGS,
+    TLS_SUFFIX,
+    Config,
+    ToolsMissingError,
+    ensure_tools,
+    make_tls,
+    start_peers,
+)
 from bench.rig.schema import with_descriptor_set
 from bench.rig.workloads import (
     BY_NAME,
@@ -91,18 +105,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "this CPython (a path or a name on PATH, e.g. py3.13=python3.13), from "
                         "a venv made for it under .cache/bench-python/ (repeatable)")
     add_results_argument(parser, "--out")
+    parser.add_argument("--tls", action="store_true", help="also run "
+                        f"{', '.join(TLS_CONFIGS)}: TLS on both hops, towards the same "
+                        "backends (a test CA made for the run)")
     parser.add_argument("--smoke", action="store_true", help="CI check of the harness: "
-                        "tiny counts, 1 round, direct and gproxy-w1 only")
+                        "tiny counts, 1 round, direct and gproxy-w1 only (with --tls, and "
+                        "their -tls configurations and nginx-tls)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.rounds, args.calls, args.single_calls, args.stream_calls = 1, 300, 50, 4
         args.configs = ",".join(SMOKE_CONFIGS)
     args.configs = args.configs.split(",")
+    if args.tls:
+        args.configs = with_tls(args.configs)
     args.workloads = args.workloads.split(",")
     args.variants = {}
     for text in args.variant:
         name, sep, options = text.partition("=")
-        if not sep or not name or name in CONFIGS or name in args.variants:
+        if (not sep or not name or name in CONFIGS or name in TLS_CONFIGS
+                or name in args.variants):
             parser.error(f"--variant {text!r}: expected NAME=OPTIONS with a new NAME")
         args.variants[name] = shlex.split(options)
     args.configs += list(args.variants)
@@ -125,12 +146,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.configs.append(GO_GPROXY)
     for name in args.configs:
         if (name not in CONFIGS and name not in args.variants and name not in args.pythons
-                and name != GO_GPROXY and not (args.baseline and name.startswith(BASELINE))):
-            parser.error(f"unknown configuration {name!r}; known: {', '.join(CONFIGS)}")
+                and name != GO_GPROXY and name not in TLS_CONFIGS
+                and not (args.baseline and name.startswith(BASELINE))):
+            parser.error(f"unknown configuration {name!r}; known: "
+                         f"{', '.join((*CONFIGS, *TLS_CONFIGS))}")
     for name in args.workloads:
         if name not in BY_NAME:
             parser.error(f"unknown workload {name!r}; known: {', '.join(BY_NAME)}")
     return args
+
+
+def with_tls(names: list[str]) -> list[str]:
+    """``names`` plus every one of ``TLS_CONFIGS`` not in it yet, each right after the
+    configuration it is the TLS form of (at the end when that one is not run)."""
+    out = [name for name in names if name not in TLS_CONFIGS]
+    for tls_name in TLS_CONFIGS:
+        base = tls_name.removesuffix(TLS_SUFFIX)
+        if base in out:
+            out.insert(out.index(base) + 1, tls_name)
+        else:
+            out.append(tls_name)
+    return out
 
 
 def plans(args: argparse.Namespace) -> dict[str, Plan]:
@@ -146,8 +182,8 @@ def check(config: Config) -> dict[str, str]:
     """Every workload once through the path with grpcio: ``{workload: "ok" | reason}``."""
     out = subprocess.run(
         [sys.executable, "-m", "bench.rig.client", "check", config.address,
-         "--wait", str(CHECK_WAIT)], check=False, capture_output=True, text=True, cwd=REPO,
-        timeout=CHECK_WAIT + 60)
+         "--wait", str(CHECK_WAIT), *_ca(config)], check=False, capture_output=True, text=True,
+        cwd=REPO, timeout=CHECK_WAIT + 60)
     exited = config.proxy.exited() if config.proxy else None
     if out.returncode != 0 or exited:
         reason = exited or f"check client exited {out.returncode}: {out.stderr[-300:]}"
@@ -159,13 +195,18 @@ def check(config: Config) -> dict[str, str]:
 def probe(config: Config) -> dict[str, str]:
     """What the path does with each of ``PROBES``, called once: ``{probe: "ok" | status}``."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.rig.client", "probe", config.address], check=False,
-        capture_output=True, text=True, cwd=REPO, timeout=CHECK_WAIT + 60)
+        [sys.executable, "-m", "bench.rig.client", "probe", config.address, *_ca(config)],
+        check=False, capture_output=True, text=True, cwd=REPO, timeout=CHECK_WAIT + 60)
     if out.returncode != 0:
         return {p.name: f"probe client exited {out.returncode}: {out.stderr[-300:]}"
                 for p in PROBES}
     results: dict[str, str] = json.loads(out.stdout)
     return results
+
+
+def _ca(config: Config) -> list[str]:
+    """The client's option for the configuration: ``--ca FILE`` over TLS, none in clear."""
+    return ["--ca", str(config.tls)] if config.tls else []
 
 
 def versions() -> dict[str, str]:
@@ -220,10 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         work.chmod(0o755)  # nginx workers run as an unprivileged user when started by root
         write_backend_files(work / "www")
         bodies = write_request_files(work)
+        tls = make_tls(work / "tls") if set(TLS_CONFIGS) & set(args.configs) else None
         backends, found = start_peers(work, args.configs, backend_count=args.backends,
                                       variants=with_descriptor_set(args.variants, work),
                                       go_gproxy=args.go_gproxy, pythons=pythons,
-                                      baseline=args.baseline)
+                                      baseline=args.baseline, tls=tls)
         groups = [backends, *(c.proxy for c in found if c.proxy)]
         try:
             checks = {c.name: check(c) for c in found}
@@ -282,8 +324,8 @@ def finish(args: argparse.Namespace, *, results: RunResults, meta: dict[str, obj
            failures: list[str], plan: dict[str, Plan]) -> int:
     summaries = report.summarize(samples)
     stamp = results.run_id
-    has_proxy = {name: name != "direct"
-                 for name in [*CONFIGS, GO_GPROXY, *args.variants, *args.pythons,
+    has_proxy = {name: name not in ("direct", "direct-tls")
+                 for name in [*CONFIGS, GO_GPROXY, *TLS_CONFIGS, *args.variants, *args.pythons,
                               *(c for c in args.configs if c.startswith(BASELINE))]}
     print(f"\ngproxy-mp benchmark {stamp}: {args.rounds} interleaved round(s), "
           f"{args.backends} nginx backends; medians over rounds (min-max); load average "
@@ -297,15 +339,19 @@ def finish(args: argparse.Namespace, *, results: RunResults, meta: dict[str, obj
         print(f"\n{BY_NAME[workload].title}: {how}, {counts.calls} calls per run; "
               f"one at a time: {counts.single_calls} calls")
         print(report.table(configs_, has_proxy=has_proxy))
+        if set(TLS_CONFIGS) & set(configs_):
+            print("(ratios of a -tls row: against direct-tls and nginx-tls)")
+            print(report.tls_lines(configs_))
         if BY_NAME[workload].streaming:
             print(f"(per message: CPU per call / {len(BY_NAME[workload].responses)})")
         else:
             print("sizing, from the proxy's CPU per call (medians):")
             print(report.sizing(configs_, has_proxy=has_proxy))
+    width = max([12, *(len(name) for name in probes)])
     for item in PROBES:
         print(f"\n{item.title}, what each path does:")
         for name, outcomes in probes.items():
-            print(f"  {name:12} {outcomes[item.name][:160]}")
+            print(f"  {name:{width}} {outcomes[item.name][:160]}")
     for line in failures:
         print(f"NOT REPORTED: {line}")
     print()
@@ -317,7 +363,8 @@ def finish(args: argparse.Namespace, *, results: RunResults, meta: dict[str, obj
             caption=f"gproxy-mp benchmark {stamp}, {os.cpu_count()} CPUs, "
                     f"medians of {args.rounds} interleaved rounds (whiskers: min-max)"))
         full = (set(CONFIGS) <= set(args.configs) and set(args.workloads) == set(BY_NAME)
-                and args.rounds >= 3 and not failures and not args.rate)
+                and args.rounds >= 3 and not failures and not args.rate
+                and not set(TLS_CONFIGS) & set(args.configs))
         if full:  # the README's chart comes only from complete runs
             shutil.copyfile(png, REPO / "docs" / "bench.png")
             print("copied the chart to docs/bench.png")

@@ -33,10 +33,10 @@ def run_once(config: Config, workload: Workload, plan: Plan, *, body: Path, log:
              one_at_a_time: bool = False) -> load.Run:
     if workload.streaming:
         return load.stream(config.address, calls=plan.single_calls if one_at_a_time
-                           else plan.calls, one_at_a_time=one_at_a_time)
+                           else plan.calls, one_at_a_time=one_at_a_time, ca=config.tls)
     return load.h2load(config.address, workload, body=body, log=log, one_at_a_time=one_at_a_time,
                        calls=plan.single_calls if one_at_a_time else plan.calls,
-                       rate=None if one_at_a_time else plan.rate)
+                       rate=None if one_at_a_time else plan.rate, tls=config.tls is not None)
 
 
 def measure(config: Config, workload: Workload, plan: Plan, *, backends: Group, body: Path,

@@ -6,7 +6,10 @@ the rest of the machine burned meanwhile, a noise gauge on a shared box), the la
 percentiles under load, and those of the one-at-a-time run that followed it.
 
 Ratios: calls/s against ``direct`` and against ``nginx``, and proxy CPU per call against
-``nginx`` (the reference proxy that sits in the same place in the path).
+``nginx`` (the reference proxy that sits in the same place in the path). A TLS configuration
+(name ending ``-tls``: TLS on both hops) is compared with its like, ``direct-tls`` and
+``nginx-tls``, when those ran; ``tls_lines`` sets each one's proxy CPU per call beside its
+plaintext configuration's.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from bench.table import format_table
 GROUPS = ("loadgen", "backends", "proxy", "other")
 """CPU columns, in print order."""
 DIRECT, NGINX = "direct", "nginx"
+TLS = "-tls"
+"""Name suffix of a configuration with TLS on both hops (``bench.rig.peers.TLS_CONFIGS``)."""
 
 
 @dataclass(frozen=True)
@@ -97,10 +102,12 @@ HEADER = ("configuration", "calls/s (min-max)", "proxy CPU µs/call (min-max)",
 
 
 def table(summaries: dict[str, Summary], *, has_proxy: dict[str, bool]) -> str:
-    """An aligned text table, header first, one row per configuration."""
-    direct, nginx = summaries.get(DIRECT), summaries.get(NGINX)
+    """An aligned text table, header first, one row per configuration; a ``-tls`` row's ratios
+    are against ``direct-tls`` and ``nginx-tls``."""
     rows: list[tuple[str, ...]] = [HEADER]
     for config, s in summaries.items():
+        suffix = TLS if config.endswith(TLS) else ""
+        direct, nginx = summaries.get(DIRECT + suffix), summaries.get(NGINX + suffix)
         cpu = s.cpu_us["proxy"]
         rows.append((
             config, _spread(s.rate), _spread(cpu) if has_proxy[config] else "-",
@@ -130,9 +137,25 @@ def sizing(summaries: dict[str, Summary], *, has_proxy: dict[str, bool]) -> str:
     """One line per proxy: its median CPU per call as cores per 1,000 calls/s and calls/s per
     core (what one core would carry if the proxy had it all)."""
     lines = []
+    width = max([12, *(len(config) for config in summaries)])
     for config, s in summaries.items():
         cpu = s.cpu_us["proxy"].median
         if has_proxy[config] and cpu > 0:
-            lines.append(f"  {config:12} {cpu / 1000:.3f} cores per 1,000 calls/s, "
+            lines.append(f"  {config:{width}} {cpu / 1000:.3f} cores per 1,000 calls/s, "
                          f"{1e6 / cpu:,.0f} calls/s per core")
+    return "\n".join(lines)
+
+
+def tls_lines(summaries: dict[str, Summary]) -> str:
+    """One line per proxy that ran both in clear and with TLS on both hops (``NAME`` and
+    ``NAME-tls``): the median proxy CPU µs per call of each, and what TLS adds."""
+    lines = []
+    for config, s in summaries.items():
+        plain = summaries.get(config.removesuffix(TLS))
+        if not config.endswith(TLS) or plain is None or config == DIRECT + TLS:
+            continue
+        with_tls, without = s.cpu_us["proxy"].median, plain.cpu_us["proxy"].median
+        added = f"{(with_tls / without - 1) * 100:+.0f}%" if without > 0 else "-"
+        lines.append(f"  TLS on both hops: {config} {_num(with_tls)} µs/call vs "
+                     f"{config.removesuffix(TLS)} {_num(without)} µs/call ({added})")
     return "\n".join(lines)

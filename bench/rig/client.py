@@ -1,9 +1,13 @@
 """A real gRPC client, run as its own process: path checks and the server-streaming load.
 
-    python -m bench.rig.client check ADDRESS [--wait SECONDS]
-    python -m bench.rig.client probe ADDRESS
-    python -m bench.rig.client stream ADDRESS --calls N [--channels 4] [--per-channel 2]
-    python -m bench.rig.client unary ADDRESS --calls N [--channels 4] [--per-channel 8]
+    python -m bench.rig.client check ADDRESS [--wait SECONDS] [--ca FILE]
+    python -m bench.rig.client probe ADDRESS [--ca FILE]
+    python -m bench.rig.client stream ADDRESS --calls N [--channels 4] [--per-channel 2] [--ca FILE]
+    python -m bench.rig.client unary ADDRESS --calls N [--channels 4] [--per-channel 8] [--ca FILE]
+
+With ``--ca FILE`` every command speaks TLS to ADDRESS (ALPN h2, as grpcio always does),
+verifying its certificate against the CA certificates in FILE (PEM) and its address (an IP
+SAN); without it, plaintext.
 
 ``check`` calls every workload once through ADDRESS with grpcio and prints one JSON object,
 ``{workload: "ok" | "<what went wrong>"}``: status OK and exactly the expected messages, in
@@ -36,6 +40,7 @@ import asyncio
 import functools
 import json
 import time
+from pathlib import Path
 
 import grpc
 from grpc import aio
@@ -69,10 +74,23 @@ def check_workload(channel: grpc.Channel, workload: Workload) -> str:
     return "ok"
 
 
-def run_checks(address: str, *, wait: float) -> dict[str, str]:
+def credentials(ca: Path | None) -> grpc.ChannelCredentials | None:
+    """TLS credentials trusting the CA certificates in ``ca``; None (plaintext) without."""
+    return grpc.ssl_channel_credentials(root_certificates=ca.read_bytes()) if ca else None
+
+
+def open_channel(address: str, *, ca: Path | None,
+                 options: tuple[tuple[str, int], ...] = ()) -> grpc.Channel:
+    tls = credentials(ca)
+    if tls:
+        return grpc.secure_channel(address, tls, options=options)
+    return grpc.insecure_channel(address, options=options)
+
+
+def run_checks(address: str, *, wait: float, ca: Path | None = None) -> dict[str, str]:
     results: dict[str, str] = {}
     deadline = time.monotonic() + wait
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, ca=ca) as channel:
         for workload in WORKLOADS:
             while True:
                 try:
@@ -91,9 +109,9 @@ def run_checks(address: str, *, wait: float) -> dict[str, str]:
 UNLIMITED = (("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1))
 
 
-def run_probes(address: str) -> dict[str, str]:
+def run_probes(address: str, *, ca: Path | None = None) -> dict[str, str]:
     results: dict[str, str] = {}
-    with grpc.insecure_channel(address, options=UNLIMITED) as channel:
+    with open_channel(address, ca=ca, options=UNLIMITED) as channel:
         for probe in PROBES:
             try:
                 results[probe.name] = check_workload(channel, probe)
@@ -126,23 +144,25 @@ async def _unary(channel: aio.Channel, *, workload: Workload) -> str:
 
 
 async def stream_calls(address: str, *, calls: int, channels: int,
-                       per_channel: int) -> dict[str, object]:
+                       per_channel: int, ca: Path | None = None) -> dict[str, object]:
     workload = next(w for w in WORKLOADS if w.streaming)
     run = await run_aio_load(address, functools.partial(_stream, workload=workload),
                              channels=channels, concurrency=channels * per_channel,
-                             max_calls=calls, max_seconds=MAX_SECONDS, wait_ready=True)
+                             max_calls=calls, max_seconds=MAX_SECONDS, wait_ready=True,
+                             credentials=credentials(ca))
     return {"calls": calls, "failed": calls - run.calls + run.failed, "seconds": run.seconds,
             "cpu_seconds": run.cpu_seconds, "latencies_us": run.latencies_us()}
 
 
 async def unary_calls(address: str, *, calls: int, channels: int,
-                      per_channel: int) -> dict[str, object]:
+                      per_channel: int, ca: Path | None = None) -> dict[str, object]:
     """``calls`` small unary calls over ``channels`` connections of their own."""
     # A subchannel pool per channel: one TCP connection each, as separate clients would have.
     run = await run_aio_load(address, functools.partial(_unary, workload=WORKLOADS[0]),
                              channels=channels, concurrency=channels * per_channel,
                              max_calls=calls, max_seconds=MAX_SECONDS, wait_ready=True,
-                             options=(("grpc.use_local_subchannel_pool", 1),))
+                             options=(("grpc.use_local_subchannel_pool", 1),),
+                             credentials=credentials(ca))
     return {"calls": calls, "failed": calls - run.calls + run.failed, "errors": run.errors(),
             "seconds": run.seconds, "cpu_seconds": run.cpu_seconds}
 
@@ -153,7 +173,8 @@ def main() -> None:  # a process of its own, started by bench.rig.load and bench
     check = commands.add_parser("check")
     check.add_argument("address")
     check.add_argument("--wait", type=float, default=30.0)
-    commands.add_parser("probe").add_argument("address")
+    probe = commands.add_parser("probe")
+    probe.add_argument("address")
     stream = commands.add_parser("stream")
     stream.add_argument("address")
     stream.add_argument("--calls", type=int, required=True)
@@ -164,19 +185,22 @@ def main() -> None:  # a process of its own, started by bench.rig.load and bench
     unary.add_argument("--calls", type=int, required=True)
     unary.add_argument("--channels", type=int, default=4)
     unary.add_argument("--per-channel", type=int, default=8)
+    for command in (check, probe, stream, unary):
+        command.add_argument("--ca", type=Path, help="speak TLS, trusting these CA "
+                             "certificates (PEM); default: plaintext")
     args = parser.parse_args()
     if args.command == "check":
-        print(json.dumps(run_checks(args.address, wait=args.wait)))
+        print(json.dumps(run_checks(args.address, wait=args.wait, ca=args.ca)))
     elif args.command == "probe":
-        print(json.dumps(run_probes(args.address)))
+        print(json.dumps(run_probes(args.address, ca=args.ca)))
     elif args.command == "unary":
         print(json.dumps(asyncio.run(unary_calls(
             args.address, calls=args.calls, channels=args.channels,
-            per_channel=args.per_channel))))
+            per_channel=args.per_channel, ca=args.ca))))
     else:
         print(json.dumps(asyncio.run(stream_calls(
             args.address, calls=args.calls, channels=args.channels,
-            per_channel=args.per_channel))))
+            per_channel=args.per_channel, ca=args.ca))))
 
 
 if __name__ == "__main__":

@@ -91,3 +91,48 @@ def go_gproxy_argv(binary: str, *, port: int, backends: list[str]) -> list[str]:
     """The Go gproxy (kube-grpc-balancer) in front of the first backend only: it has no static
     resolver, and ``dns:///`` with an IP literal resolves to that one address."""
     return [binary, "-p", f"127.0.0.1:{port}-dns:///{backends[0]}", "-d", "0s"]
+
+
+# TLS (``python -m bench cost --tls``): the same texts with TLS added, so that every plaintext
+# text above stays as it is. Each builder starts from the plaintext one and replaces one anchor;
+# a missing anchor is an error, not a silently plaintext configuration.
+
+
+def _replace_once(text: str, anchor: str, replacement: str) -> str:
+    if text.count(anchor) != 1:
+        raise ValueError(f"expected {anchor!r} once in the configuration text")
+    return text.replace(anchor, replacement)
+
+
+def nginx_backend_tls(*, directory: Path, www: Path, port: int, tls_port: int, cert: Path,
+                      key: Path) -> str:
+    """``nginx_backend`` that also listens on ``tls_port`` with TLS (``ssl http2``), in the same
+    server block: the same backend reached in clear on ``port`` and over TLS on ``tls_port``."""
+    listen = f"listen 127.0.0.1:{port} http2;"
+    return _replace_once(
+        nginx_backend(directory=directory, www=www, port=port), listen,
+        f"{listen}\n    listen 127.0.0.1:{tls_port} ssl http2;\n"
+        f"    ssl_certificate {cert}; ssl_certificate_key {key};")
+
+
+def nginx_proxy_tls(*, directory: Path, port: int, backends: list[str], cert: Path, key: Path,
+                    ca: Path, server_name: str) -> str:
+    """``nginx_proxy`` with TLS on both hops: its listener ``ssl http2`` with ``cert`` and
+    ``key``; towards ``backends`` (their TLS ports) ``grpcs://``, verifying them against ``ca``
+    and the name ``server_name`` (also sent as SNI), TLS sessions reused across connections."""
+    text = nginx_proxy(directory=directory, port=port, backends=backends)
+    text = _replace_once(text, f"listen 127.0.0.1:{port} http2 reuseport;",
+                         f"listen 127.0.0.1:{port} ssl http2 reuseport;\n"
+                         f"    ssl_certificate {cert}; ssl_certificate_key {key};")
+    return _replace_once(
+        text, "grpc_pass grpc://backends;",
+        f"grpc_pass grpcs://backends;\n      grpc_ssl_verify on; "
+        f"grpc_ssl_trusted_certificate {ca};\n      grpc_ssl_name {server_name}; "
+        f"grpc_ssl_server_name on; grpc_ssl_session_reuse on;")
+
+
+def gproxy_tls_options(*, cert: Path, key: Path, ca: Path, server_name: str) -> list[str]:
+    """gproxy-mp options for TLS on both hops: its listener with ``cert`` and ``key``; towards
+    the backends verifying them against ``ca`` and the name ``server_name``."""
+    return ["--tls-cert", str(cert), "--tls-key", str(key), "--backend-tls",
+            "--backend-ca", str(ca), "--backend-tls-server-name", server_name]

@@ -10,6 +10,10 @@ the grpc-status, so a run is accepted only if every call succeeded *and* at leas
 ``calls x response size`` body bytes came back: a proxy answering Trailers-Only errors sends no
 body and fails this. Its CPU is read with ``getrusage(RUSAGE_CHILDREN)`` around the run (the
 harness reaps no other child meanwhile).
+
+Over TLS (``tls``/``ca``, the ``-tls`` configurations): h2load gets an ``https://`` URL and
+negotiates h2 with ALPN (it does not verify the certificate; the grpcio check before any load
+does); the grpcio client gets ``--ca``.
 """
 
 from __future__ import annotations
@@ -64,15 +68,15 @@ def _children_cpu() -> float:
 
 
 def h2load(address: str, workload: Workload, *, body: Path, calls: int, log: Path,
-           one_at_a_time: bool = False, rate: int | None = None) -> Run:
+           one_at_a_time: bool = False, rate: int | None = None, tls: bool = False) -> Run:
     """``rate``: calls/s in all, spread over the connections (h2load's --rps is per
-    connection); None: as fast as the path answers."""
+    connection); None: as fast as the path answers. ``tls``: over TLS (https, ALPN h2)."""
     connections, streams = (1, 1) if one_at_a_time else (CONNECTIONS, STREAMS)
     paced = [f"--rps={max(1, round(rate / connections))}"] if rate else []
     argv = ["h2load", "-n", str(calls), "-c", str(connections), "-m", str(streams), "-t", "1",
             *paced,
             "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", str(body),
-            "--log-file", str(log), f"http://{address}{workload.method}"]
+            "--log-file", str(log), f"{'https' if tls else 'http'}://{address}{workload.method}"]
     log.unlink(missing_ok=True)  # h2load appends to an existing log
     cpu = _children_cpu()
     try:
@@ -100,11 +104,13 @@ def h2load(address: str, workload: Workload, *, body: Path, calls: int, log: Pat
 
 
 def run_client(command: str, address: str, *, calls: int, channels: int, per_channel: int,
-               min_rate: float) -> dict[str, Any]:
+               min_rate: float, ca: Path | None = None) -> dict[str, Any]:
     """``python -m bench.rig.client COMMAND ADDRESS`` (``stream`` or ``unary``), bounded at
-    60 s plus ``calls / min_rate``; its JSON. LoadError if the client itself fails."""
+    60 s plus ``calls / min_rate``, over TLS trusting ``ca`` if given; its JSON. LoadError if
+    the client itself fails."""
     argv = [sys.executable, "-m", "bench.rig.client", command, address, "--calls", str(calls),
-            "--channels", str(channels), "--per-channel", str(per_channel)]
+            "--channels", str(channels), "--per-channel", str(per_channel),
+            *(["--ca", str(ca)] if ca else [])]
     try:
         out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=REPO,
                              timeout=60 + calls / min_rate).stdout
@@ -117,11 +123,13 @@ def run_client(command: str, address: str, *, calls: int, channels: int, per_cha
     return result
 
 
-def stream(address: str, *, calls: int, one_at_a_time: bool = False) -> Run:
-    """Server-streaming calls with the grpcio client (4 channels x 2 in flight, or 1 x 1)."""
+def stream(address: str, *, calls: int, one_at_a_time: bool = False,
+           ca: Path | None = None) -> Run:
+    """Server-streaming calls with the grpcio client (4 channels x 2 in flight, or 1 x 1);
+    over TLS trusting ``ca`` if given."""
     channels, per_channel = (1, 1) if one_at_a_time else (4, 2)
     result = run_client("stream", address, calls=calls, channels=channels,
-                        per_channel=per_channel, min_rate=STREAM_MIN_RATE)
+                        per_channel=per_channel, min_rate=STREAM_MIN_RATE, ca=ca)
     if result["failed"]:
         raise LoadError(f"{result['failed']} of {calls} streaming calls failed via {address}")
     return Run(calls=calls, seconds=result["seconds"], loadgen_cpu=result["cpu_seconds"],

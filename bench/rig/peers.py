@@ -11,6 +11,11 @@ timeout). Nothing else is ever signalled.
 ``start_peers`` lays out and starts the backends and every configuration in front of them
 (config texts in ``bench.rig.configs``); each gets a free loopback port.
 
+With ``tls`` (a `Tls`, made by ``make_tls`` with `harness.certs`), each backend also listens
+with TLS on a second port (same server block, so the same backend), and the configurations
+``direct-tls``, ``gproxy-w1-tls`` and ``nginx-tls`` can run: TLS on every hop, towards those
+TLS ports. Their ``Config.tls`` tells the clients to speak TLS.
+
 ``ensure_tools`` installs missing Debian packages with apt-get when it can (root, apt-get
 present), the way CI installs system packages.
 """
@@ -26,6 +31,7 @@ from pathlib import Path
 
 from bench.rig import configs
 from harness import procfacts
+from harness.certs import CertificateAuthority
 from harness.processes import free_port, spawn, stop_groups
 
 STOP_TIMEOUT = 15.0
@@ -98,46 +104,93 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """Test PKI of the TLS configurations (PEM files): the CA every client and proxy trusts, the
+    backends' certificate and key, the proxies' certificate and key. Both certificates carry
+    the SANs 127.0.0.1 and their DNS name; ``backend_name`` is the name a proxy verifies."""
+
+    ca: Path
+    backend_cert: Path
+    backend_key: Path
+    proxy_cert: Path
+    proxy_key: Path
+    backend_name: str
+
+
+TLS_CONFIGS = ("direct-tls", "gproxy-w1-tls", "nginx-tls")
+"""The configurations with TLS on every hop; each is its name minus ``-tls``, over TLS."""
+TLS_SUFFIX = "-tls"
+BACKEND_TLS_NAME, PROXY_TLS_NAME = "backend.bench.test", "proxy.bench.test"
+
+
+def make_tls(directory: Path) -> Tls:
+    """A new test CA in ``directory`` and a server certificate for the backends and one for
+    the proxies (real EC P-256 certificates, `harness.certs`)."""
+    authority = CertificateAuthority(directory, "gproxy-bench-ca")
+    backend = authority.issue("backend", dns=[BACKEND_TLS_NAME], ips=["127.0.0.1"])
+    proxy = authority.issue("proxy", dns=[PROXY_TLS_NAME], ips=["127.0.0.1"])
+    return Tls(ca=authority.cert, backend_cert=backend.cert, backend_key=backend.key,
+               proxy_cert=proxy.cert, proxy_key=proxy.key, backend_name=BACKEND_TLS_NAME)
+
+
+@dataclass(frozen=True)
 class Config:
-    """A configuration: where it is reached, and the process group billed as its proxy."""
+    """A configuration: where it is reached, and the process group billed as its proxy;
+    ``tls``: the CA a client verifies it with when it speaks TLS (None: plaintext)."""
 
     name: str
     address: str
     proxy: Group | None
+    tls: Path | None = None
 
 
 def start_peers(work: Path, names: list[str], *, backend_count: int,
                 variants: dict[str, list[str]] | None = None,
                 go_gproxy: str | None = None,
                 pythons: dict[str, str] | None = None,
-                baseline: Path | None = None) -> tuple[Group, list[Config]]:
+                baseline: Path | None = None,
+                tls: Tls | None = None) -> tuple[Group, list[Config]]:
     """nginx backends (one group; its ``address`` lists them all, comma-separated), then each
     named configuration in front of all of them; ``variants`` maps extra configuration names
     to gproxy-mp options added to one worker's command line; ``go_gproxy`` is the Go gproxy
     binary that configuration ``go-gproxy`` runs; ``pythons`` maps extra configuration names
     to the interpreter that runs gproxy-mp (one worker) for them; ``baseline`` is another
-    checkout of gproxy-mp that configuration ``baseline`` (and ``baseline-VARIANT``) runs.
+    checkout of gproxy-mp that configuration ``baseline`` (and ``baseline-VARIANT``) runs;
+    ``tls``: the backends also listen with TLS on a port of their own each, which the
+    ``TLS_CONFIGS`` use (they need it).
 
     If any start fails, whatever was already started is stopped before the error propagates.
     """
     backends = Group("backends")
     found: list[Config] = []
     try:
-        addresses = []
+        addresses, tls_addresses = [], []
         for index in range(backend_count):
             directory = work / f"backend{index}"
             (directory / "body").mkdir(parents=True)
             port = free_port()
             conf = directory / "nginx.conf"
-            conf.write_text(configs.nginx_backend(directory=directory, www=work / "www",
-                                                  port=port))
+            if tls:
+                tls_port = free_port()
+                conf.write_text(configs.nginx_backend_tls(
+                    directory=directory, www=work / "www", port=port, tls_port=tls_port,
+                    cert=tls.backend_cert, key=tls.backend_key))
+                tls_addresses.append(f"127.0.0.1:{tls_port}")
+            else:
+                conf.write_text(configs.nginx_backend(directory=directory, www=work / "www",
+                                                      port=port))
             backends.start(["nginx", "-c", str(conf), "-p", str(directory)],
                            log=directory / "out")
             addresses.append(f"127.0.0.1:{port}")
         backends.address = ",".join(addresses)
         for name in names:
-            found.append(start_config(work, name, addresses, variants or {}, go_gproxy,
-                                      pythons=pythons or {}, baseline=baseline))
+            if name in TLS_CONFIGS:
+                if not tls:
+                    raise ValueError(f"configuration {name!r} needs the TLS material (tls=)")
+                found.append(start_tls_config(work, name, tls_addresses, tls))
+            else:
+                found.append(start_config(work, name, addresses, variants or {}, go_gproxy,
+                                          pythons=pythons or {}, baseline=baseline))
     except BaseException:
         for group in (backends, *(c.proxy for c in found if c.proxy)):
             group.stop()
@@ -180,3 +233,28 @@ def start_config(work: Path, name: str, backends: list[str],
     else:
         raise ValueError(f"unknown configuration {name!r}")
     return Config(name, f"127.0.0.1:{port}", group)
+
+
+def start_tls_config(work: Path, name: str, backends: list[str], tls: Tls) -> Config:
+    """One of ``TLS_CONFIGS`` in front of ``backends`` (their TLS addresses): TLS on both hops,
+    otherwise as the configuration it is named after."""
+    if name == "direct-tls":
+        return Config(name, backends[0], None, tls=tls.ca)
+    port, group, log = free_port(), Group(name), work / f"{name}.out"
+    if name == "gproxy-w1-tls":
+        group.start([*configs.gproxy_argv(sys.executable, port=port, backends=backends,
+                                          workers=1),
+                     *configs.gproxy_tls_options(cert=tls.proxy_cert, key=tls.proxy_key,
+                                                 ca=tls.ca, server_name=tls.backend_name)],
+                    log=log)
+    elif name == "nginx-tls":
+        directory = work / "nginx-proxy-tls"
+        (directory / "body").mkdir(parents=True)
+        conf = directory / "nginx.conf"
+        conf.write_text(configs.nginx_proxy_tls(
+            directory=directory, port=port, backends=backends, cert=tls.proxy_cert,
+            key=tls.proxy_key, ca=tls.ca, server_name=tls.backend_name))
+        group.start(["nginx", "-c", str(conf), "-p", str(directory)], log=log)
+    else:
+        raise ValueError(f"unknown TLS configuration {name!r}")
+    return Config(name, f"127.0.0.1:{port}", group, tls=tls.ca)

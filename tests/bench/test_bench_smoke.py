@@ -1,5 +1,6 @@
 """`python -m bench cost --smoke` runs end to end: every configuration it ran, a `--variant`
-included, has calls/s > 0.
+included, has calls/s > 0; so does every configuration of `--smoke --tls`, the TLS ones
+(TLS on both hops) included.
 
 The harness starts two nginx backends and gproxy-mp itself, checks each path with a real gRPC
 client and measures with h2load and the grpcio streaming client. Here it runs as a subprocess,
@@ -66,6 +67,40 @@ def test_the_smoke_run_measures_every_configuration_it_ran(tmp_path: Path) -> No
     assert path.with_name("chart.png").stat().st_size > 0, output
     # gproxy-mp passes a 5 MiB message and a non-protobuf body as they are
     assert set(report["meta"]["probes"]["gproxy-w1"].values()) == {"ok"}, output
+
+
+TLS_CONFIGS = ("direct-tls", "gproxy-w1-tls", "nginx-tls")
+
+
+def test_the_tls_smoke_run_measures_every_configuration_tls_ones_included(
+    tmp_path: Path,
+) -> None:
+    """``--smoke --tls``: the TLS configurations (TLS on both hops, a test CA made for the
+    run) pass their checks over TLS and are measured beside the plaintext ones (about 15-25 s)."""
+    reason = tools_unavailable()
+    if reason:
+        pytest.skip(reason)
+    done = run_smoke("cost", "--results-dir", str(tmp_path), "--tls", timeout=SMOKE_TIMEOUT)
+    output = f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
+    assert done.returncode == 0, output
+    [path] = tmp_path.glob("cost/*/result.json")
+    report: dict[str, Any] = json.loads(path.read_text())
+
+    configs, workloads = report["meta"]["args"]["configs"], report["meta"]["args"]["workloads"]
+    # each TLS configuration right after its plaintext one (nginx does not run in a smoke run)
+    assert configs == ["direct", "direct-tls", "gproxy-w1", "gproxy-w1-tls", "nginx-tls"], output
+    assert report["meta"]["failures"] == [], output
+    for config in configs:
+        assert set(report["checks"][config].values()) == {"ok"}, (config, output)
+    assert sorted(report["summary"]) == sorted(workloads), output
+    for workload in workloads:
+        measured = report["summary"][workload]
+        assert sorted(measured) == sorted(configs), (workload, output)
+        for config in configs:
+            assert measured[config]["rate"]["median"] > 0, (workload, config, output)
+    for config in TLS_CONFIGS:  # a 5 MiB message and a non-protobuf body over TLS too
+        assert set(report["meta"]["probes"][config].values()) == {"ok"}, (config, output)
+    assert "TLS on both hops: gproxy-w1-tls " in done.stdout, output
 
 
 GO_GPROXY_ENV = "GO_GPROXY"
