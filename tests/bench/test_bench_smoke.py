@@ -36,6 +36,21 @@ def tools_unavailable() -> str | None:
     return None
 
 
+def assert_every_configuration_checked_and_measured(report: dict[str, Any], output: str) -> None:
+    """No failure; every configuration passed its checks and has calls/s > 0 in every
+    workload."""
+    configs, workloads = report["meta"]["args"]["configs"], report["meta"]["args"]["workloads"]
+    assert report["meta"]["failures"] == [], output
+    for config in configs:
+        assert set(report["checks"][config].values()) == {"ok"}, (config, output)
+    assert sorted(report["summary"]) == sorted(workloads), output
+    for workload in workloads:
+        measured = report["summary"][workload]
+        assert sorted(measured) == sorted(configs), (workload, output)
+        for config in configs:
+            assert measured[config]["rate"]["median"] > 0, (workload, config, output)
+
+
 def test_the_smoke_run_measures_every_configuration_it_ran(tmp_path: Path) -> None:
     reason = tools_unavailable()
     if reason:
@@ -51,19 +66,11 @@ def test_the_smoke_run_measures_every_configuration_it_ran(tmp_path: Path) -> No
     [path] = tmp_path.glob("cost/*/result.json")
     report: dict[str, Any] = json.loads(path.read_text())
 
-    configs, workloads = report["meta"]["args"]["configs"], report["meta"]["args"]["workloads"]
+    configs = report["meta"]["args"]["configs"]
     assert len(configs) >= 3, output
     # --variant, --baseline and --python: more configurations, measured too
     assert {"event-engine", "baseline", "baseline-event-engine", "py-self"} <= set(configs), output
-    assert report["meta"]["failures"] == [], output
-    for config in configs:
-        assert set(report["checks"][config].values()) == {"ok"}, (config, output)
-    assert sorted(report["summary"]) == sorted(workloads), output
-    for workload in workloads:
-        measured = report["summary"][workload]
-        assert sorted(measured) == sorted(configs), (workload, output)
-        for config in configs:
-            assert measured[config]["rate"]["median"] > 0, (workload, config, output)
+    assert_every_configuration_checked_and_measured(report, output)
     assert path.with_name("chart.png").stat().st_size > 0, output
     # gproxy-mp passes a 5 MiB message and a non-protobuf body as they are
     assert set(report["meta"]["probes"]["gproxy-w1"].values()) == {"ok"}, output
@@ -86,18 +93,10 @@ def test_the_tls_smoke_run_measures_every_configuration_tls_ones_included(
     [path] = tmp_path.glob("cost/*/result.json")
     report: dict[str, Any] = json.loads(path.read_text())
 
-    configs, workloads = report["meta"]["args"]["configs"], report["meta"]["args"]["workloads"]
+    configs = report["meta"]["args"]["configs"]
     # each TLS configuration right after its plaintext one (nginx does not run in a smoke run)
     assert configs == ["direct", "direct-tls", "gproxy-w1", "gproxy-w1-tls", "nginx-tls"], output
-    assert report["meta"]["failures"] == [], output
-    for config in configs:
-        assert set(report["checks"][config].values()) == {"ok"}, (config, output)
-    assert sorted(report["summary"]) == sorted(workloads), output
-    for workload in workloads:
-        measured = report["summary"][workload]
-        assert sorted(measured) == sorted(configs), (workload, output)
-        for config in configs:
-            assert measured[config]["rate"]["median"] > 0, (workload, config, output)
+    assert_every_configuration_checked_and_measured(report, output)
     for config in TLS_CONFIGS:  # a 5 MiB message and a non-protobuf body over TLS too
         assert set(report["meta"]["probes"][config].values()) == {"ok"}, (config, output)
     assert "TLS on both hops: gproxy-w1-tls " in done.stdout, output
