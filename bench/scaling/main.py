@@ -264,8 +264,8 @@ def step(work: Path, rig: Load, *, proxies: list[str], workers: int, args: argpa
                     live = [p for p in live if p is not proxy]
                 print(f"{workers} worker(s) round {round_ + 1}/{args.rounds} {proxy.name:10} "
                       f"done", file=sys.stderr, flush=True)
-        for proxy in running:  # how the kernel spread the calls over gproxy-mp's workers
-            if proxy.admin and proxy.name not in failed:
+        for proxy in running:  # how the kernel spread the step's calls (check, warm-up,
+            if proxy.admin and proxy.name not in failed:  # rounds) over gproxy-mp's workers
                 split = quiet_worker_calls(proxy.admin, workers=workers, timeout=READY_WAIT)
                 facts["gproxy_mp_calls_per_worker"] = sorted(split.values(), reverse=True)
     finally:
@@ -330,10 +330,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(kube-grpc-balancer's cmd/gproxy): measured too, with GOMAXPROCS=N")
     add_results_argument(parser)
     parser.add_argument("--smoke", action="store_true", help="CI check of the harness: "
-                        "300 calls per worker, workers 1 and 2 only, 1 round")
+                        "2,000 calls per worker, workers 1 and 2 only, 1 round")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.calls, args.rounds = 300, 1
+        args.calls, args.rounds = 2000, 1
         args.max_workers = min(2, args.max_workers or 2)
     if args.max_workers is not None and args.max_workers < 1:
         parser.error("--max-workers must be at least 1")
