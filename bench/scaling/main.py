@@ -4,7 +4,8 @@
                                       [--go-gproxy PATH] [--smoke] [--results-dir DIR]
 
 Splits the CPUs this process may use (``bench.scaling.plan``): the proxy under test gets about
-half, the fixed-response nginx backends and h2load a quarter each. Then for each worker count
+half, the fixed-response nginx backends and h2load a quarter each (this process and the
+grpcio check client run on h2load's cores too). Then for each worker count
 N = 1, 2, 4, ... up to the proxy's cores it starts, each under ``taskset -c`` on the first N
 proxy cores:
 
@@ -366,7 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     except ToolsMissingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
-    plan = plan_cores(os.sched_getaffinity(0), max_workers=args.max_workers)
+    usable = sorted(os.sched_getaffinity(0))
+    plan = plan_cores(usable, max_workers=args.max_workers)
+    # This process and the grpcio check client run on h2load's cores, never on the proxy's.
+    os.sched_setaffinity(0, plan.loadgen)
     proxies = [GPROXY, NGINX, *([GO_GPROXY] if args.go_gproxy else [])]
     results = RunResults("scaling", results_dir=args.results_dir)
     print(f"core plan: {plan.describe()}; worker counts {', '.join(map(str, plan.worker_counts))}",
@@ -396,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
           f"N x calls/s at 1; go-gproxy's workers are GOMAXPROCS, in front of the first backend "
           f"only.")
     print(plan.describe())
+    other = statistics.median(s.other_cpu_us for s in samples) if samples else 0.0
+    print(f"load average {' '.join(f'{v:.2f}' for v in loadavg_before)} before, "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} after; CPU of everything else on "
+          f"the machine during the runs, median {other:.0f} µs per call (calls/s moves with it)")
     print(table(rows, proxies))
     for line in failures:
         print(f"NOT REPORTED: {line}")
@@ -408,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                  "environment": environment(
                      nginx=first_line(["nginx", "-v"]),
                      h2load=first_line(["h2load", "--version"]),
-                     usable_cpus=sorted(os.sched_getaffinity(0)),
+                     usable_cpus=usable,
                      loadavg_before=list(loadavg_before), loadavg_after=list(os.getloadavg()))},
         "summary": rows, "samples": [asdict(s) for s in samples]})
     return 1 if failures else 0
