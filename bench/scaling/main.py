@@ -3,11 +3,11 @@
     .venv/bin/python -m bench scaling [--max-workers N] [--rounds 3] [--calls 20000]
                                       [--go-gproxy PATH] [--smoke] [--results-dir DIR]
 
-Splits the CPUs this process may use (``bench.scaling.plan``): the proxy under test gets about
-half, the fixed-response nginx backends and h2load a quarter each (this process and the
-grpcio check client run on h2load's cores too). Then for each worker count
-N = 1, 2, 4, ... up to the proxy's cores it starts, each under ``taskset -c`` on the first N
-proxy cores:
+Splits the CPUs this process may use into physical cores (``bench.scaling.plan``): the proxy
+under test gets about half (one logical CPU of each: SMT siblings stay idle), the
+fixed-response nginx backends and h2load a quarter each (this process and the grpcio check
+client run on h2load's cores too). Then for each worker count N = 1, 2, 4, ... up to the
+proxy's cores it starts, each under ``taskset -c`` on the first N proxy cores:
 
 - ``gproxy-mp``: ``gproxy-mp --workers N`` (static target of every backend, admin port on
   loopback to see that all N workers are ready);
@@ -57,7 +57,7 @@ from bench.results import RunResults, add_results_argument
 from bench.rig import configs, load
 from bench.rig.peers import Config, Group, ToolsMissingError, ensure_tools
 from bench.rig.workloads import BY_NAME, write_backend_files, write_request_files
-from bench.scaling.plan import CorePlan, cpu_list, plan_cores
+from bench.scaling.plan import CorePlan, cpu_list, plan_cores, read_siblings
 from bench.table import format_table
 from harness.admin import quiet_worker_calls, route_view
 from harness.processes import REPO, free_port
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 3
     usable = sorted(os.sched_getaffinity(0))
-    plan = plan_cores(usable, max_workers=args.max_workers)
+    plan = plan_cores(usable, max_workers=args.max_workers, siblings=read_siblings(usable))
     # This process and the grpcio check client run on h2load's cores, never on the proxy's.
     os.sched_setaffinity(0, plan.loadgen)
     proxies = [GPROXY, NGINX, *([GO_GPROXY] if args.go_gproxy else [])]

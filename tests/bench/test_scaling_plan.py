@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench.scaling.plan import CorePlan, cpu_list, plan_cores, worker_counts
+from bench.scaling.plan import (
+    CorePlan,
+    cpu_list,
+    parse_cpu_list,
+    physical_cores,
+    plan_cores,
+    worker_counts,
+)
 
 
 def test_eight_cores_give_the_proxy_four_and_each_other_role_two() -> None:
@@ -64,3 +71,45 @@ def test_a_step_cannot_have_more_workers_than_the_proxy_has_cores() -> None:
 
 def test_cpu_list_is_tasksets_form() -> None:
     assert cpu_list((0, 2, 5)) == "0,2,5"
+
+
+def intel_smt(physical: int) -> dict[int, frozenset[int]]:
+    """Siblings as Linux numbers them on a typical x86 box: CPU n and n + physical share a
+    core."""
+    return {cpu: frozenset({cpu % physical, cpu % physical + physical})
+            for cpu in range(2 * physical)}
+
+
+def test_with_smt_the_proxy_gets_one_cpu_per_physical_core_and_no_role_shares_one() -> None:
+    siblings = intel_smt(8)  # 16 CPUs, 8 physical cores
+    plan = plan_cores(range(16), siblings=siblings)
+    assert plan.proxy == (0, 1, 2, 3)
+    assert plan.unused == (8, 9, 10, 11)
+    assert plan.backends == (4, 12, 5, 13)
+    assert plan.loadgen == (6, 14, 7, 15)
+    assert plan.worker_counts == (1, 2, 4)
+    assert not plan.overlapped
+    roles = [plan.proxy + plan.unused, plan.backends, plan.loadgen]
+    for one in roles:  # no physical core hosts two roles
+        for other in roles:
+            if one is not other:
+                assert not {siblings[c] for c in one} & {siblings[c] for c in other}
+    assert "SMT siblings 8,9,10,11 idle" in plan.describe()
+
+
+def test_smt_with_too_few_physical_cores_overlaps_and_says_why() -> None:
+    plan = plan_cores(range(4), siblings=intel_smt(2))  # 4 CPUs, 2 physical cores
+    assert plan.overlapped
+    assert plan.proxy == (0, 1)
+    assert "only 2 physical core(s)" in plan.describe()
+    assert "NOT scaling" in plan.describe()
+
+
+def test_physical_cores_keep_only_usable_cpus() -> None:
+    assert physical_cores({0, 1, 4}, intel_smt(4)) == [(0, 4), (1,)]
+    assert physical_cores({2, 0}, {}) == [(0,), (2,)]
+
+
+def test_parse_cpu_list_reads_the_kernels_form() -> None:
+    assert parse_cpu_list("0-3,8,10-11\n") == {0, 1, 2, 3, 8, 10, 11}
+    assert parse_cpu_list("5") == {5}
