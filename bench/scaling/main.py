@@ -232,6 +232,7 @@ def step(work: Path, rig: Load, *, proxies: list[str], workers: int, args: argpa
     def fail(proxy: Running, what: str) -> None:
         failures.append(f"{proxy.name} / {workers} workers: {what}")
         failed.add(proxy.name)
+
     facts: dict[str, object] = {"cores": list(cores), "calls_per_run": calls,
                                 "connections": connections_for(workers, len(rig.plan.loadgen))}
     steps[str(workers)] = facts
