@@ -40,6 +40,8 @@ QUESTIONS = {
                          "trafficDistribution, real controllers (needs root)"),
     "connections": Question("bench.connections.main", "how calls split over workers, "
                             "with and without --max-connection-age"),
+    "scaling": Question("bench.scaling.main", "calls/s and CPU per call at 1, 2, 4, ... "
+                        "workers on pinned cores, beside nginx (and the Go gproxy)"),
 }
 """Every question, in the order ``--help`` lists them."""
 

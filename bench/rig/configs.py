@@ -37,7 +37,7 @@ http {{ access_log off; client_body_buffer_size 1m; client_max_body_size 0;
     location = /mirror_sink {{ internal; return 204; }} }} }}
 """
 
-NGINX_PROXY = NGINX_COMMON + """worker_processes 2;
+NGINX_PROXY = NGINX_COMMON + """worker_processes {workers};
 http {{ access_log off; client_body_buffer_size 1m; client_max_body_size 0;
   keepalive_requests 100000000;
   http2_max_concurrent_streams 1024; client_body_temp_path {dir}/body;
@@ -69,9 +69,9 @@ def nginx_backend(*, directory: Path, www: Path, port: int) -> str:
     return NGINX_BACKEND.format(dir=directory, www=www, port=port)
 
 
-def nginx_proxy(*, directory: Path, port: int, backends: list[str]) -> str:
+def nginx_proxy(*, directory: Path, port: int, backends: list[str], workers: int = 2) -> str:
     servers = "\n".join(f"    server {address};" for address in backends)
-    return NGINX_PROXY.format(dir=directory, port=port, servers=servers)
+    return NGINX_PROXY.format(dir=directory, port=port, servers=servers, workers=workers)
 
 
 def haproxy(*, port: int, backends: list[str]) -> str:

@@ -24,6 +24,7 @@ import re
 import resource
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,13 +69,19 @@ def _children_cpu() -> float:
 
 
 def h2load(address: str, workload: Workload, *, body: Path, calls: int, log: Path,
-           one_at_a_time: bool = False, rate: int | None = None, tls: bool = False) -> Run:
+           one_at_a_time: bool = False, rate: int | None = None, tls: bool = False,
+           connections: int | None = None, threads: int = 1,
+           prefix: Sequence[str] = ()) -> Run:
     """``rate``: calls/s in all, spread over the connections (h2load's --rps is per
-    connection); None: as fast as the path answers. ``tls``: over TLS (https, ALPN h2)."""
-    connections, streams = (1, 1) if one_at_a_time else (CONNECTIONS, STREAMS)
+    connection); None: as fast as the path answers. ``tls``: over TLS (https, ALPN h2).
+    ``connections`` (default ``CONNECTIONS``) and ``threads`` (h2load's ``-t``) apply under
+    load; ``prefix`` goes before ``h2load`` in the command line (``taskset -c CORES``, which
+    execs it: the CPU read is still h2load's)."""
+    connections, streams = (1, 1) if one_at_a_time else (connections or CONNECTIONS, STREAMS)
+    threads = 1 if one_at_a_time else threads
     paced = [f"--rps={max(1, round(rate / connections))}"] if rate else []
-    argv = ["h2load", "-n", str(calls), "-c", str(connections), "-m", str(streams), "-t", "1",
-            *paced,
+    argv = [*prefix, "h2load", "-n", str(calls), "-c", str(connections), "-m", str(streams),
+            "-t", str(threads), *paced,
             "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", str(body),
             "--log-file", str(log), f"{'https' if tls else 'http'}://{address}{workload.method}"]
     log.unlink(missing_ok=True)  # h2load appends to an existing log
