@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 import ssl
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from gproxy_mp.errors import ConfigError
+from gproxy_mp.files import CA_BUNDLE_LIMIT, TLS_FILE_LIMIT, FileReadError, read_bounded
 
 LISTENER_OPTIONS = ("--tls-cert", "--tls-key", "--tls-client-ca")
 BACKEND_OPTIONS = ("--backend-cert", "--backend-key", "--backend-ca")
@@ -53,7 +53,8 @@ def load_material(files: TlsFiles) -> Material:
     cert = key = ca = None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     if files.cert is not None and files.key is not None:
-        cert, key = _read(cert_option, files.cert), _read(key_option, files.key)
+        cert = _read(cert_option, files.cert, limit=TLS_FILE_LIMIT)
+        key = _read(key_option, files.key, limit=TLS_FILE_LIMIT)
         try:
             context.load_cert_chain(files.cert, files.key)
         except ssl.SSLError as e:
@@ -65,7 +66,7 @@ def load_material(files: TlsFiles) -> Material:
                                 f"not a PEM certificate chain and private key ({reason})"
                                 ) from None
     if files.ca is not None:
-        ca = _read(ca_option, files.ca)
+        ca = _read(ca_option, files.ca, limit=CA_BUNDLE_LIMIT)
         try:
             context.load_verify_locations(cadata=ca.decode("ascii", errors="replace"))
         except (ssl.SSLError, ValueError) as e:
@@ -113,11 +114,11 @@ def check_tls(files: TlsFiles | None) -> None:
             raise ConfigError(str(e)) from None
 
 
-def _read(option: str, path: str) -> bytes:
+def _read(option: str, path: str, *, limit: int) -> bytes:
     try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise MaterialError(f"{option} {path!r}: {e.strerror or e}") from None
+        return read_bounded(path, option=option, limit=limit)
+    except FileReadError as e:
+        raise MaterialError(str(e)) from None
 
 
 def signature(files: TlsFiles) -> tuple[object, ...]:
