@@ -134,7 +134,8 @@ def call_families(totals: Mapping[str, tuple[CallCounts, int]]) -> list[Metric]:
     handshakes = CounterMetricFamily(
         "gproxy_tls_handshake_failures_total",
         "Backend call attempts that failed because the connection's TLS handshake failed "
-        "(wrong name, untrusted or expired certificate, plaintext backend), by route and side.",
+        "(wrong name, untrusted or expired certificate, a client certificate missing or "
+        "refused, plaintext backend), by route and side.",
         labels=("route", "side"))
     for route, (counts, running) in sorted(totals.items()):
         for (backend, code, method, locality), count in sorted(counts.calls.items()):

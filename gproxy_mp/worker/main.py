@@ -57,6 +57,7 @@ from gproxy_mp.tls import MaterialError, backend_tls, listener_tls
 from gproxy_mp.worker import follower
 from gproxy_mp.worker.channels import BackendPool, ChannelSettings, HealthChecks
 from gproxy_mp.worker.credentials import BackendCredentials, ReloadingServerCredentials
+from gproxy_mp.worker.handshakes import HandshakeFailures
 from gproxy_mp.worker.proxy import ProxyHandler
 from gproxy_mp.worker.reflection import MethodShapes, UnaryLearner
 from gproxy_mp.worker.server import build_server
@@ -132,6 +133,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
     except MaterialError as e:  # the files changed since the supervisor checked them
         log.error("cannot speak TLS to the backends: %s", e)
         return ExitCode.RUNTIME
+    handshakes = (None if backend_credentials is None
+                  else HandshakeFailures(stats.record_tls_failure))
     bus = BusClient(BusAddresses(Path(config.runtime_dir)), route=config.route,
                     worker=config.worker)
     checks = (None if options.health_check is None
@@ -143,7 +146,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
                            server_name=options.backend_tls_server_name or config.server_name,
                            health_checks=checks))
     handler = ProxyHandler(pool, target=config.target, access_log=config.options.access_log,
-                           unary_methods=config.options.unary_methods, stats=stats)
+                           unary_methods=config.options.unary_methods, stats=stats,
+                           handshakes=handshakes)
     schema = MethodShapes(set(options.schema_unary_methods), set(options.schema_streaming_methods))
     handler.learned_unary(schema.unary_methods())
     learner = (UnaryLearner(handler.learned_unary, schema) if options.learn_unary_methods
@@ -187,6 +191,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         await roots.stop()
         await following.set_phase(WorkerState.STOPPED)  # final counts: the supervisor's stay exact
         await pool.close(0)
+        if handshakes is not None:
+            await handshakes.close()
         bus.close()
 
 
