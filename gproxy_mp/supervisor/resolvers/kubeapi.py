@@ -12,8 +12,10 @@ proxy's HTML error page, a cut line) is a `KubeApiError` too, never a stray `Val
 Authentication: `--kubeconfig`, else the pod's service account (its token file is re-read
 every minute, so rotated tokens keep working), else `$KUBECONFIG` or `~/.kube/config`.
 The client reads those files itself, by path: each is first read within its bound
-(`files.check_bounded`), so a wrong path is one line at start; the client's own minutely
-re-reads of the token are not bounded (a token that grows past its bound later is read whole).
+(`files.check_bounded`), so a wrong path is one line at start. Not bounded: the client's own
+minutely re-reads of the token (one that grows past its bound later is read whole), and the
+files a kubeconfig names (`client-certificate`, `client-key`, `certificate-authority`), which
+the client and urllib3 read by path.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ class ResourceExpiredError(KubeApiError):
 
 def default_namespace() -> str:
     """The pod's own namespace when running in one, else `default`."""
-    if not NAMESPACE_FILE.exists():
+    if not os.access(NAMESPACE_FILE, os.R_OK):  # not in a pod (or no service account)
         return "default"
     data = read_bounded(NAMESPACE_FILE, option="the service-account namespace file",
                         limit=SERVICE_ACCOUNT_FILE_LIMIT)
