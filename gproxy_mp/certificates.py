@@ -20,13 +20,13 @@ from gproxy_mp.bus.schema import TlsRefusal
 
 @dataclass(frozen=True, slots=True)
 class Validity:
-    """A chain's window, Unix seconds; `subject` names the certificate that closes it (the
-    leaf's `CN=...` unless an intermediate expires first), `opener` the one that opens it."""
+    """A chain's window, Unix seconds, and the subjects (`CN=...`) of the certificates whose
+    notBefore and notAfter bound it: "" when that is the leaf."""
 
     not_before: float
     not_after: float
-    opener: str
-    subject: str
+    not_before_of: str
+    not_after_of: str
 
 
 class OutOfValidityError(ValueError):
@@ -40,12 +40,20 @@ class OutOfValidityError(ValueError):
 def chain_validity(pem: bytes) -> Validity:
     """The window of the chain in `pem`; ValueError when it holds no PEM certificate."""
     certificates = x509.load_pem_x509_certificates(pem)
-    opener = max(certificates, key=lambda c: c.not_valid_before_utc)
-    closer = min(certificates, key=lambda c: c.not_valid_after_utc)
-    return Validity(not_before=opener.not_valid_before_utc.timestamp(),
-                    not_after=closer.not_valid_after_utc.timestamp(),
-                    opener="" if opener is certificates[0] else opener.subject.rfc4514_string(),
-                    subject="" if closer is certificates[0] else closer.subject.rfc4514_string())
+    starts = max(certificates, key=lambda c: c.not_valid_before_utc)
+    ends = min(certificates, key=lambda c: c.not_valid_after_utc)
+    return Validity(not_before=starts.not_valid_before_utc.timestamp(),
+                    not_after=ends.not_valid_after_utc.timestamp(),
+                    not_before_of=_subject(starts, leaf=certificates[0]),
+                    not_after_of=_subject(ends, leaf=certificates[0]))
+
+
+def _subject(certificate: x509.Certificate, *, leaf: x509.Certificate) -> str:
+    return "" if certificate is leaf else certificate.subject.rfc4514_string()
+
+
+def _which(subject: str) -> str:
+    return f"its chain's certificate '{subject}'" if subject else "the certificate"
 
 
 def iso(timestamp: float) -> str:
@@ -58,14 +66,12 @@ def check(validity: Validity, *, now: float) -> None:
     """`OutOfValidityError` when `now` is outside the window: the message (to follow
     `--option 'file': `) says what and names notAfter."""
     if now > validity.not_after:
-        which = (f"its chain's certificate '{validity.subject}'" if validity.subject
-                 else "the certificate")
-        raise OutOfValidityError(f"{which} expired at {iso(validity.not_after)} (notAfter)",
+        raise OutOfValidityError(f"{_which(validity.not_after_of)} expired at "
+                                 f"{iso(validity.not_after)} (notAfter)",
                                  reason=TlsRefusal.EXPIRED)
     if now < validity.not_before:
-        which = (f"its chain's certificate '{validity.opener}'" if validity.opener
-                 else "the certificate")
         raise OutOfValidityError(
-            f"{which} is not valid before {iso(validity.not_before)} (notBefore; notAfter "
-            f"{iso(validity.not_after)}): is this machine's clock behind?",
+            f"{_which(validity.not_before_of)} is not valid before "
+            f"{iso(validity.not_before)} (notBefore; notAfter {iso(validity.not_after)}): "
+            "is this machine's clock behind?",
             reason=TlsRefusal.NOT_YET_VALID)

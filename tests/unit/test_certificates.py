@@ -31,14 +31,14 @@ def ca(tmp_path: Path) -> CertificateAuthority:
 def test_a_chain_is_valid_until_its_earliest_not_after(ca: CertificateAuthority) -> None:
     leaf = ca.issue("leaf", valid_for=DAY / 2)  # the CA: a day
     validity = chain_validity(leaf.cert.read_bytes() + ca.pem())
-    assert validity.not_after == at(leaf) and validity.subject == ""
+    assert validity.not_after == at(leaf) and validity.not_after_of == ""
 
 
 def test_an_intermediate_that_expires_first_is_named(ca: CertificateAuthority,
                                                      tmp_path: Path) -> None:
     leaf = CertificateAuthority(tmp_path / "other", "other").issue("leaf", valid_for=2 * DAY)
     validity = chain_validity(leaf.cert.read_bytes() + ca.pem())
-    assert validity.subject == "CN=ca"
+    assert validity.not_after_of == "CN=ca"
     with pytest.raises(OutOfValidityError, match="its chain's certificate 'CN=ca' expired"):
         check(validity, now=validity.not_after + 1)
 
