@@ -2,7 +2,8 @@
 
 A FileDescriptorSet is what `protoc --descriptor_set_out` or `buf build -o` writes: the
 schema of every service, each method saying whether its client or server streams. Pure: the
-file is read once by `read_descriptor_set`; `method_shapes` and `merge` take plain data.
+file is read once by `read_descriptor_set` (at most `files.DESCRIPTOR_SET_LIMIT` bytes);
+`method_shapes` and `merge` take plain data.
 
 The safety rule is the one `worker/reflection.py` applies between backends: a method any
 source declares streaming is never unary (`worker.reflection.MethodShapes`).
@@ -18,6 +19,9 @@ from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from gproxy_mp.errors import ConfigError
+from gproxy_mp.files import DESCRIPTOR_SET_LIMIT, read_bounded
+
+OPTION = "--proto-descriptor-set"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +70,11 @@ def descriptor_set(path: str, data: bytes) -> DescriptorSet:
 
 
 def read_descriptor_set(path: str) -> DescriptorSet:
-    """The file's methods; ConfigError naming the file when it is unreadable or not a set."""
+    """The file's methods; ConfigError naming the file when it is unreadable, larger than
+    `DESCRIPTOR_SET_LIMIT` or not a set."""
+    data = read_bounded(path, option=OPTION, limit=DESCRIPTOR_SET_LIMIT)
     try:
-        with open(path, "rb") as f:
-            return descriptor_set(path, f.read())
-    except OSError as e:
-        raise ConfigError(f"{path}: {e.strerror or e}") from None
+        return descriptor_set(path, data)
     except ValueError as e:
         raise ConfigError(f"{path}: {e}") from None
 

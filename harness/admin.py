@@ -7,6 +7,8 @@ import time
 import urllib.request
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 HTTP_TIMEOUT = 5.0
 
 
@@ -43,3 +45,13 @@ def quiet_worker_calls(admin: str, *, workers: int, timeout: float = 15.0) -> di
             return found
         last = found
         time.sleep(REPORT_PERIOD)
+
+
+def metric_value(admin: str, name: str, **labels: str) -> float | None:
+    """The sum of the samples of ``name`` on ``/metrics`` whose labels include ``labels``;
+    None when there is none."""
+    found = [sample.value
+             for family in text_string_to_metric_families(admin_get(admin, "/metrics"))
+             for sample in family.samples
+             if sample.name == name and labels.items() <= sample.labels.items()]
+    return sum(found) if found else None

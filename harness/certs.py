@@ -2,8 +2,8 @@
 
 `CertificateAuthority(directory, name)` makes a self-signed CA (EC P-256); `issue` signs a leaf
 for a server (SANs: DNS names and IP addresses) or a client, valid from five minutes ago for a
-day unless told otherwise (an expired one: `valid_for` negative). Every file is PEM, in
-`directory`, named after the CA and the leaf.
+day unless told otherwise (an expired one: `valid_for` negative; a not yet valid one:
+`starts_in` positive). Every file is PEM, in `directory`, named after the CA and the leaf.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Issued:
 
     cert: Path
     key: Path
+    not_after: datetime.datetime | None = None
 
 
 def _name(common_name: str) -> x509.Name:
@@ -72,12 +73,17 @@ class CertificateAuthority:
         return self._cert.public_bytes(serialization.Encoding.PEM)
 
     def issue(self, name: str, *, dns: Sequence[str] = (), ips: Sequence[str] = (),
-              client: bool = False, valid_for: datetime.timedelta = VALIDITY) -> Issued:
+              client: bool = False, valid_for: datetime.timedelta = VALIDITY,
+              starts_in: datetime.timedelta | None = None) -> Issued:
         """A leaf `name` for a server (with `dns` and `ips` as SANs) or, with `client`, a
-        client; `valid_for` from BACKDATE ago (negative: already expired)."""
+        client; `valid_for` from BACKDATE ago (negative: already expired), or from
+        `starts_in` from now (positive: not yet valid)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        start = datetime.datetime.now(datetime.UTC) - BACKDATE
-        if valid_for < datetime.timedelta(0):
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+        start = now - BACKDATE
+        if starts_in is not None:
+            start = now + starts_in
+        elif valid_for < datetime.timedelta(0):
             start += valid_for - datetime.timedelta(hours=1)
             valid_for = datetime.timedelta(hours=1)
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
@@ -96,7 +102,8 @@ class CertificateAuthority:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
         issued = Issued(cert=self.directory / f"{self.name}-{name}.pem",
-                        key=self.directory / f"{self.name}-{name}-key.pem")
+                        key=self.directory / f"{self.name}-{name}-key.pem",
+                        not_after=start + valid_for)
         issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         issued.key.write_bytes(_pem_key(key))
         issued.key.chmod(0o600)

@@ -15,7 +15,9 @@ name (`route/1/` does not match `route/10/`):
     | status/              | {"v":1,"kind":"status","worker":"0#1","pid":P,"state":"ready",  |
     |                      |  "seq":N,"active_calls":K,"stats":{"calls":[[backend,code,N,    |
     |                      |  method,locality],...],"buckets":[N,...],"duration_sum":S,      |
-    |                      |  "retries":{"unavailable":N},"tls_failures":N}}                 |
+    |                      |  "retries":{"unavailable":N},"tls_failures":N,                  |
+    |                      |  "tls_refused":[[side,reason,N],...]},                          |
+    |                      |  "certificates":{"listener":T,"backend":T},...}                 |
     +----------------------+-----------------------------------------------------------------+
 
 `seq` is monotonic per `epoch` (one supervisor run) across all routes; a heartbeat carries the
@@ -26,7 +28,9 @@ raises `MalformedMessageError` (log and drop). No I/O here.
 
 A worker's `state` is a `WorkerState`; its `stats` are `CallCounts`, the cumulative call counts
 since it started (`worker/stats.py` counts them, `supervisor/metrics.py` sums them over
-workers), with one latency bucket per bound of `LATENCY_BUCKETS` plus +Inf.
+workers), with one latency bucket per bound of `LATENCY_BUCKETS` plus +Inf; `tls_refused`
+counts the new TLS file versions it refused, by `TlsSide` and `TlsRefusal`. `certificates` is
+not a count: the notAfter (Unix seconds) of each side's certificate chain it uses now.
 """
 
 from __future__ import annotations
@@ -101,6 +105,22 @@ class BackendCondition(enum.StrEnum):
     STRUCK = "struck"  # it answered UNAVAILABLE lately: passive health ranks it last a while
 
 
+class TlsSide(enum.StrEnum):
+    """Whose certificate: the listener's (`--tls-cert`) or the one shown to backends
+    (`--backend-cert`)."""
+
+    LISTENER = "listener"
+    BACKEND = "backend"
+
+
+class TlsRefusal(enum.StrEnum):
+    """Why new TLS files were refused (and the old ones kept)."""
+
+    EXPIRED = "expired"  # a certificate of the chain is past its notAfter
+    NOT_YET_VALID = "not_yet_valid"  # ... or before its notBefore
+    UNUSABLE = "unusable"  # unreadable, too large, not PEM, a key of another certificate
+
+
 MAX_UNHEALTHY = 64
 """Backends a status report lists as unhealthy at most (the rest are counted, not named), so a
 report stays small however many endpoints a route has."""
@@ -121,6 +141,8 @@ class CallCounts:
     duration_sum: float = 0.0
     retries: dict[str, int] = field(default_factory=dict)  # reason → retries
     tls_failures: int = 0  # backend attempts failed by the connection's TLS handshake
+    tls_refused: dict[tuple[TlsSide, TlsRefusal], int] = field(default_factory=dict)
+    """(side, reason) → new TLS file versions refused"""
 
     def add(self, other: CallCounts) -> None:
         for key, count in other.calls.items():
@@ -130,6 +152,8 @@ class CallCounts:
         for reason, count in other.retries.items():
             self.retries[reason] = self.retries.get(reason, 0) + count
         self.tls_failures += other.tls_failures
+        for refusal, refused in other.tls_refused.items():
+            self.tls_refused[refusal] = self.tls_refused.get(refusal, 0) + refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +169,8 @@ class WorkerStatus:
     `MAX_UNHEALTHY`."""
     unhealthy_unlisted: int = 0
     """Unhealthy backends beyond `MAX_UNHEALTHY`, counted only."""
+    certificates: dict[TlsSide, float] = field(default_factory=dict)
+    """Per side with a certificate: the notAfter (Unix seconds) of the chain in use."""
 
 
 Message = EndpointsMessage | Heartbeat | SnapshotRequest | WorkerStatus
@@ -178,7 +204,9 @@ def _to_payload(message: Message) -> tuple[str, dict[str, Any]]:
                                   "stats": _counts_payload(message.stats),
                                   "unhealthy": {address: condition.value for address, condition
                                                 in message.unhealthy.items()},
-                                  "unhealthy_unlisted": message.unhealthy_unlisted}
+                                  "unhealthy_unlisted": message.unhealthy_unlisted,
+                                  "certificates": {side.value: not_after for side, not_after
+                                                   in message.certificates.items()}}
 
 
 def _endpoint_entry(endpoint: Endpoint) -> list[Any]:
@@ -191,7 +219,9 @@ def _counts_payload(counts: CallCounts) -> dict[str, Any]:
     return {"calls": [[backend, code, count, method, locality]
                       for (backend, code, method, locality), count in counts.calls.items()],
             "buckets": list(counts.buckets), "duration_sum": counts.duration_sum,
-            "retries": dict(counts.retries), "tls_failures": counts.tls_failures}
+            "retries": dict(counts.retries), "tls_failures": counts.tls_failures,
+            "tls_refused": [[side.value, reason.value, count]
+                            for (side, reason), count in counts.tls_refused.items()]}
 
 
 def decode(frames: list[bytes]) -> Message | None:
@@ -237,7 +267,8 @@ def _from_payload(topic: str, kind: object, p: dict[str, Any]) -> Message | None
                             active_calls=_int(p["active_calls"]),
                             stats=_counts(_dict(p["stats"])),
                             unhealthy=_unhealthy(_dict(p["unhealthy"])),
-                            unhealthy_unlisted=_int(p["unhealthy_unlisted"]))
+                            unhealthy_unlisted=_int(p["unhealthy_unlisted"]),
+                            certificates=_certificates(_dict(p["certificates"])))
     log.warning("ignoring bus message of unknown kind %r on %r", kind, topic)
     return None
 
@@ -246,6 +277,26 @@ def _unhealthy(p: dict[str, Any]) -> dict[str, BackendCondition]:
     if len(p) > MAX_UNHEALTHY:
         raise ValueError(f"{len(p)} unhealthy backends listed, at most {MAX_UNHEALTHY}")
     return {_str(address): BackendCondition(_str(condition)) for address, condition in p.items()}
+
+
+def _certificates(p: dict[str, Any]) -> dict[TlsSide, float]:
+    return {TlsSide(_str(side)): _timestamp(value) for side, value in p.items()}
+
+
+def _timestamp(value: object) -> float:
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not math.isfinite(value) or value < 0):
+        raise TypeError(f"expected a Unix timestamp, got {value!r}")
+    return float(value)
+
+
+def _tls_refused(entries: list[Any]) -> dict[tuple[TlsSide, TlsRefusal], int]:
+    refused: dict[tuple[TlsSide, TlsRefusal], int] = {}
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 3):
+            raise TypeError(f"expected [side, reason, count], got {entry!r:.100}")
+        refused[TlsSide(_str(entry[0])), TlsRefusal(_str(entry[1]))] = _int(entry[2])
+    return refused
 
 
 def _counts(p: dict[str, Any]) -> CallCounts:
@@ -265,7 +316,8 @@ def _counts(p: dict[str, Any]) -> CallCounts:
         raise TypeError(f"expected a duration sum, got {duration_sum!r}")
     retries = {_str(reason): _int(count) for reason, count in _dict(p["retries"]).items()}
     return CallCounts(calls=calls, buckets=buckets, duration_sum=float(duration_sum),
-                      retries=retries, tls_failures=_int(p["tls_failures"]))
+                      retries=retries, tls_failures=_int(p["tls_failures"]),
+                      tls_refused=_tls_refused(_list(p["tls_refused"])))
 
 
 def _dict(value: object) -> dict[str, Any]:

@@ -108,5 +108,6 @@ def metrics(view: SupervisorView) -> str:
         resolver_ages={h.target: age for h in healths if (age := h.age()) is not None},
         bus_dropped=view.bus.dropped,
         version=__version__,
+        certificate_expiry=view.counters.certificate_expiry(),
     )
     return render_metrics(view.counters.totals(), counts)

@@ -122,7 +122,8 @@ async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) 
         pool.on_status(status)
         route = route_names.get(status.worker.partition("#")[0])
         if route is not None:
-            counters.report(route, status.pid, status.stats, active=status.active_calls)
+            counters.report(route, status.pid, status.stats, active=status.active_calls,
+                            certificates=status.certificates)
 
     bus = BusServer(BusAddresses(runtime_dir), table, on_status=on_status)
     healths = {target: ResolverHealth(str(target)) for target in settings.targets}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import (
@@ -33,7 +33,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from gproxy_mp.bus.schema import LATENCY_BUCKETS, CallCounts
+from gproxy_mp.bus.schema import LATENCY_BUCKETS, CallCounts, TlsRefusal, TlsSide
 
 RETIRE_DELAY = 3.0
 """Seconds after a worker's exit before its last report is folded into the retired totals:
@@ -47,15 +47,20 @@ class CallCounters:
         self._latest: dict[int, tuple[str, CallCounts, int]] = {}  # pid → (route, counts, active)
         self._retired: dict[str, CallCounts] = {}
         self._retired_pids: set[int] = set()
+        self._certificates: dict[int, Mapping[TlsSide, float]] = {}  # pid → side → notAfter
 
-    def report(self, route: str, pid: int, stats: CallCounts, *, active: int) -> None:
+    def report(self, route: str, pid: int, stats: CallCounts, *, active: int,
+               certificates: Mapping[TlsSide, float] | None = None) -> None:
         if pid in self._retired_pids:
             return
         self._latest[pid] = (route, stats, active)
+        self._certificates[pid] = certificates or {}
 
     def retire(self, pid: int) -> None:
-        """The worker has exited: keep its last counts, forget its active calls."""
+        """The worker has exited: keep its last counts, forget its active calls and the
+        certificates it used."""
         self._retired_pids.add(pid)
+        self._certificates.pop(pid, None)
         entry = self._latest.pop(pid, None)
         if entry is not None:
             self._retired.setdefault(entry[0], CallCounts()).add(entry[1])
@@ -64,6 +69,15 @@ class CallCounters:
         """Calls a running worker has finished, as of its latest report (0 if unknown)."""
         entry = self._latest.get(pid) if pid is not None else None
         return sum(entry[1].calls.values()) if entry else 0
+
+    def certificate_expiry(self) -> dict[TlsSide, float]:
+        """Per side: the earliest notAfter of the certificate chains running workers use (a
+        worker that has not reloaded yet counts: its certificate is still served)."""
+        expiry: dict[TlsSide, float] = {}
+        for sides in self._certificates.values():
+            for side, not_after in sides.items():
+                expiry[side] = min(not_after, expiry.get(side, not_after))
+        return expiry
 
     def totals(self) -> dict[str, tuple[CallCounts, int]]:
         """Per route: (cumulative counts, calls active now)."""
@@ -94,6 +108,8 @@ class SupervisorCounts:
     resolver_ages: Mapping[str, float]  # target → seconds since its source answered (if ever)
     bus_dropped: int
     version: str
+    certificate_expiry: Mapping[TlsSide, float] = field(default_factory=dict)
+    """side → the earliest notAfter of its certificate chains in use (`CallCounters`)"""
 
 
 def call_families(totals: Mapping[str, tuple[CallCounts, int]]) -> list[Metric]:
@@ -118,7 +134,8 @@ def call_families(totals: Mapping[str, tuple[CallCounts, int]]) -> list[Metric]:
     handshakes = CounterMetricFamily(
         "gproxy_tls_handshake_failures_total",
         "Backend call attempts that failed because the connection's TLS handshake failed "
-        "(wrong name, untrusted or expired certificate, plaintext backend), by route and side.",
+        "(wrong name, untrusted or expired certificate, a client certificate missing or "
+        "refused, plaintext backend), by route and side.",
         labels=("route", "side"))
     for route, (counts, running) in sorted(totals.items()):
         for (backend, code, method, locality), count in sorted(counts.calls.items()):
@@ -134,6 +151,33 @@ def call_families(totals: Mapping[str, tuple[CallCounts, int]]) -> list[Metric]:
         active.add_metric([route], running)
         handshakes.add_metric([route, "backend"], counts.tls_failures)
     return [calls, durations, active, retries, handshakes]
+
+
+def tls_families(totals: Mapping[str, tuple[CallCounts, int]],
+                 expiry: Mapping[TlsSide, float]) -> list[Metric]:
+    """The certificates in use and the new TLS files refused, per side (the same files serve
+    every route). Each side with a certificate has a refusal series per reason from the
+    start, so that `increase()` sees the first refusal."""
+    refused: dict[tuple[TlsSide, TlsRefusal], int] = {}
+    for counts, _ in totals.values():
+        for key, count in counts.tls_refused.items():
+            refused[key] = refused.get(key, 0) + count
+    expiring = GaugeMetricFamily(
+        "gproxy_tls_certificate_expiry_timestamp_seconds",
+        "notAfter (Unix seconds) of the certificate chain in use, by side (listener: "
+        "--tls-cert, backend: --backend-cert); the earliest over workers and the chain.",
+        labels=("side",))
+    refusals = CounterMetricFamily(
+        "gproxy_tls_reload_failures_total",
+        "New versions of the TLS files a worker refused, keeping the material in use, by side "
+        "and reason (expired, not_yet_valid, unusable); each worker counts on its own.",
+        labels=("side", "reason"))
+    for side in sorted(expiry.keys() | {side for side, _ in refused}):
+        if side in expiry:
+            expiring.add_metric([side.value], expiry[side])
+        for reason in TlsRefusal:
+            refusals.add_metric([side.value, reason.value], refused.get((side, reason), 0))
+    return [expiring, refusals]
 
 
 def supervisor_families(counts: SupervisorCounts) -> list[Metric]:
@@ -195,6 +239,7 @@ class SnapshotCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         yield from call_families(self._totals)
+        yield from tls_families(self._totals, self._supervisor.certificate_expiry)
         yield from supervisor_families(self._supervisor)
 
 

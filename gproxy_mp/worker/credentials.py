@@ -9,8 +9,16 @@
   new channel credentials when the files changed and are usable; the backend pool then opens
   new channels with them and lets the old ones finish their calls (`BackendPool.renew`).
 
-New files that do not parse, or a key that does not match, are logged once each and the old
-material kept.
+New files that are not usable (unreadable, too large, not PEM, a key of another certificate, a
+certificate chain before its notBefore or past its notAfter: what `tls.check_tls` refuses at
+start) are logged once per version of the files (their `signature`), counted in the stats'
+`tls_refused` by side and reason, and the old material kept. A refused version is looked at
+again at each check, so a certificate that was not yet valid is taken once it is.
+
+A worker's first load does not refuse a certificate out of its validity: the supervisor refused
+it at start, so it expired since, and a replacement worker that refused it would take a serving
+route down; it logs a warning instead, and the expiry gauge (`stats.certificates`, the chain
+in use) shows it.
 """
 
 from __future__ import annotations
@@ -23,7 +31,10 @@ from collections.abc import Callable
 
 import grpc
 
+from gproxy_mp import certificates
+from gproxy_mp.bus.schema import TlsSide
 from gproxy_mp.tls import Material, MaterialError, TlsFiles, load_material, signature
+from gproxy_mp.worker.stats import CallStats
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +45,26 @@ RELOAD_CHECK_INTERVAL = 1.0
 class _Watched:
     """Files, their last usable material, and whether they changed since."""
 
-    def __init__(self, files: TlsFiles, what: str) -> None:
+    def __init__(self, files: TlsFiles, what: str, *, side: TlsSide, stats: CallStats,
+                 wall_clock: Callable[[], float]) -> None:
         self.files = files
-        self.material = load_material(files)
-        self._what = what
+        self._what, self._side, self._stats, self._wall_clock = what, side, stats, wall_clock
         self._signature = signature(files)
-        self._failed: str | None = None  # the last error logged, so each is logged once
+        self.material = load_material(files)
+        self._failed: tuple[object, ...] | None = None  # the refused version last logged
         self.reloads = 0
+        self._in_use()
+        validity = self.material.validity
+        if validity is not None:
+            try:
+                certificates.check(validity, now=wall_clock())
+            except certificates.OutOfValidityError as e:
+                log.warning("TLS: the %s certificate %r is used as it is, but TLS peers will "
+                            "refuse it: %s", what, files.cert, e)
+
+    def _in_use(self) -> None:
+        if self.material.validity is not None:
+            self._stats.record_certificate(self._side, self.material.validity.not_after)
 
     def reload(self) -> Material | None:
         """New material if the files changed and are usable, else None."""
@@ -48,18 +72,20 @@ class _Watched:
         if now == self._signature:
             return None
         try:
-            material = load_material(self.files)
+            material = load_material(self.files, now=self._wall_clock())
         except MaterialError as e:
-            if str(e) != self._failed:
+            if now != self._failed:
                 log.error("TLS: new %s files are not usable, keeping the current ones: %s",
                           self._what, e)
-                self._failed = str(e)
+                self._stats.record_tls_refused(self._side, e.reason)
+                self._failed = now
             return None
         self._signature, self._failed = now, None
         if material == self.material:
             return None
         self.material = material
         self.reloads += 1
+        self._in_use()
         log.info("TLS: %s files reloaded", self._what)
         return material
 
@@ -73,9 +99,11 @@ def _server_configuration(material: Material) -> grpc.ServerCertificateConfigura
 class ReloadingServerCredentials:
     """The listener's TLS credentials; `fetch` is gRPC's certificate fetcher."""
 
-    def __init__(self, files: TlsFiles, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._watched = _Watched(files, "listener certificate")
+    def __init__(self, files: TlsFiles, *, stats: CallStats,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self._watched = _Watched(files, "listener certificate", side=TlsSide.LISTENER,
+                                 stats=stats, wall_clock=wall_clock)
         self._clock = clock
         self._lock = threading.Lock()
         self._looked = clock()
@@ -111,8 +139,10 @@ def _channel_credentials(material: Material) -> grpc.ChannelCredentials:
 class BackendCredentials:
     """Channel credentials towards the backends, renewed when their files change."""
 
-    def __init__(self, files: TlsFiles) -> None:
-        self._watched = _Watched(files, "backend TLS")
+    def __init__(self, files: TlsFiles, *, stats: CallStats,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self._watched = _Watched(files, "backend TLS", side=TlsSide.BACKEND, stats=stats,
+                                 wall_clock=wall_clock)
 
     def credentials(self) -> grpc.ChannelCredentials:
         return _channel_credentials(self._watched.material)

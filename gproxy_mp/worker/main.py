@@ -57,6 +57,7 @@ from gproxy_mp.tls import MaterialError, backend_tls, listener_tls
 from gproxy_mp.worker import follower
 from gproxy_mp.worker.channels import BackendPool, ChannelSettings, HealthChecks
 from gproxy_mp.worker.credentials import BackendCredentials, ReloadingServerCredentials
+from gproxy_mp.worker.handshakes import HandshakeFailures
 from gproxy_mp.worker.proxy import ProxyHandler
 from gproxy_mp.worker.reflection import MethodShapes, UnaryLearner
 from gproxy_mp.worker.server import build_server
@@ -124,12 +125,16 @@ class _Roots:
 async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int:
     stops = stops or Stops()
     options = config.options
+    stats = CallStats(method_label=options.metrics_method_label)
     files = backend_tls(options)
     try:
-        backend_credentials = None if files is None else BackendCredentials(files)
+        backend_credentials = (None if files is None
+                               else BackendCredentials(files, stats=stats))
     except MaterialError as e:  # the files changed since the supervisor checked them
         log.error("cannot speak TLS to the backends: %s", e)
         return ExitCode.RUNTIME
+    handshakes = (None if backend_credentials is None
+                  else HandshakeFailures(stats.record_tls_failure))
     bus = BusClient(BusAddresses(Path(config.runtime_dir)), route=config.route,
                     worker=config.worker)
     checks = (None if options.health_check is None
@@ -141,8 +146,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
                            server_name=options.backend_tls_server_name or config.server_name,
                            health_checks=checks))
     handler = ProxyHandler(pool, target=config.target, access_log=config.options.access_log,
-                           unary_methods=config.options.unary_methods,
-                           stats=CallStats(method_label=config.options.metrics_method_label))
+                           unary_methods=config.options.unary_methods, stats=stats,
+                           handshakes=handshakes)
     schema = MethodShapes(set(options.schema_unary_methods), set(options.schema_streaming_methods))
     handler.learned_unary(schema.unary_methods())
     learner = (UnaryLearner(handler.learned_unary, schema) if options.learn_unary_methods
@@ -164,7 +169,7 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
                                   max_connection_age=config.options.max_connection_age,
                                   max_connection_age_grace=config.options.max_connection_age_grace,
                                   max_concurrent_streams=config.options.max_concurrent_streams,
-                                  credentials=_listener_credentials(config))
+                                  credentials=_listener_credentials(config, stats))
         except AddressInUseError as e:
             log.error("%s", e)
             return ExitCode.WORKER_BOOT
@@ -186,12 +191,16 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         await roots.stop()
         await following.set_phase(WorkerState.STOPPED)  # final counts: the supervisor's stay exact
         await pool.close(0)
+        if handshakes is not None:
+            await handshakes.close()
         bus.close()
 
 
-def _listener_credentials(config: WorkerConfig) -> grpc.ServerCredentials | None:
+def _listener_credentials(config: WorkerConfig,
+                          stats: CallStats) -> grpc.ServerCredentials | None:
     files = listener_tls(config.options)
-    return None if files is None else ReloadingServerCredentials(files).credentials()
+    return (None if files is None
+            else ReloadingServerCredentials(files, stats=stats).credentials())
 
 
 async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: ProxyHandler,
@@ -266,7 +275,8 @@ class _BusFollower:
                         worker=self._config.worker, pid=os.getpid(), state=action.state,
                         seq=action.seq, active_calls=self._handler.active_calls,
                         stats=self._handler.stats.snapshot(), unhealthy=unhealthy,
-                        unhealthy_unlisted=unlisted))
+                        unhealthy_unlisted=unlisted,
+                        certificates=dict(self._handler.stats.certificates)))
                 case follower.SupervisorLost():
                     log.error("nothing from the supervisor for %.1fs of polling the bus: "
                               "stopping, draining calls in flight, then exiting",

@@ -41,6 +41,7 @@ import grpc.aio
 
 from gproxy_mp.worker.balancer import READY
 from gproxy_mp.worker.channels import Backend, BackendPool
+from gproxy_mp.worker.handshakes import HandshakeFailures
 from gproxy_mp.worker.requests import RequestLog
 from gproxy_mp.worker.retry import MAX_ATTEMPTS, RetryBudget, should_retry
 from gproxy_mp.worker.server import MAX_METADATA_BYTES
@@ -71,17 +72,6 @@ REPROBE_EVERY = 64
 """...except every this many calls, in case the misses came from a busy event loop."""
 MAX_CACHED_METHODS = 4096
 """Distinct method names whose handlers are cached; clients choose names, so it is bounded."""
-
-
-TLS_FAILURE_SIGNS = ("handshake failed", "verification check failed", "ssl_error",
-                     "certificate_verify_failed")
-"""What gRPC core's connection errors say when a backend's TLS handshake failed."""
-
-
-def is_tls_failure(details: str) -> bool:
-    """Whether an UNAVAILABLE status of a failed connection came from its TLS handshake."""
-    lowered = details.lower()
-    return any(sign in lowered for sign in TLS_FAILURE_SIGNS)
 
 
 def filter_metadata(metadata: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
@@ -115,8 +105,10 @@ class _Outcome:
 class ProxyHandler(_GenericRpcHandler):
     def __init__(self, pool: BackendPool, *, target: str, stats: CallStats | None = None,
                  budget: RetryBudget | None = None, max_attempts: int = MAX_ATTEMPTS,
-                 access_log: bool = False, unary_methods: Iterable[str] = ()) -> None:
+                 access_log: bool = False, unary_methods: Iterable[str] = (),
+                 handshakes: HandshakeFailures | None = None) -> None:
         self._pool = pool
+        self._handshakes = handshakes  # with --backend-tls: which failures were TLS ones
         self._unary_methods = frozenset(unary_methods)
         self._learned_unary: frozenset[str] = frozenset()
         self._access_log = access_log
@@ -272,8 +264,9 @@ class ProxyHandler(_GenericRpcHandler):
             return True
         if replayable:  # refused before answering anything: rank it down for a while
             backend.strikes.strike(time.monotonic())
-            if backend.rank != READY and is_tls_failure(status.details):
-                self.stats.record_tls_failure()
+            if backend.rank != READY and self._handshakes is not None:
+                endpoint = backend.endpoint
+                self._handshakes.failed((endpoint.host, endpoint.port), status.details)
         self._budget.record_failure()
         if not should_retry(
             unavailable=True, replayable=replayable, attempt=len(tried),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from gproxy_mp.bus.schema import LATENCY_BUCKETS, CallCounts
+from gproxy_mp.bus.schema import LATENCY_BUCKETS, CallCounts, TlsRefusal, TlsSide
 
 MAX_BACKENDS = 1000
 """Distinct backend label values kept per worker; endpoints churn, the label set must not grow
@@ -33,6 +33,11 @@ class CallStats:
     duration_sum: float = 0.0
     retries: dict[str, int] = field(default_factory=dict)  # reason → count
     tls_failures: int = 0  # backend attempts failed by the connection's TLS handshake
+    tls_refused: dict[tuple[TlsSide, TlsRefusal], int] = field(default_factory=dict)
+    """(side, reason) → new TLS file versions refused (`worker/credentials.py`)"""
+    certificates: dict[TlsSide, float] = field(default_factory=dict)
+    """side → notAfter (Unix seconds) of the certificate chain in use: not a count, reported
+    as it is"""
     _backends: set[str] = field(default_factory=set)
     _methods: set[str] = field(default_factory=set)
 
@@ -58,6 +63,12 @@ class CallStats:
     def record_tls_failure(self) -> None:
         self.tls_failures += 1
 
+    def record_tls_refused(self, side: TlsSide, reason: TlsRefusal) -> None:
+        self.tls_refused[side, reason] = self.tls_refused.get((side, reason), 0) + 1
+
+    def record_certificate(self, side: TlsSide, not_after: float) -> None:
+        self.certificates[side] = not_after
+
     def record_retry(self, reason: str) -> None:
         self.retries[reason] = self.retries.get(reason, 0) + 1
 
@@ -65,4 +76,4 @@ class CallStats:
         """A copy of the counts, cumulative since the worker started, for a status report."""
         return CallCounts(calls=dict(self.calls), buckets=list(self.buckets),
                           duration_sum=self.duration_sum, retries=dict(self.retries),
-                          tls_failures=self.tls_failures)
+                          tls_failures=self.tls_failures, tls_refused=dict(self.tls_refused))

@@ -19,6 +19,7 @@ import grpc
 import pytest
 
 from harness import client
+from harness.admin import admin_get, metric_value
 from harness.certs import CertificateAuthority, Issued
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
@@ -98,18 +99,6 @@ def test_clients_trusting_the_ca_are_served_over_tls_and_others_are_not(
     assert "Handshake failed" not in proxy.stderr()  # gRPC core's INFO lines stay quiet
 
 
-def test_an_expired_certificate_fails_the_handshake(
-    backends: Callable[[str], Backend], proxies: Callable[..., Proxy],
-    pki: tuple[CertificateAuthority, CertificateAuthority],
-) -> None:
-    ca, _ = pki
-    expired = serving_cert(ca, valid_for=-datetime.timedelta(days=1))
-    proxy, address = tls_proxy(proxies, backends("a"), expired)
-    time.sleep(2.0)  # serving by now; every handshake must still fail
-    answer = call(address, ca.pem())
-    assert answer.startswith("UNAVAILABLE"), f"{answer}\n{proxy.output()}"
-
-
 def test_mutual_tls_serves_only_clients_with_a_certificate_of_the_client_ca(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy],
     pki: tuple[CertificateAuthority, CertificateAuthority],
@@ -145,11 +134,13 @@ def swap(directory: Path, cert: Issued) -> None:
 
 
 def proxy_on_secret(proxies: Callable[..., Proxy], backend: Backend, ca: CertificateAuthority,
-                    directory: Path, *, workers: int) -> tuple[Proxy, str]:
-    """A TLS proxy serving a certificate of `ca` from a secret volume at `directory`."""
-    cert, key = secret_volume(directory, serving_cert(ca))
+                    directory: Path, *, workers: int, admin: str = "off",
+                    issued: Issued | None = None) -> tuple[Proxy, str]:
+    """A TLS proxy serving `issued` (by default a new certificate of `ca`) from a secret
+    volume at `directory`."""
+    cert, key = secret_volume(directory, issued or serving_cert(ca))
     port = free_port()
-    proxy = proxies(*proxy_args(route(port, backend), workers=workers),
+    proxy = proxies(*proxy_args(route(port, backend), workers=workers, admin_address=admin),
                     "--tls-cert", str(cert), "--tls-key", str(key))
     address = f"127.0.0.1:{port}"
     wait_tls_serving(proxy, address, ca.pem())
@@ -198,6 +189,86 @@ def test_a_broken_new_certificate_is_logged_and_the_old_one_kept(
         time.sleep(0.3)
     errors = [line for line in proxy.stderr().splitlines() if "not usable" in line]
     assert len(errors) == 1 and "does not belong to --tls-cert" in errors[0], proxy.output()
+
+
+def timestamp(issued: Issued) -> float:
+    assert issued.not_after is not None
+    return issued.not_after.timestamp()
+
+
+def iso(issued: Issued) -> str:
+    """notAfter as the proxy writes it."""
+    assert issued.not_after is not None
+    return issued.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize("case", ["expired", "not-yet-valid"])
+def test_a_new_certificate_out_of_its_validity_is_refused_logged_once_and_counted(
+    case: str, backends: Callable[[str], Backend], proxies: Callable[..., Proxy],
+    pki: tuple[CertificateAuthority, CertificateAuthority], tmp_path: Path,
+) -> None:
+    """A `..data` swap to a certificate that TLS clients would refuse: the old one is still
+    served, one line says why (naming notAfter), the refusal is counted, and the expiry gauge
+    still shows the certificate in use."""
+    ca, _ = pki
+    admin = f"127.0.0.1:{free_port()}"
+    current = serving_cert(ca)
+    proxy, address = proxy_on_secret(proxies, backends("a"), ca, tmp_path / "secret",
+                                     workers=1, admin=admin, issued=current)
+    bad = (serving_cert(ca, valid_for=-datetime.timedelta(days=1)) if case == "expired"
+           else serving_cert(ca, starts_in=datetime.timedelta(days=1)))
+    swap(tmp_path / "secret", bad)
+    time.sleep(1.5)  # past the worker's once-a-second look at the files
+    for _ in range(5):  # several handshakes: each one looks at the files, each is served
+        assert call(address, ca.pem()) == "a", proxy.output()
+        time.sleep(0.3)
+    errors = [line for line in proxy.stderr().splitlines() if "not usable" in line]
+    assert len(errors) == 1, proxy.output()
+    assert "--tls-cert" in errors[0] and iso(bad) in errors[0], errors
+    reason = "expired" if case == "expired" else "not_yet_valid"
+    assert "reloaded" not in proxy.stderr(), proxy.output()
+    deadline = time.monotonic() + 5  # workers report every second
+    while metric_value(admin, "gproxy_tls_reload_failures_total", side="listener",
+                       reason=reason) != 1.0:
+        assert time.monotonic() < deadline, admin_metrics(admin)
+        time.sleep(0.3)
+    assert metric_value(admin, "gproxy_tls_certificate_expiry_timestamp_seconds",
+                        side="listener") == timestamp(current), admin_metrics(admin)
+
+
+def admin_metrics(admin: str) -> str:
+    return admin_get(admin, "/metrics")
+
+
+OUT_OF_VALIDITY = [
+    pytest.param("--tls-cert", lambda ca: ca.issue("p", valid_for=-datetime.timedelta(days=1)),
+                 id="expired-listener"),
+    pytest.param("--tls-cert", lambda ca: ca.issue("p", starts_in=datetime.timedelta(hours=2)),
+                 id="not-yet-valid-listener"),
+    pytest.param("--backend-cert",
+                 lambda ca: ca.issue("c", client=True, valid_for=-datetime.timedelta(hours=1)),
+                 id="expired-backend-cert"),
+]
+
+
+@pytest.mark.parametrize(("option", "make"), OUT_OF_VALIDITY)
+def test_a_certificate_out_of_its_validity_is_one_line_naming_its_not_after_and_exit_2(
+    option: str, make: Callable[[CertificateAuthority], Issued], tmp_path: Path,
+    pki: tuple[CertificateAuthority, CertificateAuthority],
+) -> None:
+    issued = make(pki[0])
+    files = (["--tls-cert", str(issued.cert), "--tls-key", str(issued.key)]
+             if option == "--tls-cert" else
+             ["--backend-tls", "--backend-cert", str(issued.cert), "--backend-key",
+              str(issued.key)])
+    result = subprocess.run(
+        [sys.executable, "-m", "gproxy_mp", "-p", f"127.0.0.1:{free_port()}-static:///a:1",
+         "--admin-address", "off", *files],
+        capture_output=True, text=True, timeout=30, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result
+    assert len(lines) == 1 and "Traceback" not in result.stderr, lines
+    assert option in lines[0] and str(issued.cert) in lines[0] and iso(issued) in lines[0], lines
 
 
 def pair(issued: Issued) -> list[str]:

@@ -15,7 +15,7 @@ from gproxy_mp.config import (
 from gproxy_mp.errors import ConfigError
 from gproxy_mp.model import Endpoint
 from gproxy_mp.tls import BACKEND_OPTIONS, TlsFiles, backend_tls, listener_tls
-from gproxy_mp.worker.proxy import is_tls_failure
+from gproxy_mp.worker.handshakes import is_tls_failure
 
 
 def test_the_default_name_is_the_services_the_queried_one_or_each_backends_own() -> None:

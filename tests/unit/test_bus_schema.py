@@ -16,6 +16,8 @@ from gproxy_mp.bus.schema import (
     MalformedMessageError,
     Message,
     SnapshotRequest,
+    TlsRefusal,
+    TlsSide,
     WorkerState,
     WorkerStatus,
     decode,
@@ -42,7 +44,10 @@ MESSAGES: list[Message] = [
                  stats=CallCounts(calls={("10.0.0.1:1", "OK", "", "none"): 5,
                                          ("other", "UNAVAILABLE", "/p.S/M", "same_zone"): 1},
                                   buckets=[1] * (len(LATENCY_BUCKETS) + 1), duration_sum=0.5,
-                                  retries={"unavailable": 2}, tls_failures=3)),
+                                  retries={"unavailable": 2}, tls_failures=3,
+                                  tls_refused={(TlsSide.LISTENER, TlsRefusal.EXPIRED): 2,
+                                               (TlsSide.BACKEND, TlsRefusal.UNUSABLE): 1}),
+                 certificates={TlsSide.LISTENER: 1796647200.0, TlsSide.BACKEND: 1796647201.5}),
     WorkerStatus(worker="1#0", pid=1, state=WorkerState.DRAINING, seq=0, active_calls=0),
 ]
 
@@ -92,15 +97,17 @@ def endpoints_payload(**change: object) -> bytes:
     return json.dumps(payload).encode()
 
 
-def status_payload(unhealthy: object = None, **change: object) -> bytes:
+def status_payload(unhealthy: object = None, certificates: object = None,
+                   **change: object) -> bytes:
     """A worker status whose stats have `change` applied (and `unhealthy`, if given)."""
     stats = {"calls": [["b:1", "OK", 3, "", "same_node"]],
              "buckets": [0] * (len(LATENCY_BUCKETS) + 1), "duration_sum": 0.1,
-             "retries": {"unavailable": 1}, "tls_failures": 0} | change
+             "retries": {"unavailable": 1}, "tls_failures": 0,
+             "tls_refused": [["listener", "expired", 1]]} | change
     payload = {"v": 1, "kind": "status", "worker": "0#0", "pid": 1, "state": "ready",
                "seq": 1, "active_calls": 0, "stats": stats,
                "unhealthy": {"b:2": "not_serving"} if unhealthy is None else unhealthy,
-               "unhealthy_unlisted": 0}
+               "unhealthy_unlisted": 0, "certificates": certificates or {"listener": 1.5e9}}
     return json.dumps(payload).encode()
 
 
@@ -111,6 +118,8 @@ def test_a_status_decodes_its_state_and_its_counts() -> None:
     assert message.stats.calls == {("b:1", "OK", "", "same_node"): 3}
     assert message.stats.retries == {"unavailable": 1}
     assert message.unhealthy == {"b:2": BackendCondition.NOT_SERVING}
+    assert message.stats.tls_refused == {(TlsSide.LISTENER, TlsRefusal.EXPIRED): 1}
+    assert message.certificates == {TlsSide.LISTENER: 1.5e9}
 
 
 def test_a_status_round_trips_its_unhealthy_backends() -> None:
@@ -187,6 +196,18 @@ MALFORMED = [
     pytest.param([b"status/", status_payload(retries={"unavailable": "x"})],
                  id="retry-count-not-a-number"),
     pytest.param([b"status/", status_payload(tls_failures=-1)], id="negative-tls-failures"),
+    pytest.param([b"status/", status_payload(tls_refused=[["sidecar", "expired", 1]])],
+                 id="unknown-tls-side"),
+    pytest.param([b"status/", status_payload(tls_refused=[["listener", "tired", 1]])],
+                 id="unknown-tls-refusal"),
+    pytest.param([b"status/", status_payload(tls_refused=[["listener", "expired"]])],
+                 id="tls-refusal-without-count"),
+    pytest.param([b"status/", status_payload(certificates={"listener": -1})],
+                 id="negative-certificate-expiry"),
+    pytest.param([b"status/", status_payload(certificates={"listener": "soon"})],
+                 id="certificate-expiry-not-a-number"),
+    pytest.param([b"status/", status_payload(certificates={"moon": 1.0})],
+                 id="certificate-of-an-unknown-side"),
     pytest.param([b"status/", b'{"v":1,"kind":"status","worker":"0#0","pid":1,"state":"ready",'
                               b'"seq":1,"active_calls":0,"stats":[]}'], id="stats-not-an-object"),
 ]

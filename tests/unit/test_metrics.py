@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from gproxy_mp.bus.schema import LATENCY_BUCKETS, CallCounts
+from gproxy_mp.bus.schema import LATENCY_BUCKETS, CallCounts, TlsRefusal, TlsSide
 from gproxy_mp.supervisor.metrics import (
     CallCounters,
     SupervisorCounts,
@@ -37,6 +37,8 @@ FAMILIES = {  # name → (type, label names), as in README.md's table
     "gproxy_active_calls": ("gauge", {"route"}),
     "gproxy_retries_total": ("counter", {"route", "reason"}),
     "gproxy_tls_handshake_failures_total": ("counter", {"route", "side"}),
+    "gproxy_tls_certificate_expiry_timestamp_seconds": ("gauge", {"side"}),
+    "gproxy_tls_reload_failures_total": ("counter", {"side", "reason"}),
     "gproxy_endpoints": ("gauge", {"route"}),
     "gproxy_workers_serving": ("gauge", {"route"}),
     "gproxy_worker_calls_total": ("counter", {"route", "worker"}),
@@ -68,7 +70,8 @@ def value(text: str, name: str, **labels: str) -> float | None:
 
 
 def render(counters: CallCounters, supervisor: SupervisorCounts = SUPERVISOR) -> str:
-    return render_metrics(counters.totals(), supervisor)
+    return render_metrics(counters.totals(), replace(
+        supervisor, certificate_expiry=counters.certificate_expiry()))
 
 
 def test_a_worker_counts_calls_by_backend_and_code_and_buckets_their_duration() -> None:
@@ -159,7 +162,8 @@ def test_the_histogram_is_rendered_cumulative_with_sum_and_count() -> None:
 
 def test_every_family_keeps_its_name_type_and_labels() -> None:
     counters = CallCounters()
-    counters.report(ROUTE, 1, stats_of(("b:1", "OK", 0.001), retries=1), active=1)
+    counters.report(ROUTE, 1, stats_of(("b:1", "OK", 0.001), retries=1), active=1,
+                    certificates={TlsSide.LISTENER: 1.8e9})
     text = render(counters)
     types = dict(line.split()[2:4] for line in text.splitlines() if line.startswith("# TYPE "))
     assert types == {name: kind for name, (kind, _) in FAMILIES.items()}
@@ -237,3 +241,49 @@ def test_the_method_label_is_opt_in_and_bounded() -> None:
                  locality="none", method="/pkg.Svc/M0") == 1
     assert value(text, "gproxy_calls_total", route=ROUTE, backend="b:1", code="OK",
                  locality="none", method=OTHER_METHOD) == 3
+
+
+def refused(*refusals: tuple[TlsSide, TlsRefusal]) -> CallCounts:
+    stats = CallStats()
+    for side, reason in refusals:
+        stats.record_tls_refused(side, reason)
+    return stats.snapshot()
+
+
+def test_the_certificate_expiry_is_the_earliest_over_running_workers() -> None:
+    counters = CallCounters()
+    counters.report(ROUTE, 1, CallCounts(), active=0,
+                    certificates={TlsSide.LISTENER: 2000.0, TlsSide.BACKEND: 3000.0})
+    counters.report("other-route", 2, CallCounts(), active=0,
+                    certificates={TlsSide.LISTENER: 1000.0})  # not reloaded yet
+    text = render(counters)
+    expiry = "gproxy_tls_certificate_expiry_timestamp_seconds"
+    assert value(text, expiry, side="listener") == 1000.0
+    assert value(text, expiry, side="backend") == 3000.0
+    counters.retire(2)  # an exited worker's certificate is no longer in use
+    assert value(render(counters), expiry, side="listener") == 2000.0
+
+
+def test_refused_tls_files_are_summed_over_workers_and_kept_after_they_exit() -> None:
+    counters = CallCounters()
+    counters.report(ROUTE, 1, refused((TlsSide.LISTENER, TlsRefusal.EXPIRED)), active=0,
+                    certificates={TlsSide.LISTENER: 1.0})
+    counters.report(ROUTE, 2, refused((TlsSide.LISTENER, TlsRefusal.EXPIRED),
+                                      (TlsSide.BACKEND, TlsRefusal.UNUSABLE)), active=0)
+    counters.retire(2)
+    text = render(counters)
+    failures = "gproxy_tls_reload_failures_total"
+    assert value(text, failures, side="listener", reason="expired") == 2
+    assert value(text, failures, side="backend", reason="unusable") == 1
+    assert value(text, failures, side="listener", reason="not_yet_valid") == 0
+
+
+def test_a_side_with_a_certificate_has_every_refusal_series_from_the_start() -> None:
+    counters = CallCounters()
+    counters.report(ROUTE, 1, CallCounts(), active=0, certificates={TlsSide.BACKEND: 1.0})
+    text = render(counters)
+    for reason in TlsRefusal:
+        assert value(text, "gproxy_tls_reload_failures_total", side="backend",
+                     reason=reason.value) == 0
+    assert value(text, "gproxy_tls_reload_failures_total", side="listener",
+                 reason="expired") is None

@@ -11,6 +11,11 @@ A watch answered with `410 Gone` (its resourceVersion was compacted away) raises
 proxy's HTML error page, a cut line) is a `KubeApiError` too, never a stray `ValueError`.
 Authentication: `--kubeconfig`, else the pod's service account (its token file is re-read
 every minute, so rotated tokens keep working), else `$KUBECONFIG` or `~/.kube/config`.
+The client reads those files itself, by path: each is first read within its bound
+(`files.check_bounded`), so a wrong path is one line at start. Not bounded: the client's own
+minutely re-reads of the token (one that grows past its bound later is read whole), and the
+files a kubeconfig names (`client-certificate`, `client-key`, `certificate-authority`), which
+the client and urllib3 read by path.
 """
 
 from __future__ import annotations
@@ -23,11 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config import incluster_config, kube_config
 from kubernetes.config.config_exception import ConfigException
 
 from gproxy_mp.errors import ConfigError
+from gproxy_mp.files import (
+    KUBECONFIG_LIMIT,
+    SERVICE_ACCOUNT_FILE_LIMIT,
+    check_bounded,
+    read_bounded,
+)
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to open a connection to the API server."""
@@ -74,10 +87,28 @@ class ResourceExpiredError(KubeApiError):
 
 def default_namespace() -> str:
     """The pod's own namespace when running in one, else `default`."""
-    try:
-        return NAMESPACE_FILE.read_text().strip() or "default"
-    except OSError:
+    if not os.access(NAMESPACE_FILE, os.R_OK):  # not in a pod (or no service account)
         return "default"
+    data = read_bounded(NAMESPACE_FILE, option="the service-account namespace file",
+                        limit=SERVICE_ACCOUNT_FILE_LIMIT)
+    return data.decode(errors="replace").strip() or "default"
+
+
+def _check_kubeconfig_files(paths: str, *, option: str) -> None:
+    """Each file of a kubeconfig path list that exists, within `KUBECONFIG_LIMIT`, before the
+    client reads them whole (it splits the list as `$KUBECONFIG` is split)."""
+    for path in paths.split(kube_config.ENV_KUBECONFIG_PATH_SEPARATOR):
+        expanded = os.path.expanduser(path)
+        if path and os.path.exists(expanded):
+            check_bounded(expanded, option=option, limit=KUBECONFIG_LIMIT)
+
+
+def _check_service_account_files() -> None:
+    for path, what in ((incluster_config.SERVICE_TOKEN_FILENAME, "token"),
+                       (incluster_config.SERVICE_CERT_FILENAME, "CA")):
+        if os.path.isfile(path):
+            check_bounded(path, option=f"the service-account {what} file",
+                          limit=SERVICE_ACCOUNT_FILE_LIMIT)
 
 
 def load_configuration(kubeconfig: str | None) -> client.Configuration:
@@ -85,12 +116,17 @@ def load_configuration(kubeconfig: str | None) -> client.Configuration:
     configuration = client.Configuration()
     try:
         if kubeconfig:
+            _check_kubeconfig_files(kubeconfig, option="--kubeconfig")
             config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            _check_service_account_files()
             config.load_incluster_config(client_configuration=configuration)
         else:
+            _check_kubeconfig_files(kube_config.KUBE_CONFIG_DEFAULT_LOCATION,
+                                    option="$KUBECONFIG" if os.environ.get("KUBECONFIG")
+                                    else "the kubeconfig")
             config.load_kube_config(client_configuration=configuration)
-    except (ConfigException, OSError, ValueError) as e:
+    except (ConfigException, OSError, ValueError, yaml.YAMLError) as e:
         source = f"--kubeconfig {kubeconfig!r}" if kubeconfig else "Kubernetes credentials"
         raise ConfigError(f"{source}: {_first_line(e)} (in a pod the service account is "
                           "used; outside, pass --kubeconfig or set $KUBECONFIG)") from None
