@@ -15,7 +15,9 @@ name (`route/1/` does not match `route/10/`):
     | status/              | {"v":1,"kind":"status","worker":"0#1","pid":P,"state":"ready",  |
     |                      |  "seq":N,"active_calls":K,"stats":{"calls":[[backend,code,N,    |
     |                      |  method,locality],...],"buckets":[N,...],"duration_sum":S,      |
-    |                      |  "retries":{"unavailable":N},"tls_failures":N}}                 |
+    |                      |  "retries":{"unavailable":N},"tls_failures":N},                 |
+    |                      |  "unhealthy":{"h:p":"not_serving",...},"unhealthy_unlisted":N,  |
+    |                      |  "panic":false}                                                 |
     +----------------------+-----------------------------------------------------------------+
 
 `seq` is monotonic per `epoch` (one supervisor run) across all routes; a heartbeat carries the
@@ -96,8 +98,9 @@ class WorkerState(enum.StrEnum):
 class BackendCondition(enum.StrEnum):
     """Why a worker does not count a backend as healthy (reported in its status)."""
 
-    NOT_SERVING = "not_serving"  # its health check answered NOT_SERVING (or failed)
-    FAILING = "failing"  # its connection is in TRANSIENT_FAILURE
+    NOT_SERVING = "not_serving"  # its health check answered NOT_SERVING (or UNKNOWN)
+    UNKNOWN_SERVICE = "unknown_service"  # its health service does not know the service asked
+    FAILING = "failing"  # its connection is in TRANSIENT_FAILURE, or its health check failed
     STRUCK = "struck"  # it answered UNAVAILABLE lately: passive health ranks it last a while
 
 
@@ -145,6 +148,9 @@ class WorkerStatus:
     `MAX_UNHEALTHY`."""
     unhealthy_unlisted: int = 0
     """Unhealthy backends beyond `MAX_UNHEALTHY`, counted only."""
+    panic: bool = False
+    """No backend passes this worker's health checks, so its calls go to all of them
+    (`worker/panic.py`)."""
 
 
 Message = EndpointsMessage | Heartbeat | SnapshotRequest | WorkerStatus
@@ -178,7 +184,8 @@ def _to_payload(message: Message) -> tuple[str, dict[str, Any]]:
                                   "stats": _counts_payload(message.stats),
                                   "unhealthy": {address: condition.value for address, condition
                                                 in message.unhealthy.items()},
-                                  "unhealthy_unlisted": message.unhealthy_unlisted}
+                                  "unhealthy_unlisted": message.unhealthy_unlisted,
+                                  "panic": message.panic}
 
 
 def _endpoint_entry(endpoint: Endpoint) -> list[Any]:
@@ -237,7 +244,8 @@ def _from_payload(topic: str, kind: object, p: dict[str, Any]) -> Message | None
                             active_calls=_int(p["active_calls"]),
                             stats=_counts(_dict(p["stats"])),
                             unhealthy=_unhealthy(_dict(p["unhealthy"])),
-                            unhealthy_unlisted=_int(p["unhealthy_unlisted"]))
+                            unhealthy_unlisted=_int(p["unhealthy_unlisted"]),
+                            panic=_bool(p["panic"]))
     log.warning("ignoring bus message of unknown kind %r on %r", kind, topic)
     return None
 
@@ -283,6 +291,12 @@ def _list(value: object) -> list[Any]:
 def _str(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
     return value
 
 

@@ -55,8 +55,9 @@ from gproxy_mp.logs import configure_logging
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
 from gproxy_mp.tls import MaterialError, backend_tls, listener_tls
 from gproxy_mp.worker import follower
-from gproxy_mp.worker.channels import BackendPool, ChannelSettings, HealthChecks
+from gproxy_mp.worker.channels import BackendPool, ChannelSettings
 from gproxy_mp.worker.credentials import BackendCredentials, ReloadingServerCredentials
+from gproxy_mp.worker.health import HealthChecks
 from gproxy_mp.worker.proxy import ProxyHandler
 from gproxy_mp.worker.reflection import MethodShapes, UnaryLearner
 from gproxy_mp.worker.server import build_server
@@ -266,7 +267,7 @@ class _BusFollower:
                         worker=self._config.worker, pid=os.getpid(), state=action.state,
                         seq=action.seq, active_calls=self._handler.active_calls,
                         stats=self._handler.stats.snapshot(), unhealthy=unhealthy,
-                        unhealthy_unlisted=unlisted))
+                        unhealthy_unlisted=unlisted, panic=self._pool.panic()))
                 case follower.SupervisorLost():
                     log.error("nothing from the supervisor for %.1fs of polling the bus: "
                               "stopping, draining calls in flight, then exiting",
