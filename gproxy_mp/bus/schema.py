@@ -101,6 +101,7 @@ class BackendCondition(enum.StrEnum):
     NOT_SERVING = "not_serving"  # its health check answered NOT_SERVING (or UNKNOWN)
     UNKNOWN_SERVICE = "unknown_service"  # its health service does not know the service asked
     FAILING = "failing"  # its connection is in TRANSIENT_FAILURE, or its health check failed
+    CONNECT_TIMEOUT = "connect_timeout"  # its last connection attempt ran out of time
     STRUCK = "struck"  # it answered UNAVAILABLE lately: passive health ranks it last a while
 
 

@@ -3,13 +3,14 @@
 A channel is created (and asked to connect) when its endpoint appears, and a small watcher task
 keeps its connectivity state for the picker; with `--health-check`, a checker task per backend
 keeps its health verdict too (`worker/health.py`), and the pool tells when none passes
-(`worker/panic.py`). A large update opens its first `OPEN_BATCH`
-channels at once and the rest in batches between other work on the loop (a grpc.aio channel
-costs ~20-40 us to create, so 5,000 at once would stall every call of the worker for a fifth of
-a second); a backend picked before its turn opens on the spot. When an endpoint disappears it
-leaves the pick list at once, and its channel is closed in the background with a grace period,
-so calls already running on it finish. Concurrency: everything runs on the worker's single
-asyncio loop.
+(`worker/panic.py`). Each connection attempt is bounded by `--connect-timeout`, and the
+watcher keeps why the last one failed (`worker/attempts.py`). A large update opens its first
+`OPEN_BATCH` channels at once and the rest in batches between other work on the loop (a
+grpc.aio channel costs ~20-40 us to create, so 5,000 at once would stall every call of the
+worker for a fifth of a second); a backend picked before its turn opens on the spot. When an
+endpoint disappears it leaves the pick list at once, and its channel is closed in the background
+with a grace period, so calls already running on it finish. Concurrency: everything runs on the
+worker's single asyncio loop.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import grpc
 import grpc.aio
 
 from gproxy_mp.bus.schema import MAX_UNHEALTHY, BackendCondition
+from gproxy_mp.config import DEFAULT_CONNECT_TIMEOUT
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
+from gproxy_mp.worker.attempts import ConnectAttempts, connect_options
 from gproxy_mp.worker.balancer import (
     CHECK_FAILED,
     FAILING,
@@ -82,11 +85,14 @@ class ChannelSettings:
     credentials: grpc.ChannelCredentials | None = None  # None: plaintext
     server_name: str | None = None  # checked in the backend's certificate and sent as SNI
     health_checks: HealthChecks | None = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    """Seconds a connection attempt (TCP, TLS, HTTP/2 SETTINGS) may take."""
 
     def options(self) -> Sequence[tuple[str, int | str]]:
+        options = (*CHANNEL_OPTIONS, *connect_options(self.connect_timeout))
         if self.credentials is None or self.server_name is None:
-            return CHANNEL_OPTIONS
-        return (*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", self.server_name))
+            return options
+        return (*options, ("grpc.ssl_target_name_override", self.server_name))
 
 
 class Backend:
@@ -98,6 +104,7 @@ class Backend:
         self.health: BackendCondition | None = None  # the last check's verdict (None: passes)
         self._verdict: Verdict | None = None  # the last check's, as logged
         self._settings = settings or ChannelSettings()
+        self.attempts = ConnectAttempts(self._settings.connect_timeout)
         self._checker: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()  # set when the channel turns READY: check at once
         self.in_flight = 0  # attempts running on it now, in this worker
@@ -118,7 +125,7 @@ class Backend:
         attempt succeeds), then its health check's verdict, then passive health."""
         if self.state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE,
                           grpc.ChannelConnectivity.SHUTDOWN):
-            return BackendCondition.FAILING
+            return self.attempts.failure
         if self.health is not None:
             return self.health
         if self.strikes.until and self.strikes.active(now):
@@ -215,9 +222,13 @@ class Backend:
 
     async def _watch(self, channel: grpc.aio.Channel) -> None:
         state = channel.get_state(try_to_connect=True)
+        self.attempts.observe(state.name, time.monotonic())  # the first attempt starts now
         while True:
             if state != self.state:
                 log.debug("backend %s: %s -> %s", self.endpoint, self.state.name, state.name)
+                if self.attempts.observe(state.name, time.monotonic()):
+                    log.debug("backend %s: connection attempt failed (%s)", self.endpoint,
+                              self.attempts.failure.value)
             self.state, self.rank = state, _RANKS.get(state, UNKNOWN)
             if state == grpc.ChannelConnectivity.READY:
                 self._connected.set()

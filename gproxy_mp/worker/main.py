@@ -140,7 +140,7 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
                            credentials=None if backend_credentials is None
                            else backend_credentials.credentials(),
                            server_name=options.backend_tls_server_name or config.server_name,
-                           health_checks=checks))
+                           health_checks=checks, connect_timeout=options.connect_timeout))
     handler = ProxyHandler(pool, target=config.target, access_log=config.options.access_log,
                            unary_methods=config.options.unary_methods,
                            stats=CallStats(method_label=config.options.metrics_method_label))
