@@ -157,6 +157,9 @@ Example:
 @click.option("--health-check-interval", default="5s", show_default=True,
               type=params.HEALTH_CHECK_INTERVAL,
               help="How often each worker checks each backend with --health-check.")
+@click.option("--connect-timeout", default="2s", show_default=True, type=params.CONNECT_TIMEOUT,
+              help="How long one connection attempt to a backend may take (TCP, TLS, HTTP/2 "
+              "SETTINGS); then it fails as UNAVAILABLE and the call is retried elsewhere.")
 @click.option("--unary-methods", default="", type=params.UNARY_METHODS,
               help="Methods known to be unary (or /pkg.Svc/* for a whole service): served "
               "with cheaper unary handlers. A streaming call to one of them fails.")

@@ -122,6 +122,10 @@ class Route:
         return str(self.listen)
 
 
+DEFAULT_CONNECT_TIMEOUT = 2.0
+"""Seconds: `--connect-timeout`'s default (`WorkerOptions.connect_timeout`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
     """What every worker runs with: it travels to each worker process in its `WorkerConfig`."""
@@ -169,6 +173,11 @@ class WorkerOptions:
     whole) and take NOT_SERVING ones out of the pick (`worker/health.py`); None: no checks."""
     health_check_interval: float = 5.0
     """Seconds between two checks of one backend by one worker."""
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    """Seconds one connection attempt to a backend may take (TCP, TLS handshake, the server's
+    HTTP/2 SETTINGS) before it fails as UNAVAILABLE and the call is retried elsewhere
+    (`worker/channels.py`): long enough for a SYN retransmitted after 1 s and a TLS handshake
+    on a busy node, shorter than most call deadlines. Envoy's default is 5 s, gRPC's 20 s."""
     tls_cert: str | None = None
     """`--tls-cert`: the listeners' certificate chain (PEM); with `tls_key`, they speak TLS."""
     tls_key: str | None = None
@@ -337,6 +346,15 @@ MIN_HEALTH_CHECK_INTERVAL = 0.1
 
 def parse_health_check_interval(text: str) -> float:
     return parse_duration(text, at_least=MIN_HEALTH_CHECK_INTERVAL)
+
+
+MIN_CONNECT_TIMEOUT = 0.1
+"""Seconds; gRPC keeps the connect timeout in milliseconds, and a TLS handshake on a loaded
+machine takes tens of them."""
+
+
+def parse_connect_timeout(text: str) -> float:
+    return parse_duration(text, at_least=MIN_CONNECT_TIMEOUT)
 
 
 MAX_STREAMS = 2**31 - 1

@@ -15,6 +15,7 @@ import click
 
 from gproxy_mp.config import (
     parse_admin_address,
+    parse_connect_timeout,
     parse_connection_age,
     parse_dns_refresh,
     parse_duration,
@@ -59,6 +60,7 @@ DURATION = Parsed("DURATION", parse_duration)
 CONNECTION_AGE = Parsed("DURATION|off", parse_connection_age)
 DNS_REFRESH = Parsed("DURATION", parse_dns_refresh)
 HEALTH_CHECK_INTERVAL = Parsed("DURATION", parse_health_check_interval)
+CONNECT_TIMEOUT = Parsed("DURATION", parse_connect_timeout)
 WORKER_TIMEOUT = Parsed("DURATION", parse_worker_timeout)
 WORKERS = Parsed("N|auto", parse_workers)
 STREAMS = Parsed("N", parse_max_concurrent_streams)

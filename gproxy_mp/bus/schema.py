@@ -17,7 +17,8 @@ name (`route/1/` does not match `route/10/`):
     |                      |  method,locality],...],"buckets":[N,...],"duration_sum":S,      |
     |                      |  "retries":{"unavailable":N},"tls_failures":N,                  |
     |                      |  "tls_refused":[[side,reason,N],...]},                          |
-    |                      |  "certificates":{"listener":T,"backend":T},...}                 |
+    |                      |  "unhealthy":{"h:p":"not_serving",...},"unhealthy_unlisted":N,  |
+    |                      |  "panic":false,"certificates":{"listener":T,"backend":T}}       |
     +----------------------+-----------------------------------------------------------------+
 
 `seq` is monotonic per `epoch` (one supervisor run) across all routes; a heartbeat carries the
@@ -100,8 +101,10 @@ class WorkerState(enum.StrEnum):
 class BackendCondition(enum.StrEnum):
     """Why a worker does not count a backend as healthy (reported in its status)."""
 
-    NOT_SERVING = "not_serving"  # its health check answered NOT_SERVING (or failed)
-    FAILING = "failing"  # its connection is in TRANSIENT_FAILURE
+    NOT_SERVING = "not_serving"  # its health check answered NOT_SERVING (or UNKNOWN)
+    UNKNOWN_SERVICE = "unknown_service"  # its health service does not know the service asked
+    FAILING = "failing"  # its connection is in TRANSIENT_FAILURE, or its health check failed
+    CONNECT_TIMEOUT = "connect_timeout"  # its last connection attempt ran out of time
     STRUCK = "struck"  # it answered UNAVAILABLE lately: passive health ranks it last a while
 
 
@@ -169,6 +172,9 @@ class WorkerStatus:
     `MAX_UNHEALTHY`."""
     unhealthy_unlisted: int = 0
     """Unhealthy backends beyond `MAX_UNHEALTHY`, counted only."""
+    panic: bool = False
+    """No backend passes this worker's health checks, so its calls go to all of them
+    (`worker/panic.py`)."""
     certificates: dict[TlsSide, float] = field(default_factory=dict)
     """Per side with a certificate: the notAfter (Unix seconds) of the chain in use."""
 
@@ -205,6 +211,7 @@ def _to_payload(message: Message) -> tuple[str, dict[str, Any]]:
                                   "unhealthy": {address: condition.value for address, condition
                                                 in message.unhealthy.items()},
                                   "unhealthy_unlisted": message.unhealthy_unlisted,
+                                  "panic": message.panic,
                                   "certificates": {side.value: not_after for side, not_after
                                                    in message.certificates.items()}}
 
@@ -268,6 +275,7 @@ def _from_payload(topic: str, kind: object, p: dict[str, Any]) -> Message | None
                             stats=_counts(_dict(p["stats"])),
                             unhealthy=_unhealthy(_dict(p["unhealthy"])),
                             unhealthy_unlisted=_int(p["unhealthy_unlisted"]),
+                            panic=_bool(p["panic"]),
                             certificates=_certificates(_dict(p["certificates"])))
     log.warning("ignoring bus message of unknown kind %r on %r", kind, topic)
     return None
@@ -335,6 +343,12 @@ def _list(value: object) -> list[Any]:
 def _str(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
     return value
 
 

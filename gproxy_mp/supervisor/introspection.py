@@ -60,6 +60,7 @@ def endpoints(view: SupervisorView) -> dict[str, Any]:
             "source_age_seconds": None if age is None else round(age, 3),
             "resolver": view.healths[route.target].describe(),
             "unhealthy_endpoints": unhealthy_endpoints(slots),
+            "panic": any(in_panic(slot) for slot in slots),
             "workers": [
                 {"worker": slot.config.worker, "pid": slot.pid, "state": slot.state,
                  "serving": view.pool.is_serving(slot),
@@ -70,7 +71,8 @@ def endpoints(view: SupervisorView) -> dict[str, Any]:
                  "active_calls": slot.last_status.active_calls if slot.last_status else 0,
                  "calls": view.counters.worker_calls(slot.pid),
                  "unhealthy_backends": len(slot.last_status.unhealthy)
-                 + slot.last_status.unhealthy_unlisted if slot.last_status else 0}
+                 + slot.last_status.unhealthy_unlisted if slot.last_status else 0,
+                 "panic": in_panic(slot)}
                 for slot in slots
             ],
         })
@@ -91,6 +93,11 @@ def unhealthy_endpoints(slots: Iterable[WorkerSlot]) -> dict[str, dict[str, str]
     return dict(sorted(found.items()))
 
 
+def in_panic(slot: WorkerSlot) -> bool:
+    """Whether a running worker's latest report says no backend passes its health check."""
+    return slot.pid is not None and slot.last_status is not None and slot.last_status.panic
+
+
 def metrics(view: SupervisorView) -> str:
     routes = view.settings.routes
     serving = view.pool.routes_serving()
@@ -99,6 +106,8 @@ def metrics(view: SupervisorView) -> str:
     counts = SupervisorCounts(
         endpoints={r.name: len(c[1]) if (c := view.table.current(r.id)) else 0 for r in routes},
         serving={r.name: serving.get(r.name, 0) for r in routes},
+        panic={r.name: int(any(in_panic(s) for s in view.pool.slots.values()
+                               if s.config.route == r.id)) for r in routes},
         worker_calls={(routes_by_id[s.config.route], s.config.worker):
                       view.counters.worker_calls(s.pid)
                       for s in view.pool.slots.values() if s.pid is not None},

@@ -101,6 +101,7 @@ class SupervisorCounts:
 
     endpoints: Mapping[str, int]  # route name → backends in its current set
     serving: Mapping[str, int]  # route name → worker processes serving it
+    panic: Mapping[str, int]  # route name → 1 if a running worker of it is in panic, else 0
     worker_calls: Mapping[tuple[str, str], int]  # (route name, worker id) → calls finished
     restarts: Mapping[tuple[str, str], int]  # (route name, exit reason) → workers replaced
     resolver_updates: Mapping[str, int]  # target → changed endpoint sets
@@ -190,6 +191,12 @@ def supervisor_families(counts: SupervisorCounts) -> list[Metric]:
                                 labels=("route",))
     for route, workers in counts.serving.items():
         serving.add_metric([route], workers)
+    panic = GaugeMetricFamily(
+        "gproxy_route_panic",
+        "1 while a worker of the route finds no backend passing its health check and sends "
+        "calls to all of them (panic), else 0.", labels=("route",))
+    for route, flag in counts.panic.items():
+        panic.add_metric([route], flag)
     worker_calls = CounterMetricFamily(
         "gproxy_worker_calls_total",
         "Calls each worker process has finished (resets when it is replaced): how evenly "
@@ -218,7 +225,8 @@ def supervisor_families(counts: SupervisorCounts) -> list[Metric]:
     build = GaugeMetricFamily("gproxy_build_info", "The running gproxy-mp version.",
                               labels=("version",))
     build.add_metric([counts.version], 1)
-    return [endpoints, serving, worker_calls, restarts, updates, errors, ages, dropped, build]
+    return [endpoints, serving, panic, worker_calls, restarts, updates, errors, ages, dropped,
+            build]
 
 
 def _per_target(family: CounterMetricFamily | GaugeMetricFamily,

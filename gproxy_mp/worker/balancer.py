@@ -5,8 +5,12 @@ Each backend carries a health rank: 0 READY, 1 not yet known to be broken (IDLE,
 backends this proxy prefers (same node or zone, when the Service asks for it), then 1, 2.
 `placed_rank` orders by health first, then ring: a READY backend of the preferred ring first,
 then a READY one of the next ring (spill-over), and only then backends not known to be ready.
-Every balancer picks only among the backends of the best rank present, so a broken backend only
-gets a call when nothing better exists; they differ in which of those they take.
+With `--health-check`, a backend whose check fails ranks `CHECK_FAILED` higher than its
+connection alone would: after every backend that passes, and among those that fail, READY
+connections first (panic, `worker/panic.py`: a hung or unreachable backend gets no call while a
+connected one exists). Every balancer picks only among the backends of the best rank present, so
+a broken backend only gets a call when nothing better exists; they differ in which of those they
+take.
 
 - `RoundRobin` (`--balancer round-robin`, the default): scans at most once around the ring from
   the cursor and takes the first backend of the best rank, then moves the cursor past it; with
@@ -29,6 +33,8 @@ from typing import Generic, Protocol, TypeVar
 T = TypeVar("T")
 
 READY, UNKNOWN, FAILING = 0, 1, 2
+CHECK_FAILED = 3
+"""Added to the health rank of a backend whose health check fails (`worker/health.py`)."""
 
 STRIKE_INITIAL_PENALTY = 0.5
 """Seconds a backend ranks as failing after it answered UNAVAILABLE before sending anything."""

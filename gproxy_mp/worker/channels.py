@@ -2,13 +2,15 @@
 
 A channel is created (and asked to connect) when its endpoint appears, and a small watcher task
 keeps its connectivity state for the picker; with `--health-check`, a checker task per backend
-keeps its health verdict too (`worker/health.py`). A large update opens its first `OPEN_BATCH`
-channels at once and the rest in batches between other work on the loop (a grpc.aio channel
-costs ~20-40 us to create, so 5,000 at once would stall every call of the worker for a fifth of
-a second); a backend picked before its turn opens on the spot. When an endpoint disappears it
-leaves the pick list at once, and its channel is closed in the background with a grace period,
-so calls already running on it finish. Concurrency: everything runs on the worker's single
-asyncio loop.
+keeps its health verdict too (`worker/health.py`), and the pool tells when none passes
+(`worker/panic.py`). Each connection attempt is bounded by `--connect-timeout`, and the
+watcher keeps why the last one failed (`worker/attempts.py`). A large update opens its first
+`OPEN_BATCH` channels at once and the rest in batches between other work on the loop (a
+grpc.aio channel costs ~20-40 us to create, so 5,000 at once would stall every call of the
+worker for a fifth of a second); a backend picked before its turn opens on the spot. When an
+endpoint disappears it leaves the pick list at once, and its channel is closed in the background
+with a grace period, so calls already running on it finish. Concurrency: everything runs on the
+worker's single asyncio loop.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ import grpc
 import grpc.aio
 
 from gproxy_mp.bus.schema import MAX_UNHEALTHY, BackendCondition
+from gproxy_mp.config import DEFAULT_CONNECT_TIMEOUT
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
+from gproxy_mp.worker.attempts import ConnectAttempts, connect_options
 from gproxy_mp.worker.balancer import (
+    CHECK_FAILED,
     FAILING,
     READY,
     UNKNOWN,
@@ -39,10 +44,14 @@ from gproxy_mp.worker.balancer import (
 from gproxy_mp.worker.health import (
     CHECK_METHOD,
     MAX_CHECK_TIMEOUT,
-    Serving,
-    decode_status,
+    HealthChecks,
+    Verdict,
+    describe_change,
     encode_request,
+    judge_answer,
+    judge_error,
 )
+from gproxy_mp.worker.panic import PanicWatch
 from gproxy_mp.worker.server import MAX_METADATA_BYTES
 
 log = logging.getLogger(__name__)
@@ -62,20 +71,11 @@ MAX_CACHED_METHODS = 4096
 """Method names whose multi-callables a backend keeps; beyond that they are built per call."""
 OPEN_BATCH = 100
 """Channels opened per turn of the event loop when an update adds many endpoints."""
-
 _RANKS = {
     grpc.ChannelConnectivity.READY: READY,
     grpc.ChannelConnectivity.TRANSIENT_FAILURE: FAILING,
     grpc.ChannelConnectivity.SHUTDOWN: FAILING,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class HealthChecks:
-    """`--health-check[=SERVICE]` and its interval."""
-
-    service: str
-    interval: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +85,14 @@ class ChannelSettings:
     credentials: grpc.ChannelCredentials | None = None  # None: plaintext
     server_name: str | None = None  # checked in the backend's certificate and sent as SNI
     health_checks: HealthChecks | None = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    """Seconds a connection attempt (TCP, TLS, HTTP/2 SETTINGS) may take."""
 
     def options(self) -> Sequence[tuple[str, int | str]]:
+        options = (*CHANNEL_OPTIONS, *connect_options(self.connect_timeout))
         if self.credentials is None or self.server_name is None:
-            return CHANNEL_OPTIONS
-        return (*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", self.server_name))
+            return options
+        return (*options, ("grpc.ssl_target_name_override", self.server_name))
 
 
 class Backend:
@@ -98,8 +101,10 @@ class Backend:
         self.state = grpc.ChannelConnectivity.IDLE
         self.rank = UNKNOWN
         self.strikes = Strikes()
-        self.serving = True  # the last health check's verdict (True without checks)
+        self.health: BackendCondition | None = None  # the last check's verdict (None: passes)
+        self._verdict: Verdict | None = None  # the last check's, as logged
         self._settings = settings or ChannelSettings()
+        self.attempts = ConnectAttempts(self._settings.connect_timeout)
         self._checker: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()  # set when the channel turns READY: check at once
         self.in_flight = 0  # attempts running on it now, in this worker
@@ -115,12 +120,14 @@ class Backend:
         return f"Backend({self.endpoint.address}, {self.state.name})"
 
     def condition(self, now: float) -> BackendCondition | None:
-        """Why this worker does not count the backend as healthy now (None: it does)."""
-        if not self.serving:
-            return BackendCondition.NOT_SERVING
+        """Why this worker does not count the backend as healthy now (None: it does): its
+        connection's failure first (gRPC keeps a channel in TRANSIENT_FAILURE until a new
+        attempt succeeds), then its health check's verdict, then passive health."""
         if self.state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE,
                           grpc.ChannelConnectivity.SHUTDOWN):
-            return BackendCondition.FAILING
+            return self.attempts.failure
+        if self.health is not None:
+            return self.health
         if self.strikes.until and self.strikes.active(now):
             return BackendCondition.STRUCK
         return None
@@ -215,9 +222,13 @@ class Backend:
 
     async def _watch(self, channel: grpc.aio.Channel) -> None:
         state = channel.get_state(try_to_connect=True)
+        self.attempts.observe(state.name, time.monotonic())  # the first attempt starts now
         while True:
             if state != self.state:
                 log.debug("backend %s: %s -> %s", self.endpoint, self.state.name, state.name)
+                if self.attempts.observe(state.name, time.monotonic()):
+                    log.debug("backend %s: connection attempt failed (%s)", self.endpoint,
+                              self.attempts.failure.value)
             self.state, self.rank = state, _RANKS.get(state, UNKNOWN)
             if state == grpc.ChannelConnectivity.READY:
                 self._connected.set()
@@ -227,25 +238,23 @@ class Backend:
 
     async def _check_health(self, channel: grpc.aio.Channel, checks: HealthChecks) -> None:
         """Ask the backend its health every interval, and at once whenever the channel
-        (re)connects; keep `serving` to the verdict. Runs until cancelled."""
+        (re)connects; keep `health` to the verdict. Runs until cancelled."""
         check = channel.unary_unary(CHECK_METHOD, request_serializer=None,
                                          response_deserializer=None)
         request = encode_request(checks.service)
         timeout = min(checks.interval, MAX_CHECK_TIMEOUT)
         while True:
             self._connected.clear()
-            serving, why = await _ask_health(check, request, timeout)
-            if serving != self.serving:
-                if serving:
-                    log.info("backend %s: health check passed (%s): back in the pick",
-                             self.endpoint, why)
-                else:
-                    log.warning("backend %s: health check failed (%s): out of the pick",
-                                self.endpoint, why)
-                self.serving = serving
+            self._take(await _ask_health(check, request, timeout))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._connected.wait(),
                                        checks.interval * random.uniform(0.9, 1.1))
+
+    def _take(self, verdict: Verdict) -> None:
+        change = describe_change(self._verdict, verdict)
+        self._verdict, self.health = verdict, verdict.condition
+        if change is not None:
+            log.log(change[0], "backend %s: %s", self.endpoint, change[1])
 
     async def close(self, grace: float | None) -> None:
         self.closed = True
@@ -264,22 +273,14 @@ async def _close(channel: grpc.aio.Channel | None, *tasks: asyncio.Task[None] | 
         await channel.close(grace)
 
 
-
-
 async def _ask_health(check: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes], request: bytes,
-                      timeout: float) -> tuple[bool, str]:
-    """(serving?, why) from one Health/Check call."""
+                      timeout: float) -> Verdict:
+    """The verdict of one Health/Check call."""
     try:
         answer = await check(request, timeout=timeout)
     except grpc.RpcError as error:
-        if error.code() == grpc.StatusCode.UNIMPLEMENTED:
-            return True, "no health service: counted as serving"
-        return False, f"{error.code().name}: {error.details()}"
-    try:
-        status = decode_status(answer)
-    except ValueError as error:
-        return False, f"unreadable answer: {error}"
-    return status == Serving.SERVING, status.name
+        return judge_error(error.code().name, error.details() or "")
+    return judge_answer(answer)
 
 
 async def _gather(work: list[Coroutine[None, None, None]]) -> None:
@@ -301,6 +302,7 @@ class BackendPool:
         self._order: list[Backend] = []
         self._tasks: set[asyncio.Task[None]] = set()  # opening and closing channels
         self._picker = build_picker(balancer, _load)
+        self._panic = PanicWatch()
 
     def __len__(self) -> int:
         return len(self._order)
@@ -309,11 +311,25 @@ class BackendPool:
         now = time.monotonic()
 
         def rank(backend: Backend) -> int:
-            if not backend.serving or (backend.strikes.until and backend.strikes.active(now)):
-                return placed_rank(FAILING, backend.endpoint.ring)
-            return placed_rank(backend.rank, backend.endpoint.ring)
+            health = backend.rank
+            if backend.strikes.until and backend.strikes.active(now):
+                health = FAILING
+            if backend.health is not None:  # its check fails: only in panic, READY first
+                health += CHECK_FAILED
+            return placed_rank(health, backend.endpoint.ring)
 
         return self._picker.pick(self._order, rank=rank, exclude=exclude)
+
+    def panic(self) -> bool:
+        """Whether no backend passes its health check (never without `--health-check`), so
+        calls go to backends that fail it; logs when that starts, ends or changes cause.
+        Called with each status report."""
+        if self._settings.health_checks is None:
+            return False
+        line = self._panic.step(backend.health for backend in self._order)
+        if line is not None:
+            (log.warning if self._panic.panic else log.info)("%s", line)
+        return self._panic.panic
 
     def unhealthy(self) -> tuple[dict[str, BackendCondition], int]:
         """The backends this worker does not count as healthy now, by address (at most

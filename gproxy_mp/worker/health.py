@@ -1,10 +1,20 @@
 """Active health checks (`--health-check[=SERVICE]`): gRPC's `grpc.health.v1.Health/Check`.
 
 Each worker asks each of its backends every `--health-check-interval`, on the backend's own
-channel. A backend answering NOT_SERVING (or anything but SERVING), or whose check fails or
-times out, ranks as failing in the pick (`worker/balancer.py`) until a check passes again;
-a backend without the health service (UNIMPLEMENTED) counts as serving, as in gRPC's own
-client-side health checking. Transitions are logged once each.
+channel, and keeps a `Verdict` (`judge_answer`, `judge_error`: pure, tested with plain data).
+A backend whose verdict names a condition ranks after every backend that passes
+(`worker/balancer.py`) until a check passes again; when none passes, calls go to all of them
+(panic, `worker/panic.py`). A backend without the health service (UNIMPLEMENTED) counts as
+serving, as in gRPC's own client-side health checking. Conditions:
+
+    answer SERVING, or UNIMPLEMENTED           passes (None)
+    answer NOT_SERVING or UNKNOWN              not_serving
+    answer SERVICE_UNKNOWN, or NOT_FOUND       unknown_service (the service name is not known
+                                               there: grpcio and grpc-go answer NOT_FOUND)
+    any other error (UNAVAILABLE, DEADLINE_EXCEEDED: a refused, stopped or hung backend),
+    or an unreadable answer                    failing
+
+Each change of a backend's verdict is logged once (`channels.py`), not each check.
 
 The two messages are encoded here by hand (one optional string; one enum): no generated code.
 
@@ -16,6 +26,10 @@ The two messages are encoded here by hand (one optional string; one enum): no ge
 from __future__ import annotations
 
 import enum
+import logging
+from dataclasses import dataclass
+
+from gproxy_mp.bus.schema import BackendCondition
 
 CHECK_METHOD = "/grpc.health.v1.Health/Check"
 MAX_CHECK_TIMEOUT = 2.0
@@ -27,6 +41,72 @@ class Serving(enum.IntEnum):
     SERVING = 1
     NOT_SERVING = 2
     SERVICE_UNKNOWN = 3
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChecks:
+    """`--health-check[=SERVICE]` and its interval."""
+
+    service: str
+    interval: float
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one check says: the condition that keeps the backend out of the pick (None: it
+    passes) and why, for the log."""
+
+    condition: BackendCondition | None
+    why: str
+
+
+PASSED = Verdict(None, "SERVING")
+NO_HEALTH_SERVICE = Verdict(None, "no health service (UNIMPLEMENTED): counted as serving")
+
+_ANSWERS = {
+    Serving.SERVING: None,
+    Serving.NOT_SERVING: BackendCondition.NOT_SERVING,
+    Serving.UNKNOWN: BackendCondition.NOT_SERVING,
+    Serving.SERVICE_UNKNOWN: BackendCondition.UNKNOWN_SERVICE,
+}
+
+
+def judge_answer(data: bytes) -> Verdict:
+    """The verdict of a serialized HealthCheckResponse."""
+    try:
+        status = decode_status(data)
+    except ValueError as error:
+        return Verdict(BackendCondition.FAILING, f"unreadable answer: {error}")
+    condition = _ANSWERS[status]
+    if status == Serving.SERVICE_UNKNOWN:
+        return Verdict(condition, "unknown service (SERVICE_UNKNOWN)")
+    return PASSED if condition is None else Verdict(condition, status.name)
+
+
+def judge_error(code: str, details: str) -> Verdict:
+    """The verdict of a check that ended with status `code` (a `grpc.StatusCode` name)."""
+    if code == "UNIMPLEMENTED":
+        return NO_HEALTH_SERVICE
+    if code == "NOT_FOUND":
+        return Verdict(BackendCondition.UNKNOWN_SERVICE,
+                       f"unknown service (NOT_FOUND: {details or 'no details'})")
+    return Verdict(BackendCondition.FAILING, f"{code}: {details}")
+
+
+def describe_change(before: Verdict | None, after: Verdict) -> tuple[int, str] | None:
+    """The log level and line (after the backend's name) for a backend whose verdict goes from
+    `before` (None: no check yet) to `after`; None when there is nothing new to say: the same
+    condition as before, or a first pass."""
+    if before is not None and before.condition == after.condition:
+        return None
+    if after.condition is None:
+        if before is not None:
+            return logging.INFO, f"health check passed ({after.why}): back in the pick"
+        return (logging.INFO, after.why) if after == NO_HEALTH_SERVICE else None
+    if before is None or before.condition is None:
+        return logging.WARNING, f"health check failed ({after.why}): out of the pick"
+    return (logging.WARNING,
+            f"health check still failing, now {after.condition.value} ({after.why})")
 
 
 def encode_request(service: str) -> bytes:

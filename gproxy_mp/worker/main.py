@@ -55,9 +55,10 @@ from gproxy_mp.logs import configure_logging
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
 from gproxy_mp.tls import MaterialError, backend_tls, listener_tls
 from gproxy_mp.worker import follower
-from gproxy_mp.worker.channels import BackendPool, ChannelSettings, HealthChecks
+from gproxy_mp.worker.channels import BackendPool, ChannelSettings
 from gproxy_mp.worker.credentials import BackendCredentials, ReloadingServerCredentials
 from gproxy_mp.worker.handshakes import HandshakeFailures
+from gproxy_mp.worker.health import HealthChecks
 from gproxy_mp.worker.proxy import ProxyHandler
 from gproxy_mp.worker.reflection import MethodShapes, UnaryLearner
 from gproxy_mp.worker.server import build_server
@@ -144,7 +145,7 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
                            credentials=None if backend_credentials is None
                            else backend_credentials.credentials(),
                            server_name=options.backend_tls_server_name or config.server_name,
-                           health_checks=checks))
+                           health_checks=checks, connect_timeout=options.connect_timeout))
     handler = ProxyHandler(pool, target=config.target, access_log=config.options.access_log,
                            unary_methods=config.options.unary_methods, stats=stats,
                            handshakes=handshakes)
@@ -275,7 +276,7 @@ class _BusFollower:
                         worker=self._config.worker, pid=os.getpid(), state=action.state,
                         seq=action.seq, active_calls=self._handler.active_calls,
                         stats=self._handler.stats.snapshot(), unhealthy=unhealthy,
-                        unhealthy_unlisted=unlisted,
+                        unhealthy_unlisted=unlisted, panic=self._pool.panic(),
                         certificates=dict(self._handler.stats.certificates)))
                 case follower.SupervisorLost():
                     log.error("nothing from the supervisor for %.1fs of polling the bus: "

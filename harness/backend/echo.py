@@ -16,7 +16,9 @@ ServerStream  unary-stream   request ``N[,SIZE]``: N messages ``str(i)``,
 ClientStream  stream-unary   returns ``count,total_bytes``
 Bidi          stream-stream  echoes each message in order
 Fail          unary-unary    request JSON ``{code, details, details_bin}``:
-                             aborts with that status and binary trailers
+                             aborts with that status and binary trailers;
+                             ``header_bytes``: sends an ``x-big`` header of
+                             that many bytes first
 Sleep         unary-unary    sleeps the ascii float seconds, returns
                              ``slept``; a cancel or deadline while sleeping
                              is counted in ``cancelled``
@@ -125,6 +127,8 @@ def build_handler(counters: Counters, delay: float = 0.0) -> grpc.GenericRpcHand
     async def fail(request: bytes, context: Context) -> bytes:
         counters.record(context)
         spec = json.loads(request)
+        if spec.get("header_bytes"):
+            await context.send_initial_metadata((("x-big", "h" * int(spec["header_bytes"])),))
         trailers = (
             ("grpc-status-details-bin", bytes.fromhex(spec.get("details_bin", ""))),
             ("x-trailer-bin", b"\x00\x01\xff"),

@@ -7,13 +7,15 @@ through the proxy. A backend without the health service counts as serving.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 
 import pytest
 
 from harness import client
-from harness.admin import route_view
+from harness.admin import admin_get, route_view
 from harness.backend.health import SET_HEALTH_METHOD
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
@@ -109,3 +111,109 @@ def test_debug_endpoints_shows_which_workers_count_a_backend_unhealthy(
     set_health(a, "SERVING")
     assert wait_until(lambda: route_view(admin)["unhealthy_endpoints"] == {},
                       timeout=TAKE_EFFECT + 1.0), f"{route_view(admin)}\n{proxy.output()}"
+
+
+PANIC_REPORTED = TAKE_EFFECT + 1.0
+"""Seconds within which every worker's status report (each second) shows a changed verdict."""
+COUNTED_INTERVAL = "1s"
+"""The check interval of tests that count log lines: each check may take up to the interval,
+so a loaded machine does not turn a slow answer into a failed check (a new cause, a new line)."""
+
+
+def route_panic(admin: str) -> float | None:
+    """The route's ``gproxy_route_panic`` sample (None: not exposed)."""
+    for line in admin_get(admin, "/metrics").splitlines():
+        if line.startswith("gproxy_route_panic{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_an_unknown_health_service_is_panic_calls_go_to_all_and_it_says_why(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy]
+) -> None:
+    a = backends("a", extra_args=["--health"])
+    b = backends("b", extra_args=["--health"])
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, a, b), workers=2, admin_address=admin),
+                    "--health-check=nosuch.Svc", "--health-check-interval", COUNTED_INTERVAL)
+    proxy.wait_serving(address)
+    names = sorted(w["worker"] for w in route_view(admin)["workers"])
+    expected = {backend.address: dict.fromkeys(names, "unknown_service") for backend in (a, b)}
+    assert wait_until(lambda: route_view(admin)["unhealthy_endpoints"] == expected,
+                      timeout=PANIC_REPORTED), f"{route_view(admin)}\n{proxy.output()}"
+    assert wait_until(lambda: route_panic(admin) == 1.0, timeout=PANIC_REPORTED), (
+        f"{admin_get(admin, '/metrics')}\n{proxy.output()}")
+    assert route_view(admin)["panic"] is True, route_view(admin)
+    with client.open_channel(address) as channel:  # panic: calls still go to every backend
+        counts = client.whoami_counts([channel], calls=20)
+    assert set(counts) == {"a", "b"}, f"{counts}\n{proxy.output()}"
+
+    time.sleep(3.5)  # several more checks, each answered NOT_FOUND: no more lines
+    log = proxy.stderr()
+    panics = [line for line in log.splitlines() if "panic" in line]
+    assert len(panics) == 2, log  # one per worker
+    assert all("unknown_service" in line for line in panics), log
+    for backend in (a, b):
+        failed = [line for line in log.splitlines()
+                  if f"backend {backend.address}: health check failed" in line]
+        assert len(failed) == 2, log  # once per worker
+        assert all("unknown service" in line for line in failed), log
+
+
+def test_every_backend_not_serving_is_panic_until_one_serves_again(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy]
+) -> None:
+    a = backends("a", extra_args=["--health"])
+    b = backends("b", extra_args=["--health"])
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, a, b), workers=1, admin_address=admin),
+                    "--health-check", "--health-check-interval", COUNTED_INTERVAL)
+    proxy.wait_serving(address)
+    assert wait_until(lambda: route_panic(admin) == 0.0, timeout=PANIC_REPORTED), (
+        f"{admin_get(admin, '/metrics')}\n{proxy.output()}")
+
+    set_health(a, "NOT_SERVING")
+    set_health(b, "NOT_SERVING")
+    assert wait_until(lambda: route_panic(admin) == 1.0, timeout=PANIC_REPORTED), proxy.output()
+    assert route_view(admin)["unhealthy_endpoints"] == {
+        a.address: {"0#0": "not_serving"}, b.address: {"0#0": "not_serving"}}
+    with client.open_channel(address) as channel:
+        counts = client.whoami_counts([channel], calls=20)
+    assert counts == {"a": 10, "b": 10}, f"{counts}\n{proxy.output()}"
+
+    set_health(a, "SERVING")
+    assert wait_until(lambda: route_panic(admin) == 0.0, timeout=PANIC_REPORTED), proxy.output()
+    with client.open_channel(address) as channel:
+        counts = client.whoami_counts([channel], calls=20)
+    assert counts == {"a": 20}, f"{counts}\n{proxy.output()}"
+    log = proxy.stderr()
+    assert len([line for line in log.splitlines() if "panic:" in line]) == 1, log
+    assert "panic over" in log, log
+
+
+def test_a_refused_or_stopped_backend_is_listed_failing_not_not_serving(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy]
+) -> None:
+    live = backends("live", extra_args=["--health"])
+    stopped = backends("stopped", extra_args=["--health"])
+    dead = f"127.0.0.1:{free_port()}"
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, dead, live, stopped), workers=1,
+                                admin_address=admin),
+                    "--health-check", "--health-check-interval", INTERVAL)
+    proxy.wait_serving(address)
+    assert wait_until(lambda: route_view(admin)["unhealthy_endpoints"] == {
+        dead: {"0#0": "failing"}}, timeout=PANIC_REPORTED), (
+        f"{route_view(admin)}\n{proxy.output()}")
+
+    os.kill(stopped.pid, signal.SIGSTOP)  # a hung backend: its connection stays up
+    try:
+        assert wait_until(lambda: route_view(admin)["unhealthy_endpoints"] == {
+            dead: {"0#0": "failing"}, stopped.address: {"0#0": "failing"}},
+            timeout=PANIC_REPORTED), f"{route_view(admin)}\n{proxy.output()}"
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
+    assert route_panic(admin) == 0.0, proxy.output()

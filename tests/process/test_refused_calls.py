@@ -10,6 +10,7 @@ unary one of methods declared with ``--unary-methods``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 
@@ -68,3 +69,36 @@ def test_a_call_refused_for_oversized_metadata_is_counted_as_resource_exhausted(
     assert ("", "CANCELLED") not in calls_by_code(admin)
     # Only this Stats call is new: no refused call got through.
     assert backend.counter("calls") == calls_before + 1
+
+
+OVERSIZED_ANSWER = 300 * 1024
+"""Bytes of response headers or trailers a backend sends: more than the proxy's 256 KiB."""
+
+
+@pytest.mark.parametrize("option", [(), ("--unary-methods", "/test.Echo/Fail")],
+                         ids=["stream-shaped", "declared-unary"])
+@pytest.mark.parametrize("part", ["headers", "trailers"])
+def test_a_backend_answer_with_oversized_metadata_is_counted_against_that_backend(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy], option: tuple[str, ...],
+    part: str,
+) -> None:
+    backend = backends("a")
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, backend), workers=1, admin_address=admin), *option)
+    proxy.wait_serving(address)
+    spec = ({"code": "NOT_FOUND", "header_bytes": OVERSIZED_ANSWER} if part == "headers"
+            else {"code": "NOT_FOUND", "details_bin": (b"t" * OVERSIZED_ANSWER).hex()})
+    seen = []
+    with grpc.insecure_channel(address, options=CLIENT_LIMITS) as channel:
+        for _ in range(CALLS):
+            try:
+                client.unary_unary(channel, "Fail")(json.dumps(spec).encode(), timeout=10)
+                seen.append("OK")
+            except grpc.RpcError as error:
+                seen.append(error.code().name)
+    assert seen == ["RESOURCE_EXHAUSTED"] * CALLS, proxy.output()
+    counted = wait_until(lambda: calls_by_code(admin).get(
+        (backend.address, "RESOURCE_EXHAUSTED")) == CALLS, timeout=10)
+    assert counted, f"{calls_by_code(admin)}\n{proxy.output()}"
+    assert ("", "RESOURCE_EXHAUSTED") not in calls_by_code(admin)

@@ -107,7 +107,8 @@ def status_payload(unhealthy: object = None, certificates: object = None,
     payload = {"v": 1, "kind": "status", "worker": "0#0", "pid": 1, "state": "ready",
                "seq": 1, "active_calls": 0, "stats": stats,
                "unhealthy": {"b:2": "not_serving"} if unhealthy is None else unhealthy,
-               "unhealthy_unlisted": 0, "certificates": certificates or {"listener": 1.5e9}}
+               "unhealthy_unlisted": 0, "panic": False,
+               "certificates": certificates or {"listener": 1.5e9}}
     return json.dumps(payload).encode()
 
 
@@ -129,6 +130,22 @@ def test_a_status_round_trips_its_unhealthy_backends() -> None:
                           unhealthy_unlisted=5)
 
     assert decode(encode(status)) == status
+
+
+@pytest.mark.parametrize("condition", list(BackendCondition))
+def test_a_status_round_trips_every_condition_and_panic(condition: BackendCondition) -> None:
+    status = WorkerStatus(worker="0#1", pid=7, state=WorkerState.READY, seq=3, active_calls=0,
+                          unhealthy={"10.0.0.1:80": condition}, panic=True)
+
+    assert decode(encode(status)) == status
+
+
+@pytest.mark.parametrize("panic", ["yes", 1, None])
+def test_a_status_whose_panic_is_not_a_boolean_is_malformed(panic: object) -> None:
+    payload = json.loads(status_payload())
+    payload["panic"] = panic
+    with pytest.raises(MalformedMessageError):
+        decode([b"status/", json.dumps(payload).encode()])
 
 
 def heartbeat_payload(**change: object) -> bytes:

@@ -10,6 +10,7 @@ import pytest
 from gproxy_mp.config import (
     MAX_DURATION,
     ListenAddress,
+    parse_connect_timeout,
     parse_connection_age,
     parse_duration,
     parse_listen,
@@ -199,3 +200,14 @@ def test_a_worker_timeout_is_a_duration_of_at_least_two_seconds() -> None:
     assert parse_worker_timeout("10s") == 10.0
     with pytest.raises(ConfigError, match="at least 2s"):
         parse_worker_timeout("1s")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("2s", 2.0), ("100ms", 0.1), ("1m", 60.0)])
+def test_a_connect_timeout_is_a_duration(text: str, seconds: float) -> None:
+    assert parse_connect_timeout(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0s", "50ms", "abc"])
+def test_a_connect_timeout_too_short_or_malformed_is_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(repr(text))):
+        parse_connect_timeout(text)

@@ -26,7 +26,7 @@ from gproxy_mp.worker.stats import (
 ROUTE = "127.0.0.1:5000"
 TARGET = "dns:///backends.example:50051"
 SUPERVISOR = SupervisorCounts(
-    endpoints={ROUTE: 2}, serving={ROUTE: 1}, worker_calls={(ROUTE, "0#0"): 5},
+    endpoints={ROUTE: 2}, serving={ROUTE: 1}, panic={ROUTE: 1}, worker_calls={(ROUTE, "0#0"): 5},
     restarts={(ROUTE, "signal_SIGKILL"): 1}, resolver_updates={TARGET: 3},
     resolver_errors={TARGET: 1}, resolver_ages={TARGET: 0.5}, bus_dropped=2, version="0.1.0")
 """One value for every family the supervisor counts itself."""
@@ -41,6 +41,7 @@ FAMILIES = {  # name → (type, label names), as in README.md's table
     "gproxy_tls_reload_failures_total": ("counter", {"side", "reason"}),
     "gproxy_endpoints": ("gauge", {"route"}),
     "gproxy_workers_serving": ("gauge", {"route"}),
+    "gproxy_route_panic": ("gauge", {"route"}),
     "gproxy_worker_calls_total": ("counter", {"route", "worker"}),
     "gproxy_worker_restarts_total": ("counter", {"route", "reason"}),
     "gproxy_resolver_updates_total": ("counter", {"target"}),
@@ -179,6 +180,7 @@ def test_the_supervisors_own_counts_are_rendered() -> None:
     text = render(CallCounters())
     assert value(text, "gproxy_endpoints", route=ROUTE) == 2
     assert value(text, "gproxy_workers_serving", route=ROUTE) == 1
+    assert value(text, "gproxy_route_panic", route=ROUTE) == 1
     assert value(text, "gproxy_worker_calls_total", route=ROUTE, worker="0#0") == 5
     assert value(text, "gproxy_worker_restarts_total", route=ROUTE, reason="signal_SIGKILL") == 1
     assert value(text, "gproxy_resolver_updates_total", target=TARGET) == 3
