@@ -2,7 +2,8 @@
 
     check addresses → bus up → resolvers → workers → serve
       first SIGTERM/SIGINT: not ready; workers serve for the shutdown delay, then drain
-      second signal, or SIGQUIT: stop now (SIGQUIT to workers, SIGKILL after a grace)
+      second signal, or SIGQUIT: stop now (SIGQUIT to workers, SIGKILL after a grace); exit 1
+      when that cut calls in flight short (a worker exited non-zero or was killed), else 0
       SIGHUP: workers re-read the TLS files now; other stray signals: logged once, ignored
       (`gproxy_mp.signals` decides every signal)
       a worker that cannot start at all: kill the rest, exit 1
@@ -166,9 +167,13 @@ async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) 
             raise FatalError(stops.fatal_reason)
         log.info("shutdown: signal received; serving for %.1fs more, then draining for up to "
                  "%.1fs", settings.worker.shutdown_delay, settings.worker.drain_timeout)
-        await pool.stop(graceful_timeout=settings.worker.shutdown_delay
-                        + settings.worker.drain_timeout
-                        + STOP_MARGIN, force=stops.immediate)
+        unclean = await pool.stop(graceful_timeout=settings.worker.shutdown_delay
+                                  + settings.worker.drain_timeout
+                                  + STOP_MARGIN, force=stops.immediate)
+        if unclean:  # calls in flight were cut short of the configured drain: say so
+            log.warning("shutdown: all workers exited, calls in flight cut short (%s): exit 1",
+                        ", ".join(unclean))
+            return ExitCode.RUNTIME
         log.info("shutdown: all workers exited")
         return ExitCode.OK
     finally:

@@ -123,10 +123,16 @@ class WorkerPool:
                     told += 1
         return told
 
-    async def stop(self, *, graceful_timeout: float, force: asyncio.Event) -> None:
+    async def stop(self, *, graceful_timeout: float, force: asyncio.Event) -> list[str]:
         """SIGTERM every worker, wait `graceful_timeout` (or until `force`), then SIGQUIT,
-        then SIGKILL whatever is left. Returns when every worker process has exited."""
+        then SIGKILL whatever is left. Returns when every worker process has exited: how each
+        worker that did not exit 0 ended (it cut calls short: `exit 1`, or was killed)."""
         self._stopping.set()
+        # Only workers that have reported can hold calls (they listen after their first
+        # report); one still starting may die of the SIGTERM before its handlers exist.
+        running = {wid: slot.process for wid, slot in self.slots.items()
+                   if slot.process is not None and slot.pid is not None
+                   and slot.last_report is not None}
         self.send_signal(signal.SIGTERM)
         if not await self._wait_exited(graceful_timeout, force):
             log.warning("shutdown: stopping workers now")
@@ -138,6 +144,9 @@ class WorkerPool:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        return [f"{wid} " + ("did not exit" if process.returncode is None
+                             else describe_exit(process.returncode, expected=True))
+                for wid, process in running.items() if process.returncode != 0]
 
     async def kill_all(self) -> None:
         self._stopping.set()

@@ -196,9 +196,9 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
                  loops.resolve(config.options.event_loop), config.options.grpc_engine)
         await following.set_phase(WorkerState.READY)
         await _first(stops.graceful, stops.immediate, stops.lost, stops.failed)
-        await _shut_down(server, config, handler, stops, following)
+        cut = await _shut_down(server, config, handler, stops, following)
         server = None
-        return ExitCode.RUNTIME if stops.faulted else ExitCode.OK
+        return ExitCode.RUNTIME if stops.faulted or cut else ExitCode.OK
     finally:
         if server is not None:
             await server.stop(None)
@@ -209,7 +209,10 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
 
 
 async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: ProxyHandler,
-                     stops: Stops, following: _BusFollower) -> None:
+                     stops: Stops, following: _BusFollower) -> bool:
+    """The shutdown phases; True when a stop now (SIGQUIT) cut calls in flight short, which
+    the exit code says (calls cancelled at the end of the drain timeout are not: that is the
+    configured promise)."""
     interrupts = (stops.immediate, stops.lost, stops.failed)
     if not any(e.is_set() for e in interrupts):
         await following.set_phase(WorkerState.STOPPING)
@@ -233,9 +236,11 @@ async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: Pro
                 log.warning("shutdown: drain timeout reached; calls still running were cancelled")
             else:
                 log.info("shutdown: drained")
-            return
-    log.info("shutdown: stopping now, cancelling %d in-flight calls", handler.active_calls)
+            return False
+    cut = handler.active_calls
+    log.info("shutdown: stopping now, cancelling %d in-flight calls", cut)
     await server.stop(None)
+    return cut > 0
 
 
 class _BusFollower:
