@@ -9,7 +9,9 @@ import pytest
 
 from gproxy_mp.config import (
     MAX_DURATION,
+    MAX_WORKERS_PER_CPU,
     ListenAddress,
+    check_workers,
     parse_connection_age,
     parse_duration,
     parse_listen,
@@ -18,6 +20,7 @@ from gproxy_mp.config import (
     parse_worker_timeout,
     parse_workers,
     usable_cpus,
+    workers_warning,
 )
 from gproxy_mp.errors import ConfigError, ExitCode
 
@@ -199,3 +202,34 @@ def test_a_worker_timeout_is_a_duration_of_at_least_two_seconds() -> None:
     assert parse_worker_timeout("10s") == 10.0
     with pytest.raises(ConfigError, match="at least 2s"):
         parse_worker_timeout("1s")
+
+
+WORKER_COUNTS = [  # (--workers, usable CPUs, refused, warned)
+    (1, 1, False, False),
+    (2, 2, False, False),
+    (3, 2, False, True),
+    (8, 2, False, True),
+    (9, 2, True, False),
+    (999, 2, True, False),
+    (4, 1, False, True),
+    (5, 1, True, False),
+    (256, 64, False, True),
+]
+
+
+@pytest.mark.parametrize(("count", "cpus", "refused", "warned"), WORKER_COUNTS)
+def test_more_workers_than_a_multiple_of_the_usable_cpus_are_refused_and_above_them_warned(
+    count: int, cpus: int, refused: bool, warned: bool
+) -> None:
+    if refused:
+        with pytest.raises(ConfigError) as caught:
+            check_workers(count, cpus=cpus)
+        assert f"'{count}'" in str(caught.value)
+        assert f"at most {MAX_WORKERS_PER_CPU * cpus}" in str(caught.value)
+        assert f"{cpus} CPU" in str(caught.value)
+        return
+    check_workers(count, cpus=cpus)
+    warning = workers_warning(count, cpus=cpus)
+    assert (warning is not None) == warned
+    if warning is not None:
+        assert str(count) in warning and f"{cpus} CPU" in warning
