@@ -47,7 +47,7 @@ def test_999_workers_are_refused_in_one_line_saying_how_many_cpus_it_may_use(sou
 
 def test_more_workers_than_cpus_start_with_one_warning() -> None:
     cpus = read_usable_cpus()
-    result = run_cli("--check", "-p", route(), "--workers", str(cpus + 1))
+    result = run_cli("--check", "-p", route(), "--workers", str(cpus + 1), "--admin-address", "off")
     report = result.stdout + result.stderr
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 1, report
