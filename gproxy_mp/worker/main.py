@@ -164,17 +164,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         roots.start(learner.run(), name="unary-method learner")
     if backend_credentials is not None:
         roots.start(backend_credentials.watch(pool.renew), name="backend TLS watcher")
-
-    def reread_tls() -> None:
-        done = [] if listener_credentials is None else [listener_credentials.reload_now()]
-        if backend_credentials is not None:
-            done.append(backend_credentials.reload_now(pool.renew))
-        if not named_files(options):
-            log.info("SIGHUP: no TLS files to re-read")
-        else:
-            log.info("SIGHUP: re-read the TLS files: %s", ", ".join(done))
-
-    roots.start(answer_signals(stops.inbox, reload=reread_tls), name="signal answerer")
+    roots.start(answer_signals(stops.inbox, reload=lambda: _reread_tls(
+        config, listener_credentials, backend_credentials, pool)), name="signal answerer")
     server: grpc.aio.Server | None = None
     try:
         await _first(stops.snapshot, stops.graceful, stops.immediate, stops.lost, stops.failed)
@@ -206,6 +197,19 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         await following.set_phase(WorkerState.STOPPED)  # final counts: the supervisor's stay exact
         await pool.close(0)
         bus.close()
+
+
+def _reread_tls(config: WorkerConfig, listener: ReloadingServerCredentials | None,
+                backend: BackendCredentials | None, pool: BackendPool) -> None:
+    """SIGHUP: look at the TLS files now, as the periodic check would; one line saying what
+    came of it."""
+    if not named_files(config.options):
+        log.info("SIGHUP: no TLS files to re-read")
+        return
+    done = [] if listener is None else [listener.reload_now()]
+    if backend is not None:
+        done.append(backend.reload_now(pool.renew))
+    log.info("SIGHUP: re-read the TLS files: %s", ", ".join(done))
 
 
 async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: ProxyHandler,

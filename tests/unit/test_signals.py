@@ -16,6 +16,7 @@ from gproxy_mp.signals import (
     STRAY,
     UNCATCHABLE,
     SignalInbox,
+    held_for_children,
     signal_name,
 )
 
@@ -52,3 +53,19 @@ def test_the_inbox_hands_over_each_pending_signal_once_in_number_order() -> None
     taken, still_waiting = asyncio.run(scenario())
     assert taken == [signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2]
     assert still_waiting
+
+
+def blocked() -> set[int]:
+    return set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+def test_overlapping_worker_starts_unblock_the_signals_when_the_last_one_ends() -> None:
+    # Each worker keeper awaits inside `held_for_children`, so two starts overlap; restoring
+    # the mask each saw on entry would leave SIGHUP blocked in the supervisor for good.
+    first, second = held_for_children(), held_for_children()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert signal.SIGHUP in blocked() and signal.SIGUSR1 in blocked()
+    second.__exit__(None, None, None)
+    assert signal.SIGHUP not in blocked() and signal.SIGUSR1 not in blocked()
