@@ -23,6 +23,7 @@ from tests.process.test_shutdown import (
     serve_one_backend,
     start_sleep,
 )
+from tests.process.test_tls_backends import NAME, start, tls_backend
 from tests.process.test_tls_listener import call, proxy_on_secret, serving_cert, swap
 
 pytestmark = pytest.mark.timeout(120)
@@ -121,3 +122,18 @@ def test_sighup_has_every_worker_reread_the_tls_files_at_once(
     started = time.monotonic()
     assert call(address, successor.pem()) == "a", proxy.output()
     assert time.monotonic() - started < 5, proxy.output()
+
+
+def test_sighup_has_the_workers_reread_the_backend_tls_files_and_say_so(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy], tmp_path: Path
+) -> None:
+    ca = CertificateAuthority(tmp_path / "ca", "ca-one")
+    backend = tls_backend(backends, "a", ca.issue("a", dns=[NAME]))
+    proxy, address = start(proxies, backend,
+                           extra=["--backend-ca", str(ca.cert), "--backend-tls-server-name", NAME])
+    assert proxy.wait_serving(address) == "a"
+    proxy.send(signal.SIGHUP)
+    assert wait_until(lambda: "SIGHUP: re-read the TLS files: backend TLS unchanged"
+                      in proxy.stderr(), timeout=10), proxy.output()
+    assert f"(--backend-ca {ca.cert})" in proxy.stderr(), proxy.output()
+    assert proxy.wait_serving(address) == "a"
