@@ -24,6 +24,8 @@ from gproxy_mp.config import (
     WorkerOptions,
     check_admin,
     check_routes,
+    read_usable_cpus,
+    workers_warning,
 )
 from gproxy_mp.descriptors import merge
 from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
@@ -191,6 +193,8 @@ def command(check: bool, **values: Any) -> None:
     settings = build_settings(**values)
     configure_logging(role="supervisor", fmt=settings.worker.log_format,
                       level=settings.worker.log_level)
+    if (warning := workers_warning(settings.workers, cpus=read_usable_cpus())) is not None:
+        log.warning("%s", warning)
     from gproxy_mp.supervisor.main import main_async  # noqa: PLC0415 (keeps --help fast)
     from gproxy_mp.supervisor.resolvers import check_resolvable  # noqa: PLC0415
 

@@ -313,23 +313,56 @@ def usable_cpus(affinity: int, cpu_max: str | None) -> int:
     return max(1, cpus)
 
 
+MAX_WORKERS_PER_CPU = 4
+"""`--workers` may be at most this many times the CPUs the process may use. A worker is one
+event loop on one core: past the CPU count more workers add no throughput, only memory (about
+48 MB each) and context switches. A small multiple still allows deliberate oversubscription
+(more SO_REUSEPORT listeners to spread few long-lived connections over, a CPU quota below what
+the node gives the pod at quiet times); 999 on a 2-core machine is a typo that would start
+workers until memory runs out."""
+
+
+def read_usable_cpus() -> int:
+    """The CPUs this process may use: its affinity and the container's cgroup v2 CPU quota."""
+    try:
+        with open(CGROUP_CPU_MAX) as f:
+            cpu_max: str | None = f.read()
+    except OSError:
+        cpu_max = None
+    return usable_cpus(len(os.sched_getaffinity(0)), cpu_max)
+
+
 def parse_workers(text: str) -> int:
-    """A positive worker count, or `auto`: the CPUs this process may use (affinity, and a
-    container's CPU limit where cgroup v2 sets one)."""
+    """A positive worker count, at most `MAX_WORKERS_PER_CPU` times the usable CPUs, or
+    `auto`: the CPUs this process may use (affinity, and a container's CPU limit where cgroup
+    v2 sets one)."""
     if text.strip().lower() == "auto":
-        try:
-            with open(CGROUP_CPU_MAX) as f:
-                cpu_max: str | None = f.read()
-        except OSError:
-            cpu_max = None
-        return usable_cpus(len(os.sched_getaffinity(0)), cpu_max)
+        return read_usable_cpus()
     try:
         count = int(text)
     except ValueError:
         raise ConfigError(f"--workers {text!r}: expected a positive integer or 'auto'") from None
     if count < 1:
         raise ConfigError(f"--workers {text!r}: must be at least 1")
+    check_workers(count, cpus=read_usable_cpus())
     return count
+
+
+def check_workers(count: int, *, cpus: int) -> None:
+    """Refuse more than `MAX_WORKERS_PER_CPU` times `cpus` workers per route."""
+    if count > MAX_WORKERS_PER_CPU * cpus:
+        raise ConfigError(
+            f"--workers '{count}': this process may use {cpus} CPU(s) (affinity and CPU quota); "
+            f"at most {MAX_WORKERS_PER_CPU * cpus} workers per route "
+            f"({MAX_WORKERS_PER_CPU} per CPU), 'auto' starts {cpus}")
+
+
+def workers_warning(count: int, *, cpus: int) -> str | None:
+    """A warning when `count` workers per route exceed the usable `cpus`, else None."""
+    if count <= cpus:
+        return None
+    return (f"{count} workers per route, but this process may use {cpus} CPU(s): a worker "
+            "uses at most one, so the extra ones add memory, not throughput")
 
 
 MIN_DNS_REFRESH = 0.1

@@ -52,8 +52,23 @@ class Parsed(click.ParamType, Generic[T]):  # type: ignore[type-arg]  # generic 
         except ConfigError as e:
             flag = param.opts[-1] if param is not None and param.opts else ""
             message = str(e)
-            raise ConfigError(message if message.startswith(flag) else f"{flag}: {message}"
-                              ) from None
+            if not message.startswith(flag):
+                message = f"{flag}: {message}"
+            if (envvar := _environment_source(param, ctx)) is not None:
+                message = message.replace(flag, f"{flag} (from ${envvar})", 1)
+            raise ConfigError(message) from None
+
+
+def _environment_source(param: click.Parameter | None, ctx: click.Context | None) -> str | None:
+    """The `GPROXY_*` variable a value came from; None when it came from the command line."""
+    if param is None or ctx is None or param.name is None:
+        return None
+    if ctx.get_parameter_source(param.name) != click.core.ParameterSource.ENVIRONMENT:
+        return None
+    if isinstance(param.envvar, str):
+        return param.envvar
+    prefix = ctx.auto_envvar_prefix
+    return f"{prefix}_{param.name.upper()}" if prefix else None
 
 
 DURATION = Parsed("DURATION", parse_duration)

@@ -138,6 +138,17 @@ def backend_tls(options: Any) -> TlsFiles | None:
     return TlsFiles(cert, key, ca, BACKEND_OPTIONS)
 
 
+def named_files(options: Any) -> list[str]:
+    """Every TLS file of `WorkerOptions` (both sides) as `--option PATH`: what SIGHUP re-reads."""
+    named = []
+    for files in (listener_tls(options), backend_tls(options)):
+        if files is not None:
+            paths = (files.cert, files.key, files.ca)
+            named += [f"{option} {path}" for option, path in zip(files.options, paths, strict=True)
+                      if path is not None]
+    return named
+
+
 def check_tls(files: TlsFiles | None, *, now: float | None = None) -> None:
     """At start: every file of `files` is usable and the certificate valid at `now` (default:
     the time now), else `ConfigError` (exit 2)."""

@@ -2,11 +2,15 @@
 
     check addresses → bus up → resolvers → workers → serve
       first SIGTERM/SIGINT: not ready; workers serve for the shutdown delay, then drain
-      second signal: stop now (SIGQUIT to workers, SIGKILL after a grace)
+      second signal, or SIGQUIT: stop now (SIGQUIT to workers, SIGKILL after a grace); exit 1
+      when that cut calls in flight short (a worker exited non-zero or was killed), else 0
+      SIGHUP: workers re-read the TLS files now; other stray signals: logged once, ignored
+      (`gproxy_mp.signals` decides every signal)
       a worker that cannot start at all: kill the rest, exit 1
 
-Concurrency: one asyncio loop in the main thread. Signal handlers only set events. Tasks: the
-bus server, one resolver per distinct target, one task per worker slot.
+Concurrency: one asyncio loop in the main thread. Signal handlers only set events or enqueue.
+Tasks: the bus server, the signal answerer, one resolver per distinct target, one task per
+worker slot.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from gproxy_mp.descriptors import startup_summary
 from gproxy_mp.errors import ExitCode, FatalError
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.model import EndpointSet, diff_endpoints
+from gproxy_mp.signals import SignalInbox, answer_signals, install_signal_handlers
 from gproxy_mp.supervisor.admin import start_admin
 from gproxy_mp.supervisor.introspection import SupervisorView, build_admin_state
 from gproxy_mp.supervisor.metrics import RETIRE_DELAY, CallCounters
@@ -39,6 +44,7 @@ from gproxy_mp.supervisor.resolvers import build_resolver
 from gproxy_mp.supervisor.resolvers.health import ResolverHealth
 from gproxy_mp.supervisor.roots import run_restarting, watch_fatal
 from gproxy_mp.supervisor.workers import WorkerPool
+from gproxy_mp.tls import named_files
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +60,18 @@ class SupervisorStops:
     immediate: asyncio.Event = field(default_factory=asyncio.Event)
     fatal: asyncio.Event = field(default_factory=asyncio.Event)
     fatal_reason: str = ""
+    inbox: SignalInbox = field(default_factory=SignalInbox)  # SIGHUP and the stray signals
 
     def request(self) -> None:
         """A signal arrived: the first asks for a graceful stop, any later one for now."""
         if self.graceful.is_set():
             self.immediate.set()
         self.graceful.set()
+
+    def now(self) -> None:
+        """SIGQUIT: stop now, as a second SIGTERM would."""
+        self.graceful.set()
+        self.immediate.set()
 
     def fail(self, reason: str) -> None:
         self.fatal_reason = self.fatal_reason or reason
@@ -130,8 +142,12 @@ async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) 
     view = SupervisorView(settings=settings, stopping=stops.graceful, pool=pool, table=table,
                           bus=bus, counters=counters, healths=healths)
     admin = None
-    tasks = [asyncio.create_task(bus.serve(), name="bus server")]
-    watch_fatal(tasks[0], on_fatal=stops.fail)
+    tasks = [asyncio.create_task(bus.serve(), name="bus server"),
+             asyncio.create_task(answer_signals(stops.inbox,
+                                                reload=lambda: _reread_tls(settings, pool)),
+                                 name="signal answerer")]
+    for task in tasks:
+        watch_fatal(task, on_fatal=stops.fail)
     try:
         if settings.admin is not None:
             admin = await start_admin(build_admin_state(view), host=settings.admin.host,
@@ -152,9 +168,13 @@ async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) 
             raise FatalError(stops.fatal_reason)
         log.info("shutdown: signal received; serving for %.1fs more, then draining for up to "
                  "%.1fs", settings.worker.shutdown_delay, settings.worker.drain_timeout)
-        await pool.stop(graceful_timeout=settings.worker.shutdown_delay
-                        + settings.worker.drain_timeout
-                        + STOP_MARGIN, force=stops.immediate)
+        unclean = await pool.stop(graceful_timeout=settings.worker.shutdown_delay
+                                  + settings.worker.drain_timeout
+                                  + STOP_MARGIN, force=stops.immediate)
+        if unclean:  # calls in flight were cut short of the configured drain: say so
+            log.warning("shutdown: all workers exited, calls in flight cut short (%s): exit 1",
+                        ", ".join(unclean))
+            return ExitCode.RUNTIME
         log.info("shutdown: all workers exited")
         return ExitCode.OK
     finally:
@@ -218,13 +238,20 @@ async def _wait_any(*events: asyncio.Event) -> None:
         await asyncio.gather(*waiters, return_exceptions=True)
 
 
-def install_signal_handlers(stops: SupervisorStops) -> None:
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stops.request)
+def _reread_tls(settings: Settings, pool: WorkerPool) -> None:
+    """SIGHUP: have every worker re-read its TLS files now (one still starting gets the signal
+    once its handlers are installed: `signals.held_for_children`)."""
+    files = named_files(settings.worker)
+    if not files:
+        log.info("SIGHUP: no TLS files to re-read")
+        return
+    told = pool.send_signal(signal.SIGHUP)
+    log.info("SIGHUP: asked %d worker(s) to re-read the TLS files now (%s)", told,
+             ", ".join(files))
 
 
 async def main_async(settings: Settings) -> int:
     stops = SupervisorStops()
-    install_signal_handlers(stops)
+    install_signal_handlers({signal.SIGTERM: stops.request, signal.SIGINT: stops.request,
+                             signal.SIGQUIT: stops.now}, stops.inbox)
     return await run_supervisor(settings, stops=stops)

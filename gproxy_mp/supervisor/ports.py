@@ -30,7 +30,8 @@ def _sockaddr(listen: ListenAddress) -> tuple[socket.AddressFamily, tuple[str, i
     return family, (str(sockaddr[0]), int(sockaddr[1]))
 
 
-def _bind(listen: ListenAddress, *, reuse_addr: bool, reuse_port: bool) -> socket.socket:
+def _bind(listen: ListenAddress, *, reuse_addr: bool, reuse_port: bool,
+          what: str = "listen address") -> socket.socket:
     family, sockaddr = _sockaddr(listen)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -43,22 +44,28 @@ def _bind(listen: ListenAddress, *, reuse_addr: bool, reuse_port: bool) -> socke
         sock.bind(sockaddr)
     except OSError as e:
         sock.close()
-        raise _explain(listen, e) from None
+        raise _explain(listen, e, what) from None
     return sock
 
 
-def _explain(listen: ListenAddress, error: OSError) -> AddressInUseError:
+def _explain(listen: ListenAddress, error: OSError, what: str) -> AddressInUseError:
     if error.errno == errno.EADDRINUSE:
-        return AddressInUseError(f"listen address {listen} is already in use by another process")
+        return AddressInUseError(f"{what} {listen} is already in use by another process")
     if error.errno == errno.EADDRNOTAVAIL:
-        return AddressInUseError(f"listen address {listen} is not an address of this host")
+        return AddressInUseError(f"{what} {listen} is not an address of this host")
     if error.errno == errno.EACCES:
-        return AddressInUseError(f"listen address {listen}: permission denied (ports below "
+        return AddressInUseError(f"{what} {listen}: permission denied (ports below "
                                  "1024 need root or CAP_NET_BIND_SERVICE)")
-    return AddressInUseError(f"listen address {listen}: {error.strerror}")
+    return AddressInUseError(f"{what} {listen}: {error.strerror}")
 
 
 def reserve_listen_address(listen: ListenAddress) -> socket.socket:
     """Fail if anyone holds `listen`; else a socket that keeps it for our workers."""
     _bind(listen, reuse_addr=True, reuse_port=False).close()
     return _bind(listen, reuse_addr=False, reuse_port=True)
+
+
+def check_free(listen: ListenAddress, *, what: str = "listen address") -> None:
+    """Fail as `reserve_listen_address` would if anyone holds `listen` (`what` names it in the
+    error); hold nothing after."""
+    _bind(listen, reuse_addr=True, reuse_port=False, what=what).close()

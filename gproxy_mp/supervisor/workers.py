@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from gproxy_mp.bus.schema import WorkerState, WorkerStatus
 from gproxy_mp.grpc_engine import worker_environment
 from gproxy_mp.launch import WorkerConfig, worker_argv
+from gproxy_mp.signals import held_for_children
 from gproxy_mp.supervisor.policy import (
     RestartBackoff,
     describe_exit,
@@ -112,16 +113,26 @@ class WorkerPool:
             serving[name] = serving.get(name, 0) + int(self.is_serving(slot))
         return serving
 
-    def send_signal(self, signum: signal.Signals) -> None:
+    def send_signal(self, signum: signal.Signals) -> int:
+        """Signal every live worker; how many."""
+        told = 0
         for slot in self.slots.values():
             if slot.process is not None and slot.process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     slot.process.send_signal(signum)
+                    told += 1
+        return told
 
-    async def stop(self, *, graceful_timeout: float, force: asyncio.Event) -> None:
+    async def stop(self, *, graceful_timeout: float, force: asyncio.Event) -> list[str]:
         """SIGTERM every worker, wait `graceful_timeout` (or until `force`), then SIGQUIT,
-        then SIGKILL whatever is left. Returns when every worker process has exited."""
+        then SIGKILL whatever is left. Returns when every worker process has exited: how each
+        worker that did not exit 0 ended (it cut calls short: `exit 1`, or was killed)."""
         self._stopping.set()
+        # Only workers that have reported can hold calls (they listen after their first
+        # report); one still starting may die of the SIGTERM before its handlers exist.
+        running = {wid: slot.process for wid, slot in self.slots.items()
+                   if slot.process is not None and slot.pid is not None
+                   and slot.last_report is not None}
         self.send_signal(signal.SIGTERM)
         if not await self._wait_exited(graceful_timeout, force):
             log.warning("shutdown: stopping workers now")
@@ -133,6 +144,9 @@ class WorkerPool:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        return [f"{wid} " + ("did not exit" if process.returncode is None
+                             else describe_exit(process.returncode, expected=True))
+                for wid, process in running.items() if process.returncode != 0]
 
     async def kill_all(self) -> None:
         self._stopping.set()
@@ -191,9 +205,10 @@ class WorkerPool:
         config = slot.config
         extra = {"route": config.route_name}
         while not self._stopping.is_set():
-            slot.process = await asyncio.create_subprocess_exec(
-                *worker_argv(config), stdin=asyncio.subprocess.DEVNULL,
-                env=worker_environment(config.options.grpc_engine, os.environ))
+            with held_for_children():  # until the worker's own handlers take SIGHUP
+                slot.process = await asyncio.create_subprocess_exec(
+                    *worker_argv(config), stdin=asyncio.subprocess.DEVNULL,
+                    env=worker_environment(config.options.grpc_engine, os.environ))
             slot.started_at, slot.state = self._clock(), WorkerState.STARTING
             slot.last_report, slot.timed_out = None, False
             log.info("worker %s started (pid %d)", config.worker, slot.process.pid, extra=extra)

@@ -19,6 +19,9 @@ A worker's first load does not refuse a certificate out of its validity: the sup
 it at start, so it expired since, and a replacement worker that refused it would take a serving
 route down; it logs a warning instead, and the expiry gauge (`stats.certificates`, the chain
 in use) shows it.
+
+SIGHUP (`reload_now`) looks at the files at once instead of at the next check; the listener
+hands what it found to gRPC at the next handshake.
 """
 
 from __future__ import annotations
@@ -89,6 +92,14 @@ class _Watched:
         log.info("TLS: %s files reloaded", self._what)
         return material
 
+    def outcome(self, reloads_before: int) -> str:
+        """What the last `reload` did, for the SIGHUP log line."""
+        if self.reloads > reloads_before:
+            return f"{self._what} reloaded"
+        if self._failed is not None:
+            return f"{self._what} not usable, kept the current ones"
+        return f"{self._what} unchanged"
+
 
 def _server_configuration(material: Material) -> grpc.ServerCertificateConfiguration:
     assert material.key is not None and material.cert is not None
@@ -107,6 +118,7 @@ class ReloadingServerCredentials:
         self._clock = clock
         self._lock = threading.Lock()
         self._looked = clock()
+        self._pending: grpc.ServerCertificateConfiguration | None = None  # found by reload_now
 
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.dynamic_ssl_server_credentials(
@@ -118,6 +130,9 @@ class ReloadingServerCredentials:
         """New material if the files changed and are usable; None: keep the current one.
         Called by gRPC at every handshake, on its threads: never raises."""
         with self._lock:
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                return pending
             now = self._clock()
             if now - self._looked < RELOAD_CHECK_INTERVAL:
                 return None
@@ -128,6 +143,17 @@ class ReloadingServerCredentials:
                 log.exception("TLS: checking the listener's certificate files failed")
                 return None
             return None if material is None else _server_configuration(material)
+
+    def reload_now(self) -> str:
+        """Look at the files now (SIGHUP); new usable material goes to gRPC at the next
+        handshake. What happened, for the log line."""
+        with self._lock:
+            before = self._watched.reloads
+            material = self._watched.reload()
+            self._looked = self._clock()
+            if material is not None:
+                self._pending = _server_configuration(material)
+            return self._watched.outcome(before)
 
 
 def _channel_credentials(material: Material) -> grpc.ChannelCredentials:
@@ -150,6 +176,14 @@ class BackendCredentials:
     def changed(self) -> grpc.ChannelCredentials | None:
         material = self._watched.reload()
         return None if material is None else _channel_credentials(material)
+
+    def reload_now(self, renew: Callable[[grpc.ChannelCredentials], None]) -> str:
+        """Look at the files now (SIGHUP), as `watch` would; what happened, for the log line."""
+        before = self._watched.reloads
+        credentials = self.changed()
+        if credentials is not None:
+            renew(credentials)
+        return self._watched.outcome(before)
 
     async def watch(self, renew: Callable[[grpc.ChannelCredentials], None]) -> None:
         """Hand `renew` new credentials whenever the files change; runs until cancelled

@@ -8,6 +8,8 @@
 4. SIGTERM/SIGINT (from the supervisor, or the whole process group): keep serving for the
    shutdown delay, then stop accepting (GOAWAY) and let in-flight calls finish for up to the
    drain timeout. Repeated SIGTERMs change nothing; SIGQUIT means stop now.
+   SIGHUP: re-read the TLS files now; other stray signals are logged once and ignored
+   (`gproxy_mp.signals`).
 5. Something is wrong: the worker stops serving and exits non-zero, so that the supervisor
    starts a fresh one (siblings serve meanwhile).
    - The supervisor is silent for `follower.SUPERVISOR_TIMEOUT` of polling the bus: stop
@@ -53,7 +55,8 @@ from gproxy_mp.errors import AddressInUseError, ExitCode
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.logs import configure_logging
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
-from gproxy_mp.tls import MaterialError, backend_tls, listener_tls
+from gproxy_mp.signals import SignalInbox, answer_signals, install_signal_handlers
+from gproxy_mp.tls import MaterialError, backend_tls, listener_tls, named_files
 from gproxy_mp.worker import follower
 from gproxy_mp.worker.channels import BackendPool, ChannelSettings
 from gproxy_mp.worker.credentials import BackendCredentials, ReloadingServerCredentials
@@ -83,6 +86,7 @@ class Stops:
     lost: asyncio.Event = field(default_factory=asyncio.Event)  # the supervisor is silent
     failed: asyncio.Event = field(default_factory=asyncio.Event)  # a root task ended
     snapshot: asyncio.Event = field(default_factory=asyncio.Event)  # not a stop: serve now
+    inbox: SignalInbox = field(default_factory=SignalInbox)  # SIGHUP and the stray signals
 
     @property
     def faulted(self) -> bool:
@@ -136,6 +140,13 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         return ExitCode.RUNTIME
     handshakes = (None if backend_credentials is None
                   else HandshakeFailures(stats.record_tls_failure))
+    files = listener_tls(options)
+    try:
+        listener_credentials = (None if files is None
+                                else ReloadingServerCredentials(files, stats=stats))
+    except MaterialError as e:  # the files changed since the supervisor checked them
+        log.error("cannot serve TLS: %s", e)
+        return ExitCode.RUNTIME
     bus = BusClient(BusAddresses(Path(config.runtime_dir)), route=config.route,
                     worker=config.worker)
     checks = (None if options.health_check is None
@@ -160,6 +171,8 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         roots.start(learner.run(), name="unary-method learner")
     if backend_credentials is not None:
         roots.start(backend_credentials.watch(pool.renew), name="backend TLS watcher")
+    roots.start(answer_signals(stops.inbox, reload=lambda: _reread_tls(
+        config, listener_credentials, backend_credentials, pool)), name="signal answerer")
     server: grpc.aio.Server | None = None
     try:
         await _first(stops.snapshot, stops.graceful, stops.immediate, stops.lost, stops.failed)
@@ -170,22 +183,20 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
                                   max_connection_age=config.options.max_connection_age,
                                   max_connection_age_grace=config.options.max_connection_age_grace,
                                   max_concurrent_streams=config.options.max_concurrent_streams,
-                                  credentials=_listener_credentials(config, stats))
+                                  credentials=None if listener_credentials is None
+                                  else listener_credentials.credentials())
         except AddressInUseError as e:
             log.error("%s", e)
             return ExitCode.WORKER_BOOT
-        except MaterialError as e:  # the files changed since the supervisor checked them
-            log.error("cannot serve TLS: %s", e)
-            return ExitCode.RUNTIME
         await server.start()
         log.info("serving on %s, forwarding to %s (%d endpoints, %s loop, gRPC on %s)",
                  config.bind_address, config.target, len(pool),
                  loops.resolve(config.options.event_loop), config.options.grpc_engine)
         await following.set_phase(WorkerState.READY)
         await _first(stops.graceful, stops.immediate, stops.lost, stops.failed)
-        await _shut_down(server, config, handler, stops, following)
+        cut = await _shut_down(server, config, handler, stops, following)
         server = None
-        return ExitCode.RUNTIME if stops.faulted else ExitCode.OK
+        return ExitCode.RUNTIME if stops.faulted or cut else ExitCode.OK
     finally:
         if server is not None:
             await server.stop(None)
@@ -197,15 +208,24 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         bus.close()
 
 
-def _listener_credentials(config: WorkerConfig,
-                          stats: CallStats) -> grpc.ServerCredentials | None:
-    files = listener_tls(config.options)
-    return (None if files is None
-            else ReloadingServerCredentials(files, stats=stats).credentials())
+def _reread_tls(config: WorkerConfig, listener: ReloadingServerCredentials | None,
+                backend: BackendCredentials | None, pool: BackendPool) -> None:
+    """SIGHUP: look at the TLS files now, as the periodic check would; one line saying what
+    came of it."""
+    if not named_files(config.options):
+        log.info("SIGHUP: no TLS files to re-read")
+        return
+    done = [] if listener is None else [listener.reload_now()]
+    if backend is not None:
+        done.append(backend.reload_now(pool.renew))
+    log.info("SIGHUP: re-read the TLS files: %s", ", ".join(done))
 
 
 async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: ProxyHandler,
-                     stops: Stops, following: _BusFollower) -> None:
+                     stops: Stops, following: _BusFollower) -> bool:
+    """The shutdown phases; True when a stop now (SIGQUIT) cut calls in flight short, which
+    the exit code says (calls cancelled at the end of the drain timeout are not: that is the
+    configured promise)."""
     interrupts = (stops.immediate, stops.lost, stops.failed)
     if not any(e.is_set() for e in interrupts):
         await following.set_phase(WorkerState.STOPPING)
@@ -229,9 +249,11 @@ async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: Pro
                 log.warning("shutdown: drain timeout reached; calls still running were cancelled")
             else:
                 log.info("shutdown: drained")
-            return
-    log.info("shutdown: stopping now, cancelling %d in-flight calls", handler.active_calls)
+            return False
+    cut = handler.active_calls
+    log.info("shutdown: stopping now, cancelling %d in-flight calls", cut)
     await server.stop(None)
+    return cut > 0
 
 
 class _BusFollower:
@@ -348,10 +370,9 @@ def _die_with_parent(supervisor_pid: int) -> None:
 
 
 def _install_signal_handlers(stops: Stops) -> None:
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stops.graceful.set)
-    loop.add_signal_handler(signal.SIGINT, stops.graceful.set)
-    loop.add_signal_handler(signal.SIGQUIT, stops.immediate.set)
+    install_signal_handlers({signal.SIGTERM: stops.graceful.set,
+                             signal.SIGINT: stops.graceful.set,
+                             signal.SIGQUIT: stops.immediate.set}, stops.inbox)
 
 
 async def _main_async(config: WorkerConfig) -> int:

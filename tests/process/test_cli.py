@@ -175,7 +175,8 @@ def test_the_longest_connection_age_serves(
 def test_check_resolves_each_target_once_and_reports_a_table() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "gproxy_mp", "--check",
-         "-p", "127.0.0.1:1-static:///127.0.0.1:7,[::1]:8", "-p", "127.0.0.1:2-localhost:9"],
+         "-p", f"127.0.0.1:{free_port()}-static:///127.0.0.1:7,[::1]:8",
+         "-p", f"127.0.0.1:{free_port()}-localhost:9", "--admin-address", "off"],
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "static:///127.0.0.1:7,[::1]:8" in result.stdout
@@ -188,7 +189,8 @@ def test_check_fails_when_a_name_does_not_resolve() -> None:
     # ever leaves the machine.
     result = subprocess.run(
         [sys.executable, "-m", "gproxy_mp", "--check",
-         "-p", f"127.0.0.1:1-dns://127.0.0.1:{free_port()}/backends.test:9"],
+         "-p", f"127.0.0.1:{free_port()}-dns://127.0.0.1:{free_port()}/backends.test:9",
+         "--admin-address", "off"],
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL" in result.stdout

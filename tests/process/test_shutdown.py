@@ -1,4 +1,5 @@
-"""SIGTERM: serve for the delay, drain in-flight calls, exit 0; a second signal stops at once."""
+"""SIGTERM: serve for the delay, drain in-flight calls, exit 0; a second signal (or SIGQUIT)
+stops at once, and exits 1 when that cut calls in flight short."""
 
 from __future__ import annotations
 
@@ -180,9 +181,36 @@ def test_a_second_sigterm_stops_at_once_despite_a_long_call(
         in_flight.cancel()
     assert code is not None, f"still running 5 s after the second SIGTERM\n{proxy.output()}"
     assert stopped_in < 5, proxy.output()
+    assert code == 1, f"exit code {code} after cancelling a call in flight\n{proxy.output()}"
     assert wait_until(
         lambda: not procfacts.listeners(port) and not proxy.surviving_descendants(), timeout=5
     ), (
         f"left behind: listeners {procfacts.listeners(port)}, "
         f"processes {proxy.surviving_descendants()}\n{proxy.output()}"
     )
+
+
+@pytest.mark.parametrize("in_flight", [True, False], ids=["call in flight", "idle"])
+def test_sigquit_stops_at_once_and_exits_1_only_when_calls_were_cut(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy], in_flight: bool
+) -> None:
+    backend = backends("a")
+    proxy, port, address = serve_one_backend(
+        proxies, backend, workers=2, shutdown_delay="5s", drain_timeout="25s"
+    )
+
+    with client.open_channel(address) as channel:
+        call = start_sleep(backend, channel, 60) if in_flight else None
+        proxy.send(signal.SIGQUIT)
+        signalled = time.monotonic()
+        code = exit_code_within(proxy, timeout=8)
+        stopped_in = time.monotonic() - signalled
+        if call is not None:
+            call.cancel()
+    assert code == (1 if in_flight else 0), (
+        f"exit code {code} after {stopped_in:.1f}s\n{proxy.output()}"
+    )
+    assert stopped_in < 8, proxy.output()
+    assert wait_until(
+        lambda: not procfacts.listeners(port) and not proxy.surviving_descendants(), timeout=5
+    ), proxy.output()

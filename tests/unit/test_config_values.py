@@ -9,7 +9,9 @@ import pytest
 
 from gproxy_mp.config import (
     MAX_DURATION,
+    MAX_WORKERS_PER_CPU,
     ListenAddress,
+    check_workers,
     parse_connect_timeout,
     parse_connection_age,
     parse_duration,
@@ -19,6 +21,7 @@ from gproxy_mp.config import (
     parse_worker_timeout,
     parse_workers,
     usable_cpus,
+    workers_warning,
 )
 from gproxy_mp.errors import ConfigError, ExitCode
 
@@ -211,3 +214,34 @@ def test_a_connect_timeout_is_a_duration(text: str, seconds: float) -> None:
 def test_a_connect_timeout_too_short_or_malformed_is_refused(text: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(repr(text))):
         parse_connect_timeout(text)
+
+
+WORKER_COUNTS = [  # (--workers, usable CPUs, refused, warned)
+    (1, 1, False, False),
+    (2, 2, False, False),
+    (3, 2, False, True),
+    (8, 2, False, True),
+    (9, 2, True, False),
+    (999, 2, True, False),
+    (4, 1, False, True),
+    (5, 1, True, False),
+    (256, 64, False, True),
+]
+
+
+@pytest.mark.parametrize(("count", "cpus", "refused", "warned"), WORKER_COUNTS)
+def test_more_workers_than_a_multiple_of_the_usable_cpus_are_refused_and_above_them_warned(
+    count: int, cpus: int, refused: bool, warned: bool
+) -> None:
+    if refused:
+        with pytest.raises(ConfigError) as caught:
+            check_workers(count, cpus=cpus)
+        assert f"'{count}'" in str(caught.value)
+        assert f"at most {MAX_WORKERS_PER_CPU * cpus}" in str(caught.value)
+        assert f"{cpus} CPU" in str(caught.value)
+        return
+    check_workers(count, cpus=cpus)
+    warning = workers_warning(count, cpus=cpus)
+    assert (warning is not None) == warned
+    if warning is not None:
+        assert str(count) in warning and f"{cpus} CPU" in warning
