@@ -5,7 +5,7 @@ refused by ``--max-concurrent-streams``.
 grpc-go keeps the calls beyond the limit waiting until a stream ends, then starts one at once.
 Its calls are short, so the proxy's worker is always releasing streams that have just ended
 while new ones arrive: the race that once refused some of them (REFUSED_STREAM; grpc-go retries
-such a call once, transparently, and the retry was refused too: 8 to 10 of 400 calls failed).
+such a call once, transparently, and the retry was refused too: 2 to 10 of 400 calls failed).
 """
 
 from __future__ import annotations
