@@ -15,8 +15,8 @@
    - The supervisor is silent for `follower.SUPERVISOR_TIMEOUT` of polling the bus: stop
      accepting and drain for up to the drain timeout. It may only be hung, and the calls in
      flight are healthy; cancelling them would add an outage to the control-plane fault.
-   - A root task (the bus follower, the unary-method learner, the backend TLS watcher) ends or
-     raises: logged with its
+   - A root task (the bus follower, the unary-method learner, the backend TLS watcher, the
+     memory trimmer, `memory.py`) ends or raises: logged with its
      traceback, then stop accepting and drain for up to `FAILED_ROOT_DRAIN_TIMEOUT`. Calls in
      flight are healthy, but the worker's table may be frozen and it no longer reports, so the
      drain is brief.
@@ -57,7 +57,7 @@ from gproxy_mp.logs import configure_logging
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
 from gproxy_mp.signals import SignalInbox, answer_signals, install_signal_handlers
 from gproxy_mp.tls import MaterialError, backend_tls, listener_tls, named_files
-from gproxy_mp.worker import follower
+from gproxy_mp.worker import follower, memory
 from gproxy_mp.worker.channels import BackendPool, ChannelSettings
 from gproxy_mp.worker.credentials import BackendCredentials, ReloadingServerCredentials
 from gproxy_mp.worker.handshakes import HandshakeFailures
@@ -173,6 +173,12 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
         roots.start(backend_credentials.watch(pool.renew), name="backend TLS watcher")
     roots.start(answer_signals(stops.inbox, reload=lambda: _reread_tls(
         config, listener_credentials, backend_credentials, pool)), name="signal answerer")
+    trim = memory.find_malloc_trim()
+    if trim is None:
+        log.info("no malloc_trim in this C library: memory freed after large messages and "
+                 "closed connections stays with the worker until it is reused")
+    else:
+        roots.start(memory.run_trimmer(trim), name="memory trimmer")
     server: grpc.aio.Server | None = None
     try:
         await _first(stops.snapshot, stops.graceful, stops.immediate, stops.lost, stops.failed)

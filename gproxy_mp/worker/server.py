@@ -6,7 +6,8 @@ only ever joins siblings.
 
 What one client connection may cost the worker is bounded here: streams at once
 (`--max-concurrent-streams`, advertised in the HTTP/2 SETTINGS; a client keeps further calls
-waiting on its side until a stream ends) and the metadata gRPC core parses per call.
+waiting on its side until a stream ends, and is never refused one because of the limit) and
+the metadata gRPC core parses per call.
 """
 
 from __future__ import annotations
@@ -54,20 +55,36 @@ def connection_age_options(age: float | None,
     return tuple(options)
 
 
+DEALLOCATING_STREAMS_HEADROOM = 1.0
+"""Streams a connection may still hold in the worker after they ended on the wire, as a share
+of `--max-concurrent-streams` (gRPC's `grpc.http2.max_deallocating_streams`, 0 by default).
+
+gRPC core's overload protection (`grpc.http.overload_protection`, on) counts a stream until the
+application has released its call, not until it ended on the wire: that is what bounds a
+rapid-reset flood (CVE-2023-44487), whose streams end on the wire at once. But the client counts
+a stream only until it has received the trailers, and the worker's Python releases the call a
+little later (after the completion reaches its event loop). A client that honours the limit and
+keeps calls waiting starts the next one the moment a stream ends, so without headroom core
+refused it (REFUSED_STREAM, UNAVAILABLE in grpcio and grpc-go clients): 5 of 20 one-second calls
+at limit 10, up to 36 of 150 at limit 100, and the same from a plain grpc.aio server without the
+proxy. With headroom, core refuses a new stream only once the connection holds more than
+limit x (1 + headroom) calls: a client that honours the limit has at most the limit open, so it
+is refused only if the worker lags a whole limit's worth of ended calls behind (none seen, down
+to limit 2 with 16 client threads of short calls). A flood of reset streams still makes the
+worker hold at most twice the limit per connection (tests/process/test_stream_limits.py).
+grpcio 1.85 honours the argument; one that did not would ignore it, and those tests fail."""
+
+
 def stream_options(max_concurrent_streams: int | None) -> tuple[tuple[str, int], ...]:
     """HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS for every client connection (grpc's default:
     none advertised, so one connection could open streams without bound, each holding a call
-    and its backend call in the worker).
-
-    grpc core's overload protection (`grpc.http.overload_protection`, on) is left on: it also
-    counts streams the client has ended but the worker has not yet released, which is what
-    bounds a rapid-reset flood (CVE-2023-44487). Its price: a client that keeps about as many
-    calls in flight on one connection as the limit, or bursts past it before the worker's
-    SETTINGS reach it, sees some refused with REFUSED_STREAM (grpcio clients report it as
-    UNAVAILABLE; the handler never sees those calls). Such a client needs a higher limit."""
+    and its backend call in the worker), and the headroom for streams that ended but are not
+    yet released (`DEALLOCATING_STREAMS_HEADROOM`). Overload protection stays on."""
     if max_concurrent_streams is None:
         return ()
-    return (("grpc.max_concurrent_streams", max_concurrent_streams),)
+    headroom = round(max_concurrent_streams * DEALLOCATING_STREAMS_HEADROOM)
+    return (("grpc.max_concurrent_streams", max_concurrent_streams),
+            ("grpc.http2.max_deallocating_streams", headroom))
 
 
 def build_server(

@@ -5,7 +5,9 @@ server argument). A client that opens more calls on one connection keeps the res
 its side until a stream ends (HTTP/2 behaviour, RFC 9113 §5.1.2), so they never reach the
 worker, let alone the backend, and never cost the worker memory. Before the limit, one
 connection opening 10,000 streams that never sent their data took a worker from 46 to 527 MB.
-(A client at the limit may also see a few calls refused, REFUSED_STREAM: worker/server.py.)
+A client that honours the limit never sees a call refused because of it, however many calls it
+keeps waiting, and a rapid-reset flood (CVE-2023-44487) still costs the worker only a bounded
+number of calls: worker/server.py says how.
 
 RSS (VmRSS, through `harness.procfacts`) is read of the worker this test's proxy started.
 """
@@ -13,6 +15,7 @@ RSS (VmRSS, through `harness.procfacts`) is read of the worker this test's proxy
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 
@@ -20,7 +23,7 @@ import grpc
 import grpc.aio
 import pytest
 
-from harness import client, procfacts
+from harness import client, procfacts, rapid_reset
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.waiting import wait_until
@@ -35,23 +38,9 @@ SLEEP = 60.0
 """Seconds each Sleep call would take: longer than the test, they are cancelled at its end."""
 HOLD = 2.0
 """Seconds the test watches the backend once the limit is reached: it must never be passed."""
-REFUSED = "UNAVAILABLE: Stream removed (RST_STREAM (Received RST_STREAM with error code 7))"
-"""How grpcio reports a stream the server refused (HTTP/2 error code 7, REFUSED_STREAM)."""
-RELEASE_TIMEOUT = 5.0
-"""Seconds the worker may take to release the streams its client cancelled."""
 MAX_RSS_GROWTH = 25 * 1024 * 1024
 """Bytes the worker's RSS may grow while the idle streams are open: ``LIMIT`` streams and some
 allocator noise (an open stream costs the worker about 43 KiB, its backend call included)."""
-
-
-def whoami_unless_refused(channel: grpc.Channel) -> str | None:
-    """Whoami's answer, or None if the worker refused the stream."""
-    try:
-        return client.whoami(channel)
-    except grpc.RpcError as error:
-        if error.code() != grpc.StatusCode.UNAVAILABLE:
-            raise
-        return None
 
 
 def describe_outcome(call: grpc.Future[bytes]) -> str:
@@ -98,7 +87,8 @@ def test_calls_beyond_the_limit_wait_in_the_client_and_never_reach_the_backend(
     proxy, address = start_limited_proxy(backend, proxies)
     with client.open_channel(address) as channel:  # one connection
         # Up first, so that the client knows the limit: streams sent before the worker's
-        # SETTINGS arrive are refused beyond it (REFUSED_STREAM), not held back.
+        # SETTINGS arrive are not held back by the client (the worker refuses those beyond
+        # twice the limit, REFUSED_STREAM).
         assert client.whoami(channel) == "a"
         calls = [client.sleep_future(channel, SLEEP, timeout=SLEEP) for _ in range(SLEEPING_CALLS)]
         try:
@@ -113,19 +103,49 @@ def test_calls_beyond_the_limit_wait_in_the_client_and_never_reach_the_backend(
                 call.cancel()
         assert reached, f"{seen}\n{proxy.output()}"
         assert max(seen) == LIMIT, f"sleeping calls seen at the backend: {seen}"
-        # The calls beyond the limit waited in the client, which cancelled them. A few may have
-        # been refused instead (REFUSED_STREAM) while the worker still held the warm-up
-        # call's ended stream (grpc core's overload protection, see worker/server.py): never
-        # any other failure, and never most of them.
+        # The calls beyond the limit waited in the client, which cancelled them: none failed.
         failed = [describe_outcome(call) for call in calls if not call.cancelled()]
-        assert set(failed) <= {REFUSED}, f"{failed}\n{proxy.output()}"
-        assert len(failed) < (SLEEPING_CALLS - LIMIT) / 2, failed
-        # Once the cancels have gone through, the connection takes new calls. Until the worker
-        # has released the cancelled streams, grpc core still counts them and refuses new
-        # ones (REFUSED_STREAM: UNAVAILABLE here, see worker/server.py): a few milliseconds.
+        assert failed == [], f"{failed}\n{proxy.output()}"
+        # Once the cancels have gone through, the connection takes new calls at once: the
+        # worker may still hold the cancelled streams, but within its headroom (worker/server.py).
         assert wait_until(lambda: backend.counter("sleeping") == 0, timeout=10)
-        answer = wait_until(lambda: whoami_unless_refused(channel), timeout=RELEASE_TIMEOUT)
-        assert answer == "a", proxy.output()
+        assert client.whoami(channel) == "a", proxy.output()
+
+
+HONOURED_LIMITS = [(10, 20), (10, 50), (100, 150)]
+"""(limit, concurrent calls) on one warmed connection: each once lost calls to REFUSED_STREAM
+(5, 34 and 17 of them) while the worker had not yet released the streams that had just ended."""
+QUEUED_SLEEP = 1.0
+"""Seconds each call of `HONOURED_LIMITS` sleeps at the backend: calls end in waves."""
+
+
+@pytest.mark.parametrize(("limit", "calls"), HONOURED_LIMITS)
+async def test_a_client_that_honours_the_limit_never_sees_a_call_refused(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy], limit: int, calls: int
+) -> None:
+    backend = backends("a")
+    port = free_port()
+    proxy = proxies(*proxy_args(route(port, backend), workers=1),
+                    "--max-concurrent-streams", str(limit))
+    address = f"127.0.0.1:{port}"
+    proxy.wait_serving(address)
+    async with grpc.aio.insecure_channel(address, options=[client.PRIVATE_CONNECTION]) as channel:
+        sleep = channel.unary_unary(client.method("Sleep"), request_serializer=None,
+                                    response_deserializer=None)
+        whoami = channel.unary_unary(client.method("Whoami"), request_serializer=None,
+                                     response_deserializer=None)
+        assert await whoami(b"", timeout=10) == b"a"  # the client knows the limit now
+
+        async def one() -> str:
+            try:
+                await sleep(str(QUEUED_SLEEP).encode(), timeout=60)
+            except grpc.aio.AioRpcError as error:
+                return client.describe(error)
+            return "OK"
+
+        outcomes = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(calls))), 90)
+    failed = [outcome for outcome in outcomes if outcome != "OK"]
+    assert failed == [], f"{len(failed)} of {calls} failed: {sorted(set(failed))}\n{proxy.output()}"
 
 
 async def test_idle_streams_beyond_the_limit_cost_the_worker_no_memory(
@@ -160,3 +180,72 @@ async def test_idle_streams_beyond_the_limit_cost_the_worker_no_memory(
           f"worker RSS +{grown / 2**20:.1f} MiB")
     assert reached == LIMIT, proxy.output()
     assert grown < MAX_RSS_GROWTH, f"worker RSS grew {grown / 2**20:.1f} MiB"
+
+
+FLOOD_STREAMS = 20_000
+"""Streams the rapid-reset client opens and resets at once, on one connection."""
+FLOOD_TIMEOUT = 30.0
+"""Seconds the flood may last (about 4 s on 2 cores)."""
+MAX_FLOOD_RSS_GROWTH = 40 * 1024 * 1024
+"""Bytes the worker's RSS may grow during the flood. Bounded, it holds at most twice ``LIMIT``
+calls of the connection (measured: +4 MiB); without overload protection it held every reset
+stream gRPC core queued for it (measured: +173 MiB for 20,000)."""
+BYSTANDER_INTERVAL = 0.05
+"""Seconds between two calls of the well-behaved client on its own connection."""
+
+
+class Sampler:
+    """Peak RSS of one pid and the outcomes of a bystander's calls, on two threads, until
+    `stop` (each thread's loop ends then; every call has a deadline)."""
+
+    def __init__(self, pid: int, address: str) -> None:
+        self.peak = rss_bytes(pid)
+        self.answers: list[str] = []
+        self._pid, self._address = pid, address
+        self._done = threading.Event()
+        self._threads = [threading.Thread(target=self._sample), threading.Thread(target=self._call)]
+        for thread in self._threads:
+            thread.start()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.05):
+            self.peak = max(self.peak, rss_bytes(self._pid))
+
+    def _call(self) -> None:
+        with client.open_channel(self._address) as channel:
+            while not self._done.wait(BYSTANDER_INTERVAL):
+                try:
+                    self.answers.append(client.whoami(channel, timeout=10))
+                except grpc.RpcError as error:
+                    self.answers.append(client.describe(error))
+
+    def stop(self) -> None:
+        self._done.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+
+def test_a_rapid_reset_flood_holds_the_worker_to_its_stream_bound(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
+) -> None:
+    backend = backends("a")
+    proxy, address = start_limited_proxy(backend, proxies)
+    [worker] = proxy.workers()
+    before = rss_bytes(worker)
+    cpu_before = procfacts.cpu_seconds([worker])
+    sampler = Sampler(worker, address)
+    try:
+        host, port = address.rsplit(":", 1)
+        flood = rapid_reset.flood(host, int(port), path=client.method("Sleep"),
+                                  streams=FLOOD_STREAMS, timeout=FLOOD_TIMEOUT)
+        cpu = procfacts.cpu_seconds([worker]) - cpu_before
+    finally:
+        sampler.stop()
+    grown = sampler.peak - before
+    print(f"\nrapid reset, limit {LIMIT}: {flood.sent} streams in {flood.seconds:.1f}s, worker "
+          f"RSS +{grown / 2**20:.1f} MiB at peak, {cpu / max(flood.sent, 1) * 1e6:.0f} us CPU "
+          f"per stream; bystander: {len(sampler.answers)} calls")
+    assert flood.sent == FLOOD_STREAMS, flood
+    assert grown < MAX_FLOOD_RSS_GROWTH, f"worker RSS grew {grown / 2**20:.1f} MiB"
+    assert set(sampler.answers) <= {"a"}, f"{sorted(set(sampler.answers))}\n{proxy.output()}"
+    assert client.wait_until_serving(address, timeout=10) == "a"

@@ -11,8 +11,11 @@ from gproxy_mp.worker.server import (
 )
 
 
-def test_the_stream_limit_is_advertised_as_grpcs_server_argument() -> None:
-    assert stream_options(50) == (("grpc.max_concurrent_streams", 50),)
+def test_the_stream_limit_is_advertised_with_as_much_headroom_for_ending_streams() -> None:
+    """Headroom for streams that ended on the wire but are not yet released by the worker, so
+    that a client honouring the limit is never refused (worker/server.py)."""
+    assert stream_options(50) == (("grpc.max_concurrent_streams", 50),
+                                  ("grpc.http2.max_deallocating_streams", 50))
 
 
 def test_no_stream_limit_keeps_grpcs_default_of_none() -> None:
