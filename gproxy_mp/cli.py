@@ -211,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                      standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except click.BadParameter as e:
+        _fail(_name_the_source(e).format_message().rstrip("."), ExitCode.USAGE)
     except click.UsageError as e:
         _fail(e.format_message().rstrip("."), ExitCode.USAGE)
     except click.Abort:
@@ -219,6 +221,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", ExitCode.RUNTIME)
+
+
+def _name_the_source(error: click.BadParameter) -> click.BadParameter:
+    """Click's own bad-value errors (a choice, a boolean) name the variable, not the flag, when
+    the value came from the environment; `params.Parsed` does the same for ours."""
+    if error.param is not None and error.param_hint is None:
+        source = params.source_of(error.param, error.ctx)
+        if source not in error.param.opts:
+            error.param_hint = [source]
+    return error
 
 
 def _fail(message: str, code: int) -> None:
