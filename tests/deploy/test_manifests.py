@@ -253,6 +253,16 @@ def readme_rbac_grants() -> dict[tuple[str, str], set[str]]:
     return grants
 
 
+def deploy_readme_rbac_grants() -> dict[tuple[str, str], set[str]]:
+    """The grants deploy/README's "RBAC" paragraph names, e.g. "`get` on `nodes`" or
+    "`get, list, watch` on `endpointslices.discovery.k8s.io`"."""
+    text = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    paragraph = text[text.index("**RBAC.**"):].split("\n\n", 1)[0]
+    return {(group, resource): {v.strip() for v in verbs.split(",")}
+            for verbs, resource, group in re.findall(
+                r"`([a-z, ]+)`\s+on\s+`([a-z]+)(?:\.([a-z0-9.]+))?`", paragraph)}
+
+
 def rule_table(role: Object) -> dict[tuple[str, str], set[str]]:
     table: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
@@ -265,6 +275,10 @@ def rule_table(role: Object) -> dict[tuple[str, str], set[str]]:
 
 def test_the_readme_names_the_grants_these_manifests_hold() -> None:
     assert readme_rbac_grants() == RBAC_RULES
+
+
+def test_the_deploy_readme_names_the_same_grants() -> None:
+    assert deploy_readme_rbac_grants() == RBAC_RULES
 
 
 ROLES = [*find_objects(OBJECTS, "ClusterRole"), *find_objects(OBJECTS, "Role")]
