@@ -26,6 +26,7 @@ from tests.deploy.manifests import (
     find_object,
     find_objects,
     generator_files,
+    kustomization_objects,
     kustomizations,
     listed_resources,
     load_yaml_documents,
@@ -119,7 +120,7 @@ def test_every_object_has_api_version_kind_and_name(obj: Object) -> None:
 def test_namespaced_objects_live_in_a_namespace_their_kustomization_creates(
     kustomization: Path,
 ) -> None:
-    objects = [o for p in listed_resources(kustomization) for o in load_yaml_documents(p)]
+    objects = kustomization_objects(kustomization)
     created = {o["metadata"]["name"] for o in find_objects(objects, "Namespace")}
     for obj in objects:
         if obj["kind"] in CLUSTER_SCOPED_KINDS:
