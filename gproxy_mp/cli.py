@@ -106,8 +106,8 @@ def build_settings(**values: Any) -> Settings:
               "trafficDistribution (or zone hints) asks, 'node' (same node, then zone), 'zone', "
               "or 'off'. Calls spill over when no preferred backend is ready.")
 @click.option("--node-name", default=None, metavar="NAME",
-              help="The node this proxy runs on, for --locality (in a pod: its variable from "
-              "spec.nodeName).")
+              help="The node this proxy runs on, for --locality (in a pod: from spec.nodeName "
+              "through the downward API).")
 @click.option("--zone", default=None, metavar="ZONE",
               show_default="the Node's topology.kubernetes.io/zone label (needs get on nodes)",
               help="This proxy's zone, for --locality.")
