@@ -181,7 +181,10 @@ def build_settings(**values: Any) -> Settings:
 def command(check: bool, **values: Any) -> None:
     """gproxy-mp: a node-level gRPC load balancer that balances every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
-    settings = build_settings(**values)
+    try:
+        settings = build_settings(**values)
+    except ConfigError as e:
+        raise ConfigError(params.name_the_source(str(e), click.get_current_context())) from None
     configure_logging(role="supervisor", fmt=settings.worker.log_format,
                       level=settings.worker.log_level)
     from gproxy_mp.supervisor.main import main_async  # noqa: PLC0415 (keeps --help fast)

@@ -55,6 +55,17 @@ def source_of(param: click.Parameter, ctx: click.Context | None) -> str:
     return param.opts[-1] if param.opts else (param.name or "")
 
 
+def name_the_source(message: str, ctx: click.Context) -> str:
+    """`message`, an error of a check that spans options (run after parsing, so it names the
+    flag: `--admin-address 127.0.0.1:5000: already the listen address of ...`), with that flag
+    replaced by its variable when the option's value came from the environment."""
+    for param in ctx.command.params:
+        flag = param.opts[-1] if param.opts else ""
+        if flag and message.startswith((f"{flag} ", f"{flag}:")):
+            return source_of(param, ctx) + message[len(flag):]
+    return message
+
+
 class Parsed(click.ParamType, Generic[T]):  # type: ignore[type-arg]  # generic in click 8.2+ only
     """A value read by one of `config`'s parsers."""
 

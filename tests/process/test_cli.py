@@ -224,6 +224,19 @@ def test_a_bad_environment_value_exits_two_with_one_line_naming_the_variable(
     assert flag not in lines[0], output
 
 
+def test_a_check_across_options_names_the_variable_a_value_came_from() -> None:
+    route = valid_route()
+    listen = route.split("-static:", 1)[0]
+    result = subprocess.run(
+        [sys.executable, "-m", "gproxy_mp", "-p", route],
+        env={**os.environ, "GPROXY_ADMIN_ADDRESS": listen}, capture_output=True, text=True,
+        timeout=EXIT_TIMEOUT, check=False)
+    assert result.returncode == USAGE, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: GPROXY_ADMIN_ADDRESS {listen}: already the listen address of --proxy "
+        f"{route!r}"], result.stderr
+
+
 def test_the_same_bad_value_as_a_flag_names_the_flag() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "gproxy_mp", "-p", valid_route(), "--workers", "abc"],
