@@ -1,7 +1,8 @@
 """The `gproxy-mp` command: flags → `Settings` → `run_supervisor`; user-facing errors only.
 
 Flags keep the seed tool's names (`-p/--proxy`, `-d/--shutdown-delay`, `--version`, `-h`);
-every flag also reads `GPROXY_<NAME>` from the environment. Values are parsed by `config`, so
+every flag also reads `GPROXY_<NAME>` from the environment. `--help` groups them by
+`helptext.SECTIONS`; a new option gets its section there. Values are parsed by `config`, so
 every bad input ends as one line `error: ...` naming the value, exit 2, and never a traceback.
 """
 
@@ -30,13 +31,13 @@ from gproxy_mp.config import (
 from gproxy_mp.descriptors import merge
 from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
 from gproxy_mp.grpc_engine import GRPC_ENGINES
+from gproxy_mp.helptext import EXAMPLE, SectionedCommand, build_epilog
 from gproxy_mp.logs import FORMATS, LEVELS, configure_logging
 from gproxy_mp.tls import backend_tls, check_tls, listener_tls
 from gproxy_mp.worker.balancer import BALANCERS
 
 log = logging.getLogger("gproxy_mp")
 
-EXAMPLE = "-p 127.0.0.1:5000-static:///10.0.0.1:50051,10.0.0.2:50051"
 RENAMED = {"proxy": "routes", "dns_refresh_rate": "dns_refresh_interval",
            "admin_address": "admin"}
 """Click parameters (named after their flags and `GPROXY_*` variables) whose `Settings` field
@@ -67,20 +68,10 @@ def build_settings(**values: Any) -> Settings:
 
 
 @click.command(
+    cls=SectionedCommand,
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "GPROXY",
                       "max_content_width": 100},
-    epilog=f"""\b
-LISTEN-TARGET is LISTEN and TARGET joined by '-' (split at the first '-' before a target):
-  LISTEN  host:port | [v6addr]:port | :port (all interfaces)
-  TARGET  kubernetes:///svc[.ns]:port|portname   kubernetes://ns/svc:port
-          dns:///host:port   dns://server[:port]/host:port   host:port (= dns:///host:port)
-          static:///h1:p1,h2:p2,[v6]:p3
-DURATION is Go style (300ms, 5s, 1m30s) or plain seconds (2.5).
-Every option also reads GPROXY_<NAME> from the environment, e.g. GPROXY_WORKERS=4.
-
-\b
-Example:
-  gproxy-mp {EXAMPLE} --workers 4""",
+    epilog=build_epilog(),
 )
 @click.option("-p", "--proxy", "proxy", multiple=True, type=params.ROUTE, metavar="LISTEN-TARGET",
               help="A route: listen address and target. Repeatable; at least one.")
@@ -91,10 +82,10 @@ Example:
 @click.option("--drain-timeout", default="25s", show_default=True, type=params.DURATION,
               help="After the delay, how long in-flight calls may finish before cancellation.")
 @click.option("--dns-refresh-rate", default="5s", show_default=True, type=params.DNS_REFRESH,
-              help="How often dns: targets are re-resolved (jittered by 10%).")
+              help="How often dns: targets are re-resolved (jittered).")
 @click.option("--max-connection-age", default="off", show_default=True,
               type=params.CONNECTION_AGE,
-              help="Send each client connection a GOAWAY after about this long (+-10%), so "
+              help="Send each client connection a GOAWAY after about this long (jittered), so "
               "busy long-lived connections reconnect and re-spread over the workers.")
 @click.option("--max-connection-age-grace", default="off", show_default=True,
               type=params.CONNECTION_AGE, help="After that GOAWAY, how long calls may still run on "
@@ -107,25 +98,28 @@ Example:
               "is killed and replaced.")
 @click.option("--admin-address", default="127.0.0.1:9901", show_default=True,
               type=params.ADMIN_ADDRESS,
-              help="/healthz, /readyz, /debug/endpoints; 'off' disables.")
+              help="Admin HTTP: /healthz, /readyz, /metrics (Prometheus), /debug/endpoints; 'off' "
+              "disables.")
 @click.option("--kubeconfig", default=None, metavar="PATH",
-              help="Credentials for running outside a cluster. Default: the pod's service "
-              "account, then $KUBECONFIG, then ~/.kube/config.")
+              show_default="the pod's service account, then $KUBECONFIG, then ~/.kube/config",
+              help="Credentials for running outside a cluster.")
 @click.option("--locality", type=click.Choice(LOCALITY_MODES), default="auto", show_default=True,
               help="Which backends of kubernetes: targets calls prefer: 'auto' as the Service's "
               "trafficDistribution (or zone hints) asks, 'node' (same node, then zone), 'zone', "
               "or 'off'. Calls spill over when no preferred backend is ready.")
 @click.option("--node-name", default=None, metavar="NAME",
-              help="The node this proxy runs on (set GPROXY_NODE_NAME from spec.nodeName).")
+              help="The node this proxy runs on, for --locality (in a pod: from spec.nodeName "
+              "through the downward API).")
 @click.option("--zone", default=None, metavar="ZONE",
-              help="This proxy's zone. Default: the node's topology.kubernetes.io/zone label "
-              "(needs get on nodes).")
-@click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True)
+              show_default="the Node's topology.kubernetes.io/zone label (needs get on nodes)",
+              help="This proxy's zone, for --locality.")
+@click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Human lines, or one JSON object per line for log pipelines.")
 @click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default="info",
-              show_default=True)
+              show_default=True, help="The least severe level logged.")
 @click.option("--check", "check", is_flag=True, default=False,
               help="Validate the options, resolve every target once, check Kubernetes "
-              "permissions, print a table and exit (0: all good).")
+              "permissions, print a table and exit (see Exit codes).")
 @click.option("--balancer", type=click.Choice(BALANCERS), default="round-robin",
               show_default=True,
               help="How each call's backend is picked: 'round-robin' in turn, or "
@@ -142,11 +136,13 @@ Example:
               help="Speak TLS to the backends, verifying them against the system trust store "
               "or --backend-ca.")
 @click.option("--backend-ca", default=None, metavar="FILE",
-              help="With --backend-tls: trust these CAs (PEM) for backends instead.")
+              show_default="the system trust store",
+              help="With --backend-tls: trust these CAs (PEM) for backends.")
 @click.option("--backend-tls-server-name", default=None, metavar="NAME",
+              show_default="svc.ns.svc (kubernetes:), the queried name (dns:), the host "
+              "(static:)",
               help="With --backend-tls: the name checked in backend certificates and sent as "
-              "SNI. Default: svc.ns.svc (kubernetes:), the queried name (dns:), the host "
-              "(static:).")
+              "SNI.")
 @click.option("--backend-cert", default=None, metavar="FILE",
               help="With --backend-tls: present this certificate chain (PEM) to backends "
               "(mutual TLS); needs --backend-key. Re-read when the files change.")
@@ -155,7 +151,7 @@ Example:
 @click.option("--health-check", is_flag=False, flag_value="", default=None, metavar="[SERVICE]",
               help="Ask each backend grpc.health.v1.Health/Check (about SERVICE, or the whole "
               "server) and send no calls to those not SERVING; backends without the health "
-              "service count as serving. Off by default.")
+              "service count as serving.", show_default="off")
 @click.option("--health-check-interval", default="5s", show_default=True,
               type=params.HEALTH_CHECK_INTERVAL,
               help="How often each worker checks each backend with --health-check.")
@@ -174,23 +170,26 @@ Example:
               "declare unary with cheaper unary handlers.")
 @click.option("--event-loop", type=params.EVENT_LOOP, default="auto",
               show_default=True,
-              help="The workers' event loop; 'auto': uvloop when installed (about 7% less CPU "
-              "per call), else asyncio's own.")
+              help="The workers' event loop; 'auto': uvloop when installed (cheaper per call), "
+              "else asyncio's own.")
 @click.option("--grpc-engine", type=click.Choice(GRPC_ENGINES), default="iomgr",
               show_default=True,
               help="The workers' gRPC I/O engine: 'iomgr' polls sockets on the thread that "
-              "completes calls (about 14% less CPU per call than 'event-engine', gRPC's "
-              "newer default). Set through GRPC_EXPERIMENTS; one of your own is kept.")
+              "completes calls (cheaper per call than 'event-engine', which gRPC "
+              "otherwise uses). Set through GRPC_EXPERIMENTS; one of your own is kept.")
 @click.option("--metrics-method-label", is_flag=True, default=False,
               help="Label call counters with the gRPC method too (at most 200 per worker).")
 @click.option("--access-log", is_flag=True, default=False,
               help="Log one line per call: route, method, backend, code, duration.")
 @click.version_option(__version__, "--version", prog_name="gproxy-mp",
-                      message="%(prog)s %(version)s")
+                      message="%(prog)s %(version)s", allow_from_autoenv=False)
 def command(check: bool, **values: Any) -> None:
-    """gproxy-mp: a node-level gRPC load balancer that round-robins every call (not every
+    """gproxy-mp: a node-level gRPC load balancer that balances every call (not every
     connection) over Kubernetes, DNS or static backends, in worker processes sharing the port."""
-    settings = build_settings(**values)
+    try:
+        settings = build_settings(**values)
+    except ConfigError as e:
+        raise ConfigError(params.name_the_source(str(e), click.get_current_context())) from None
     configure_logging(role="supervisor", fmt=settings.worker.log_format,
                       level=settings.worker.log_level)
     if (warning := workers_warning(settings.workers, cpus=read_usable_cpus())) is not None:
@@ -218,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                      standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except click.BadParameter as e:
+        _fail(_name_the_source(e).format_message().rstrip("."), ExitCode.USAGE)
     except click.UsageError as e:
         _fail(e.format_message().rstrip("."), ExitCode.USAGE)
     except click.Abort:
@@ -226,6 +227,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", ExitCode.RUNTIME)
+
+
+def _name_the_source(error: click.BadParameter) -> click.BadParameter:
+    """Click's own bad-value errors (a choice, a boolean) name the variable, not the flag, when
+    the value came from the environment; `params.Parsed` does the same for ours."""
+    if error.param is not None and error.param_hint is None:
+        source = params.source_of(error.param, error.ctx)
+        if source not in error.param.opts:
+            error.param_hint = [source]
+    return error
 
 
 def _fail(message: str, code: int) -> None:

@@ -1,8 +1,9 @@
 """Click parameter types: one per value grammar of the command line, each over a `config` parser.
 
 A value is parsed once, by click, from the flag or its `GPROXY_<NAME>` variable, into the
-typed value that `Settings` holds. A bad value raises `ConfigError` prefixed with the flag
-(`--shutdown-delay: duration 'abc': ...`), so `cli` prints the one line `error: ...` and
+typed value that `Settings` holds. A bad value raises `ConfigError` prefixed with where it came
+from: the flag (`--shutdown-delay: duration 'abc': ...`) or the variable
+(`GPROXY_SHUTDOWN_DELAY: duration 'abc': ...`), so `cli` prints the one line `error: ...` and
 exits 2, as for every other bad input.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from gproxy_mp.config import (
     parse_admin_address,
@@ -33,6 +35,38 @@ from gproxy_mp.loops import EVENT_LOOPS, check_event_loop
 T = TypeVar("T")
 
 
+def envvar_of(param: click.Parameter, ctx: click.Context) -> str | None:
+    """The environment variable `param` reads: its own, else `GPROXY_<NAME>` (click's
+    `auto_envvar_prefix`); None for a parameter that reads none (`--version`)."""
+    if isinstance(param.envvar, str):
+        return param.envvar
+    if (isinstance(param, click.Option) and param.allow_from_autoenv and param.name
+            and ctx.auto_envvar_prefix is not None):
+        return f"{ctx.auto_envvar_prefix}_{param.name.upper()}"
+    return None
+
+
+def source_of(param: click.Parameter, ctx: click.Context | None) -> str:
+    """What an error line calls the place `param`'s value came from: its variable when the
+    value was read from the environment, else its flag (the last, long one)."""
+    if ctx is not None and param.name is not None:
+        envvar = envvar_of(param, ctx)
+        if envvar and ctx.get_parameter_source(param.name) is ParameterSource.ENVIRONMENT:
+            return envvar
+    return param.opts[-1] if param.opts else (param.name or "")
+
+
+def name_the_source(message: str, ctx: click.Context) -> str:
+    """`message`, an error of a check that spans options (run after parsing, so it names the
+    flag: `--admin-address 127.0.0.1:5000: already the listen address of ...`), with that flag
+    replaced by its variable when the option's value came from the environment."""
+    for param in ctx.command.params:
+        flag = param.opts[-1] if param.opts else ""
+        if flag and message.startswith((f"{flag} ", f"{flag}:")):
+            return source_of(param, ctx) + message[len(flag):]
+    return message
+
+
 class Parsed(click.ParamType, Generic[T]):  # type: ignore[type-arg]  # generic in click 8.2+ only
     """A value read by one of `config`'s parsers."""
 
@@ -50,25 +84,15 @@ class Parsed(click.ParamType, Generic[T]):  # type: ignore[type-arg]  # generic 
         try:
             return self._parse(value)
         except ConfigError as e:
-            flag = param.opts[-1] if param is not None and param.opts else ""
+            if param is None:
+                raise
+            flag = param.opts[-1] if param.opts else ""
+            source = source_of(param, ctx)
             message = str(e)
-            if not message.startswith(flag):
-                message = f"{flag}: {message}"
-            if (envvar := _environment_source(param, ctx)) is not None:
-                message = message.replace(flag, f"{flag} (from ${envvar})", 1)
-            raise ConfigError(message) from None
-
-
-def _environment_source(param: click.Parameter | None, ctx: click.Context | None) -> str | None:
-    """The `GPROXY_*` variable a value came from; None when it came from the command line."""
-    if param is None or ctx is None or param.name is None:
-        return None
-    if ctx.get_parameter_source(param.name) != click.core.ParameterSource.ENVIRONMENT:
-        return None
-    if isinstance(param.envvar, str):
-        return param.envvar
-    prefix = ctx.auto_envvar_prefix
-    return f"{prefix}_{param.name.upper()}" if prefix else None
+            if flag and message.startswith(flag):  # the parser named the flag itself
+                message = message[len(flag):].lstrip(":").lstrip()
+            raise ConfigError(f"{source} {message}" if message.startswith(("'", '"'))
+                              else f"{source}: {message}") from None
 
 
 DURATION = Parsed("DURATION", parse_duration)

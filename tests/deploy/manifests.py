@@ -64,6 +64,18 @@ def listed_resources(kustomization: Path) -> list[Path]:
     return [(kustomization.parent / entry).resolve() for entry in entries]
 
 
+def kustomization_objects(kustomization: Path) -> list[Object]:
+    """The objects `kubectl apply -k` sends for one kustomization: its files' documents, and
+    those of a directory it lists (deploy/base, under an example that adds to it)."""
+    objects = []
+    for path in listed_resources(kustomization):
+        if path.is_dir():
+            objects += kustomization_objects(path / KUSTOMIZATION)
+        else:
+            objects += load_yaml_documents(path)
+    return objects
+
+
 def generator_files(kustomization: Path) -> list[Path]:
     """Files named by configMapGenerator/secretGenerator `files:` entries (`key=path` allowed)."""
     doc = read_kustomization(kustomization)

@@ -26,6 +26,7 @@ from tests.deploy.manifests import (
     find_object,
     find_objects,
     generator_files,
+    kustomization_objects,
     kustomizations,
     listed_resources,
     load_yaml_documents,
@@ -119,7 +120,7 @@ def test_every_object_has_api_version_kind_and_name(obj: Object) -> None:
 def test_namespaced_objects_live_in_a_namespace_their_kustomization_creates(
     kustomization: Path,
 ) -> None:
-    objects = [o for p in listed_resources(kustomization) for o in load_yaml_documents(p)]
+    objects = kustomization_objects(kustomization)
     created = {o["metadata"]["name"] for o in find_objects(objects, "Namespace")}
     for obj in objects:
         if obj["kind"] in CLUSTER_SCOPED_KINDS:
@@ -253,6 +254,16 @@ def readme_rbac_grants() -> dict[tuple[str, str], set[str]]:
     return grants
 
 
+def deploy_readme_rbac_grants() -> dict[tuple[str, str], set[str]]:
+    """The grants deploy/README's "RBAC" paragraph names, e.g. "`get` on `nodes`" or
+    "`get, list, watch` on `endpointslices.discovery.k8s.io`"."""
+    text = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    paragraph = text[text.index("**RBAC.**"):].split("\n\n", 1)[0]
+    return {(group, resource): {v.strip() for v in verbs.split(",")}
+            for verbs, resource, group in re.findall(
+                r"`([a-z, ]+)`\s+on\s+`([a-z]+)(?:\.([a-z0-9.]+))?`", paragraph)}
+
+
 def rule_table(role: Object) -> dict[tuple[str, str], set[str]]:
     table: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
@@ -265,6 +276,10 @@ def rule_table(role: Object) -> dict[tuple[str, str], set[str]]:
 
 def test_the_readme_names_the_grants_these_manifests_hold() -> None:
     assert readme_rbac_grants() == RBAC_RULES
+
+
+def test_the_deploy_readme_names_the_same_grants() -> None:
+    assert deploy_readme_rbac_grants() == RBAC_RULES
 
 
 ROLES = [*find_objects(OBJECTS, "ClusterRole"), *find_objects(OBJECTS, "Role")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -195,3 +196,54 @@ def test_check_fails_when_a_name_does_not_resolve() -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+ENVIRONMENT_ERRORS: list[tuple[str, str, str]] = [
+    # (variable, bad value, the flag the line must not name instead)
+    ("GPROXY_WORKERS", "abc", "--workers"),
+    ("GPROXY_SHUTDOWN_DELAY", "soon", "--shutdown-delay"),
+    ("GPROXY_PROXY", "nonsense", "--proxy"),
+    ("GPROXY_LOG_FORMAT", "xml", "--log-format"),  # click's own choice check
+    ("GPROXY_BACKEND_TLS", "maybe", "--backend-tls"),  # click's own boolean check
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "flag"), ENVIRONMENT_ERRORS,
+                         ids=[variable for variable, _, _ in ENVIRONMENT_ERRORS])
+def test_a_bad_environment_value_exits_two_with_one_line_naming_the_variable(
+        variable: str, value: str, flag: str) -> None:
+    args = [] if variable == "GPROXY_PROXY" else ["-p", valid_route()]
+    result = subprocess.run(
+        [sys.executable, "-m", "gproxy_mp", "--admin-address", "off", *args],
+        env={**os.environ, variable: value}, capture_output=True, text=True,
+        timeout=EXIT_TIMEOUT, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == USAGE, output
+    assert "Traceback" not in output, output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    assert variable in lines[0] and value in lines[0], output
+    assert flag not in lines[0], output
+
+
+def test_a_check_across_options_names_the_variable_a_value_came_from() -> None:
+    route = valid_route()
+    listen = route.split("-static:", 1)[0]
+    result = subprocess.run(
+        [sys.executable, "-m", "gproxy_mp", "-p", route],
+        env={**os.environ, "GPROXY_ADMIN_ADDRESS": listen}, capture_output=True, text=True,
+        timeout=EXIT_TIMEOUT, check=False)
+    assert result.returncode == USAGE, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: GPROXY_ADMIN_ADDRESS {listen}: already the listen address of --proxy "
+        f"{route!r}"], result.stderr
+
+
+def test_the_same_bad_value_as_a_flag_names_the_flag() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gproxy_mp", "-p", valid_route(), "--workers", "abc"],
+        env={**os.environ, "GPROXY_WORKERS": "2"}, capture_output=True, text=True,
+        timeout=EXIT_TIMEOUT, check=False)
+    assert result.returncode == USAGE, result.stderr
+    assert result.stderr.splitlines() == [
+        "error: --workers 'abc': expected a positive integer or 'auto'"], result.stderr
