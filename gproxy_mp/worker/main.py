@@ -1,8 +1,9 @@
 """A worker's lifecycle: bus → table → listen → serve → (signal) → delay → drain → exit.
 
 1. Subscribe to the route and heartbeats, then ask for a snapshot (clone pattern).
-2. Once it holds a snapshot: build the backend channels, bind the listen address with
-   SO_REUSEPORT, start serving, report "ready".
+2. Once it holds a snapshot: start the data plane (`planes/`: grpcio or native, driven through
+   one interface and never asked which) on the listen address with SO_REUSEPORT, report
+   "ready".
 3. Follow the bus (`follower.step`, run by `_BusFollower`): apply newer endpoint sets, re-ask
    for a snapshot when a heartbeat shows a missed update, report status every second.
 4. SIGTERM/SIGINT (from the supervisor, or the whole process group): keep serving for the
@@ -13,8 +14,8 @@
    - The supervisor is silent for `follower.SUPERVISOR_TIMEOUT` of polling the bus: stop
      accepting and drain for up to the drain timeout. It may only be hung, and the calls in
      flight are healthy; cancelling them would add an outage to the control-plane fault.
-   - A root task (the bus follower, the unary-method learner, the backend TLS watcher) ends or
-     raises: logged with its
+   - A root task (the bus follower, or one of the plane's: the unary-method learner, the
+     backend TLS watcher, the native engine's watcher) ends or raises: logged with its
      traceback, then stop accepting and drain for up to `FAILED_ROOT_DRAIN_TIMEOUT`. Calls in
      flight are healthy, but the worker's table may be frozen and it no longer reports, so the
      drain is brief.
@@ -42,9 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-import grpc.aio
-
 from gproxy_mp import loops
 from gproxy_mp.bus.client import BusClient
 from gproxy_mp.bus.schema import WorkerState, WorkerStatus
@@ -53,14 +51,9 @@ from gproxy_mp.errors import AddressInUseError, ExitCode
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.logs import configure_logging
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
-from gproxy_mp.tls import MaterialError, backend_tls, listener_tls
+from gproxy_mp.tls import MaterialError
 from gproxy_mp.worker import follower
-from gproxy_mp.worker.channels import BackendPool, ChannelSettings, HealthChecks
-from gproxy_mp.worker.credentials import BackendCredentials, ReloadingServerCredentials
-from gproxy_mp.worker.proxy import ProxyHandler
-from gproxy_mp.worker.reflection import MethodShapes, UnaryLearner
-from gproxy_mp.worker.server import build_server
-from gproxy_mp.worker.stats import CallStats
+from gproxy_mp.worker.planes import DataPlane, build_plane
 
 log = logging.getLogger(__name__)
 
@@ -123,79 +116,50 @@ class _Roots:
 
 async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int:
     stops = stops or Stops()
-    options = config.options
-    files = backend_tls(options)
     try:
-        backend_credentials = None if files is None else BackendCredentials(files)
+        plane = build_plane(config)
     except MaterialError as e:  # the files changed since the supervisor checked them
         log.error("cannot speak TLS to the backends: %s", e)
         return ExitCode.RUNTIME
     bus = BusClient(BusAddresses(Path(config.runtime_dir)), route=config.route,
                     worker=config.worker)
-    checks = (None if options.health_check is None
-              else HealthChecks(options.health_check, options.health_check_interval))
-    pool = BackendPool(close_grace=options.drain_timeout, balancer=options.balancer,
-                       settings=ChannelSettings(
-                           credentials=None if backend_credentials is None
-                           else backend_credentials.credentials(),
-                           server_name=options.backend_tls_server_name or config.server_name,
-                           health_checks=checks))
-    handler = ProxyHandler(pool, target=config.target, access_log=config.options.access_log,
-                           unary_methods=config.options.unary_methods,
-                           stats=CallStats(method_label=config.options.metrics_method_label))
-    schema = MethodShapes(set(options.schema_unary_methods), set(options.schema_streaming_methods))
-    handler.learned_unary(schema.unary_methods())
-    learner = (UnaryLearner(handler.learned_unary, schema) if options.learn_unary_methods
-               else None)
-    following = _BusFollower(config, bus, pool, handler, stops, learner=learner)
+    following = _BusFollower(config, bus, plane, stops)
     roots = _Roots(stops.failed)
     roots.start(following.run(), name="bus follower")
-    if learner is not None:
-        roots.start(learner.run(), name="unary-method learner")
-    if backend_credentials is not None:
-        roots.start(backend_credentials.watch(pool.renew), name="backend TLS watcher")
-    server: grpc.aio.Server | None = None
+    for name, coroutine in plane.roots():
+        roots.start(coroutine, name=name)
+    serving = False
     try:
         await _first(stops.snapshot, stops.graceful, stops.immediate, stops.lost, stops.failed)
         if not stops.snapshot.is_set() or stops.faulted or stops.immediate.is_set():
             return ExitCode.RUNTIME if stops.faulted else ExitCode.OK
         try:
-            server = build_server(handler, bind_address=config.bind_address,
-                                  max_connection_age=config.options.max_connection_age,
-                                  max_connection_age_grace=config.options.max_connection_age_grace,
-                                  max_concurrent_streams=config.options.max_concurrent_streams,
-                                  credentials=_listener_credentials(config))
+            await plane.start()
         except AddressInUseError as e:
             log.error("%s", e)
             return ExitCode.WORKER_BOOT
         except MaterialError as e:  # the files changed since the supervisor checked them
             log.error("cannot serve TLS: %s", e)
             return ExitCode.RUNTIME
-        await server.start()
-        log.info("serving on %s, forwarding to %s (%d endpoints, %s loop, gRPC on %s)",
-                 config.bind_address, config.target, len(pool),
-                 loops.resolve(config.options.event_loop), config.options.grpc_engine)
+        serving = True
+        log.info("serving on %s, forwarding to %s (%d endpoints, %s)",
+                 config.bind_address, config.target, len(plane), plane.describe())
         await following.set_phase(WorkerState.READY)
         await _first(stops.graceful, stops.immediate, stops.lost, stops.failed)
-        await _shut_down(server, config, handler, stops, following)
-        server = None
+        await _shut_down(plane, config, stops, following)
+        serving = False
         return ExitCode.RUNTIME if stops.faulted else ExitCode.OK
     finally:
-        if server is not None:
-            await server.stop(None)
+        if serving:
+            await plane.stop()
         await roots.stop()
         await following.set_phase(WorkerState.STOPPED)  # final counts: the supervisor's stay exact
-        await pool.close(0)
+        await plane.close()
         bus.close()
 
 
-def _listener_credentials(config: WorkerConfig) -> grpc.ServerCredentials | None:
-    files = listener_tls(config.options)
-    return None if files is None else ReloadingServerCredentials(files).credentials()
-
-
-async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: ProxyHandler,
-                     stops: Stops, following: _BusFollower) -> None:
+async def _shut_down(plane: DataPlane, config: WorkerConfig, stops: Stops,
+                     following: _BusFollower) -> None:
     interrupts = (stops.immediate, stops.lost, stops.failed)
     if not any(e.is_set() for e in interrupts):
         await following.set_phase(WorkerState.STOPPING)
@@ -209,30 +173,31 @@ async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: Pro
             drain_timeout = min(drain_timeout, FAILED_ROOT_DRAIN_TIMEOUT)
         await following.set_phase(WorkerState.DRAINING)
         log.info("shutdown: stopped accepting; draining %d in-flight calls for up to %.1fs",
-                 handler.active_calls, drain_timeout)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        draining = asyncio.create_task(server.stop(drain_timeout))
+                 plane.active_calls, drain_timeout)
+        draining = asyncio.create_task(plane.drain(drain_timeout))
         await _first_done(draining, stops.immediate)
         if draining.done():
-            if loop.time() - started >= drain_timeout:
-                log.warning("shutdown: drain timeout reached; calls still running were cancelled")
-            else:
+            if draining.result():
                 log.info("shutdown: drained")
+            else:
+                log.warning("shutdown: drain timeout reached; calls still running were cancelled")
             return
-    log.info("shutdown: stopping now, cancelling %d in-flight calls", handler.active_calls)
-    await server.stop(None)
+        log.info("shutdown: stopping now, cancelling %d in-flight calls", plane.active_calls)
+        await plane.stop()
+        await draining
+        return
+    log.info("shutdown: stopping now, cancelling %d in-flight calls", plane.active_calls)
+    await plane.stop()
 
 
 class _BusFollower:
     """The adapter of `follower.step`: owns the bus client and the clock, feeds every received
     message and a tick after each poll, and executes the actions."""
 
-    def __init__(self, config: WorkerConfig, bus: BusClient, pool: BackendPool,
-                 handler: ProxyHandler, stops: Stops, *, learner: UnaryLearner | None,
+    def __init__(self, config: WorkerConfig, bus: BusClient, plane: DataPlane, stops: Stops, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._config, self._bus, self._pool, self._handler = config, bus, pool, handler
-        self._stops, self._learner, self._clock = stops, learner, clock
+        self._config, self._bus, self._plane = config, bus, plane
+        self._stops, self._clock = stops, clock
         self._state, actions = follower.start(config.route, now=clock())
         self._pending = actions  # executed when `run` starts
 
@@ -261,11 +226,11 @@ class _BusFollower:
                                  "snapshot", *missed)
                     await self._bus.request_snapshot()
                 case follower.SendStatus():
-                    unhealthy, unlisted = self._pool.unhealthy()
+                    unhealthy, unlisted = self._plane.unhealthy()
                     await self._bus.send_status(WorkerStatus(
                         worker=self._config.worker, pid=os.getpid(), state=action.state,
-                        seq=action.seq, active_calls=self._handler.active_calls,
-                        stats=self._handler.stats.snapshot(), unhealthy=unhealthy,
+                        seq=action.seq, active_calls=self._plane.active_calls,
+                        stats=self._plane.counts(), unhealthy=unhealthy,
                         unhealthy_unlisted=unlisted))
                 case follower.SupervisorLost():
                     log.error("nothing from the supervisor for %.1fs of polling the bus: "
@@ -276,11 +241,10 @@ class _BusFollower:
     def _apply(self, action: follower.ApplyEndpoints) -> None:
         started = time.perf_counter()
         self._log_change(action.before, action.endpoints, action.seq)
-        added = self._pool.update(action.endpoints)
-        if self._learner is not None:
-            self._learner.backends_added(added)
+        self._plane.update(action.endpoints)
         self._stops.snapshot.set()
-        # Channels are created here, so a large set shows its cost (`bench scale` reads this).
+        # Channels (grpcio plane) are created here, so a large set shows its cost (`bench scale`
+        # reads this).
         log.debug("applied endpoints seq=%d count=%d in %.1f ms", action.seq,
                   len(action.endpoints), (time.perf_counter() - started) * 1000)
 
@@ -317,7 +281,7 @@ async def _first(*events: asyncio.Event) -> bool:
     return events[0].is_set()
 
 
-async def _first_done(task: asyncio.Task[None], event: asyncio.Event) -> None:
+async def _first_done(task: asyncio.Task[Any], event: asyncio.Event) -> None:
     waiter = asyncio.create_task(event.wait())
     try:
         await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
