@@ -77,6 +77,10 @@ impl Drop for Lease {
 struct State {
     connections: Vec<Arc<Connection>>,
     connect_failed: bool,
+    /// Connects tried so far, and why the last one failed: a call that waited for another's
+    /// connect takes its result rather than trying again (one connect timeout, not two).
+    connects: u64,
+    last_failure: String,
     strikes: Strikes,
     removed: bool,
 }
@@ -170,9 +174,16 @@ impl Backend {
         if let Some(lease) = self.lease_open() {
             return Ok(lease);
         }
+        let connects_before = self.state().connects;
         let _one_connect_at_a_time = self.connecting.lock().await;
         if let Some(lease) = self.lease_open() {
             return Ok(lease);
+        }
+        {
+            let state = self.state();
+            if state.connects != connects_before && state.connect_failed {
+                return Err(state.last_failure.clone());
+            }
         }
         let (full, removed) = {
             let state = self.state();
@@ -186,7 +197,9 @@ impl Backend {
         if removed {
             return Err("the backend left the endpoint set".into());
         }
-        match connect(&self.address, connect_timeout).await {
+        let connected = connect(&self.address, connect_timeout).await;
+        self.state().connects += 1;
+        match connected {
             Ok(connection) => {
                 let mut state = self.state();
                 state.connect_failed = false;
@@ -200,7 +213,9 @@ impl Backend {
                 Ok(lease)
             }
             Err(why) => {
-                self.state().connect_failed = true;
+                let mut state = self.state();
+                state.connect_failed = true;
+                state.last_failure.clone_from(&why);
                 Err(why)
             }
         }
