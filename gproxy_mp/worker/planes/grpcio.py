@@ -89,8 +89,7 @@ class GrpcioPlane:
 
     def describe(self) -> str:
         options = self._config.options
-        return (f"the grpcio plane, {loops.resolve(options.event_loop)} loop, "
-                f"gRPC on {options.grpc_engine}")
+        return f"{loops.resolve(options.event_loop)} loop, gRPC on {options.grpc_engine}"
 
     @property
     def active_calls(self) -> int:

@@ -98,7 +98,7 @@ class NativePlane:
         self._engine.start(listener_fd, wake_fd)  # both descriptors are the engine's now
 
     def describe(self) -> str:
-        return "the native plane (a Rust HTTP/2 engine on its own thread)"
+        return "native data plane"
 
     @property
     def active_calls(self) -> int:
