@@ -151,10 +151,21 @@ async fn serve(
     }
     let (phase, phases) = watch::channel(Phase::Serving);
     let (tracker, mut tracked) = mpsc::channel::<()>(1);
-    tokio::spawn(accept_loop(shared.clone(), listener, phases, tracker));
-    let drain_timeout = match commands.recv().await {
-        Some(Control::Drain(timeout)) => Some(timeout),
-        Some(Control::Stop) | None => None,
+    let mut accepting = tokio::spawn(accept_loop(shared.clone(), listener, phases, tracker));
+    let drain_timeout = tokio::select! {
+        command = commands.recv() => match command {
+            Some(Control::Drain(timeout)) => Some(timeout),
+            Some(Control::Stop) | None => None,
+        },
+        ended = &mut accepting => {
+            let _ = phase.send(Phase::Cancelling);
+            let _ = tokio::time::timeout(CANCEL_GRACE, tracked.recv()).await;
+            return Err(match ended {
+                Ok(Err(why)) => why,
+                Ok(Ok(())) => "the listener stopped accepting".into(),
+                Err(e) => format!("the accepting task ended: {e}"),
+            });
+        }
     };
     let mut said = String::from("stopped");
     if let Some(timeout) = drain_timeout {

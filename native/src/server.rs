@@ -47,12 +47,14 @@ pub enum Phase {
 /// Held by every connection and call task; dropped when it ends.
 pub type Tracker = mpsc::Sender<()>;
 
+/// Accept connections until the phase leaves Serving (Ok) or the listener fails for good
+/// (Err: the engine ends and the worker is replaced).
 pub async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
     mut phase: watch::Receiver<Phase>,
     tracker: Tracker,
-) {
+) -> Result<(), String> {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -60,16 +62,33 @@ pub async fn accept_loop(
                     let _ = socket.set_nodelay(true);
                     tokio::spawn(serve_connection(shared.clone(), socket, phase.clone(), tracker.clone()));
                 }
-                // EMFILE, ECONNABORTED and the like: the listener itself stays usable.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(e) if is_transient(&e) => tokio::time::sleep(ACCEPT_BACKOFF).await,
+                Err(e) => return Err(format!("accepting connections failed: {e}")),
             },
             changed = phase.changed() => {
                 if changed.is_err() || *phase.borrow() != Phase::Serving {
-                    return; // the listener is dropped: no more connections
+                    return Ok(()); // the listener is dropped: no more connections
                 }
             }
         }
     }
+}
+
+/// How long to wait after a transient accept error (out of descriptors or memory: accepting
+/// again at once would spin).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Accept errors after which the listener still works: a connection that went away before it
+/// was accepted, or descriptors or memory running out for a moment.
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, Interrupted, OutOfMemory};
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    const ENOBUFS: i32 = 105;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | OutOfMemory
+    ) || matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS))
 }
 
 fn builder(max_concurrent_streams: u32) -> h2::server::Builder {
@@ -158,6 +177,14 @@ fn jittered(age: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_is_transient_and_a_broken_listener_is_not() {
+        assert!(is_transient(&std::io::Error::from_raw_os_error(24)));
+        assert!(is_transient(&std::io::ErrorKind::ConnectionAborted.into()));
+        assert!(!is_transient(&std::io::Error::from_raw_os_error(88))); // ENOTSOCK
+        assert!(!is_transient(&std::io::Error::from_raw_os_error(9))); // EBADF
+    }
 
     #[test]
     fn connection_age_is_jittered_within_ten_percent() {
