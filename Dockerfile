@@ -6,7 +6,8 @@
 #   docker run --rm gproxy-mp:0.1.0 --version
 #
 # Two stages. The builder turns this source tree into wheels: gproxy-mp's own (built with the
-# setuptools backend named in pyproject.toml) and one for every dependency (grpcio, pyzmq,
+# maturin backend named in pyproject.toml, which compiles the native data plane, native/, with
+# Debian trixie's cargo 1.85.1: the crate's rust-version) and one for every dependency (grpcio, pyzmq,
 # kubernetes, ... come as manylinux wheels: no compiler runs). The final stage installs those
 # wheels, offline, into a virtualenv that has no pip, setuptools or wheel in it, and then removes
 # those three from the base interpreter too: the image can run gproxy-mp, not build or install
@@ -26,8 +27,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
+RUN ["apt-get", "update"]
+RUN ["apt-get", "install", "--yes", "--no-install-recommends", "cargo"]
 # README.md is the package's long description (pyproject.toml: readme).
 COPY pyproject.toml README.md ./
+COPY native/ ./native/
 COPY gproxy_mp/ ./gproxy_mp/
 RUN ["python", "-m", "pip", "wheel", "--wheel-dir", "/wheels", "."]
 

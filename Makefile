@@ -5,6 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 NEWEST_VENV ?= .venv-newest
+CARGO ?= cargo
+NATIVE := native/Cargo.toml
+NATIVE_SOURCES := $(NATIVE) native/Cargo.lock $(wildcard native/src/*.rs)
+# The native data plane (native/) needs Rust 1.85 or newer (Debian trixie's cargo is 1.85.1).
+RUST_OK = @v=$$($(CARGO) --version 2>/dev/null | cut -d' ' -f2) && printf '1.85\n%s\n' "$$v" | sort -V -C || { echo "error: building gproxy-mp needs Rust (cargo) 1.85 or newer, found '$${v:-no cargo}': install it (rustup, or apt-get install cargo on Debian trixie)" >&2; exit 1; }
 
 .PHONY: demo test lint peers unit install clean test-newest
 
@@ -12,6 +17,7 @@ demo: $(VENV)/.installed
 	$(BIN)/gproxy-mp-demo
 
 test: lint peers
+	$(CARGO) test --quiet --manifest-path $(NATIVE)
 	$(BIN)/python -m pytest
 
 # The real test peers built from Go modules (grpc-go interop; kube-apiserver, etcd, the
@@ -24,6 +30,8 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check gproxy_mp harness tests bench integration
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(CARGO) fmt --manifest-path $(NATIVE) --check
+	$(CARGO) clippy --quiet --manifest-path $(NATIVE) --all-targets -- -D warnings
 
 unit: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit
@@ -36,7 +44,8 @@ install: $(VENV)/.installed
 test-newest: $(NEWEST_VENV)/.installed
 	$(NEWEST_VENV)/bin/python -m pytest tests/unit tests/process
 
-$(NEWEST_VENV)/.installed: pyproject.toml
+$(NEWEST_VENV)/.installed: pyproject.toml $(NATIVE_SOURCES)
+	$(RUST_OK)
 	python="$${NEWEST_PYTHON:-$$(scripts/newest-python.sh)}" && \
 	  rm -rf $(NEWEST_VENV) && "$$python" -m venv $(NEWEST_VENV)
 	$(NEWEST_VENV)/bin/pip install --quiet --upgrade pip
@@ -44,7 +53,10 @@ $(NEWEST_VENV)/.installed: pyproject.toml
 	$(NEWEST_VENV)/bin/python --version
 	touch $@
 
-$(VENV)/.installed: pyproject.toml
+# pip builds the native engine (maturin, cargo) into gproxy_mp/_native*.so; a change to the
+# Rust sources reinstalls.
+$(VENV)/.installed: pyproject.toml $(NATIVE_SOURCES)
+	$(RUST_OK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -52,3 +64,4 @@ $(VENV)/.installed: pyproject.toml
 
 clean:
 	rm -rf $(VENV) $(NEWEST_VENV) .cache .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf native/target gproxy_mp/_native*.so

@@ -19,6 +19,7 @@ import click
 
 from gproxy_mp import __version__, params
 from gproxy_mp.config import (
+    DATA_PLANES,
     LOCALITY_MODES,
     Route,
     Settings,
@@ -28,6 +29,7 @@ from gproxy_mp.config import (
     read_usable_cpus,
     workers_warning,
 )
+from gproxy_mp.dataplane import check_data_plane
 from gproxy_mp.descriptors import merge
 from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
 from gproxy_mp.grpc_engine import GRPC_ENGINES
@@ -64,7 +66,9 @@ def build_settings(**values: Any) -> Settings:
     check_tls(backend_tls(worker))
     for optional in ("kubeconfig", "node_name", "zone"):
         fields[optional] = fields.get(optional) or None
-    return Settings(routes=routes, worker=worker, **fields)
+    settings = Settings(routes=routes, worker=worker, **fields)
+    check_data_plane(worker, locality=settings.locality, targets=settings.targets)
+    return settings
 
 
 @click.command(
@@ -177,6 +181,10 @@ def build_settings(**values: Any) -> Settings:
               help="The workers' gRPC I/O engine: 'iomgr' polls sockets on the thread that "
               "completes calls (cheaper per call than 'event-engine', which gRPC "
               "otherwise uses). Set through GRPC_EXPERIMENTS; one of your own is kept.")
+@click.option("--data-plane", type=click.Choice(DATA_PLANES), default="grpcio", show_default=True,
+              help="What forwards the calls in each worker: 'grpcio' (grpc.aio) or 'native' "
+              "(a Rust HTTP/2 engine, far less CPU per call; no TLS, least-request, health "
+              "checks or locality yet).")
 @click.option("--metrics-method-label", is_flag=True, default=False,
               help="Label call counters with the gRPC method too (at most 200 per worker).")
 @click.option("--access-log", is_flag=True, default=False,

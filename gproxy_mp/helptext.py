@@ -33,7 +33,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
              "--backend-tls-server-name", "--backend-cert", "--backend-key")),
     ("Tuning", ("--max-connection-age", "--max-connection-age-grace",
                 "--max-concurrent-streams", "--unary-methods", "--proto-descriptor-set",
-                "--learn-unary-methods", "--event-loop", "--grpc-engine")),
+                "--learn-unary-methods", "--event-loop", "--grpc-engine", "--data-plane")),
     ("Observability", ("--admin-address", "--log-format", "--log-level",
                        "--metrics-method-label", "--access-log")),
     ("General", ("--check", "--version", "--help")),

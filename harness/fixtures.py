@@ -17,10 +17,24 @@ import pytest
 from harness.peers import Backend, Launcher, Proxy
 from harness.shared_port import SharedPortBackends, start_on_shared_port
 
+PLANES = ("grpcio", "native")
+"""The worker's data planes (`--data-plane`)."""
+both_planes = pytest.mark.parametrize("data_plane", PLANES)
+"""Run a test once per data plane, with the same assertions: its proxies (`proxies`,
+`launcher`) get that `--data-plane`. Tests that use options only the grpcio plane has stay
+unparametrised (and so run on the default, grpcio)."""
+
 
 @pytest.fixture
-def launcher(tmp_path: Path) -> Iterator[Launcher]:
-    started = Launcher(tmp_path)
+def data_plane() -> str | None:
+    """The `--data-plane` the `launcher`'s proxies get; None (unless `both_planes`
+    parametrises it): the proxy's default."""
+    return None
+
+
+@pytest.fixture
+def launcher(tmp_path: Path, data_plane: str | None) -> Iterator[Launcher]:
+    started = Launcher(tmp_path, data_plane=data_plane)
     try:
         yield started
     finally:

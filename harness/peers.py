@@ -250,8 +250,10 @@ class Proxy:
 class Launcher:
     """Starts backends and proxies for one test (or module) and stops them all."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, *, data_plane: str | None = None) -> None:
         self.log_dir = log_dir
+        self.data_plane = data_plane
+        """`--data-plane` of every proxy started here; None: the proxy's default."""
         self.backends: list[Backend] = []
         self.proxies: list[Proxy] = []
 
@@ -265,6 +267,8 @@ class Launcher:
         return backend
 
     def start_proxy(self, *args: str) -> Proxy:
+        if self.data_plane is not None:
+            args = (*args, "--data-plane", self.data_plane)
         proxy = Proxy(*args, log_dir=self.log_dir, index=len(self.proxies))
         self.proxies.append(proxy)
         return proxy

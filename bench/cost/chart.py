@@ -19,6 +19,7 @@ from matplotlib.ticker import FuncFormatter
 from bench.cost.report import Spread, Summary
 
 COLORS = {"direct": "#999999", "gproxy-w1": "#1f77b4", "gproxy-w2": "#6baed6",
+          "gproxy-native-w1": "#d62728",
           "nginx": "#2ca02c", "haproxy": "#ff7f0e",
           "direct-tls": "#cccccc", "gproxy-w1-tls": "#08519c", "nginx-tls": "#98df8a"}
 

@@ -5,7 +5,8 @@
                                    [--python NAME=INTERPRETER ...] [--baseline DIR] [--tls]
 
 Starts two fixed-response nginx h2c backends and, in front of the same backends, gproxy-mp with
-1 and with 2 workers, nginx ``grpc_pass`` (2 workers, ``reuseport``) and HAProxy (h2 both sides,
+1 and with 2 workers, gproxy-mp with 1 worker on the native data plane (``gproxy-native-w1``:
+``--data-plane native``), nginx ``grpc_pass`` (2 workers, ``reuseport``) and HAProxy (h2 both sides,
 round robin), and with ``--go-gproxy PATH`` the Go gproxy gproxy-mp replaces
 (kube-grpc-balancer; in front of the first backend only, ``dns:///127.0.0.1:PORT``, as it has no
 static resolver), and with ``--python NAME=INTERPRETER`` gproxy-mp with 1 worker on that CPython
@@ -66,10 +67,10 @@ from bench.rig.workloads import (
 )
 from harness.processes import REPO
 
-CONFIGS = ("direct", "gproxy-w1", "gproxy-w2", "nginx", "haproxy")
+CONFIGS = ("direct", "gproxy-w1", "gproxy-w2", "gproxy-native-w1", "nginx", "haproxy")
 GO_GPROXY = "go-gproxy"
 """The configuration ``--go-gproxy`` adds."""
-SMOKE_CONFIGS = ("direct", "gproxy-w1")
+SMOKE_CONFIGS = ("direct", "gproxy-w1", "gproxy-native-w1")
 CHECK_WAIT = 30.0
 """Seconds a configuration may take to start answering its first check call."""
 
@@ -109,7 +110,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"{', '.join(TLS_CONFIGS)}: TLS on both hops, towards the same "
                         "backends (a test CA made for the run)")
     parser.add_argument("--smoke", action="store_true", help="CI check of the harness: "
-                        "tiny counts, 1 round, direct and gproxy-w1 only (with --tls, and "
+                        "tiny counts, 1 round, direct, gproxy-w1 and gproxy-native-w1 only (with "
+                        "--tls, and "
                         "their -tls configurations and nginx-tls)")
     args = parser.parse_args(argv)
     if args.smoke:

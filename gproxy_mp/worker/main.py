@@ -1,8 +1,9 @@
 """A worker's lifecycle: bus → table → listen → serve → (signal) → delay → drain → exit.
 
 1. Subscribe to the route and heartbeats, then ask for a snapshot (clone pattern).
-2. Once it holds a snapshot: build the backend channels, bind the listen address with
-   SO_REUSEPORT, start serving, report "ready".
+2. Once it holds a snapshot: start the data plane (`planes/`: grpcio or native, driven through
+   one interface and never asked which) on the listen address with SO_REUSEPORT, report
+   "ready".
 3. Follow the bus (`follower.step`, run by `_BusFollower`): apply newer endpoint sets, re-ask
    for a snapshot when a heartbeat shows a missed update, report status every second.
 4. SIGTERM/SIGINT (from the supervisor, or the whole process group): keep serving for the
@@ -15,8 +16,9 @@
    - The supervisor is silent for `follower.SUPERVISOR_TIMEOUT` of polling the bus: stop
      accepting and drain for up to the drain timeout. It may only be hung, and the calls in
      flight are healthy; cancelling them would add an outage to the control-plane fault.
-   - A root task (the bus follower, the unary-method learner, the backend TLS watcher, the
-     memory trimmer, `memory.py`) ends or raises: logged with its
+   - A root task (the bus follower, the signal answerer, the memory trimmer (`memory.py`),
+     or one of the plane's: the unary-method learner, the backend TLS watcher, the native
+     engine's watcher) ends or raises: logged with its
      traceback, then stop accepting and drain for up to `FAILED_ROOT_DRAIN_TIMEOUT`. Calls in
      flight are healthy, but the worker's table may be frozen and it no longer reports, so the
      drain is brief.
@@ -44,9 +46,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-import grpc.aio
-
 from gproxy_mp import loops
 from gproxy_mp.bus.client import BusClient
 from gproxy_mp.bus.schema import WorkerState, WorkerStatus
@@ -56,16 +55,9 @@ from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.logs import configure_logging
 from gproxy_mp.model import Endpoint, EndpointSet, diff_endpoints
 from gproxy_mp.signals import SignalInbox, answer_signals, install_signal_handlers
-from gproxy_mp.tls import MaterialError, backend_tls, listener_tls, named_files
+from gproxy_mp.tls import MaterialError
 from gproxy_mp.worker import follower, memory
-from gproxy_mp.worker.channels import BackendPool, ChannelSettings
-from gproxy_mp.worker.credentials import BackendCredentials, ReloadingServerCredentials
-from gproxy_mp.worker.handshakes import HandshakeFailures
-from gproxy_mp.worker.health import HealthChecks
-from gproxy_mp.worker.proxy import ProxyHandler
-from gproxy_mp.worker.reflection import MethodShapes, UnaryLearner
-from gproxy_mp.worker.server import build_server
-from gproxy_mp.worker.stats import CallStats
+from gproxy_mp.worker.planes import DataPlane, build_plane
 
 log = logging.getLogger(__name__)
 
@@ -129,106 +121,57 @@ class _Roots:
 
 async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int:
     stops = stops or Stops()
-    options = config.options
-    stats = CallStats(method_label=options.metrics_method_label)
-    files = backend_tls(options)
     try:
-        backend_credentials = (None if files is None
-                               else BackendCredentials(files, stats=stats))
+        plane = build_plane(config)
     except MaterialError as e:  # the files changed since the supervisor checked them
         log.error("cannot speak TLS to the backends: %s", e)
         return ExitCode.RUNTIME
-    handshakes = (None if backend_credentials is None
-                  else HandshakeFailures(stats.record_tls_failure))
-    files = listener_tls(options)
-    try:
-        listener_credentials = (None if files is None
-                                else ReloadingServerCredentials(files, stats=stats))
-    except MaterialError as e:  # the files changed since the supervisor checked them
-        log.error("cannot serve TLS: %s", e)
-        return ExitCode.RUNTIME
     bus = BusClient(BusAddresses(Path(config.runtime_dir)), route=config.route,
                     worker=config.worker)
-    checks = (None if options.health_check is None
-              else HealthChecks(options.health_check, options.health_check_interval))
-    pool = BackendPool(close_grace=options.drain_timeout, balancer=options.balancer,
-                       settings=ChannelSettings(
-                           credentials=None if backend_credentials is None
-                           else backend_credentials.credentials(),
-                           server_name=options.backend_tls_server_name or config.server_name,
-                           health_checks=checks, connect_timeout=options.connect_timeout))
-    handler = ProxyHandler(pool, target=config.target, access_log=config.options.access_log,
-                           unary_methods=config.options.unary_methods, stats=stats,
-                           handshakes=handshakes)
-    schema = MethodShapes(set(options.schema_unary_methods), set(options.schema_streaming_methods))
-    handler.learned_unary(schema.unary_methods())
-    learner = (UnaryLearner(handler.learned_unary, schema) if options.learn_unary_methods
-               else None)
-    following = _BusFollower(config, bus, pool, handler, stops, learner=learner)
+    following = _BusFollower(config, bus, plane, stops)
     roots = _Roots(stops.failed)
     roots.start(following.run(), name="bus follower")
-    if learner is not None:
-        roots.start(learner.run(), name="unary-method learner")
-    if backend_credentials is not None:
-        roots.start(backend_credentials.watch(pool.renew), name="backend TLS watcher")
-    roots.start(answer_signals(stops.inbox, reload=lambda: _reread_tls(
-        config, listener_credentials, backend_credentials, pool)), name="signal answerer")
+    for name, coroutine in plane.roots():
+        roots.start(coroutine, name=name)
+    roots.start(answer_signals(stops.inbox, reload=plane.reread_tls), name="signal answerer")
     trim = memory.find_malloc_trim()
     if trim is None:
         log.info("no malloc_trim in this C library: memory freed after large messages and "
                  "closed connections stays with the worker until it is reused")
     else:
         roots.start(memory.run_trimmer(trim), name="memory trimmer")
-    server: grpc.aio.Server | None = None
+    serving = False
     try:
         await _first(stops.snapshot, stops.graceful, stops.immediate, stops.lost, stops.failed)
         if not stops.snapshot.is_set() or stops.faulted or stops.immediate.is_set():
             return ExitCode.RUNTIME if stops.faulted else ExitCode.OK
         try:
-            server = build_server(handler, bind_address=config.bind_address,
-                                  max_connection_age=config.options.max_connection_age,
-                                  max_connection_age_grace=config.options.max_connection_age_grace,
-                                  max_concurrent_streams=config.options.max_concurrent_streams,
-                                  credentials=None if listener_credentials is None
-                                  else listener_credentials.credentials())
+            await plane.start()
         except AddressInUseError as e:
             log.error("%s", e)
             return ExitCode.WORKER_BOOT
-        await server.start()
-        log.info("serving on %s, forwarding to %s (%d endpoints, %s loop, gRPC on %s)",
-                 config.bind_address, config.target, len(pool),
-                 loops.resolve(config.options.event_loop), config.options.grpc_engine)
+        except MaterialError as e:  # the files changed since the supervisor checked them
+            log.error("cannot serve TLS: %s", e)
+            return ExitCode.RUNTIME
+        serving = True
+        log.info("serving on %s, forwarding to %s (%d endpoints, %s)",
+                 config.bind_address, config.target, len(plane), plane.describe())
         await following.set_phase(WorkerState.READY)
         await _first(stops.graceful, stops.immediate, stops.lost, stops.failed)
-        cut = await _shut_down(server, config, handler, stops, following)
-        server = None
+        cut = await _shut_down(plane, config, stops, following)
+        serving = False
         return ExitCode.RUNTIME if stops.faulted or cut else ExitCode.OK
     finally:
-        if server is not None:
-            await server.stop(None)
+        if serving:
+            await plane.stop()
         await roots.stop()
         await following.set_phase(WorkerState.STOPPED)  # final counts: the supervisor's stay exact
-        await pool.close(0)
-        if handshakes is not None:
-            await handshakes.close()
+        await plane.close()
         bus.close()
 
 
-def _reread_tls(config: WorkerConfig, listener: ReloadingServerCredentials | None,
-                backend: BackendCredentials | None, pool: BackendPool) -> None:
-    """SIGHUP: look at the TLS files now, as the periodic check would; one line saying what
-    came of it."""
-    if not named_files(config.options):
-        log.info("SIGHUP: no TLS files to re-read")
-        return
-    done = [] if listener is None else [listener.reload_now()]
-    if backend is not None:
-        done.append(backend.reload_now(pool.renew))
-    log.info("SIGHUP: re-read the TLS files: %s", ", ".join(done))
-
-
-async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: ProxyHandler,
-                     stops: Stops, following: _BusFollower) -> bool:
+async def _shut_down(plane: DataPlane, config: WorkerConfig, stops: Stops,
+                     following: _BusFollower) -> bool:
     """The shutdown phases; True when a stop now (SIGQUIT) cut calls in flight short, which
     the exit code says (calls cancelled at the end of the drain timeout are not: that is the
     configured promise)."""
@@ -245,20 +188,23 @@ async def _shut_down(server: grpc.aio.Server, config: WorkerConfig, handler: Pro
             drain_timeout = min(drain_timeout, FAILED_ROOT_DRAIN_TIMEOUT)
         await following.set_phase(WorkerState.DRAINING)
         log.info("shutdown: stopped accepting; draining %d in-flight calls for up to %.1fs",
-                 handler.active_calls, drain_timeout)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        draining = asyncio.create_task(server.stop(drain_timeout))
+                 plane.active_calls, drain_timeout)
+        draining = asyncio.create_task(plane.drain(drain_timeout))
         await _first_done(draining, stops.immediate)
         if draining.done():
-            if loop.time() - started >= drain_timeout:
-                log.warning("shutdown: drain timeout reached; calls still running were cancelled")
-            else:
+            if draining.result():
                 log.info("shutdown: drained")
+            else:
+                log.warning("shutdown: drain timeout reached; calls still running were cancelled")
             return False
-    cut = handler.active_calls
+        cut = plane.active_calls
+        log.info("shutdown: stopping now, cancelling %d in-flight calls", cut)
+        await plane.stop()
+        await draining
+        return cut > 0
+    cut = plane.active_calls
     log.info("shutdown: stopping now, cancelling %d in-flight calls", cut)
-    await server.stop(None)
+    await plane.stop()
     return cut > 0
 
 
@@ -266,11 +212,10 @@ class _BusFollower:
     """The adapter of `follower.step`: owns the bus client and the clock, feeds every received
     message and a tick after each poll, and executes the actions."""
 
-    def __init__(self, config: WorkerConfig, bus: BusClient, pool: BackendPool,
-                 handler: ProxyHandler, stops: Stops, *, learner: UnaryLearner | None,
+    def __init__(self, config: WorkerConfig, bus: BusClient, plane: DataPlane, stops: Stops, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._config, self._bus, self._pool, self._handler = config, bus, pool, handler
-        self._stops, self._learner, self._clock = stops, learner, clock
+        self._config, self._bus, self._plane = config, bus, plane
+        self._stops, self._clock = stops, clock
         self._state, actions = follower.start(config.route, now=clock())
         self._pending = actions  # executed when `run` starts
 
@@ -299,13 +244,13 @@ class _BusFollower:
                                  "snapshot", *missed)
                     await self._bus.request_snapshot()
                 case follower.SendStatus():
-                    unhealthy, unlisted = self._pool.unhealthy()
+                    unhealthy, unlisted = self._plane.unhealthy()
                     await self._bus.send_status(WorkerStatus(
                         worker=self._config.worker, pid=os.getpid(), state=action.state,
-                        seq=action.seq, active_calls=self._handler.active_calls,
-                        stats=self._handler.stats.snapshot(), unhealthy=unhealthy,
-                        unhealthy_unlisted=unlisted, panic=self._pool.panic(),
-                        certificates=dict(self._handler.stats.certificates)))
+                        seq=action.seq, active_calls=self._plane.active_calls,
+                        stats=self._plane.counts(), unhealthy=unhealthy,
+                        unhealthy_unlisted=unlisted, panic=self._plane.panic(),
+                        certificates=self._plane.certificates()))
                 case follower.SupervisorLost():
                     log.error("nothing from the supervisor for %.1fs of polling the bus: "
                               "stopping, draining calls in flight, then exiting",
@@ -315,11 +260,10 @@ class _BusFollower:
     def _apply(self, action: follower.ApplyEndpoints) -> None:
         started = time.perf_counter()
         self._log_change(action.before, action.endpoints, action.seq)
-        added = self._pool.update(action.endpoints)
-        if self._learner is not None:
-            self._learner.backends_added(added)
+        self._plane.update(action.endpoints)
         self._stops.snapshot.set()
-        # Channels are created here, so a large set shows its cost (`bench scale` reads this).
+        # Channels (grpcio plane) are created here, so a large set shows its cost (`bench scale`
+        # reads this).
         log.debug("applied endpoints seq=%d count=%d in %.1f ms", action.seq,
                   len(action.endpoints), (time.perf_counter() - started) * 1000)
 
@@ -356,7 +300,7 @@ async def _first(*events: asyncio.Event) -> bool:
     return events[0].is_set()
 
 
-async def _first_done(task: asyncio.Task[None], event: asyncio.Event) -> None:
+async def _first_done(task: asyncio.Task[Any], event: asyncio.Event) -> None:
     waiter = asyncio.create_task(event.wait())
     try:
         await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)

@@ -7,10 +7,11 @@ from collections.abc import Callable
 import pytest
 
 from harness import client
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 BACKEND_NAMES = ("a", "b", "c")
 CHANNELS = 6

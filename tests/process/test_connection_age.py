@@ -17,11 +17,12 @@ import pytest
 
 from harness import client
 from harness.admin import quiet_worker_calls, worker_calls
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.waiting import wait_until
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 CALL_SECONDS = 4.0
 MAX_CALLS = 4000

@@ -12,10 +12,11 @@ import grpc
 import pytest
 
 from harness import client
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 CALLS = 300
 """Calls per case: the race, before the fix, hit roughly one call in ten."""

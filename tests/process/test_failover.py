@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from harness import client, procfacts
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.waiting import wait_until
@@ -21,6 +22,7 @@ RECOVERY_TIMEOUT = 3.0
 CONSECUTIVE_CALLS = 100
 
 
+@both_planes
 def test_after_a_backend_dies_calls_succeed_on_the_others(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
@@ -64,6 +66,7 @@ def test_after_a_backend_dies_calls_succeed_on_the_others(
     assert set(answers) == {"a", "c"}, f"{answers}; {report}"
 
 
+@both_planes
 def test_a_target_with_nothing_listening_is_skipped_by_retrying_another_backend(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
@@ -90,6 +93,7 @@ def test_a_target_with_nothing_listening_is_skipped_by_retrying_another_backend(
     assert answers == {"live": 60}, f"{answers}\n{proxy.output()}"
 
 
+@both_planes
 def test_a_route_whose_only_backend_is_unreachable_fails_fast_naming_it(
     proxies: Callable[..., Proxy],
 ) -> None:
@@ -112,6 +116,7 @@ def test_a_route_whose_only_backend_is_unreachable_fails_fast_naming_it(
     assert took < 5, report
 
 
+@both_planes
 def test_with_every_backend_down_a_call_fails_fast_naming_the_target(
     proxies: Callable[..., Proxy],
 ) -> None:
@@ -134,7 +139,7 @@ def test_with_every_backend_down_a_call_fails_fast_naming_the_target(
             assert took < 5, report
 
 
-def test_a_declared_unary_method_is_retried_on_a_live_backend_too(
+def test_a_declared_unary_method_is_retried_on_a_live_backend_too(  # grpcio only: --unary-methods
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
     live = backends("a")

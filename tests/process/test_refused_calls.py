@@ -5,7 +5,7 @@ refused with RESOURCE_EXHAUSTED, before any backend is picked: ``gproxy_calls_to
 count it as ``code="RESOURCE_EXHAUSTED", backend=""``. It used to count it as CANCELLED: gRPC
 core refused the header block itself and only cancelled the handler, which cannot tell that
 from a client's cancel. Both shapes of forwarding are covered: the stream-shaped one and the
-unary one of methods declared with ``--unary-methods``.
+unary one of methods declared with ``--unary-methods``, and the native data plane's.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def calls_by_code(admin: str) -> dict[tuple[str, str], float]:
     return found
 
 
-@pytest.mark.parametrize("option", [(), ("--unary-methods", "/test.Echo/Unary")],
-                         ids=["stream-shaped", "declared-unary"])
+@pytest.mark.parametrize("option", [(), ("--unary-methods", "/test.Echo/Unary"),
+                                    ("--data-plane", "native")],
+                         ids=["stream-shaped", "declared-unary", "native"])
 def test_a_call_refused_for_oversized_metadata_is_counted_as_resource_exhausted(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy], option: tuple[str, ...]
 ) -> None:

@@ -14,11 +14,12 @@ import grpc
 import pytest
 
 from harness import client, procfacts
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.waiting import wait_until
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 
 def start_sleep(backend: Backend, channel: grpc.Channel, seconds: float) -> grpc.Future[bytes]:

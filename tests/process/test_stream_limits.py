@@ -24,11 +24,12 @@ import grpc.aio
 import pytest
 
 from harness import client, procfacts, rapid_reset
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.waiting import wait_until
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), both_planes]
 
 LIMIT = 50
 SLEEPING_CALLS = 200

@@ -40,13 +40,14 @@ LEARNED = "methods as unary, learned by reflection"
 
 
 @pytest.fixture(scope="module", params=["streaming-handlers", "declared-unary", "learned-unary",
-                                        "least-request", "least-request-declared-unary"])
+                                        "least-request", "least-request-declared-unary",
+                                        "native"])
 def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
           ) -> Iterator[Setup]:
     """Every test runs with the catch-all stream handler, with the unary methods declared by
     `--unary-methods`, and with them learned from the backends' server reflection (unary
     handlers on both hops in the last two); then the first two again with
-    `--balancer least-request`."""
+    `--balancer least-request`; and on the native data plane (`--data-plane native`)."""
     launcher = Launcher(tmp_path_factory.mktemp("transparency"))
     try:
         learned = request.param == "learned-unary"
@@ -58,6 +59,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
                  else [])
         if request.param.startswith("least-request"):
             extra += ["--balancer", "least-request"]
+        if request.param == "native":
+            extra += ["--data-plane", "native"]
         proxy = launcher.start_proxy(*proxy_args(route(port, *servers), workers=2), *extra)
         address = f"127.0.0.1:{port}"
         proxy.wait_serving(address)

@@ -38,11 +38,12 @@ import zmq
 
 from harness import client, procfacts
 from harness.admin import route_view
+from harness.fixtures import both_planes
 from harness.peers import Backend, Launcher, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.waiting import wait_until
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), both_planes]
 
 WORKER_TIMEOUT = ("--worker-timeout", "60s")
 """The supervisor's watchdog stays out of these tests (it SIGKILLs a worker silent that long)."""

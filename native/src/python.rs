@@ -1,0 +1,177 @@
+//! The Python surface: the `gproxy_mp._native` module and its one class, `Engine`.
+//!
+//! Thin by design: argument conversion, fd ownership, and the GIL released (`detach`)
+//! around the one call that waits (joining the runtime thread). Counters are read here from
+//! atomics; nothing in here runs per call.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::engine::{Options, Running, Shared};
+use crate::stats::LATENCY_BUCKETS;
+
+type Calls = Vec<(String, &'static str, u64)>;
+
+#[pyclass(frozen, module = "gproxy_mp._native")]
+struct Engine {
+    shared: Arc<Shared>,
+    running: Mutex<Option<Running>>,
+}
+
+fn seconds(value: f64, what: &str) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| PyValueError::new_err(format!("{what}: {value} is not a duration in seconds")))
+}
+
+fn take_fd(fd: RawFd, what: &str) -> PyResult<OwnedFd> {
+    if fd < 0 {
+        return Err(PyValueError::new_err(format!(
+            "{what}: {fd} is not a file descriptor"
+        )));
+    }
+    // SAFETY: the caller hands over an open descriptor it duplicated for the engine and
+    // never uses or closes again (documented in the stub); from here on it is owned once.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+impl Engine {
+    fn running(&self) -> MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    #[pyo3(signature = (*, target, max_concurrent_streams, connect_timeout,
+                        max_connection_age=None, max_connection_age_grace=None))]
+    fn new(
+        target: String,
+        max_concurrent_streams: u32,
+        connect_timeout: f64,
+        max_connection_age: Option<f64>,
+        max_connection_age_grace: Option<f64>,
+    ) -> PyResult<Engine> {
+        let options = Options {
+            target,
+            max_concurrent_streams,
+            connect_timeout: seconds(connect_timeout, "connect_timeout")?,
+            max_connection_age: max_connection_age
+                .map(|age| seconds(age, "max_connection_age"))
+                .transpose()?,
+            max_connection_age_grace: max_connection_age_grace
+                .map(|grace| seconds(grace, "max_connection_age_grace"))
+                .transpose()?,
+        };
+        Ok(Engine {
+            shared: Arc::new(Shared::new(options)),
+            running: Mutex::new(None),
+        })
+    }
+
+    /// Serve on `listener_fd` (bound and listening; the engine owns it from now on) on a new
+    /// runtime thread; `wake_fd` (a pipe's write end, also owned) is closed when it ends.
+    fn start(&self, listener_fd: RawFd, wake_fd: RawFd) -> PyResult<()> {
+        let mut running = self.running();
+        if running.is_some() {
+            return Err(PyRuntimeError::new_err("the engine is already started"));
+        }
+        let listener = take_fd(listener_fd, "listener_fd")?;
+        let wake = take_fd(wake_fd, "wake_fd")?;
+        let started = Running::start(self.shared.clone(), listener, wake)
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the engine: {e}")))?;
+        *running = Some(started);
+        Ok(())
+    }
+
+    /// Replace the endpoint set (`host:port` strings); returns how many are new.
+    fn set_endpoints(&self, addresses: Vec<String>) -> usize {
+        let added = self
+            .shared
+            .endpoints
+            .replace(&addresses, &self.shared.stats);
+        if let Some(running) = self.running().as_ref() {
+            for backend in &added {
+                let (backend, timeout) = (backend.clone(), self.shared.connect_timeout);
+                running
+                    .handle
+                    .spawn(async move { backend.warm_up(timeout).await });
+            }
+        }
+        added.len()
+    }
+
+    fn endpoint_count(&self) -> usize {
+        self.shared.endpoints.load().len()
+    }
+
+    fn active_calls(&self) -> i64 {
+        self.shared.stats.active_calls()
+    }
+
+    /// (calls as (backend, code, count), latency buckets, duration sum, retries by reason).
+    fn stats(&self) -> (Calls, Vec<u64>, f64, Vec<(&'static str, u64)>) {
+        let snapshot = self.shared.stats.snapshot();
+        (
+            snapshot.calls,
+            snapshot.buckets,
+            snapshot.duration_sum,
+            snapshot.retries,
+        )
+    }
+
+    /// Backends (`host:port`) of the current set not counted healthy, and why.
+    fn unhealthy(&self) -> Vec<(String, &'static str)> {
+        let now = Instant::now();
+        self.shared
+            .endpoints
+            .load()
+            .iter()
+            .filter_map(|b| b.condition(now).map(|why| (b.address.clone(), why)))
+            .collect()
+    }
+
+    /// Stop accepting, GOAWAY every connection, let calls finish for `timeout` seconds, then
+    /// cancel the rest and end the runtime. Returns at once.
+    fn drain(&self, timeout: f64) -> PyResult<()> {
+        let timeout = seconds(timeout, "timeout")?;
+        if let Some(running) = self.running().as_ref() {
+            running.drain(timeout);
+        }
+        Ok(())
+    }
+
+    /// Cancel every call, end the runtime and join its thread (the GIL released meanwhile).
+    fn stop(&self, py: Python<'_>) {
+        let taken = self.running().take();
+        if let Some(mut running) = taken {
+            running.stop();
+            let running = py.detach(move || {
+                running.join();
+                running
+            });
+            *self.running() = Some(running);
+        }
+    }
+
+    /// How the runtime ended: (True, what) after a drain or stop, (False, why) when it
+    /// failed; None while it runs or before it started.
+    fn outcome(&self) -> Option<(bool, String)> {
+        let running = self.running();
+        match running.as_ref()?.outcome()? {
+            Ok(what) => Some((true, what)),
+            Err(why) => Some((false, why)),
+        }
+    }
+}
+
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<Engine>()?;
+    module.add("LATENCY_BUCKETS", LATENCY_BUCKETS.to_vec())?;
+    Ok(())
+}

@@ -1,0 +1,92 @@
+"""`--data-plane native` refuses, with one line, the options the engine does not do yet; the
+engine's counters line up with the bus schema's."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import pytest
+
+from gproxy_mp.bus.schema import LATENCY_BUCKETS
+from gproxy_mp.cli import build_settings, command
+from gproxy_mp.config import Settings, WorkerOptions, parse_target
+from gproxy_mp.dataplane import check_data_plane
+from gproxy_mp.errors import ConfigError
+from gproxy_mp.worker.planes.listener import split_bind_address
+
+NATIVE = WorkerOptions(data_plane="native")
+STATIC = (parse_target("static:///127.0.0.1:1"),)
+KUBERNETES = (parse_target("kubernetes:///svc.ns:80"),)
+
+REFUSED = [
+    ({"tls_cert": "c.pem", "tls_key": "k.pem"}, "auto", STATIC, "--tls-cert"),
+    ({"backend_tls": True}, "auto", STATIC, "--backend-tls"),
+    ({"balancer": "least-request"}, "auto", STATIC, "--balancer least-request"),
+    ({"health_check": ""}, "auto", STATIC, "--health-check"),
+    ({"unary_methods": ("/a.B/C",)}, "auto", STATIC, "--unary-methods"),
+    ({"schema_unary_methods": ("/a.B/C",)}, "auto", STATIC, "--proto-descriptor-set"),
+    ({"event_loop": "asyncio"}, "auto", STATIC, "--event-loop asyncio"),
+    ({"grpc_engine": "event-engine"}, "auto", STATIC, "--grpc-engine event-engine"),
+    ({"access_log": True}, "auto", STATIC, "--access-log"),
+    ({"metrics_method_label": True}, "auto", STATIC, "--metrics-method-label"),
+    ({}, "zone", STATIC, "--locality zone"),
+    ({}, "auto", KUBERNETES, "--locality auto (with kubernetes: targets)"),
+]
+
+
+@pytest.mark.parametrize(("fields", "locality", "targets", "named"), REFUSED,
+                         ids=[r[3] for r in REFUSED])
+def test_an_option_the_native_engine_does_not_do_is_refused_by_name(
+    fields: dict[str, object], locality: str, targets: tuple[object, ...], named: str
+) -> None:
+    options = replace(NATIVE, **fields)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=re.escape(f"does not support {named}")) as raised:
+        check_data_plane(options, locality=locality, targets=targets)  # type: ignore[arg-type]
+    assert "\n" not in str(raised.value)
+    assert replace(options, data_plane="grpcio") != options
+    check_data_plane(replace(options, data_plane="grpcio"), locality=locality,
+                     targets=targets)  # type: ignore[arg-type]
+
+
+def test_the_native_engine_takes_its_defaults_and_plain_kubernetes_routes() -> None:
+    check_data_plane(NATIVE, locality="auto", targets=STATIC)
+    check_data_plane(NATIVE, locality="off", targets=KUBERNETES)
+
+
+def settings_from(args: tuple[str, ...]) -> Settings:
+    context = command.make_context("gproxy-mp", list(args))  # click consumes the list
+    values = dict(context.params)
+    values.pop("check")
+    return build_settings(**values)
+
+
+ROUTE = ("-p", "127.0.0.1:5000-static:///127.0.0.1:1")
+
+
+def test_the_data_plane_reaches_the_workers_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings_from(ROUTE).worker.data_plane == "grpcio"
+    assert settings_from((*ROUTE, "--data-plane", "native")).worker.data_plane == "native"
+    monkeypatch.setenv("GPROXY_DATA_PLANE", "native")
+    assert settings_from(ROUTE).worker.data_plane == "native"
+
+
+def test_the_command_line_refuses_a_native_plane_with_an_unsupported_option() -> None:
+    with pytest.raises(ConfigError, match="--data-plane native does not support --access-log"):
+        settings_from((*ROUTE, "--data-plane", "native", "--access-log"))
+
+
+@pytest.mark.parametrize(("address", "expected"), [
+    ("127.0.0.1:5000", ("127.0.0.1", 5000)),
+    ("[::]:5000", ("::", 5000)),
+    ("[::1]:80", ("::1", 80)),
+])
+def test_a_bind_address_splits_into_host_and_port(address: str,
+                                                  expected: tuple[str, int]) -> None:
+    assert split_bind_address(address) == expected
+
+
+def test_the_engine_counts_latency_in_the_bus_schemas_buckets() -> None:
+    from gproxy_mp import _native  # noqa: PLC0415 (the built engine)
+
+    assert tuple(_native.LATENCY_BUCKETS) == LATENCY_BUCKETS
