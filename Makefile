@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 NEWEST_VENV ?= .venv-newest
 
-.PHONY: demo test lint peers unit install clean test-newest
+.PHONY: demo test lint peers unit install clean test-newest image
 
 demo: $(VENV)/.installed
 	$(BIN)/gproxy-mp-demo
@@ -24,6 +24,12 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check gproxy_mp harness tests bench integration
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The container image gproxy-mp:dev (IMAGE=name:tag to change), with docker where its daemon
+# runs, else podman; on the official Python base, or where that cannot be pulled on one made
+# from Debian packages (mmdebstrap). scripts/build-image.sh says which, and why.
+image:
+	scripts/build-image.sh
 
 unit: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit
