@@ -28,10 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.processes import REPO
+from harness.processes import REPO, spawn, stop_group
 
 BUILD_SCRIPT = REPO / "scripts" / "build-image.sh"
 CONTAINERS_CONF = REPO / "scripts" / "containers.conf"
+BUILD_LOG = REPO / ".cache" / "container" / "build.log"
+BUILD_LOG_TAIL = 30
+"""Lines of a failed build's log shown in the error."""
 IMAGE = "gproxy-mp:test"
 """The tests' tag (``make image`` builds gproxy-mp:dev; both share every layer)."""
 BUILD_TIMEOUT = 2400.0
@@ -89,26 +92,34 @@ _built: dict[str, str | ContainerError] = {}
 
 
 def build_image(image: str = IMAGE, *, timeout: float = BUILD_TIMEOUT) -> str:
-    """Build ``image`` with scripts/build-image.sh (podman) once per process; its name, or the
-    first attempt's `ContainerError` again."""
+    """Build ``image`` with scripts/build-image.sh (podman) once per process, its output in
+    `BUILD_LOG`; the image's name, or the first attempt's `ContainerError` again.
+
+    On ``timeout`` the script's process group is stopped; the script bounds each of its own
+    steps too (``timeout``, which runs them in groups of their own)."""
     if image not in _built:
-        try:
-            done = subprocess.run(
-                [str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout,
-                env={**os.environ, "CONTAINER_ENGINE": "podman", "IMAGE": image}, check=False,
-                cwd=REPO)
-        except subprocess.TimeoutExpired:
-            _built[image] = ContainerError(f"{BUILD_SCRIPT.name}: not done within {timeout}s")
-        else:
-            if done.returncode == 0:
-                _built[image] = image
-            else:
-                _built[image] = ContainerError(
-                    f"{BUILD_SCRIPT.name} exited {done.returncode}:\n{done.stderr[-4000:]}")
+        _built[image] = _build(image, timeout=timeout)
     outcome = _built[image]
     if isinstance(outcome, ContainerError):
         raise outcome
     return outcome
+
+
+def _build(image: str, *, timeout: float) -> str | ContainerError:
+    BUILD_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with BUILD_LOG.open("wb") as log:
+        process = spawn([str(BUILD_SCRIPT)], stdout=log, stderr=subprocess.STDOUT,
+                        env={**os.environ, "CONTAINER_ENGINE": "podman", "IMAGE": image})
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_group(process, timeout=PODMAN_TIMEOUT)
+            return ContainerError(
+                f"{BUILD_SCRIPT.name}: not done within {timeout}s; log {BUILD_LOG}")
+    if code == 0:
+        return image
+    tail = "\n".join(BUILD_LOG.read_text(errors="replace").splitlines()[-BUILD_LOG_TAIL:])
+    return ContainerError(f"{BUILD_SCRIPT.name} exited {code}; log {BUILD_LOG}:\n{tail}")
 
 
 def inspect_image(image: str) -> ImageFacts:

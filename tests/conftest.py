@@ -64,7 +64,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if container.find_podman() and any(container_tier in i.path.parents for i in session.items):
         started = time.monotonic()
         if reporter is not None:
-            reporter.write_line(f"container image {container.IMAGE}: scripts/build-image.sh ...")
+            reporter.write_line(f"container image {container.IMAGE}: scripts/build-image.sh "
+                                f"(log {container.BUILD_LOG.relative_to(container.REPO)}) ...")
         try:
             facts = container.inspect_image(container.build_image())
             outcome = f"ready, {facts.size / 1e6:.0f} MB in {facts.layers} layers"
