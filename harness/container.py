@@ -24,7 +24,7 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,14 +132,34 @@ def run_once(image: str, *args: str, timeout: float = PODMAN_TIMEOUT) -> str:
     return podman("run", "--rm", *run_options(), image, *args, timeout=timeout)
 
 
-def run_options() -> list[str]:
-    """How deploy/base's DaemonSet runs the container, in podman's words."""
+def run_options(*, network: str = "host") -> list[str]:
+    """How deploy/base's DaemonSet runs the container, in podman's words; ``network`` is
+    podman's ``--network`` (``ns:/var/run/netns/NAME``: that namespace)."""
     return [
-        "--network", "host",
+        "--network", network,
         "--user", USER,
         "--read-only", "--read-only-tmpfs=false", "--tmpfs", f"/tmp:rw,size={TMP_SIZE},mode=1777",
         "--cap-drop", "all", "--security-opt", "no-new-privileges",
     ]
+
+
+def run_argv(image: str, args: Sequence[str], *, name: str, network: str,
+             env: Mapping[str, str], read_only_files: Sequence[Path]) -> list[str]:
+    """``podman run`` of ``image`` in the foreground, as `run_options` runs it: removed when it
+    exits (``--rm``); a SIGTERM or SIGINT to this podman reaches gproxy-mp (podman's signal
+    proxy), but a SIGKILL does not: then `remove` it by ``name``. ``read_only_files`` are
+    bind-mounted read-only at their own paths."""
+    return [
+        "podman", "run", "--rm", "--name", name, *run_options(network=network),
+        *(f"--env={key}={value}" for key, value in env.items()),
+        *(f"--volume={path}:{path}:ro" for path in read_only_files),
+        image, *args,
+    ]
+
+
+def remove(name: str) -> None:
+    """Remove the container ``name`` (one this process named), running or not."""
+    run_podman("rm", "--force", "--ignore", "--time", "0", name)
 
 
 class Container:
@@ -169,7 +189,7 @@ class Container:
 
     def remove(self) -> None:
         if not self.removed:
-            podman("rm", "--force", "--time", "0", self.name)
+            remove(self.name)
             self.removed = True
 
 

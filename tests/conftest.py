@@ -60,8 +60,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if reporter is not None:
             elapsed = time.monotonic() - started
             reporter.write_line(f"test peer {peer.name}: {outcome} ({elapsed:.1f} s)")
-    container_tier = Path(__file__).parent / "container"
-    if container.find_podman() and any(container_tier in i.path.parents for i in session.items):
+    tiers = [Path(__file__).parent / tier for tier in ("container", "cluster")]  # the image's
+    if container.find_podman() and any(t in i.path.parents for i in session.items for t in tiers):
         started = time.monotonic()
         if reporter is not None:
             reporter.write_line(f"container image {container.IMAGE}: scripts/build-image.sh "
