@@ -1,6 +1,6 @@
-"""The gproxy-mp container image, built and run for real with podman: the one place tests (and
-later the real-cluster tier's kubelet) build it and start, signal, inspect and remove containers
-of it.
+"""The gproxy-mp container image, built and run for real with podman: the one place tests and
+the real-cluster tier's kubelet (`run_argv`, `remove`) build it and start, signal, inspect and
+remove containers of it.
 
 `build_image` runs ``scripts/build-image.sh`` (podman; the official base, or one it makes from
 Debian packages where no registry is reachable) once per process and remembers the outcome, so
