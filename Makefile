@@ -11,7 +11,7 @@ NATIVE_SOURCES := $(NATIVE) native/Cargo.lock $(wildcard native/src/*.rs)
 # The native data plane (native/) needs Rust 1.85 or newer (Debian trixie's cargo is 1.85.1).
 RUST_OK = @v=$$($(CARGO) --version 2>/dev/null | cut -d' ' -f2) && printf '1.85\n%s\n' "$$v" | sort -V -C || { echo "error: building gproxy-mp needs Rust (cargo) 1.85 or newer, found '$${v:-no cargo}': install it (rustup, or apt-get install cargo on Debian trixie)" >&2; exit 1; }
 
-.PHONY: demo test lint peers unit install clean test-newest
+.PHONY: demo test lint peers unit install clean test-newest image
 
 demo: $(VENV)/.installed
 	$(BIN)/gproxy-mp-demo
@@ -32,6 +32,12 @@ lint: $(VENV)/.installed
 	$(BIN)/lint-imports
 	$(CARGO) fmt --manifest-path $(NATIVE) --check
 	$(CARGO) clippy --quiet --manifest-path $(NATIVE) --all-targets -- -D warnings
+
+# The container image gproxy-mp:dev (IMAGE=name:tag to change), with docker where its daemon
+# runs, else podman; on the official Python base, or where that cannot be pulled on one made
+# from Debian packages (mmdebstrap). scripts/build-image.sh says which, and why.
+image:
+	scripts/build-image.sh
 
 unit: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit

@@ -4,6 +4,12 @@
 for a server (SANs: DNS names and IP addresses) or a client, valid from five minutes ago for a
 day unless told otherwise (an expired one: `valid_for` negative; a not yet valid one:
 `starts_in` positive). Every file is PEM, in `directory`, named after the CA and the leaf.
+
+Key identifiers as RFC 5280 asks of a conforming CA (the CA's subject key identifier; each
+leaf's own and its authority key identifier): Python 3.13's default TLS context verifies with
+VERIFY_X509_STRICT, which refuses a leaf without an authority key identifier ("Missing
+Authority Key Identifier"), as the kubernetes client in the image (Debian's Python 3.13 on a
+local base) met the test API server's certificate.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ class CertificateAuthority:
             .not_valid_before(start).not_valid_after(start + VALIDITY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_usage(cert_sign=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()),
+                           critical=False)
             .sign(self._key, hashes.SHA256()))
         self.cert = directory / f"{name}.pem"
         self.cert.write_bytes(self.pem())
@@ -95,7 +103,11 @@ class CertificateAuthority:
             .not_valid_before(start).not_valid_after(start + valid_for)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_usage(cert_sign=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                self._key.public_key()), critical=False))
         names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
         names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ips]
         if names:

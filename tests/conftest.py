@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
-from harness import testbin
+from harness import container, testbin
 
 REQUIRE_ALL_TIERS = os.environ.get("GPROXY_REQUIRE_ALL_TIERS") == "1"
 
@@ -37,7 +38,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build the Go peers the selected tests need, before any test and its timeout starts.
+    """Build the Go peers and the container image the selected tests need, before any test and
+    its timeout starts.
 
     ``make test`` has built them already (``make peers``), so this is a quick check; for a tier
     run by hand on a fresh machine it is the cold build, shown as it goes. A failure is left to
@@ -58,3 +60,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if reporter is not None:
             elapsed = time.monotonic() - started
             reporter.write_line(f"test peer {peer.name}: {outcome} ({elapsed:.1f} s)")
+    tiers = [Path(__file__).parent / tier for tier in ("container", "cluster")]  # the image's
+    if container.find_podman() and any(t in i.path.parents for i in session.items for t in tiers):
+        started = time.monotonic()
+        if reporter is not None:
+            reporter.write_line(f"container image {container.IMAGE}: scripts/build-image.sh "
+                                f"(log {container.BUILD_LOG.relative_to(container.REPO)}) ...")
+        try:
+            facts = container.inspect_image(container.build_image())
+            outcome = f"ready, {facts.size / 1e6:.0f} MB in {facts.layers} layers"
+        except container.ContainerError as error:
+            outcome = f"failed: {str(error).splitlines()[0]}"
+        if reporter is not None:
+            elapsed = time.monotonic() - started
+            reporter.write_line(f"container image {container.IMAGE}: {outcome} ({elapsed:.1f} s)")

@@ -4,7 +4,13 @@ kwok gives a bound pod its IP and phase Running (``kwok_stages.yaml``); this cla
 kubelet does after that, for the pods of the tier's nodes:
 
 * **start**: the pod's one container as a process (:func:`harness.kube.pods.launch`) in the
-  network namespace, with its stdout and stderr in ``log_dir/NAMESPACE_NAME.log``;
+  network namespace, with its stdout and stderr in ``log_dir/NAMESPACE_NAME.log``; or, for an
+  image named in ``images`` (``gproxy-mp`` → the image tests/container builds) whose pod does
+  not replace its ENTRYPOINT with a ``command`` (the backends do), that image run
+  with podman (:mod:`harness.container`: as deploy/ runs it, uid 10001, read-only root) in the
+  same network namespace, its kubeconfig and CA bind-mounted read-only, so the tier runs the
+  proxy as deployed. SIGTERM reaches it through podman's signal proxy; after a SIGKILL of
+  podman the container is removed by the name the kubelet gave it;
 * **readiness**: its readinessProbe (grpc, httpGet or tcpSocket, at its period and thresholds)
   run from a pinned thread; each change is patched into the pod's Ready and ContainersReady
   conditions. Without a probe the pod is Ready once started. So Ready means "answers";
@@ -31,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import secrets
 import signal
 import subprocess
 import threading
@@ -43,9 +50,10 @@ from typing import Any, TypeVar
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
+from harness import container as runtime
 from harness.kube import pods, probes
 from harness.kube.cluster import REQUEST_TIMEOUT, Apis, Kube, raw
-from harness.kube.netns import NetworkNamespace, PinnedThread
+from harness.kube.netns import NETNS_DIR, NetworkNamespace, PinnedThread
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -81,6 +89,8 @@ class Container:
     """When the kubelet saw the deletion and sent SIGTERM (monotonic)."""
     held_unready: bool = False
     history: list[tuple[float, bool]] = field(default_factory=list)
+    podman_name: str | None = None
+    """The container podman runs for it now, where its image runs as a container."""
 
     @property
     def uid(self) -> str:
@@ -98,6 +108,8 @@ class Container:
             assert self.process is not None
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signum)
+        if signum == signal.SIGKILL and self.podman_name is not None:
+            runtime.remove(self.podman_name)  # a killed podman leaves its container running
 
 
 class PodWatch:
@@ -176,8 +188,11 @@ class Kubelet:
         host_node: str,
         config_maps: Mapping[str, Path],
         log_dir: Path,
+        images: Mapping[str, str] | None = None,
     ) -> None:
         self.namespace = namespace
+        self.images = dict(images or {})
+        """Image name (as `pods.image_name` reads it) → local image podman runs for it."""
         self.nodes = nodes
         self.host_node = host_node
         self.config_maps = config_maps
@@ -306,10 +321,22 @@ class Kubelet:
     def _spawn(self, container: Container) -> None:
         meta = container.pod["metadata"]
         log = self.log_dir / f"{meta['namespace']}_{meta['name']}.log"
+        local_image = self.images.get(pods.image_name(container.launch.image))
+        if local_image is None or not container.launch.entrypoint:  # a command: from the checkout
+            argv = self.namespace.command(list(container.launch.argv))
+            env = {**os.environ, **container.env}
+        else:
+            container.podman_name = f"gproxy-mp-pod-{secrets.token_hex(4)}"
+            kubeconfig = container.env.get("GPROXY_KUBECONFIG")
+            argv = runtime.run_argv(
+                local_image, container.launch.args, name=container.podman_name,
+                network=f"ns:{NETNS_DIR / self.namespace.name}", env=container.env,
+                read_only_files=[Path(kubeconfig), self._kube.ca_cert] if kubeconfig else [])
+            env = runtime.podman_env()
         with log.open("ab") as out:
             container.process = subprocess.Popen(
-                self.namespace.command(list(container.launch.argv)),
-                env={**os.environ, **container.env},
+                argv,
+                env=env,
                 cwd=self.log_dir,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -440,6 +467,8 @@ class Kubelet:
             except subprocess.TimeoutExpired:
                 container.signal(signal.SIGKILL)
                 container.process.wait(timeout=10)
+        if container.podman_name is not None:
+            runtime.remove(container.podman_name)
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@
 Pure functions of the pod's JSON (as the API server returns it) and of the few facts the
 kubelet knows about the machine; no I/O. :mod:`harness.kube.kubelet` does the rest.
 
-How a container becomes a process here (the kubelet has no container runtime):
+How a container becomes a process here (where the kubelet does not run its image with podman:
+``Launch.image``, ``args`` and ``entrypoint`` are what it needs for that):
 
 * its image's entrypoint comes from :data:`IMAGES` (``gproxy-mp`` → ``python -m gproxy_mp``,
   the image's ENTRYPOINT); a ``command`` whose first word is ``python`` runs this interpreter;
@@ -55,6 +56,13 @@ class Launch:
     env: Mapping[str, str]
     probe: Probe | None
     grace: float
+    image: str = ""
+    """The container's image, as the pod names it."""
+    args: tuple[str, ...] = ()
+    """The container's ``args`` (mapped as in ``argv``): what a container of the image gets
+    after its own ENTRYPOINT, where the kubelet runs the image itself."""
+    entrypoint: bool = False
+    """Whether the image's own ENTRYPOINT runs (no ``command`` replaces it)."""
 
 
 def image_name(image: str) -> str:
@@ -134,6 +142,10 @@ def argv_of(pod: JSON, container: JSON, config_maps: Mapping[str, Path]) -> tupl
     return (*head, *(_mapped(word, pod, container, config_maps) for word in rest))
 
 
+def args_of(pod: JSON, container: JSON, config_maps: Mapping[str, Path]) -> tuple[str, ...]:
+    return tuple(_mapped(word, pod, container, config_maps) for word in container.get("args", []))
+
+
 def env_of(pod: JSON, container: JSON) -> dict[str, str]:
     env: dict[str, str] = {}
     for variable in container.get("env", []):
@@ -167,6 +179,9 @@ def launch(pod: JSON, config_maps: Mapping[str, Path]) -> Launch:
         env=env_of(pod, container),
         probe=probe_of(container),
         grace=float(pod["spec"].get("terminationGracePeriodSeconds", 30)),
+        image=container["image"],
+        args=args_of(pod, container, config_maps),
+        entrypoint=not container.get("command"),
     )
 
 

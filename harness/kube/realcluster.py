@@ -14,7 +14,9 @@ Then the objects of a kustomization are applied (integration/kind/manifests: dep
 shipped plus the kind suite's backend Deployment and Service), so the DaemonSet's pod on
 :data:`HOST_NODE` runs gproxy-mp with its own arguments and environment, authenticated by a
 TokenRequest token of its service account, RBAC as shipped; it listens on the namespace's port
-5000 (its hostPort), where :data:`PROXY_ADDRESS` reaches it.
+5000 (its hostPort), where :data:`PROXY_ADDRESS` reaches it. Where ``images`` names
+``gproxy-mp``, that pod is the image itself, run with podman in the namespace (the tier's
+conftest passes the image tests/container builds, wherever podman is installed).
 
 Concurrency: built and torn down from one thread; API calls run on pinned threads.
 """
@@ -26,7 +28,7 @@ import copy
 import datetime
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,6 +49,7 @@ from harness.kube.workloads import NetProxy
 from harness.processes import REPO
 from harness.scenarios import BACKEND, BACKEND_NAMESPACE
 from harness.scenarios import is_ready as scenarios_ready
+from harness.waiting import wait_until
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -69,6 +72,10 @@ NODES = (
 HOST_NODE = NODES[0].name
 """The node whose host ports the namespace's ports are: where the proxy pod runs."""
 PROXY_ADDRESS = f"{netns.APISERVER_ADDRESS}:5000"
+PROXY_NAMESPACE = "gproxy-mp"
+PROXY_READY_TIMEOUT = 90.0
+"""Seconds from applying the manifests to the DaemonSet's pod Ready: scheduling, the kubelet's
+start (a podman container or a process), gproxy-mp's start-up, a readiness probe period (5 s)."""
 """The proxy's hostPort as a client on the host node dials it."""
 MANIFESTS = REPO / "integration" / "kind" / "manifests"
 CONFIG_MAPS = {"backend-server": MANIFESTS}
@@ -272,9 +279,23 @@ def spread_over_nodes(items: list[JSON], *, distribution: str | None = None,
     return items
 
 
+def wait_proxy_ready(cluster: RealCluster) -> None:
+    """Until the DaemonSet's pod on :data:`HOST_NODE` is Ready (its /readyz answers), so no
+    test meets a proxy still starting (a container takes a few seconds more than a process)."""
+    def ready() -> bool:
+        return HOST_NODE in cluster.ready_pod_nodes(PROXY_NAMESPACE).values()
+
+    if not wait_until(ready, timeout=PROXY_READY_TIMEOUT, interval=0.2):
+        raise RuntimeError(f"the gproxy-mp pod on {HOST_NODE} not Ready after "
+                           f"{PROXY_READY_TIMEOUT}s; kubelet errors {cluster.kubelet.errors[:5]}, "
+                           f"unrunnable {cluster.kubelet.unrunnable}")
+
+
 @contextlib.contextmanager
-def real_cluster(directory: Path) -> Iterator[RealCluster]:
-    """Everything in the module doc, torn down on exit."""
+def real_cluster(directory: Path, *, images: Mapping[str, str] | None = None
+                 ) -> Iterator[RealCluster]:
+    """Everything in the module doc, torn down on exit; ``images`` (image name → local image)
+    are run with podman by the kubelet instead of as processes from the checkout."""
     directory.mkdir(parents=True, exist_ok=True)
     with sandbox.network_namespace("cluster", local_routes=[POD_NETWORK]) as namespace:
         credentials = sandbox.build_credentials(directory / "pki")
@@ -294,11 +315,13 @@ def real_cluster(directory: Path) -> Iterator[RealCluster]:
                     create_nodes(kube)
                     kubelet = Kubelet(kube, namespace, nodes={n.name for n in NODES},
                                       host_node=HOST_NODE, config_maps=CONFIG_MAPS,
-                                      log_dir=directory / "pods")
+                                      log_dir=directory / "pods", images=images)
                     try:
                         apply(kube, objects(MANIFESTS))
-                        yield RealCluster(plane=plane, kube=kube, kubelet=kubelet,
-                                          namespace=namespace, directory=directory)
+                        cluster = RealCluster(plane=plane, kube=kube, kubelet=kubelet,
+                                              namespace=namespace, directory=directory)
+                        wait_proxy_ready(cluster)
+                        yield cluster
                     finally:
                         kubelet.close()
             finally:

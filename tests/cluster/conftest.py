@@ -7,6 +7,10 @@ shipped, plus the backend Deployment and Service). Each scenario starts by scali
 Deployment to what it needs. When a test fails, the tails of the control plane's logs and the
 kubelet's errors are attached to its report.
 
+The DaemonSet's gproxy-mp pod runs the container image (built once per run, as for
+tests/container) with podman where podman is installed, as deployed; elsewhere it runs from the
+checkout as a process.
+
 Requirements: root (``ip netns``), Go (to build the binaries once into .cache/testbin/);
 without them the tier skips, which CI turns into a failure.
 """
@@ -19,6 +23,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness import container
 from harness.kube.binaries import GoMissingError
 from harness.kube.realcluster import RealCluster, real_cluster
 
@@ -29,8 +34,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
         pytest.skip("the real-cluster tier needs root to create a network namespace (ip netns)")
     if shutil.which("ip") is None:
         pytest.skip("iproute2 not installed: cannot create a network namespace")
+    images = {}
+    if container.find_podman() is not None:
+        try:
+            images["gproxy-mp"] = container.build_image()
+        except container.ContainerError as error:
+            pytest.fail(f"the image did not build: {error}", pytrace=False)
     try:
-        with real_cluster(tmp_path_factory.mktemp("cluster")) as running:
+        with real_cluster(tmp_path_factory.mktemp("cluster"), images=images) as running:
             yield running
     except GoMissingError as error:
         pytest.skip(str(error))

@@ -5,9 +5,10 @@ Two linters from the npm registry, installed on first use into .cache/node (git-
 syntax, flags, instruction forms) and ``dockerfilelint`` (best-practice rules: tags, apt, sudo,
 ...). Both must report nothing. Each is also shown a known-bad file, so a linter that silently
 passes everything fails here. Then plain-Python checks of what the image must be (README,
-deploy/): multi-stage, a numeric non-root USER in the final stage, exec-form commands, a base
-pinned by tag, the environment and ports. Without npm the linter tests skip with one line (CI
-turns that into a failure).
+deploy/): multi-stage on one base (a build argument whose default is pinned by tag), the Rust
+toolchain in the builder only, a numeric non-root USER in the final stage, exec-form commands,
+the environment and ports. Building and running the image is tests/container's. Without npm
+the linter tests skip with one line (CI turns that into a failure).
 """
 
 from __future__ import annotations
@@ -133,19 +134,40 @@ def read_instructions(text: str) -> list[Instruction]:
 
 
 def stages(instructions: list[Instruction]) -> list[list[Instruction]]:
-    """The instructions of each build stage, each list starting with its FROM."""
+    """The instructions of each build stage, each list starting with its FROM (the global ARGs
+    before the first FROM are `global_args`)."""
     result: list[list[Instruction]] = []
     for instruction in instructions:
         if instruction[0] == "FROM":
             result.append([])
-        assert result, f"{instruction[0]} before the first FROM"
+        if not result:
+            assert instruction[0] == "ARG", f"{instruction[0]} before the first FROM"
+            continue
         result[-1].append(instruction)
     return result
 
 
+def global_args(instructions: list[Instruction]) -> dict[str, str]:
+    """NAME → default of each ARG before the first FROM (the only ones a FROM may use)."""
+    values = {}
+    for keyword, args in instructions:
+        if keyword == "FROM":
+            break
+        name, _, default = args.partition("=")
+        values[name] = default
+    return values
+
+
 INSTRUCTIONS = read_instructions(DOCKERFILE.read_text(encoding="utf-8"))
 STAGES = stages(INSTRUCTIONS)
+BUILDER = STAGES[0]
 FINAL = STAGES[-1]
+BUILDER_VENV_PYTHON = "/opt/build/bin/python"
+"""The builder's venv, whose pip both stages run (the final stage through a bind mount)."""
+BASE_PYTHON = "/usr/local/bin/python3"
+"""The base interpreter: the official image's, and where scripts/build-image.sh links Debian's
+python3 in a local base."""
+RUST_TOOLS = ("cargo", "rustc", "gcc", "build-essential")
 
 
 def arguments(stage: list[Instruction], keyword: str) -> list[str]:
@@ -174,30 +196,46 @@ def test_the_final_stage_installs_only_the_builders_wheels_and_keeps_no_build_to
     assert len(install) == 1 and "from=builder" in install[0] and '"--no-index"' in install[0]
     assert not arguments(FINAL, "COPY"), "wheels come through a bind mount, not a layer"
     assert any('"uninstall"' in r and '"setuptools"' in r and '"wheel"' in r for r in runs)
-    assert not any(tool in " ".join(runs) for tool in ("apt-get", "gcc", "build-essential"))
+    assert not any(tool in " ".join(runs) for tool in ("apt-get", *RUST_TOOLS))
 
 
-def test_the_final_stage_runs_pip_with_the_base_interpreter_by_full_path() -> None:
-    """ENV PATH puts the venv (which has no pip) first, so a bare "python" there is the venv's:
-    `python -m pip` would fail with "No module named pip"."""
-    commands = [json.loads(m.group(1)) for args in arguments(FINAL, "RUN")
-                if (m := EXEC_FORM.match(args))]
+def test_the_builder_has_debians_rust_toolchain_for_the_native_extension() -> None:
+    """maturin (the build backend pip fetches) runs cargo; Debian's cargo brings rustc and the
+    C linker rustc calls."""
+    installs = [json.loads(m.group(1)) for args in arguments(BUILDER, "RUN")
+                if (m := EXEC_FORM.match(args)) and "install" in args]
+
+    assert any(c[:2] == ["apt-get", "install"] and "cargo" in c for c in installs), installs
+
+
+def test_the_final_stage_runs_pip_from_the_builders_venv_by_full_path() -> None:
+    """ENV PATH puts the venv (which has no pip) first, and a Debian base's python3 has no pip
+    at all: the builder's venv, mounted at the path it was made at, brings pip, and is named in
+    full."""
+    runs = arguments(FINAL, "RUN")
+    commands = [(args, json.loads(m.group(1))) for args in runs if (m := EXEC_FORM.match(args))]
 
     assert env_values(FINAL)["PATH"].startswith("/opt/gproxy-mp/bin:")
-    for command in commands:
-        if "-m" in command:
-            assert command[0] == "/usr/local/bin/python", command
+    assert len(commands) == len(runs)
+    for args, command in commands:
+        if "pip" in command:
+            assert command[0] == BUILDER_VENV_PYTHON, command
+            assert "from=builder,source=/opt/build,target=/opt/build" in args, args
+        elif "-m" in command:
+            assert command[0] == BASE_PYTHON, command
 
 
-def test_every_from_is_pinned_to_the_same_tag() -> None:
+def test_both_stages_build_on_one_base_whose_default_is_pinned_to_a_tag() -> None:
+    """The base is the build arguments BASE_IMAGE and BASE_TAG (scripts/build-image.sh passes a
+    local Debian base where the official one cannot be pulled); their defaults name the official
+    image."""
     images = [args.split()[0] for args in arguments(INSTRUCTIONS, "FROM")]
+    defaults = global_args(INSTRUCTIONS)
+    tag = defaults.get("BASE_TAG", "").split("@")[0]
 
-    for image in images:
-        assert "$" not in image, f"FROM {image}: name the base, not a build argument"
-        name, _, tag = image.split("@")[0].rpartition(":")
-        assert name and tag and tag != "latest", f"FROM {image} is not pinned to a tag"
-        assert re.match(r"^python:3\.11\.\d+-slim", image), f"FROM {image}: slim Python 3.11"
-    assert len(set(images)) == 1, images
+    assert set(images) == {"${BASE_IMAGE}:${BASE_TAG}"}, images
+    assert defaults.get("BASE_IMAGE") == "python"
+    assert re.fullmatch(r"3\.11\.\d+-slim-[a-z]+", tag), f"BASE_TAG={tag}: slim Python 3.11, pinned"
 
 
 def test_the_final_stage_runs_as_a_numeric_non_root_user() -> None:
@@ -292,6 +330,7 @@ LEFT_OUT = [
     "gproxy_mp.egg-info/PKG-INFO", "tests/unit/test_model.py", "testbin/k8s/go.mod",
     "gproxy_mp/__pycache__/cli.cpython-311.pyc", "gproxy_mp/bus/__pycache__/x.pyc",
     "deploy/base/daemonset.yaml", "Dockerfile", "kubeconfig",
+    "native/target/release/libgproxy.so", "target/debug/build/x", "gproxy_mp/_native.abi3.so",
 ]
 
 
@@ -306,7 +345,13 @@ def test_dockerignore_sends_everything_the_build_copies() -> None:
 
     for source in sources:
         assert in_build_context(str(source.relative_to(REPO))), source
-    copied = [args.split()[:-1] for args in arguments(STAGES[0], "COPY")]
+    copied = [args.split()[:-1] for args in arguments(BUILDER, "COPY")]
     for names in copied:
         for name in names:
-            assert in_build_context(name.rstrip("/")), f"COPY {name}: left out of the context"
+            if name != ".":  # the whole context: the sources above
+                assert in_build_context(name.rstrip("/")), f"COPY {name}: left out of the context"
+
+
+@pytest.mark.parametrize("path", ["native/Cargo.toml", "native/src/lib.rs", "Cargo.lock"])
+def test_dockerignore_sends_the_rust_sources_of_the_native_extension(path: str) -> None:
+    assert in_build_context(path)

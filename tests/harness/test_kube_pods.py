@@ -54,6 +54,7 @@ def test_a_python_command_runs_this_interpreter_with_config_map_paths_mapped() -
     launch = pods.launch(BACKEND, CONFIG_MAPS)
 
     assert launch.argv == (sys.executable, "/repo/manifests/backend_server.py")
+    assert not launch.entrypoint
     assert launch.env == {"POD_NAME": "backend-1", "POD_IP": "10.244.1.2", "PORT": "50051"}
     assert launch.probe == pods.Probe("grpc", 50051, period=1.0, failure_threshold=1)
     assert launch.grace == 30.0
@@ -64,6 +65,9 @@ def test_an_image_runs_its_entrypoint_and_a_named_probe_port_resolves() -> None:
 
     assert launch.argv == (sys.executable, "-m", "gproxy_mp", "-p",
                            ":5000-kubernetes:///backend.default:grpc")
+    assert (launch.image, launch.args) == (  # what the kubelet gives podman instead
+        "registry.example/gproxy-mp:0.1.0", ("-p", ":5000-kubernetes:///backend.default:grpc"))
+    assert launch.entrypoint
     assert launch.env == {"GPROXY_NODE_NAME": "kwok-node-2"}
     assert launch.probe == pods.Probe("http", 9901, path="/readyz")
     assert pods.host_ports(PROXY) == {5000}
