@@ -58,6 +58,10 @@ ARG PIP_CERT
 ARG CARGO_HTTP_CAINFO
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca \
     ["/opt/build/bin/python", "-m", "pip", "wheel", "--wheel-dir", "/wheels", "."]
+# What the final stage installs, by name and hash. A layer cache keys a RUN on its command line,
+# never on what a bind mount holds: the final stage copies this list before it installs, so
+# new wheels (a changed engine or package) invalidate its cached install.
+RUN ["/opt/build/bin/python", "-c", "import hashlib, pathlib; pathlib.Path('/wheels.sha256').write_text(''.join(f'{hashlib.sha256(w.read_bytes()).hexdigest()}  {w.name}\\n' for w in sorted(pathlib.Path('/wheels').glob('*.whl'))))"]
 
 FROM ${BASE_IMAGE}:${BASE_TAG}
 LABEL org.opencontainers.image.title="gproxy-mp" \
@@ -72,6 +76,7 @@ ENV PYTHONUNBUFFERED=1 \
 # look, and it skips them). pip compiles the .pyc files now (PYTHONDONTWRITEBYTECODE does not
 # stop that), at build time, because at run time the root filesystem is read-only.
 RUN ["/usr/local/bin/python3", "-m", "venv", "--without-pip", "/opt/gproxy-mp"]
+COPY --from=builder /wheels.sha256 /opt/gproxy-mp/wheels.sha256
 RUN --mount=type=bind,from=builder,source=/opt/build,target=/opt/build \
     --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     ["/opt/build/bin/python", "-m", "pip", "--python", "/opt/gproxy-mp/bin/python", "install", "--no-index", "--no-cache-dir", "--disable-pip-version-check", "--find-links", "/wheels", "gproxy-mp"]
