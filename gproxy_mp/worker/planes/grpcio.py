@@ -114,4 +114,6 @@ class GrpcioPlane:
             await self._server.stop(None)
 
     async def close(self) -> None:
+        if self._server is not None:  # a server whose start failed half-way is stopped too
+            await self._server.stop(None)
         await self._pool.close(0)
