@@ -95,7 +95,8 @@ def test_the_tls_smoke_run_measures_every_configuration_tls_ones_included(
 
     configs = report["meta"]["args"]["configs"]
     # each TLS configuration right after its plaintext one (nginx does not run in a smoke run)
-    assert configs == ["direct", "direct-tls", "gproxy-w1", "gproxy-w1-tls", "nginx-tls"], output
+    assert configs == ["direct", "direct-tls", "gproxy-w1", "gproxy-w1-tls", "gproxy-native-w1",
+                       "nginx-tls"], output
     assert_every_configuration_checked_and_measured(report, output)
     for config in TLS_CONFIGS:  # a 5 MiB message and a non-protobuf body over TLS too
         assert set(report["meta"]["probes"][config].values()) == {"ok"}, (config, output)

@@ -2,7 +2,8 @@
 
 Session scope: the peers are built (or found) once; three interop servers serve the whole
 session, behind one gproxy-mp over all three and, started on first use, one over a single
-server for the cases that need every call of a client to reach the same backend. Readiness is
+server for the cases that need every call of a client to reach the same backend; each route
+runs once per data plane (`--data-plane grpcio`, then `native`). Readiness is
 an ``empty_unary`` that succeeds, never a sleep. Without Go (and without prebuilt binaries) the
 tier skips with one line; CI (GPROXY_REQUIRE_ALL_TIERS=1) turns that skip into a failure.
 Every process started here is stopped at the end of the session: SIGTERM to its own group,
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.fixtures import PLANES
 from harness.peers import Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.testbin import BuildError
@@ -41,6 +43,7 @@ class ProxiedRoute:
     port: int
     proxy: Proxy
     servers: tuple[InteropServer, ...]
+    plane: str = "grpcio"  # its --data-plane
 
     def output(self) -> str:
         """The proxy's captured log, then the tail of each server's log."""
@@ -85,7 +88,7 @@ def interop_servers(peers: Peers, log_dir: Path) -> Iterator[tuple[InteropServer
 @contextmanager
 def serving_route(
     peers: Peers, servers: tuple[InteropServer, ...], *, log_dir: Path, index: int,
-    proxy_extra: Sequence[str] = (), client_extra: Sequence[str] = (),
+    proxy_extra: Sequence[str] = (), client_extra: Sequence[str] = (), plane: str = "grpcio",
 ) -> Iterator[ProxiedRoute]:
     """Start gproxy-mp (2 workers, plus ``proxy_extra``) over ``servers``; yield once a call
     through it (client flags ``client_extra``) succeeds."""
@@ -93,11 +96,12 @@ def serving_route(
     proxy = Proxy(
         *proxy_args(route(port, *(server.address for server in servers)), workers=2),
         *proxy_extra,
+        "--data-plane", plane,
         log_dir=log_dir,
         index=index,
     )
     try:
-        proxied = ProxiedRoute(port=port, proxy=proxy, servers=servers)
+        proxied = ProxiedRoute(port=port, proxy=proxy, servers=servers, plane=plane)
         wait_serving(
             peers.client, port=port, process=proxy.process, context=proxied.output,
             timeout=PROXY_START_TIMEOUT, extra=client_extra,
@@ -107,17 +111,23 @@ def serving_route(
         proxy.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=PLANES)
 def route_over_three_servers(
-    peers: Peers, interop_servers: tuple[InteropServer, ...], log_dir: Path
+    peers: Peers, interop_servers: tuple[InteropServer, ...], log_dir: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[ProxiedRoute]:
-    with serving_route(peers, interop_servers, log_dir=log_dir, index=0) as proxied:
+    plane: str = request.param
+    with serving_route(peers, interop_servers, log_dir=log_dir, plane=plane,
+                       index=10 + PLANES.index(plane)) as proxied:
         yield proxied
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=PLANES)
 def route_over_one_server(
-    peers: Peers, interop_servers: tuple[InteropServer, ...], log_dir: Path
+    peers: Peers, interop_servers: tuple[InteropServer, ...], log_dir: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[ProxiedRoute]:
-    with serving_route(peers, interop_servers[:1], log_dir=log_dir, index=1) as proxied:
+    plane: str = request.param
+    with serving_route(peers, interop_servers[:1], log_dir=log_dir, plane=plane,
+                       index=20 + PLANES.index(plane)) as proxied:
         yield proxied

@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 
 from harness.dnsmasq import DnsServer
+from harness.fixtures import both_planes
 from harness.peers import Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.shared_port import SharedPortBackends
 from harness.waiting import wait_until
 from tests.dns.routes import dns_route, dns_target
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 NAME = "debug.test"
 HOSTS = {"a": "127.0.0.2", "b": "127.0.0.3"}

@@ -11,6 +11,7 @@ import pytest
 
 from harness import client
 from harness.dnsmasq import DnsServer
+from harness.fixtures import both_planes
 from harness.peers import Proxy
 from harness.processes import free_port
 from harness.shared_port import SharedPortBackends
@@ -19,7 +20,7 @@ from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
 from tests.dns.routes import dns_proxy_args, dns_route, dns_target
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 HOSTS = {"a": "127.0.0.2", "b": "127.0.0.3"}
 NAME = "backends.test"

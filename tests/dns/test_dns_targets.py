@@ -8,12 +8,13 @@ import pytest
 
 from harness import client
 from harness.dnsmasq import DnsServer
+from harness.fixtures import both_planes
 from harness.peers import Proxy
 from harness.processes import free_port
 from harness.shared_port import SharedPortBackends
 from tests.dns.routes import dns_proxy_args, dns_route, dns_target
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 CALLS = 20
 

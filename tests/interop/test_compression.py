@@ -19,6 +19,11 @@ hop is compressed, or not, on its own:
 So compression costs the proxy a decompression per compressed message and turns the hops on
 its two sides into uncompressed ones. The tests pin this, so a change (for instance the proxy
 compressing its own hops) shows up here and this docstring gets updated.
+
+The native data plane (`--data-plane native`) forwards HTTP/2 frames without decoding gRPC, and
+passes ``grpc-encoding``/``grpc-accept-encoding`` on: a message crosses both hops as its sender
+encoded it (client → proxy → backend compressed when the client compresses, backend → proxy →
+client when the backend does), and the proxy never decompresses. The first test pins both.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
+from harness.fixtures import PLANES
 from harness.peers import Backend
 from tests.interop.conftest import ProxiedRoute, open_channel, raw_unary, serving_route
 from tests.interop.relay import Relay
@@ -51,6 +57,7 @@ class Wire:
     route: ProxiedRoute
     front: Relay
     backs: tuple[Relay, ...]
+    plane: str  # the proxy's --data-plane
 
     def reset(self) -> None:
         for relay in (self.front, *self.backs):
@@ -65,17 +72,19 @@ class Wire:
         }
 
 
-@pytest.fixture(scope="module")
-def wire(echo_backends: tuple[Backend, ...],
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wire]:
+@pytest.fixture(scope="module", params=PLANES)
+def wire(echo_backends: tuple[Backend, ...], tmp_path_factory: pytest.TempPathFactory,
+         request: pytest.FixtureRequest) -> Iterator[Wire]:
+    plane: str = request.param
     backs: list[Relay] = []
     try:
         backs.extend(Relay(b.address) for b in echo_backends)
         with serving_route([r.address for r in backs], backends=echo_backends,
-                           log_dir=tmp_path_factory.mktemp("compression"), index=0) as route:
+                           log_dir=tmp_path_factory.mktemp("compression"), index=0,
+                           extra_args=("--data-plane", plane)) as route:
             front = Relay(route.address)
             try:
-                yield Wire(route, front, tuple(backs))
+                yield Wire(route, front, tuple(backs), plane)
             finally:
                 front.close()
     finally:
@@ -123,11 +132,14 @@ def test_compressed_calls_arrive_intact_and_each_hop_compresses_on_its_own(
             assert reply == PAYLOAD
             assert call.code() == grpc.StatusCode.OK
             seen = {hop: kind(size) for hop, size in wire.hops().items()}
+            request = "compressed" if case.request_compressed else "raw"
+            response = "compressed" if case.response_compressed else "raw"
+            passed_on = wire.plane == "native"  # frames forwarded as they came
             expected = {
-                "client->proxy": "compressed" if case.request_compressed else "raw",
-                "proxy->backend": "raw",
-                "backend->proxy": "compressed" if case.response_compressed else "raw",
-                "proxy->client": "raw",
+                "client->proxy": request,
+                "proxy->backend": request if passed_on else "raw",
+                "backend->proxy": response,
+                "proxy->client": response if passed_on else "raw",
             }
             assert seen == expected, f"{wire.hops()}\n{wire.route.output()}"
 

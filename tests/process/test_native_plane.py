@@ -197,3 +197,48 @@ def test_a_native_worker_that_aborts_is_replaced(native: tuple[Proxy, str, int])
     replaced = wait_until(lambda: [p for p in proxy.workers() if p != pid], timeout=20)
     assert replaced, proxy.output()
     assert client.wait_until_serving(address, timeout=20), proxy.output()
+
+
+SYS_PIDFD_OPEN, SYS_PIDFD_GETFD = 434, 438
+"""Linux system call numbers (x86_64 and aarch64 alike)."""
+
+
+def shut_down_listener_of(pid: int, port: int) -> None:
+    """Shut down, from outside, the listening socket the worker `pid` serves `port` on: the
+    socket is shared through `pidfd_getfd`, and `shutdown` on a listening socket makes every
+    pending and future `accept` on it fail (EINVAL): a listener broken for good."""
+    import ctypes  # noqa: PLC0415 (only this fault injection needs it)
+
+    import psutil  # noqa: PLC0415
+
+    fds = [c.fd for c in psutil.Process(pid).net_connections(kind="tcp")
+           if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+    assert fds, f"worker {pid} has no listener on {port}"
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = libc.syscall(SYS_PIDFD_OPEN, pid, 0)
+    if pidfd < 0:
+        pytest.skip(f"pidfd_open: {os.strerror(ctypes.get_errno())}")
+    try:
+        for fd in fds:
+            mine = libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+            if mine < 0:
+                pytest.skip(f"pidfd_getfd: {os.strerror(ctypes.get_errno())}")
+            with socket.socket(fileno=mine) as shared:
+                shared.shutdown(socket.SHUT_RDWR)
+    finally:
+        os.close(pidfd)
+
+
+def test_a_native_engine_that_stops_serving_makes_its_worker_exit_non_zero_and_be_replaced(
+    native: tuple[Proxy, str, int]
+) -> None:
+    """Nothing fails silently: the engine's runtime ends with the listener's error, the worker
+    logs it and exits non-zero, and the supervisor starts another."""
+    proxy, address, pid = native
+    shut_down_listener_of(pid, int(address.rpartition(":")[2]))
+    replaced = wait_until(lambda: [p for p in proxy.workers() if p != pid], timeout=30)
+    assert replaced, proxy.output()
+    assert client.wait_until_serving(address, timeout=20), proxy.output()
+    output = proxy.output()
+    assert "the native engine stopped serving: accepting connections failed" in output, output
+    assert "exited with code 1" in output, output

@@ -134,6 +134,8 @@ class GrpcioPlane:
             await self._server.stop(None)
 
     async def close(self) -> None:
+        if self._server is not None:  # a server whose start failed half-way is stopped too
+            await self._server.stop(None)
         await self._pool.close(0)
         if self._handshakes is not None:
             await self._handshakes.close()

@@ -140,8 +140,12 @@ class NativePlane:
             log.warning("the native engine did not end %.1fs after its drain timeout: stopped",
                         STOP_MARGIN)
             return False
-        log.debug("native engine: %s", outcome[1])
-        return outcome == (True, "drained")
+        ok, what = outcome
+        if not ok:  # it had failed before the drain (the watcher logged it): nothing drained
+            log.error("the native engine had already stopped: %s", what)
+            return False
+        log.debug("native engine: %s", what)
+        return what == "drained"
 
     async def stop(self) -> None:
         self._asked_to_end = True
