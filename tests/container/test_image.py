@@ -13,6 +13,7 @@ import pytest
 
 from harness import client, container
 from harness.container import Container
+from harness.fixtures import both_planes
 from harness.peers import Backend, proxy_args, route
 from harness.processes import free_port
 from harness.waiting import wait_until
@@ -25,7 +26,8 @@ MAX_IMAGE_SIZE = 450 * 1024 * 1024
 ~320 MB. The builder's Rust toolchain alone is ~700 MB, so a compiler or a build cache leaking
 into the final stage fails here, while the native extension (a few MB) fits."""
 MAX_LAYERS = 8
-"""The base's layer, the venv, the install, the uninstall, the user: five today."""
+"""The base's layer, the venv, the wheel hashes, the install, the uninstall, the user: six
+today."""
 START_TIMEOUT = 30.0
 """Seconds from `podman run` to a call served through the container (container start, Python
 start-up of the supervisor and its workers)."""
@@ -36,11 +38,12 @@ EXIT_MARGIN = 3.0
 
 
 def serve(containers: Callable[[Sequence[str]], Container], *backends: Backend,
-          workers: int, **options: str) -> tuple[Container, str]:
-    """Start the image with a static route to ``backends``; return it and its address once a
-    call through it succeeds."""
+          workers: int, data_plane: str, **options: str) -> tuple[Container, str]:
+    """Start the image with a static route to ``backends`` on ``data_plane``; return it and its
+    address once a call through it succeeds."""
     port = free_port()
-    proxy = containers(proxy_args(route(port, *backends), workers=workers, **options))
+    proxy = containers([*proxy_args(route(port, *backends), workers=workers, **options),
+                        "--data-plane", data_plane])
     address = f"127.0.0.1:{port}"
     try:
         client.wait_until_serving(address, timeout=START_TIMEOUT)
@@ -63,10 +66,13 @@ def test_version_runs_in_the_image(image: str) -> None:
     assert output.strip() == f"gproxy-mp {version('gproxy-mp')}"
 
 
+@both_planes
 def test_the_container_serves_calls_from_non_root_processes_on_a_read_only_root(
-    containers: Callable[[Sequence[str]], Container], backends: Callable[..., Backend]
+    containers: Callable[[Sequence[str]], Container], backends: Callable[..., Backend],
+    data_plane: str
 ) -> None:
-    proxy, address = serve(containers, backends("a"), backends("b"), workers=2)
+    proxy, address = serve(containers, backends("a"), backends("b"), workers=2,
+                           data_plane=data_plane)
 
     with client.open_channel(address) as channel:
         counts = client.whoami_counts([channel], calls=20)
@@ -80,11 +86,13 @@ def test_the_container_serves_calls_from_non_root_processes_on_a_read_only_root(
     assert container.root_is_read_only(supervisor.pid)
 
 
+@both_planes
 def test_sigterm_serves_through_the_delay_drains_in_flight_calls_and_exits_0(
-    containers: Callable[[Sequence[str]], Container], backends: Callable[..., Backend]
+    containers: Callable[[Sequence[str]], Container], backends: Callable[..., Backend],
+    data_plane: str
 ) -> None:
     backend = backends("a")
-    proxy, address = serve(containers, backend, workers=1,
+    proxy, address = serve(containers, backend, workers=1, data_plane=data_plane,
                            shutdown_delay=f"{SHUTDOWN_DELAY}s", drain_timeout=f"{DRAIN_TIMEOUT}s")
 
     with client.open_channel(address) as channel:
