@@ -80,11 +80,14 @@ def haproxy(*, port: int, backends: list[str]) -> str:
     return HAPROXY.format(port=port, servers=servers)
 
 
-def gproxy_argv(python: str, *, port: int, backends: list[str], workers: int) -> list[str]:
+def gproxy_argv(python: str, *, port: int, backends: list[str], workers: int,
+                data_plane: str | None = None) -> list[str]:
+    """gproxy-mp in front of every backend; ``data_plane`` adds ``--data-plane`` (None: the
+    default plane, grpcio, and no option, so the command line is as it always was)."""
     target = "static:///" + ",".join(backends)
     return [python, "-m", "gproxy_mp", "-p", f"127.0.0.1:{port}-{target}",
             "--workers", str(workers), "-d", "0s", "--admin-address", "off",
-            "--log-level", "warning"]
+            "--log-level", "warning", *(["--data-plane", data_plane] if data_plane else [])]
 
 
 def go_gproxy_argv(binary: str, *, port: int, backends: list[str]) -> list[str]:

@@ -118,9 +118,11 @@ class Tls:
 
 
 TLS_CONFIGS = ("direct-tls", "gproxy-w1-tls", "nginx-tls")
+"""The configurations with TLS on every hop; each is its name minus ``-tls``, over TLS."""
 NATIVE_PREFIX = "gproxy-native-w"
 """``gproxy-native-wN``: gproxy-mp with N workers on the native data plane (`--data-plane`)."""
-"""The configurations with TLS on every hop; each is its name minus ``-tls``, over TLS."""
+NATIVE = "native"
+"""The ``--data-plane`` value of the native configurations."""
 TLS_SUFFIX = "-tls"
 BACKEND_TLS_NAME, PROXY_TLS_NAME = "backend.bench.test", "proxy.bench.test"
 
@@ -221,9 +223,9 @@ def start_config(work: Path, name: str, backends: list[str],
         group.start(configs.gproxy_argv(sys.executable, port=port, backends=backends,
                                         workers=int(name.removeprefix("gproxy-w"))), log=log)
     elif name.startswith(NATIVE_PREFIX):  # the native data plane, in the same run
-        group.start([*configs.gproxy_argv(sys.executable, port=port, backends=backends,
-                                          workers=int(name.removeprefix(NATIVE_PREFIX))),
-                     "--data-plane", "native"], log=log)
+        group.start(configs.gproxy_argv(sys.executable, port=port, backends=backends,
+                                        workers=int(name.removeprefix(NATIVE_PREFIX)),
+                                        data_plane=NATIVE), log=log)
     elif name == "nginx":
         directory = work / "nginx-proxy"
         (directory / "body").mkdir(parents=True)

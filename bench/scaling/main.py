@@ -1,7 +1,9 @@
-"""How gproxy-mp scales with its workers, beside nginx with as many workers (and the Go gproxy).
+"""How gproxy-mp scales with its workers on each data plane, beside nginx with as many workers
+(and the Go gproxy).
 
     .venv/bin/python -m bench scaling [--max-workers N] [--rounds 3] [--calls 20000]
-                                      [--go-gproxy PATH] [--smoke] [--results-dir DIR]
+                                      [--data-planes grpcio,native] [--go-gproxy PATH]
+                                      [--smoke] [--results-dir DIR]
 
 Splits the CPUs this process may use into physical cores (``bench.scaling.plan``): the proxy
 under test gets about half (one logical CPU of each: SMT siblings stay idle), the
@@ -9,8 +11,11 @@ fixed-response nginx backends and h2load a quarter each (this process and the gr
 client run on h2load's cores too). Then for each worker count N = 1, 2, 4, ... up to the
 proxy's cores it starts, each under ``taskset -c`` on the first N proxy cores:
 
-- ``gproxy-mp``: ``gproxy-mp --workers N`` (static target of every backend, admin port on
-  loopback to see that all N workers are ready);
+- ``gproxy`` (``gproxy-wN``): ``gproxy-mp --workers N`` on the grpcio data plane (static
+  target of every backend, admin port on loopback to see that all N workers are ready), the
+  command line of ``bench cost``'s ``gproxy-wN`` (``bench.rig.configs``);
+- ``gproxy-native`` (``gproxy-native-wN``): the same with ``--data-plane native``, as
+  ``bench cost``'s ``gproxy-native-w1``; ``--data-planes`` picks the planes (both by default);
 - ``nginx``: nginx ``grpc_pass`` with ``worker_processes N`` and ``reuseport``;
 - ``go-gproxy`` (with ``--go-gproxy PATH``): the Go gproxy with ``GOMAXPROCS=N``, in front of
   the first backend only (it has no static resolver; as in ``bench cost``).
@@ -26,10 +31,10 @@ the proxy's whole process tree (utime+stime of every process, ``harness.procfact
 and after), as ``bench cost`` bills it; the backends' and h2load's CPU per call are kept too.
 
 Prints one table (medians over rounds): per worker count and proxy, calls/s, µs of proxy CPU
-per call, calls/s per worker core, and the efficiency against one worker (calls/s at N over
-N x calls/s at 1; 100% is linear scaling). With fewer than 3 usable cores the roles cannot have
-cores of their own: the plan overlaps them, a line says so, and the figures measure contention,
-not scaling. Writes ``result.json`` (``bench.results``).
+per call, calls/s per worker core, and the efficiency against the same proxy's one worker (so
+per data plane: calls/s at N over N x calls/s at 1; 100% is linear scaling). With fewer than 3
+usable cores the roles cannot have cores of their own: the plan overlaps them, a line says so,
+and the figures measure contention, not scaling. Writes ``result.json`` (``bench.results``).
 
 Exit 0 when every proxy passed its checks and every run, 1 otherwise, 3 when nginx, h2load or
 taskset is missing and cannot be installed. Loopback only; every process it starts is stopped
@@ -39,7 +44,6 @@ by pid (``bench.rig.peers.Group``); every run and wait is bounded.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -47,149 +51,41 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 
 from bench.environment import environment
 from bench.results import RunResults, add_results_argument
-from bench.rig import configs, load
+from bench.rig import load
 from bench.rig.peers import Config, Group, ToolsMissingError, ensure_tools
 from bench.rig.workloads import BY_NAME, write_backend_files, write_request_files
-from bench.scaling.plan import CorePlan, cpu_list, plan_cores, read_siblings
-from bench.table import format_table
-from harness.admin import quiet_worker_calls, route_view
-from harness.processes import REPO, free_port
+from bench.scaling.plan import CorePlan, plan_cores, read_siblings
+from bench.scaling.proxies import (
+    PLANES,
+    READY_WAIT,
+    Running,
+    affinity,
+    check,
+    proxies_for,
+    start_backends,
+    start_proxy,
+    taskset,
+    worker_planes,
+)
+from bench.scaling.report import Sample, summarize, table
+from harness.admin import quiet_worker_calls
 from harness.procfacts import cpu_seconds, machine_busy_seconds
-from harness.waiting import wait_until
 
-GPROXY, NGINX, GO_GPROXY = "gproxy-mp", "nginx", "go-gproxy"
 WORKLOAD = BY_NAME["unary-100B"]
-CHECK_WAIT = 30.0
-"""Seconds a proxy may take to answer its first check call."""
-READY_WAIT = 60.0
-"""Seconds gproxy-mp's N workers may take to be ready (each imports grpc)."""
 WARM_UP_CALLS = 1000
 """Warm-up calls per worker (at most ``--calls`` per worker)."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    proxy: str
-    workers: int
-    round: int
-    calls: int
-    connections: int
-    seconds: float
-    calls_per_s: float
-    proxy_cpu_us: float
-    backends_cpu_us: float
-    loadgen_cpu_us: float
-    other_cpu_us: float
-
-
-@dataclass
-class Running:
-    """A proxy started for one step."""
-
-    name: str
-    config: Config
-    group: Group
-    admin: str | None = None
-
-
-def taskset(cores: Sequence[int]) -> list[str]:
-    return ["taskset", "-c", cpu_list(cores)]
 
 
 def connections_for(workers: int, threads: int) -> int:
     """h2load connections: enough for the kernel to spread over every worker, and at least one
     per h2load thread."""
     return max(8, 4 * workers, threads)
-
-
-def start_backends(work: Path, plan: CorePlan) -> Group:
-    """``max(2, backend cores)`` one-worker nginx backends, backend i on backend core i mod B."""
-    group = Group("backends")
-    addresses = []
-    try:
-        for index in range(max(2, len(plan.backends))):
-            directory = work / f"backend{index}"
-            (directory / "body").mkdir(parents=True)
-            port = free_port()
-            conf = directory / "nginx.conf"
-            conf.write_text(configs.nginx_backend(directory=directory, www=work / "www",
-                                                  port=port))
-            core = plan.backends[index % len(plan.backends)]
-            group.start([*taskset((core,)), "nginx", "-c", str(conf), "-p", str(directory)],
-                        log=directory / "out")
-            addresses.append(f"127.0.0.1:{port}")
-    except BaseException:
-        group.stop()
-        raise
-    group.address = ",".join(addresses)
-    return group
-
-
-def start_proxy(work: Path, name: str, *, workers: int, cores: Sequence[int],
-                backends: list[str], go_gproxy: str | None) -> Running:
-    port, label = free_port(), f"{name}-w{workers}"
-    group, log, admin = Group(label), work / f"{label}.out", None
-    if name == GPROXY:
-        admin = f"127.0.0.1:{free_port()}"
-        argv = [*configs.gproxy_argv(sys.executable, port=port, backends=backends,
-                                     workers=workers), "--admin-address", admin]
-    elif name == NGINX:
-        directory = work / label
-        (directory / "body").mkdir(parents=True)
-        conf = directory / "nginx.conf"
-        conf.write_text(configs.nginx_proxy(directory=directory, port=port, backends=backends,
-                                            workers=workers))
-        argv = ["nginx", "-c", str(conf), "-p", str(directory)]
-    elif name == GO_GPROXY and go_gproxy:
-        argv = ["env", f"GOMAXPROCS={workers}",
-                *configs.go_gproxy_argv(go_gproxy, port=port, backends=backends)]
-    else:
-        raise ValueError(f"unknown proxy {name!r}")
-    group.start([*taskset(cores), *argv], log=log)
-    return Running(name, Config(label, f"127.0.0.1:{port}", group), group, admin)
-
-
-def ready_workers(admin: str) -> int:
-    try:
-        return sum(w["state"] == "ready" for w in route_view(admin)["workers"])
-    except (OSError, IndexError, KeyError, ValueError):
-        return 0
-
-
-def check(running: Running, workers: int) -> str:
-    """"ok", or why the proxy cannot be measured: every gproxy-mp worker ready, then the
-    unary workload once with grpcio (status and exact messages)."""
-    if running.admin and not wait_until(lambda: ready_workers(running.admin or "") == workers,
-                                        timeout=READY_WAIT):
-        return (running.group.exited()
-                or f"not all {workers} workers ready within {READY_WAIT:.0f} s")
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.rig.client", "check", running.config.address,
-         "--wait", str(CHECK_WAIT)], check=False, capture_output=True, text=True, cwd=REPO,
-        timeout=CHECK_WAIT + 60)
-    exited = running.group.exited()
-    if out.returncode != 0 or exited:
-        return exited or f"check client exited {out.returncode}: {out.stderr[-300:]}"
-    outcome: str = json.loads(out.stdout)[WORKLOAD.name]
-    return outcome
-
-
-def affinity(group: Group) -> list[int]:
-    """Every CPU some process of ``group`` may run on (what taskset set, as the kernel has it)."""
-    cores: set[int] = set()
-    for pid in group.pids():
-        try:
-            cores |= os.sched_getaffinity(pid)
-        except ProcessLookupError:
-            continue
-    return sorted(cores)
 
 
 @dataclass(frozen=True)
@@ -243,7 +139,7 @@ def step(work: Path, rig: Load, *, proxies: list[str], workers: int, args: argpa
                                        go_gproxy=args.go_gproxy))
         live = []
         for proxy in running:
-            outcome = check(proxy, workers)
+            outcome = check(proxy, workers, WORKLOAD.name)
             if outcome != "ok":
                 fail(proxy, f"check failed: {outcome}")
                 continue
@@ -264,60 +160,21 @@ def step(work: Path, rig: Load, *, proxies: list[str], workers: int, args: argpa
                 except load.LoadError as error:
                     fail(proxy, str(error))
                     live = [p for p in live if p is not proxy]
-                print(f"{workers} worker(s) round {round_ + 1}/{args.rounds} {proxy.name:10} "
+                print(f"{workers} worker(s) round {round_ + 1}/{args.rounds} {proxy.name:13} "
                       f"done", file=sys.stderr, flush=True)
-        for proxy in running:  # how the kernel spread the step's calls (check, warm-up,
-            if proxy.admin and proxy.name not in failed:  # rounds) over gproxy-mp's workers
-                split = quiet_worker_calls(proxy.admin, workers=workers, timeout=READY_WAIT)
-                facts["gproxy_mp_calls_per_worker"] = sorted(split.values(), reverse=True)
+        split: dict[str, list[int]] = {}  # how the kernel spread the step's calls (check,
+        planes: dict[str, list[str]] = {}  # warm-up, rounds) over each plane's workers, and
+        for proxy in running:  # the plane each worker's memory map shows
+            if proxy.admin and proxy.name not in failed:
+                calls_by_worker = quiet_worker_calls(proxy.admin, workers=workers,
+                                                     timeout=READY_WAIT)
+                split[proxy.name] = sorted(calls_by_worker.values(), reverse=True)
+                planes[proxy.name] = worker_planes(proxy.admin)
+        facts["calls_per_worker"], facts["worker_planes"] = split, planes
     finally:
         for proxy in running:
             proxy.group.stop()
     return [s for s in samples if s.proxy not in failed]
-
-
-def summarize(samples: list[Sample]) -> list[dict[str, object]]:
-    """Per proxy and worker count: medians (and min-max) over rounds, calls/s per worker core
-    and the efficiency against the proxy's 1-worker median (None without a 1-worker figure)."""
-    rows: list[dict[str, object]] = []
-    keys = sorted({(s.proxy, s.workers) for s in samples}, key=lambda k: (k[1], k[0]))
-    medians = {key: statistics.median(s.calls_per_s for s in samples
-                                      if (s.proxy, s.workers) == key) for key in keys}
-    for proxy, workers in keys:
-        group = [s for s in samples if (s.proxy, s.workers) == (proxy, workers)]
-        rate = medians[(proxy, workers)]
-        base = medians.get((proxy, 1))
-        rows.append({
-            "proxy": proxy, "workers": workers, "rounds": len(group),
-            "calls_per_s": rate, "calls_per_s_min": min(s.calls_per_s for s in group),
-            "calls_per_s_max": max(s.calls_per_s for s in group),
-            "proxy_cpu_us": statistics.median(s.proxy_cpu_us for s in group),
-            "backends_cpu_us": statistics.median(s.backends_cpu_us for s in group),
-            "loadgen_cpu_us": statistics.median(s.loadgen_cpu_us for s in group),
-            "calls_per_s_per_core": rate / workers,
-            "efficiency": rate / (workers * base) if base else None,
-        })
-    return rows
-
-
-def table(rows: list[dict[str, object]], proxies: list[str]) -> str:
-    metrics = ("calls/s", "µs CPU/call", "calls/s/core", "vs 1 worker")
-    header = ["", *(name if i == 0 else "" for name in proxies for i in range(len(metrics)))]
-    lines = [header, ["workers", *(m for _ in proxies for m in metrics)]]
-    by_key = {(row["proxy"], row["workers"]): row for row in rows}
-    for workers in sorted({int(str(row["workers"])) for row in rows}):
-        line = [str(workers)]
-        for name in proxies:
-            row = by_key.get((name, workers))
-            if row is None:
-                line += ["-"] * len(metrics)
-                continue
-            efficiency = row["efficiency"]
-            line += [f"{row['calls_per_s']:,.0f}", f"{row['proxy_cpu_us']:.0f}",
-                     f"{row['calls_per_s_per_core']:,.0f}",
-                     f"{efficiency:.0%}" if isinstance(efficiency, float) else "-"]
-        lines.append(line)
-    return format_table(lines, numbers_right=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -328,12 +185,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
     parser.add_argument("--calls", type=int, default=20_000, help="unary calls per run and "
                         "per worker: a run with N workers makes N x CALLS (20,000)")
+    parser.add_argument("--data-planes", default=",".join(PLANES), metavar="PLANES",
+                        help="gproxy-mp's data planes to measure, comma-separated, each at "
+                        f"every worker count beside the others ({','.join(PLANES)}: both)")
     parser.add_argument("--go-gproxy", metavar="PATH", help="a Go gproxy binary "
                         "(kube-grpc-balancer's cmd/gproxy): measured too, with GOMAXPROCS=N")
     add_results_argument(parser)
     parser.add_argument("--smoke", action="store_true", help="CI check of the harness: "
                         "2,000 calls per worker, workers 1 and 2 only, 1 round")
     args = parser.parse_args(argv)
+    args.data_planes = [plane for plane in args.data_planes.split(",") if plane]
+    if not args.data_planes or set(args.data_planes) - set(PLANES):
+        parser.error(f"--data-planes: one or more of {', '.join(PLANES)}")
     if args.smoke:
         args.calls, args.rounds = 2000, 1
         args.max_workers = min(2, args.max_workers or 2)
@@ -372,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_cores(usable, max_workers=args.max_workers, siblings=read_siblings(usable))
     # This process and the grpcio check client run on h2load's cores, never on the proxy's.
     os.sched_setaffinity(0, plan.loadgen)
-    proxies = [GPROXY, NGINX, *([GO_GPROXY] if args.go_gproxy else [])]
+    proxies = proxies_for(args.data_planes, args.go_gproxy)
     results = RunResults("scaling", results_dir=args.results_dir)
     print(f"core plan: {plan.describe()}; worker counts {', '.join(map(str, plan.worker_counts))}",
           flush=True)
@@ -398,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nscaling {results.run_id}: {WORKLOAD.title}, h2load -c max(8, 4 x N) -m "
           f"{load.STREAMS} -t {len(plan.loadgen)}, {args.calls:,} calls per worker per run, "
           f"medians of {args.rounds} interleaved round(s); 'vs 1 worker' is calls/s at N over "
-          f"N x calls/s at 1; go-gproxy's workers are GOMAXPROCS, in front of the first backend "
-          f"only.")
+          f"N x calls/s at 1 of the same proxy; gproxy is gproxy-mp's grpcio data plane, "
+          f"gproxy-native its native one; go-gproxy's workers are GOMAXPROCS, in front of the "
+          f"first backend only.")
     print(plan.describe())
     other = statistics.median(s.other_cpu_us for s in samples) if samples else 0.0
     print(f"load average {' '.join(f'{v:.2f}' for v in loadavg_before)} before, "

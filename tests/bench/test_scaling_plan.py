@@ -1,10 +1,15 @@
 """The core plan of `python -m bench scaling`: which cores the proxy, the backends and h2load
-get, which worker counts run, and when the plan has to overlap the roles."""
+get, which worker counts run, and when the plan has to overlap the roles; and which proxies
+each step runs: gproxy-mp on each data plane, with the rig's command lines."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
+from bench.rig import configs
+from bench.scaling.main import parse_args
 from bench.scaling.plan import (
     CorePlan,
     cpu_list,
@@ -13,6 +18,7 @@ from bench.scaling.plan import (
     plan_cores,
     worker_counts,
 )
+from bench.scaling.proxies import gproxy_argv, mapped_plane, proxies_for
 
 
 def test_eight_cores_give_the_proxy_four_and_each_other_role_two() -> None:
@@ -113,3 +119,42 @@ def test_physical_cores_keep_only_usable_cpus() -> None:
 def test_parse_cpu_list_reads_the_kernels_form() -> None:
     assert parse_cpu_list("0-3,8,10-11\n") == {0, 1, 2, 3, 8, 10, 11}
     assert parse_cpu_list("5") == {5}
+
+
+def test_both_data_planes_run_by_default_beside_nginx() -> None:
+    assert parse_args([]).data_planes == ["grpcio", "native"]
+    assert proxies_for(["grpcio", "native"], None) == ["gproxy", "gproxy-native", "nginx"]
+    assert proxies_for(["native"], "/bin/gproxy") == ["gproxy-native", "nginx", "go-gproxy"]
+    assert proxies_for(["native", "grpcio"], None)[:2] == ["gproxy", "gproxy-native"]
+    assert parse_args(["--data-planes", "native"]).data_planes == ["native"]
+    assert parse_args(["--smoke"]).data_planes == ["grpcio", "native"]
+
+
+@pytest.mark.parametrize("planes", ["", "grpcio,rust", "native,"])
+def test_data_planes_are_checked(planes: str, capsys: pytest.CaptureFixture[str]) -> None:
+    if planes == "native,":  # a trailing comma is harmless
+        assert parse_args(["--data-planes", planes]).data_planes == ["native"]
+        return
+    with pytest.raises(SystemExit):
+        parse_args(["--data-planes", planes])
+    assert "--data-planes" in capsys.readouterr().err
+
+
+def test_the_native_plane_runs_the_rigs_command_line_with_data_plane_native() -> None:
+    backends = ["127.0.0.1:1", "127.0.0.1:2"]
+    rig = configs.gproxy_argv(sys.executable, port=9, backends=backends, workers=4)
+    assert "--data-plane" not in rig  # bench cost's gproxy-wN, unchanged
+    admin = ["--admin-address", "127.0.0.1:8"]
+    assert gproxy_argv("gproxy", port=9, backends=backends, workers=4,
+                       admin="127.0.0.1:8") == [*rig, *admin]
+    assert gproxy_argv("gproxy-native", port=9, backends=backends, workers=4,
+                       admin="127.0.0.1:8") == [*rig, "--data-plane", "native", *admin]
+
+
+def test_a_workers_memory_map_names_its_data_plane() -> None:
+    native = "7f00-7f10 r-xp 0 08:01 5 /work/gproxy_mp/_native.abi3.so\n"
+    grpcio = "7f00-7f10 r-xp 0 08:01 6 /venv/grpc/_cython/cygrpc.cpython-311-x86_64-linux-gnu.so\n"
+    assert mapped_plane(native) == "native"
+    assert mapped_plane(grpcio) == "grpcio"
+    assert mapped_plane(native + grpcio) == "grpcio"  # grpc loaded: not a native-only worker
+    assert mapped_plane("7f00-7f10 r-xp 0 08:01 7 /usr/lib/libc.so.6\n") == "?"

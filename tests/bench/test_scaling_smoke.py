@@ -1,6 +1,8 @@
-"""`python -m bench scaling --smoke` runs end to end: workers 1 and 2, gproxy-mp and nginx each
-measured at both (calls/s > 0, CPU per call > 0), every proxy running on exactly the cores the
-plan gave its step, and the output saying when the plan overlaps the roles.
+"""`python -m bench scaling --smoke` runs end to end: workers 1 and 2, gproxy-mp on each data
+plane (grpcio: `gproxy`, native: `gproxy-native`) and nginx each measured at both (calls/s > 0,
+CPU per call > 0), every proxy running on exactly the cores the plan gave its step, each
+plane's workers all taking calls and running the engine of their plane (their memory maps),
+and the output saying when the plan overlaps the roles.
 
 A subprocess bounded by `SMOKE_TIMEOUT` (SIGTERM on timeout: it stops every peer it started).
 nginx and h2load are installed by the harness when missing; the test skips only where that
@@ -19,11 +21,13 @@ import pytest
 from tests.bench.test_bench_smoke import tools_unavailable
 from tests.support.smoke import run_smoke
 
-SMOKE_TIMEOUT = 120.0
-"""Seconds the smoke run may take (about 20 here once the tools are installed)."""
+SMOKE_TIMEOUT = 180.0
+"""Seconds the smoke run may take (about 30 here once the tools are installed)."""
+GPROXY_PLANES = {"gproxy": "grpcio", "gproxy-native": "native"}
 
 
-def test_the_smoke_run_measures_both_proxies_at_one_and_two_workers(tmp_path: Path) -> None:
+def test_the_smoke_run_measures_both_planes_and_nginx_at_one_and_two_workers(
+        tmp_path: Path) -> None:
     reason = tools_unavailable()
     if reason:
         pytest.skip(reason)
@@ -38,7 +42,8 @@ def test_the_smoke_run_measures_both_proxies_at_one_and_two_workers(tmp_path: Pa
     assert report["meta"]["failures"] == [], output
     rows = report["summary"]
     assert sorted((row["proxy"], row["workers"]) for row in rows) == [
-        ("gproxy-mp", 1), ("gproxy-mp", 2), ("nginx", 1), ("nginx", 2)], output
+        ("gproxy", 1), ("gproxy", 2), ("gproxy-native", 1), ("gproxy-native", 2),
+        ("nginx", 1), ("nginx", 2)], output
     for row in rows:
         assert row["calls_per_s"] > 0, (row, output)
         assert row["proxy_cpu_us"] > 0, (row, output)
@@ -46,10 +51,13 @@ def test_the_smoke_run_measures_both_proxies_at_one_and_two_workers(tmp_path: Pa
     for workers in ("1", "2"):  # taskset did pin each proxy's processes to its step's cores
         step = report["meta"]["steps"][workers]
         assert step["cores"] == plan["proxy"][:int(workers)], output
-        assert step["affinity"] == {"gproxy-mp": step["cores"], "nginx": step["cores"]}, output
-    # both of gproxy-mp's workers took calls at the 2-worker step
-    assert len(report["meta"]["steps"]["2"]["gproxy_mp_calls_per_worker"]) == 2, output
-    assert min(report["meta"]["steps"]["2"]["gproxy_mp_calls_per_worker"]) > 0, output
+        assert step["affinity"] == {"gproxy": step["cores"], "gproxy-native": step["cores"],
+                                    "nginx": step["cores"]}, output
+        for proxy, plane in GPROXY_PLANES.items():  # every worker runs its plane's engine
+            assert step["worker_planes"][proxy] == [plane] * int(workers), output
+    for proxy in GPROXY_PLANES:  # both workers of each plane took calls at the 2-worker step
+        split = report["meta"]["steps"]["2"]["calls_per_worker"][proxy]
+        assert len(split) == 2 and min(split) > 0, (proxy, output)
     assert ("NOT scaling" in done.stdout) == plan["overlapped"], output
 
 
