@@ -35,7 +35,8 @@ from gproxy_mp.errors import ConfigError, ExitCode, GproxyError
 from gproxy_mp.grpc_engine import GRPC_ENGINES
 from gproxy_mp.helptext import EXAMPLE, SectionedCommand, build_epilog
 from gproxy_mp.logs import FORMATS, LEVELS, configure_logging
-from gproxy_mp.tls import backend_tls, check_tls, listener_tls
+from gproxy_mp.tls import backend_tls, listener_tls
+from gproxy_mp.tls_material import check_tls
 from gproxy_mp.worker.balancer import BALANCERS
 
 log = logging.getLogger("gproxy_mp")

@@ -17,10 +17,13 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from gproxy_mp.descriptors import DescriptorSet
 from gproxy_mp.errors import ConfigError
 from gproxy_mp.model import Endpoint, EndpointSet, build_endpoint_set
+
+if TYPE_CHECKING:  # protobuf, for the supervisor only: a worker imports this module too
+    from gproxy_mp.descriptors import DescriptorSet
 
 SCHEMES = ("kubernetes", "dns", "static")
 DEFAULT_DNS_PORT = 53

@@ -1,4 +1,5 @@
-"""TLS credentials of a worker, re-read when their files change (`tls.py` reads and checks).
+"""TLS credentials of a worker, re-read when their files change (`tls_material.py` reads and
+checks them).
 
 - Listener (`ReloadingServerCredentials`): gRPC asks the certificate fetcher at every TLS
   handshake, from its own threads. `fetch` looks at the files at most once per
@@ -10,10 +11,10 @@
   new channels with them and lets the old ones finish their calls (`BackendPool.renew`).
 
 New files that are not usable (unreadable, too large, not PEM, a key of another certificate, a
-certificate chain before its notBefore or past its notAfter: what `tls.check_tls` refuses at
-start) are logged once per version of the files (their `signature`), counted in the stats'
-`tls_refused` by side and reason, and the old material kept. A refused version is looked at
-again at each check, so a certificate that was not yet valid is taken once it is.
+certificate chain before its notBefore or past its notAfter: what `tls_material.check_tls`
+refuses at start) are logged once per version of the files (their `signature`), counted in the
+stats' `tls_refused` by side and reason, and the old material kept. A refused version is looked
+at again at each check, so a certificate that was not yet valid is taken once it is.
 
 A worker's first load does not refuse a certificate out of its validity: the supervisor refused
 it at start, so it expired since, and a replacement worker that refused it would take a serving
@@ -36,7 +37,8 @@ import grpc
 
 from gproxy_mp import certificates
 from gproxy_mp.bus.schema import TlsSide
-from gproxy_mp.tls import Material, MaterialError, TlsFiles, load_material, signature
+from gproxy_mp.tls import MaterialError, TlsFiles, signature
+from gproxy_mp.tls_material import Material, load_material
 from gproxy_mp.worker.stats import CallStats
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ import pytest
 
 from gproxy_mp.bus.schema import TlsRefusal, TlsSide
 from gproxy_mp.certificates import OutOfValidityError, chain_validity, check, iso
-from gproxy_mp.tls import BACKEND_OPTIONS, LISTENER_OPTIONS, MaterialError, TlsFiles, load_material
+from gproxy_mp.tls import BACKEND_OPTIONS, LISTENER_OPTIONS, MaterialError, TlsFiles
+from gproxy_mp.tls_material import load_material
 from gproxy_mp.worker.credentials import BackendCredentials
 from gproxy_mp.worker.stats import CallStats
 from harness.certs import CertificateAuthority, Issued

@@ -7,9 +7,10 @@ SO_REUSEPORT address, read counts for status reports, drain, stop. Two implement
 - `grpcio` (`planes/grpcio.py`): grpc.aio's server and one channel per backend, the reference.
 - `native` (`planes/native.py`): the Rust engine of `gproxy_mp._native`, on a thread of its own.
 
-Each is imported only when chosen (`build_plane`), so a native-plane worker never imports grpc
-(an import-linter contract keeps the native modules free of it; a process test checks the
-running worker).
+Each is imported only when chosen (`build_plane`), so a native-plane worker never imports grpc,
+nor cryptography and protobuf, which only TLS checks and the grpcio plane need (import-linter
+contracts keep the native modules free of them; process tests check the running worker's map
+and that it idles in at most 60% of a grpcio worker's memory).
 """
 
 from __future__ import annotations
