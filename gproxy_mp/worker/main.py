@@ -331,6 +331,13 @@ async def _main_async(config: WorkerConfig) -> int:
     return await run_worker(config, stops=stops)
 
 
+def _event_loop(config: WorkerConfig) -> str:
+    """`--event-loop`, for the grpcio plane, whose every call runs on the loop. A native-plane
+    worker's loop only follows the bus, reports and answers signals: asyncio's own loop does
+    that, without uvloop's libuv in the worker's memory."""
+    return "asyncio" if config.options.data_plane == "native" else config.options.event_loop
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gproxy_mp.worker",
                                      description="a gproxy-mp worker (started by the supervisor)")
@@ -342,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
                       fmt=config.options.log_format, level=config.options.log_level)
     _die_with_parent(config.supervisor_pid)
     try:
-        code = loops.runner(config.options.event_loop)(_main_async(config))
+        code = loops.runner(_event_loop(config))(_main_async(config))
     except Exception:
         log.exception("worker failed")
         code = ExitCode.RUNTIME
