@@ -8,7 +8,9 @@ LATENCY_BUCKETS: list[float]
 class Engine:
     def __init__(self, *, target: str, max_concurrent_streams: int, connect_timeout: float,
                  max_connection_age: float | None = None,
-                 max_connection_age_grace: float | None = None) -> None: ...
+                 max_connection_age_grace: float | None = None,
+                 balancer: str = "round-robin") -> None:
+        """`balancer`: "round-robin" or "least-request" (`--balancer`); ValueError else."""
     def start(self, listener_fd: int, wake_fd: int) -> None:
         """Serve on a runtime thread of its own; returns at once. Both descriptors are the
         engine's from now on (pass duplicates): the listener (bound, listening) and a pipe's

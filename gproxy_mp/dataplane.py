@@ -1,6 +1,6 @@
 """Which options each data plane (`--data-plane`) does: the check that refuses the rest.
 
-The native engine (`gproxy_mp._native`) forwards plaintext h2c with round robin, retries,
+The native engine (`gproxy_mp._native`) forwards plaintext h2c with either balancer, retries,
 deadlines, limits and drain. Options it does not do yet are refused with one line when combined
 with `--data-plane native`, rather than accepted and ignored; options that only tune grpcio's
 machinery mean nothing there and are refused the same way. Pure: no imports of either plane.
@@ -38,8 +38,6 @@ def _native_refusals(worker: WorkerOptions, *, locality: str,
            ("--backend-key", worker.backend_key),
            ("--backend-tls-server-name", worker.backend_tls_server_name))
     refused += [flag for flag, value in tls if value]
-    if worker.balancer != "round-robin":
-        refused.append(f"--balancer {worker.balancer}")
     if worker.health_check is not None:
         refused.append("--health-check")
     locality_refused = (locality in ("node", "zone") or (

@@ -23,3 +23,4 @@ pub mod python;
 pub mod retry;
 pub mod server;
 pub mod stats;
+pub mod status;

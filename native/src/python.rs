@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::balance::Balancer;
 use crate::engine::{Options, Running, Shared};
 use crate::stats::LATENCY_BUCKETS;
 
@@ -48,16 +49,21 @@ impl Engine {
 impl Engine {
     #[new]
     #[pyo3(signature = (*, target, max_concurrent_streams, connect_timeout,
-                        max_connection_age=None, max_connection_age_grace=None))]
+                        max_connection_age=None, max_connection_age_grace=None,
+                        balancer="round-robin"))]
     fn new(
         target: String,
         max_concurrent_streams: u32,
         connect_timeout: f64,
         max_connection_age: Option<f64>,
         max_connection_age_grace: Option<f64>,
+        balancer: &str,
     ) -> PyResult<Engine> {
         let options = Options {
             target,
+            balancer: Balancer::from_name(balancer).ok_or_else(|| {
+                PyValueError::new_err(format!("balancer: {balancer:?} is not a balancer"))
+            })?,
             max_concurrent_streams,
             connect_timeout: seconds(connect_timeout, "connect_timeout")?,
             max_connection_age: max_connection_age

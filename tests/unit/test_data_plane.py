@@ -22,7 +22,6 @@ KUBERNETES = (parse_target("kubernetes:///svc.ns:80"),)
 REFUSED = [
     ({"tls_cert": "c.pem", "tls_key": "k.pem"}, "auto", STATIC, "--tls-cert"),
     ({"backend_tls": True}, "auto", STATIC, "--backend-tls"),
-    ({"balancer": "least-request"}, "auto", STATIC, "--balancer least-request"),
     ({"health_check": ""}, "auto", STATIC, "--health-check"),
     ({"unary_methods": ("/a.B/C",)}, "auto", STATIC, "--unary-methods"),
     ({"schema_unary_methods": ("/a.B/C",)}, "auto", STATIC, "--proto-descriptor-set"),
@@ -52,6 +51,11 @@ def test_an_option_the_native_engine_does_not_do_is_refused_by_name(
 def test_the_native_engine_takes_its_defaults_and_plain_kubernetes_routes() -> None:
     check_data_plane(NATIVE, locality="auto", targets=STATIC)
     check_data_plane(NATIVE, locality="off", targets=KUBERNETES)
+
+
+@pytest.mark.parametrize("balancer", ["round-robin", "least-request"])
+def test_the_native_engine_takes_either_balancer(balancer: str) -> None:
+    check_data_plane(replace(NATIVE, balancer=balancer), locality="auto", targets=STATIC)
 
 
 def settings_from(args: tuple[str, ...]) -> Settings:

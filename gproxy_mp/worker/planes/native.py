@@ -49,7 +49,8 @@ class NativePlane:
                               max_concurrent_streams=options.max_concurrent_streams,
                               connect_timeout=options.connect_timeout,
                               max_connection_age=options.max_connection_age,
-                              max_connection_age_grace=options.max_connection_age_grace)
+                              max_connection_age_grace=options.max_connection_age_grace,
+                              balancer=options.balancer)
         self._listener: socket.socket | None = None
         self._wake_read, self._wake_write = os.pipe()
         self._ended: asyncio.Future[None] | None = None
