@@ -14,7 +14,7 @@
 //! thread for status reports; the locks are held for a few instructions, never across an
 //! await.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 use tokio::time::{sleep, timeout, timeout_at};
 
 use crate::balance::{Ewma, FAILING, READY, Strikes, UNKNOWN};
+use crate::locality::{Placement, placed_rank};
 use crate::stats::CallCounts;
 
 /// Connections per backend at most; past that, calls queue in h2 on the least busy one.
@@ -93,6 +94,9 @@ pub struct Backend {
     pub counts: Arc<CallCounts>,
     /// Attempts running on it now, in this worker (least-request's load).
     in_flight: AtomicUsize,
+    /// Its `Placement`, which a new endpoint set may change without replacing the backend.
+    locality: AtomicU8,
+    ring: AtomicU8,
     state: Mutex<State>,
     connecting: tokio::sync::Mutex<()>,
 }
@@ -119,11 +123,13 @@ impl Drop for InFlight<'_> {
 }
 
 impl Backend {
-    pub fn new(address: String, counts: Arc<CallCounts>) -> Backend {
+    pub fn new(address: String, counts: Arc<CallCounts>, placement: Placement) -> Backend {
         Backend {
             address,
             counts,
             in_flight: AtomicUsize::new(0),
+            locality: AtomicU8::new(placement.locality),
+            ring: AtomicU8::new(placement.ring),
             state: Mutex::default(),
             connecting: tokio::sync::Mutex::new(()),
         }
@@ -145,6 +151,21 @@ impl Backend {
     /// Least-request's load: (attempts in flight, response-time EWMA seconds).
     pub fn load(&self) -> (usize, f64) {
         (self.in_flight.load(Relaxed), self.state().latency.value())
+    }
+
+    pub fn place(&self, placement: Placement) {
+        self.locality.store(placement.locality, Relaxed);
+        self.ring.store(placement.ring, Relaxed);
+    }
+
+    /// Its locality, the index of its `locality` label (`locality::LOCALITIES`).
+    pub fn locality(&self) -> u8 {
+        self.locality.load(Relaxed)
+    }
+
+    /// The rank the pickers compare: health, then ring (`locality::placed_rank`).
+    pub fn placed_rank(&self, now: Instant) -> u8 {
+        placed_rank(self.rank(now), self.ring.load(Relaxed))
     }
 
     /// 0 READY, 1 not known to be broken, 2 failing (`balance.rs`).

@@ -31,6 +31,7 @@ use crate::body::{PumpError, RequestBody, send_all};
 use crate::deadline;
 use crate::engine::Shared;
 use crate::headers::{grpc_status, list_size, request_headers, response_headers};
+use crate::locality;
 use crate::retry::{Failure, should_retry};
 use crate::stats::{self, CallCounts};
 use crate::status::{status_trailers, trailers_only};
@@ -53,12 +54,14 @@ struct Accounting<'a> {
     shared: &'a Shared,
     started: Instant,
     counts: Arc<CallCounts>,
+    /// The `locality` label: the last picked backend's when it was picked.
+    locality: u8,
     code: u8,
 }
 
 impl Drop for Accounting<'_> {
     fn drop(&mut self) {
-        self.counts.record(self.code);
+        self.counts.record(self.code, self.locality);
         self.shared.stats.record_latency(self.started.elapsed());
         self.shared.stats.call_ended();
     }
@@ -74,9 +77,10 @@ pub async fn serve_call(
         shared: &shared,
         started: Instant::now(),
         counts: shared.no_backend.clone(),
+        locality: locality::NONE,
         code: stats::CANCELLED,
     };
-    let code = forward(&shared, request, &mut respond, &mut accounting.counts).await;
+    let code = forward(&shared, request, &mut respond, &mut accounting).await;
     accounting.code = code;
 }
 
@@ -84,7 +88,7 @@ async fn forward(
     shared: &Shared,
     request: Request<RecvStream>,
     respond: &mut SendResponse<Bytes>,
-    counts: &mut Arc<CallCounts>,
+    accounting: &mut Accounting<'_>,
 ) -> u8 {
     let started = tokio::time::Instant::now();
     let (parts, body) = request.into_parts();
@@ -120,7 +124,8 @@ async fn forward(
             return trailers_only(respond, stats::UNAVAILABLE, &message);
         };
         tried.push(backend.clone());
-        *counts = backend.counts.clone();
+        accounting.counts = backend.counts.clone();
+        accounting.locality = backend.locality();
         body.restart();
         let attempt = attempt(
             shared,

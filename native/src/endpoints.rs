@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 
 use crate::backend::Backend;
 use crate::balance::{self, Balancer};
+use crate::locality::Placement;
 use crate::stats::Stats;
 
 pub struct Endpoints {
@@ -51,20 +52,24 @@ impl Endpoints {
         self.table.load_full()
     }
 
-    /// Install `addresses` as the whole set. Returns the backends that are new.
-    pub fn replace(&self, addresses: &[String], stats: &Stats) -> Vec<Arc<Backend>> {
+    /// Install `endpoints` (address, placement) as the whole set: kept backends take their new
+    /// placement. Returns the backends that are new.
+    pub fn replace(&self, endpoints: &[(String, Placement)], stats: &Stats) -> Vec<Arc<Backend>> {
         let _one_writer = self.replacing.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.table.load_full();
         let mut kept: HashMap<&str, &Arc<Backend>> =
             old.iter().map(|b| (b.address.as_str(), b)).collect();
         let mut added = Vec::new();
-        let mut table = Vec::with_capacity(addresses.len());
-        for address in addresses {
+        let mut table = Vec::with_capacity(endpoints.len());
+        for (address, placement) in endpoints {
             match kept.remove(address.as_str()) {
-                Some(backend) => table.push(backend.clone()),
+                Some(backend) => {
+                    backend.place(*placement);
+                    table.push(backend.clone());
+                }
                 None => {
-                    let backend =
-                        Arc::new(Backend::new(address.clone(), stats.counts_for(address)));
+                    let counts = stats.counts_for(address);
+                    let backend = Arc::new(Backend::new(address.clone(), counts, *placement));
                     added.push(backend.clone());
                     table.push(backend);
                 }
@@ -77,14 +82,15 @@ impl Endpoints {
         added
     }
 
-    /// The backend of a call's next attempt: by the balancer, READY first, not one in `tried`.
+    /// The backend of a call's next attempt: by the balancer, READY first, then the preferred
+    /// ring (`locality.rs`), not one in `tried`.
     pub fn pick(
         &self,
         table: &[Arc<Backend>],
         tried: &[Arc<Backend>],
         now: Instant,
     ) -> Option<Arc<Backend>> {
-        let rank = |i: usize| table[i].rank(now);
+        let rank = |i: usize| table[i].placed_rank(now);
         let excluded = |i: usize| tried.iter().any(|t| Arc::ptr_eq(t, &table[i]));
         let chosen = match self.balancer {
             Balancer::RoundRobin => {
@@ -111,5 +117,51 @@ impl Endpoints {
             }
         };
         Some(table[chosen].clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placed(address: &str, locality: &str, ring: u32) -> (String, Placement) {
+        let placement = Placement::from_parts(locality, ring).unwrap();
+        (address.to_owned(), placement)
+    }
+
+    #[test]
+    fn a_placement_change_keeps_the_backend_and_moves_it_to_its_new_ring() {
+        let (endpoints, stats) = (Endpoints::new(Balancer::RoundRobin), Stats::default());
+        let first = [placed("a:1", "other", 1), placed("b:1", "same_node", 0)];
+        assert_eq!(endpoints.replace(&first, &stats).len(), 2);
+        let before = endpoints.load();
+        let second = [placed("a:1", "same_zone", 0), placed("b:1", "other", 2)];
+        assert!(endpoints.replace(&second, &stats).is_empty());
+        let after = endpoints.load();
+        assert!(Arc::ptr_eq(&before[0], &after[0]));
+        assert_eq!(after[0].locality(), 2);
+        let now = Instant::now();
+        let ranks: Vec<u8> = after.iter().map(|b| b.placed_rank(now)).collect();
+        assert!(ranks[0] < ranks[1], "{ranks:?}");
+    }
+
+    #[test]
+    fn least_request_picks_only_backends_of_the_set_and_none_when_all_were_tried() {
+        let (endpoints, stats) = (Endpoints::new(Balancer::LeastRequest), Stats::default());
+        endpoints.replace(
+            &[placed("a:1", "none", 0), placed("b:1", "none", 0)],
+            &stats,
+        );
+        let table = endpoints.load();
+        let now = Instant::now();
+        for _ in 0..20 {
+            assert!(endpoints.pick(&table, &[], now).is_some());
+        }
+        let first = endpoints.pick(&table, &[], now).unwrap();
+        let second = endpoints
+            .pick(&table, std::slice::from_ref(&first), now)
+            .unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(endpoints.pick(&table, &[first, second], now).is_none());
     }
 }

@@ -19,6 +19,7 @@ pub mod deadline;
 pub mod endpoints;
 pub mod engine;
 pub mod headers;
+pub mod locality;
 pub mod python;
 pub mod retry;
 pub mod server;
