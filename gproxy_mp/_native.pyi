@@ -8,18 +8,22 @@ LATENCY_BUCKETS: list[float]
 class Engine:
     def __init__(self, *, target: str, max_concurrent_streams: int, connect_timeout: float,
                  max_connection_age: float | None = None,
-                 max_connection_age_grace: float | None = None) -> None: ...
+                 max_connection_age_grace: float | None = None,
+                 balancer: str = "round-robin") -> None:
+        """`balancer`: "round-robin" or "least-request" (`--balancer`); ValueError else."""
     def start(self, listener_fd: int, wake_fd: int) -> None:
         """Serve on a runtime thread of its own; returns at once. Both descriptors are the
         engine's from now on (pass duplicates): the listener (bound, listening) and a pipe's
         write end, closed when the runtime thread ends."""
-    def set_endpoints(self, addresses: list[str]) -> int:
-        """Replace the endpoint set (`host:port`); returns how many are new."""
+    def set_endpoints(self, endpoints: list[tuple[str, str, int]]) -> int:
+        """Replace the endpoint set: (`host:port`, locality, ring) each, as the bus places
+        them (`model.Endpoint`); returns how many are new. ValueError: an unknown locality."""
     def endpoint_count(self) -> int: ...
     def active_calls(self) -> int: ...
-    def stats(self) -> tuple[list[tuple[str, str, int]], list[int], float,
+    def stats(self) -> tuple[list[tuple[str, str, str, int]], list[int], float,
                              list[tuple[str, int]]]:
-        """(calls as (backend, code, count), latency buckets, duration sum, retries)."""
+        """(calls as (backend, code, locality, count), latency buckets, duration sum,
+        retries)."""
     def unhealthy(self) -> list[tuple[str, str]]: ...
     def drain(self, timeout: float) -> None: ...
     def stop(self) -> None: ...

@@ -65,11 +65,10 @@ def build_settings(**values: Any) -> Settings:
     worker = WorkerOptions(**{k: fields.pop(k) for k in WORKER_FIELDS & fields.keys()})
     check_tls(listener_tls(worker))
     check_tls(backend_tls(worker))
+    check_data_plane(worker)
     for optional in ("kubeconfig", "node_name", "zone"):
         fields[optional] = fields.get(optional) or None
-    settings = Settings(routes=routes, worker=worker, **fields)
-    check_data_plane(worker, locality=settings.locality, targets=settings.targets)
-    return settings
+    return Settings(routes=routes, worker=worker, **fields)
 
 
 @click.command(
@@ -184,8 +183,7 @@ def build_settings(**values: Any) -> Settings:
               "otherwise uses). Set through GRPC_EXPERIMENTS; one of your own is kept.")
 @click.option("--data-plane", type=click.Choice(DATA_PLANES), default="grpcio", show_default=True,
               help="What forwards the calls in each worker: 'grpcio' (grpc.aio) or 'native' "
-              "(a Rust HTTP/2 engine, far less CPU per call; no TLS, least-request, health "
-              "checks or locality yet).")
+              "(a Rust HTTP/2 engine, far less CPU per call; no TLS or health checks yet).")
 @click.option("--metrics-method-label", is_flag=True, default=False,
               help="Label call counters with the gRPC method too (at most 200 per worker).")
 @click.option("--access-log", is_flag=True, default=False,

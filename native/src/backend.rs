@@ -14,7 +14,7 @@
 //! thread for status reports; the locks are held for a few instructions, never across an
 //! await.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,8 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::{sleep, timeout, timeout_at};
 
-use crate::balance::{FAILING, READY, Strikes, UNKNOWN};
+use crate::balance::{Ewma, FAILING, READY, Strikes, UNKNOWN};
+use crate::locality::{Placement, placed_rank};
 use crate::stats::CallCounts;
 
 /// Connections per backend at most; past that, calls queue in h2 on the least busy one.
@@ -82,6 +83,8 @@ struct State {
     connects: u64,
     last_failure: String,
     strikes: Strikes,
+    /// Of its response times (to the response headers), for least-request's tie-break.
+    latency: Ewma,
     removed: bool,
 }
 
@@ -89,15 +92,44 @@ pub struct Backend {
     /// `host:port` (`[v6]:port`): the metrics label, the `:authority` sent, where to connect.
     pub address: String,
     pub counts: Arc<CallCounts>,
+    /// Attempts running on it now, in this worker (least-request's load).
+    in_flight: AtomicUsize,
+    /// Its `Placement`, which a new endpoint set may change without replacing the backend.
+    locality: AtomicU8,
+    ring: AtomicU8,
     state: Mutex<State>,
     connecting: tokio::sync::Mutex<()>,
 }
 
+/// One attempt on a backend, counted in flight from its start until it is dropped.
+pub struct InFlight<'a> {
+    backend: &'a Backend,
+    started: Instant,
+}
+
+impl InFlight<'_> {
+    /// The response headers (or the whole Trailers-Only answer) came: a latency sample.
+    pub fn responded(&self) {
+        let now = Instant::now();
+        let seconds = now.saturating_duration_since(self.started).as_secs_f64();
+        self.backend.state().latency.observe(seconds, now);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.backend.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
 impl Backend {
-    pub fn new(address: String, counts: Arc<CallCounts>) -> Backend {
+    pub fn new(address: String, counts: Arc<CallCounts>, placement: Placement) -> Backend {
         Backend {
             address,
             counts,
+            in_flight: AtomicUsize::new(0),
+            locality: AtomicU8::new(placement.locality),
+            ring: AtomicU8::new(placement.ring),
             state: Mutex::default(),
             connecting: tokio::sync::Mutex::new(()),
         }
@@ -105,6 +137,35 @@ impl Backend {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An attempt starts on this backend; it counts in flight until the guard is dropped.
+    pub fn begin(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlight {
+            backend: self,
+            started: Instant::now(),
+        }
+    }
+
+    /// Least-request's load: (attempts in flight, response-time EWMA seconds).
+    pub fn load(&self) -> (usize, f64) {
+        (self.in_flight.load(Relaxed), self.state().latency.value())
+    }
+
+    pub fn place(&self, placement: Placement) {
+        self.locality.store(placement.locality, Relaxed);
+        self.ring.store(placement.ring, Relaxed);
+    }
+
+    /// Its locality, the index of its `locality` label (`locality::LOCALITIES`).
+    pub fn locality(&self) -> u8 {
+        self.locality.load(Relaxed)
+    }
+
+    /// The rank the pickers compare: health, then ring (`locality::placed_rank`).
+    pub fn placed_rank(&self, now: Instant) -> u8 {
+        placed_rank(self.rank(now), self.ring.load(Relaxed))
     }
 
     /// 0 READY, 1 not known to be broken, 2 failing (`balance.rs`).

@@ -1,13 +1,15 @@
 //! One call, forwarded to one backend at a time, HTTP/2 stream to HTTP/2 stream.
 //!
 //! Per call: refuse metadata over `MAX_METADATA_BYTES` (RESOURCE_EXHAUSTED, counted); then
-//! attempts, each on a backend picked round robin, READY first, not tried before in this
-//! call. An attempt opens a stream with the client's headers (`headers.rs`) and its remaining
-//! deadline, pumps the request body (`body.rs`), and waits for the response headers. A
-//! failure before anything reached the client (no connection, REFUSED_STREAM, GOAWAY, an
-//! I/O error, or a Trailers-Only UNAVAILABLE) may be retried on another backend
-//! (`retry.rs`). Otherwise the response headers go to the client (a Trailers-Only answer
-//! stays Trailers-Only), then the body under flow control, then the trailers, unchanged.
+//! attempts, each on a backend picked by the balancer (`balance.rs`), READY first, not tried
+//! before in this call. An attempt counts in flight on its backend until it ends, and its time
+//! to the response headers feeds the backend's EWMA (least-request's load). It opens a stream
+//! with the client's headers (`headers.rs`) and its remaining deadline, pumps the request
+//! body (`body.rs`), and waits for the response headers. A failure before anything reached
+//! the client (no connection, REFUSED_STREAM, GOAWAY, an I/O error, or a Trailers-Only
+//! UNAVAILABLE) may be retried on another backend (`retry.rs`). Otherwise the response
+//! headers go to the client (a Trailers-Only answer stays Trailers-Only), then the body under
+//! flow control, then the trailers, unchanged.
 //!
 //! A client RST_STREAM (or its connection going away) ends the call: every handle of the
 //! backend stream is dropped, and h2 sends the backend RST_STREAM(CANCEL) at once. The
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use tokio::time::sleep_until;
 
 use crate::backend::{Backend, MAX_METADATA_BYTES};
@@ -29,8 +31,10 @@ use crate::body::{PumpError, RequestBody, send_all};
 use crate::deadline;
 use crate::engine::Shared;
 use crate::headers::{grpc_status, list_size, request_headers, response_headers};
+use crate::locality;
 use crate::retry::{Failure, should_retry};
 use crate::stats::{self, CallCounts};
+use crate::status::{status_trailers, trailers_only};
 
 /// What an attempt came to.
 enum Attempt {
@@ -50,12 +54,14 @@ struct Accounting<'a> {
     shared: &'a Shared,
     started: Instant,
     counts: Arc<CallCounts>,
+    /// The `locality` label: the last picked backend's when it was picked.
+    locality: u8,
     code: u8,
 }
 
 impl Drop for Accounting<'_> {
     fn drop(&mut self) {
-        self.counts.record(self.code);
+        self.counts.record(self.code, self.locality);
         self.shared.stats.record_latency(self.started.elapsed());
         self.shared.stats.call_ended();
     }
@@ -71,9 +77,10 @@ pub async fn serve_call(
         shared: &shared,
         started: Instant::now(),
         counts: shared.no_backend.clone(),
+        locality: locality::NONE,
         code: stats::CANCELLED,
     };
-    let code = forward(&shared, request, &mut respond, &mut accounting.counts).await;
+    let code = forward(&shared, request, &mut respond, &mut accounting).await;
     accounting.code = code;
 }
 
@@ -81,7 +88,7 @@ async fn forward(
     shared: &Shared,
     request: Request<RecvStream>,
     respond: &mut SendResponse<Bytes>,
-    counts: &mut Arc<CallCounts>,
+    accounting: &mut Accounting<'_>,
 ) -> u8 {
     let started = tokio::time::Instant::now();
     let (parts, body) = request.into_parts();
@@ -117,7 +124,8 @@ async fn forward(
             return trailers_only(respond, stats::UNAVAILABLE, &message);
         };
         tried.push(backend.clone());
-        *counts = backend.counts.clone();
+        accounting.counts = backend.counts.clone();
+        accounting.locality = backend.locality();
         body.restart();
         let attempt = attempt(
             shared,
@@ -190,6 +198,7 @@ async fn attempt(
     body: &mut RequestBody,
     respond: &mut SendResponse<Bytes>,
 ) -> Attempt {
+    let in_flight = backend.begin(); // least-request's load, until this attempt ends
     let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
     let until = deadline.unwrap_or(far);
     let connect_timeout = match deadline {
@@ -256,6 +265,7 @@ async fn attempt(
         Ok(response) => response,
         Err(e) => return failed(&e),
     };
+    in_flight.responded();
     let (parts, mut recv) = response.into_parts();
     if recv.is_end_stream() {
         // Trailers-Only: the status is in the headers.
@@ -356,55 +366,4 @@ fn deadline_exceeded(respond: &mut SendResponse<Bytes>) -> Attempt {
         stats::DEADLINE_EXCEEDED,
         "Deadline Exceeded",
     ))
-}
-
-fn status_trailers(code: u8, message: &str) -> HeaderMap {
-    let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from(u16::from(code)));
-    if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
-        trailers.insert("grpc-message", value);
-    }
-    trailers
-}
-
-/// A Trailers-Only response from the engine itself (HTTP 200, `application/grpc`, status).
-fn trailers_only(respond: &mut SendResponse<Bytes>, code: u8, message: &str) -> u8 {
-    let mut response = Response::new(());
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert("content-type", HeaderValue::from_static("application/grpc"));
-    headers.extend(status_trailers(code, message));
-    let _ = respond.send_response(response, true);
-    code
-}
-
-/// grpc-message's encoding (gRPC over HTTP/2): printable ASCII except '%' as is, the rest
-/// as %XX of its UTF-8 bytes.
-fn percent_encode(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for byte in message.bytes() {
-        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_message_is_percent_encoded() {
-        assert_eq!(percent_encode("a b%c\né"), "a b%25c%0A%C3%A9");
-    }
-
-    #[test]
-    fn status_trailers_carry_code_and_message() {
-        let t = status_trailers(14, "no endpoints");
-        assert_eq!(t.get("grpc-status").unwrap(), "14");
-        assert_eq!(t.get("grpc-message").unwrap(), "no endpoints");
-    }
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::balance::Balancer;
 use crate::endpoints::Endpoints;
 use crate::retry::Budget;
 use crate::server::{Phase, accept_loop};
@@ -41,6 +42,7 @@ pub struct Shared {
 
 pub struct Options {
     pub target: String,
+    pub balancer: Balancer,
     pub connect_timeout: Duration,
     pub max_concurrent_streams: u32,
     pub max_connection_age: Option<Duration>,
@@ -54,7 +56,7 @@ impl Shared {
             no_backend: stats.counts_for(""),
             stats,
             target: options.target,
-            endpoints: Endpoints::default(),
+            endpoints: Endpoints::new(options.balancer),
             budget: Mutex::default(),
             connect_timeout: options.connect_timeout,
             max_concurrent_streams: options.max_concurrent_streams,

@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::balance::Balancer;
 use crate::engine::{Options, Running, Shared};
+use crate::locality::Placement;
 use crate::stats::LATENCY_BUCKETS;
 
-type Calls = Vec<(String, &'static str, u64)>;
+type Calls = Vec<(String, &'static str, &'static str, u64)>;
 
 #[pyclass(frozen, module = "gproxy_mp._native")]
 struct Engine {
@@ -48,16 +50,21 @@ impl Engine {
 impl Engine {
     #[new]
     #[pyo3(signature = (*, target, max_concurrent_streams, connect_timeout,
-                        max_connection_age=None, max_connection_age_grace=None))]
+                        max_connection_age=None, max_connection_age_grace=None,
+                        balancer="round-robin"))]
     fn new(
         target: String,
         max_concurrent_streams: u32,
         connect_timeout: f64,
         max_connection_age: Option<f64>,
         max_connection_age_grace: Option<f64>,
+        balancer: &str,
     ) -> PyResult<Engine> {
         let options = Options {
             target,
+            balancer: Balancer::from_name(balancer).ok_or_else(|| {
+                PyValueError::new_err(format!("balancer: {balancer:?} is not a balancer"))
+            })?,
             max_concurrent_streams,
             connect_timeout: seconds(connect_timeout, "connect_timeout")?,
             max_connection_age: max_connection_age
@@ -88,12 +95,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Replace the endpoint set (`host:port` strings); returns how many are new.
-    fn set_endpoints(&self, addresses: Vec<String>) -> usize {
-        let added = self
-            .shared
-            .endpoints
-            .replace(&addresses, &self.shared.stats);
+    /// Replace the endpoint set: (`host:port`, locality name, ring) each; returns how many
+    /// are new.
+    fn set_endpoints(&self, endpoints: Vec<(String, String, u32)>) -> PyResult<usize> {
+        let placed = endpoints
+            .into_iter()
+            .map(|(address, locality, ring)| {
+                let placement = Placement::from_parts(&locality, ring).ok_or_else(|| {
+                    PyValueError::new_err(format!("{address}: {locality:?} is not a locality"))
+                })?;
+                Ok((address, placement))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let added = self.shared.endpoints.replace(&placed, &self.shared.stats);
         if let Some(running) = self.running().as_ref() {
             for backend in &added {
                 let (backend, timeout) = (backend.clone(), self.shared.connect_timeout);
@@ -102,7 +116,7 @@ impl Engine {
                     .spawn(async move { backend.warm_up(timeout).await });
             }
         }
-        added.len()
+        Ok(added.len())
     }
 
     fn endpoint_count(&self) -> usize {
@@ -113,7 +127,8 @@ impl Engine {
         self.shared.stats.active_calls()
     }
 
-    /// (calls as (backend, code, count), latency buckets, duration sum, retries by reason).
+    /// (calls as (backend, code, locality, count), latency buckets, duration sum, retries by
+    /// reason).
     fn stats(&self) -> (Calls, Vec<u64>, f64, Vec<(&'static str, u64)>) {
         let snapshot = self.shared.stats.snapshot();
         (

@@ -1,8 +1,8 @@
 //! The engine's counters: written by the runtime thread per call with relaxed atomics, read by
 //! the worker's Python when it reports (every second), never with the GIL per call.
 //!
-//! The same counts as the grpcio plane's `gproxy_mp/worker/stats.py`: calls by backend and
-//! gRPC status code, a latency histogram over `LATENCY_BUCKETS` (those of
+//! The same counts as the grpcio plane's `gproxy_mp/worker/stats.py`: calls by backend, gRPC
+//! status code and the backend's locality when it was picked (`locality.rs`), a latency histogram over `LATENCY_BUCKETS` (those of
 //! `gproxy_mp/bus/schema.py`, checked by a Python test), retries by reason, calls in flight.
 //! The backend label set is bounded: after `MAX_BACKENDS` distinct backends, further ones
 //! count as "other". A backend's counters are looked up once, when the engine first sees
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::locality::LOCALITIES;
 use crate::retry::Failure;
 
 /// Upper bounds, in seconds, of the call latency histogram (plus +Inf).
@@ -52,15 +53,16 @@ const MAX_BACKENDS: usize = 1000;
 const OTHER_BACKEND: &str = "other";
 const RETRY_REASONS: [Failure; 3] = [Failure::Connect, Failure::Refused, Failure::Unavailable];
 
-/// One backend label's calls by code.
+/// One backend label's calls by locality (an index into `LOCALITIES`) and code.
 #[derive(Default)]
 pub struct CallCounts {
-    by_code: [AtomicU64; 17],
+    by_code: [[AtomicU64; 17]; LOCALITIES.len()],
 }
 
 impl CallCounts {
-    pub fn record(&self, code: u8) {
-        self.by_code[usize::from(code.min(16))].fetch_add(1, Relaxed);
+    pub fn record(&self, code: u8, locality: u8) {
+        let locality = usize::from(locality).min(LOCALITIES.len() - 1);
+        self.by_code[locality][usize::from(code.min(16))].fetch_add(1, Relaxed);
     }
 }
 
@@ -73,9 +75,9 @@ pub struct Stats {
     active: AtomicI64,
 }
 
-/// What `Stats::snapshot` reads: calls as (backend, code name, count).
+/// What `Stats::snapshot` reads: calls as (backend, code name, locality name, count).
 pub struct Snapshot {
-    pub calls: Vec<(String, &'static str, u64)>,
+    pub calls: Vec<(String, &'static str, &'static str, u64)>,
     pub buckets: Vec<u64>,
     pub duration_sum: f64,
     pub retries: Vec<(&'static str, u64)>,
@@ -129,10 +131,12 @@ impl Stats {
         let labels = self.labels.lock().unwrap_or_else(|e| e.into_inner());
         let mut calls = Vec::new();
         for (backend, counts) in labels.iter() {
-            for (code, count) in counts.by_code.iter().enumerate() {
-                let n = count.load(Relaxed);
-                if n > 0 {
-                    calls.push((backend.clone(), CODE_NAMES[code], n));
+            for (locality, by_code) in LOCALITIES.iter().zip(&counts.by_code) {
+                for (code, count) in CODE_NAMES.iter().zip(by_code) {
+                    let n = count.load(Relaxed);
+                    if n > 0 {
+                        calls.push((backend.clone(), *code, *locality, n));
+                    }
                 }
             }
         }
@@ -169,16 +173,21 @@ mod tests {
     }
 
     #[test]
-    fn calls_are_counted_by_backend_and_code() {
+    fn calls_are_counted_by_backend_code_and_locality() {
         let stats = Stats::default();
-        stats.counts_for("a:1").record(OK);
-        stats.counts_for("a:1").record(OK);
-        stats.counts_for("").record(UNAVAILABLE);
+        stats.counts_for("a:1").record(OK, 0);
+        stats.counts_for("a:1").record(OK, 0);
+        stats.counts_for("a:1").record(OK, 1);
+        stats.counts_for("").record(UNAVAILABLE, 0);
         let mut calls = stats.snapshot().calls;
         calls.sort();
         assert_eq!(
             calls,
-            [("".into(), "UNAVAILABLE", 1), ("a:1".into(), "OK", 2)]
+            [
+                ("".into(), "UNAVAILABLE", "none", 1),
+                ("a:1".into(), "OK", "none", 2),
+                ("a:1".into(), "OK", "same_node", 1)
+            ]
         );
     }
 
@@ -186,11 +195,11 @@ mod tests {
     fn backend_labels_are_bounded() {
         let stats = Stats::default();
         for i in 0..MAX_BACKENDS + 5 {
-            stats.counts_for(&format!("10.0.0.1:{i}")).record(OK);
+            stats.counts_for(&format!("10.0.0.1:{i}")).record(OK, 3);
         }
         let calls = stats.snapshot().calls;
         assert_eq!(calls.len(), MAX_BACKENDS + 1);
-        assert!(calls.contains(&("other".into(), "OK", 5)));
+        assert!(calls.contains(&("other".into(), "OK", "other", 5)));
     }
 
     #[test]

@@ -3,7 +3,8 @@ trafficDistribution, and spill-over when the preferred backends go.
 
 Three backends stand for pods on three nodes in two zones (Node objects with the
 `topology.kubernetes.io/zone` label; no kubelet is needed for the API server to keep them).
-The proxy runs "on" node n1 (`--node-name n1`, its zone read from the Node).
+The proxy runs "on" node n1 (`--node-name n1`, its zone read from the Node). The calls' tests
+run on both data planes: the supervisor places the endpoints, each plane ranks by the rings.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from harness.fixtures import both_planes
 from harness.kube.cluster import JSON, Kube, endpoint
 from harness.kube.routes import (
     ADMIN_ADDRESS,
@@ -77,26 +79,30 @@ def endpoint_details(workloads: Workloads) -> dict[str, dict[str, Any]]:
 
 def three_pods_and_a_proxy(
     kube: Kube, echo: str, workloads: Workloads, kubeconfig: Path, nodes: dict[str, str], *,
-    distribution: str, node: str,
+    distribution: str, node: str, data_plane: str | None = None,
 ) -> tuple[dict[str, Backend], JSON, NetProxy]:
     """Backends a, b, c placed as `PLACES` in one slice of a Service with `distribution`, and
-    a proxy on `node` that has resolved them."""
+    a proxy on `node` (with `data_plane`, else the default) that has resolved them."""
     set_distribution(kube, echo, distribution)
     pods = dict(zip("abc", start_backends(workloads, "abc"), strict=True))
     stored = kube.create_slice(echo, "echo", ports=GRPC, endpoints=[
         placed_endpoint(pod.host, name, nodes) for name, pod in pods.items()])
     proxy = start_proxy(workloads, kubeconfig, f"kubernetes:///echo.{echo}:grpc",
-                        extra_args=["--node-name", nodes[node]])
+                        extra_args=["--node-name", nodes[node],
+                                    *(["--data-plane", data_plane] if data_plane else [])])
     wait_resolved(workloads, proxy, {pod.address for pod in pods.values()},
                   timeout=START_TIMEOUT)
     return pods, stored, proxy
 
 
+@both_planes
 def test_calls_stay_on_the_proxys_node_and_spill_to_its_zone_then_anywhere(
-    kube: Kube, echo: str, workloads: Workloads, admin_kubeconfig: Path, nodes: dict[str, str]
+    kube: Kube, echo: str, workloads: Workloads, admin_kubeconfig: Path, nodes: dict[str, str],
+    *, data_plane: str,
 ) -> None:
     pods, stored, proxy = three_pods_and_a_proxy(kube, echo, workloads, admin_kubeconfig, nodes,
-                                                 distribution="PreferSameNode", node="n1")
+                                                 distribution="PreferSameNode", node="n1",
+                                                 data_plane=data_plane)
     a, b, c = pods.values()
     details = wait_until(lambda: endpoint_details(workloads).get(a.address, {}).get("ring")
                          is not None and endpoint_details(workloads), timeout=START_TIMEOUT)
@@ -108,6 +114,9 @@ def test_calls_stay_on_the_proxys_node_and_spill_to_its_zone_then_anywhere(
     caller = start_caller(workloads, expect="a")
     time.sleep(2 * QUIET)
     assert caller.backends(since=time.monotonic() - QUIET) == {"a"}, caller.summary()
+    counted = f'backend="{a.address}",code="OK",locality="same_node"'
+    assert wait_until(lambda: counted in workloads.admin(ADMIN_ADDRESS, "/metrics")[1],
+                      timeout=PROPAGATION_TIMEOUT), proxy.output()
 
     changed = time.monotonic()  # the pod on this node goes: its zone's pod takes the calls
     stored = kube.replace_slice(echo, stored, endpoints=[
@@ -123,11 +132,14 @@ def test_calls_stay_on_the_proxys_node_and_spill_to_its_zone_then_anywhere(
     assert_no_failures(caller)
 
 
+@both_planes
 def test_a_backend_of_the_preferred_ring_that_stops_answering_is_spilled_over_without_failures(
-    kube: Kube, echo: str, workloads: Workloads, admin_kubeconfig: Path, nodes: dict[str, str]
+    kube: Kube, echo: str, workloads: Workloads, admin_kubeconfig: Path, nodes: dict[str, str],
+    *, data_plane: str,
 ) -> None:
     pods, _, _ = three_pods_and_a_proxy(kube, echo, workloads, admin_kubeconfig, nodes,
-                                        distribution="PreferClose", node="n3")
+                                        distribution="PreferClose", node="n3",
+                                        data_plane=data_plane)
     c = pods["c"]
     caller = start_caller(workloads, expect="c")
     time.sleep(2 * QUIET)

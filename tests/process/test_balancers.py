@@ -18,12 +18,13 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.traffic import CALL_TIMEOUT, ThreadLoad
 from harness.whoami import private_channels, whoami
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 CONNECTIONS = 8
 """Client threads, each on its own connection, each sending one call at a time."""

@@ -1,5 +1,6 @@
-"""`--data-plane native` refuses, with one line, the options the engine does not do yet; the
-engine's counters line up with the bus schema's."""
+"""`--data-plane native` refuses, with one line, the options the engine does not do yet, and
+takes the rest (both balancers, every locality mode); the engine's counters line up with the
+bus schema's."""
 
 from __future__ import annotations
 
@@ -10,48 +11,41 @@ import pytest
 
 from gproxy_mp.bus.schema import LATENCY_BUCKETS
 from gproxy_mp.cli import build_settings, command
-from gproxy_mp.config import Settings, WorkerOptions, parse_target
+from gproxy_mp.config import Settings, WorkerOptions
 from gproxy_mp.dataplane import check_data_plane
 from gproxy_mp.errors import ConfigError
 from gproxy_mp.worker.planes.listener import split_bind_address
 
 NATIVE = WorkerOptions(data_plane="native")
-STATIC = (parse_target("static:///127.0.0.1:1"),)
-KUBERNETES = (parse_target("kubernetes:///svc.ns:80"),)
 
 REFUSED = [
-    ({"tls_cert": "c.pem", "tls_key": "k.pem"}, "auto", STATIC, "--tls-cert"),
-    ({"backend_tls": True}, "auto", STATIC, "--backend-tls"),
-    ({"balancer": "least-request"}, "auto", STATIC, "--balancer least-request"),
-    ({"health_check": ""}, "auto", STATIC, "--health-check"),
-    ({"unary_methods": ("/a.B/C",)}, "auto", STATIC, "--unary-methods"),
-    ({"schema_unary_methods": ("/a.B/C",)}, "auto", STATIC, "--proto-descriptor-set"),
-    ({"event_loop": "asyncio"}, "auto", STATIC, "--event-loop asyncio"),
-    ({"grpc_engine": "event-engine"}, "auto", STATIC, "--grpc-engine event-engine"),
-    ({"access_log": True}, "auto", STATIC, "--access-log"),
-    ({"metrics_method_label": True}, "auto", STATIC, "--metrics-method-label"),
-    ({}, "zone", STATIC, "--locality zone"),
-    ({}, "auto", KUBERNETES, "--locality auto (with kubernetes: targets)"),
+    ({"tls_cert": "c.pem", "tls_key": "k.pem"}, "--tls-cert"),
+    ({"backend_tls": True}, "--backend-tls"),
+    ({"health_check": ""}, "--health-check"),
+    ({"unary_methods": ("/a.B/C",)}, "--unary-methods"),
+    ({"schema_unary_methods": ("/a.B/C",)}, "--proto-descriptor-set"),
+    ({"event_loop": "asyncio"}, "--event-loop asyncio"),
+    ({"grpc_engine": "event-engine"}, "--grpc-engine event-engine"),
+    ({"access_log": True}, "--access-log"),
+    ({"metrics_method_label": True}, "--metrics-method-label"),
 ]
 
 
-@pytest.mark.parametrize(("fields", "locality", "targets", "named"), REFUSED,
-                         ids=[r[3] for r in REFUSED])
+@pytest.mark.parametrize(("fields", "named"), REFUSED, ids=[r[1] for r in REFUSED])
 def test_an_option_the_native_engine_does_not_do_is_refused_by_name(
-    fields: dict[str, object], locality: str, targets: tuple[object, ...], named: str
+    fields: dict[str, object], named: str
 ) -> None:
     options = replace(NATIVE, **fields)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=re.escape(f"does not support {named}")) as raised:
-        check_data_plane(options, locality=locality, targets=targets)  # type: ignore[arg-type]
+        check_data_plane(options)
     assert "\n" not in str(raised.value)
     assert replace(options, data_plane="grpcio") != options
-    check_data_plane(replace(options, data_plane="grpcio"), locality=locality,
-                     targets=targets)  # type: ignore[arg-type]
+    check_data_plane(replace(options, data_plane="grpcio"))
 
 
-def test_the_native_engine_takes_its_defaults_and_plain_kubernetes_routes() -> None:
-    check_data_plane(NATIVE, locality="auto", targets=STATIC)
-    check_data_plane(NATIVE, locality="off", targets=KUBERNETES)
+@pytest.mark.parametrize("balancer", ["round-robin", "least-request"])
+def test_the_native_engine_takes_either_balancer(balancer: str) -> None:
+    check_data_plane(replace(NATIVE, balancer=balancer))
 
 
 def settings_from(args: tuple[str, ...]) -> Settings:
@@ -76,6 +70,16 @@ def test_the_command_line_refuses_a_native_plane_with_an_unsupported_option() ->
         settings_from((*ROUTE, "--data-plane", "native", "--access-log"))
 
 
+KUBERNETES_ROUTE = ("-p", "127.0.0.1:5000-kubernetes:///svc.ns:80", "--node-name", "n1")
+
+
+@pytest.mark.parametrize("locality", ["auto", "node", "zone", "off"])
+def test_the_native_engine_takes_every_locality_mode(locality: str) -> None:
+    settings = settings_from((*KUBERNETES_ROUTE, "--data-plane", "native",
+                              "--locality", locality))
+    assert (settings.worker.data_plane, settings.locality) == ("native", locality)
+
+
 @pytest.mark.parametrize(("address", "expected"), [
     ("127.0.0.1:5000", ("127.0.0.1", 5000)),
     ("[::]:5000", ("::", 5000)),
@@ -90,3 +94,17 @@ def test_the_engine_counts_latency_in_the_bus_schemas_buckets() -> None:
     from gproxy_mp import _native  # noqa: PLC0415 (the built engine)
 
     assert tuple(_native.LATENCY_BUCKETS) == LATENCY_BUCKETS
+
+
+def test_the_engine_takes_placed_endpoints_and_refuses_an_unknown_locality() -> None:
+    from gproxy_mp._native import Engine  # noqa: PLC0415 (the built engine)
+
+    engine = Engine(target="static:///10.0.0.1:1", max_concurrent_streams=10,
+                    connect_timeout=1.0)
+    placed = [("10.0.0.1:50051", "same_zone", 0), ("10.0.0.2:50051", "other", 1)]
+    assert engine.set_endpoints(placed) == 2
+    assert engine.set_endpoints([("10.0.0.1:50051", "other", 2)]) == 0  # placed anew
+    assert engine.endpoint_count() == 1
+    with pytest.raises(ValueError, match="elsewhere"):
+        engine.set_endpoints([("10.0.0.3:50051", "elsewhere", 0)])
+    assert engine.endpoint_count() == 1

@@ -49,7 +49,8 @@ class NativePlane:
                               max_concurrent_streams=options.max_concurrent_streams,
                               connect_timeout=options.connect_timeout,
                               max_connection_age=options.max_connection_age,
-                              max_connection_age_grace=options.max_connection_age_grace)
+                              max_connection_age_grace=options.max_connection_age_grace,
+                              balancer=options.balancer)
         self._listener: socket.socket | None = None
         self._wake_read, self._wake_write = os.pipe()
         self._ended: asyncio.Future[None] | None = None
@@ -82,7 +83,8 @@ class NativePlane:
         return self._ended
 
     def update(self, endpoints: EndpointSet) -> None:
-        self._engine.set_endpoints([endpoint.address for endpoint in endpoints])
+        self._engine.set_endpoints([(endpoint.address, endpoint.locality.value, endpoint.ring)
+                                    for endpoint in endpoints])
 
     def __len__(self) -> int:
         return self._engine.endpoint_count()
@@ -102,7 +104,8 @@ class NativePlane:
 
     def counts(self) -> CallCounts:
         calls, buckets, duration_sum, retries = self._engine.stats()
-        return CallCounts(calls={(backend, code, "", "none"): n for backend, code, n in calls},
+        return CallCounts(calls={(backend, code, "", locality): n
+                                 for backend, code, locality, n in calls},
                           buckets=buckets, duration_sum=duration_sum, retries=dict(retries))
 
     def unhealthy(self) -> tuple[dict[str, BackendCondition], int]:
