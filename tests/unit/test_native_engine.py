@@ -53,8 +53,8 @@ def test_a_drained_engine_ends_its_runtime_and_says_so(wake: tuple[int, int]) ->
     read, write = wake
     started = engine()
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        assert started.set_endpoints(["127.0.0.1:1", "127.0.0.1:2"]) == 2
-        assert started.set_endpoints(["127.0.0.1:2"]) == 0
+        assert started.set_endpoints([("127.0.0.1:1", "none", 0), ("127.0.0.1:2", "none", 0)]) == 2
+        assert started.set_endpoints([("127.0.0.1:2", "none", 0)]) == 0
         assert started.endpoint_count() == 1
         started.start(os.dup(listener.fileno()), write)
         assert started.outcome() is None
