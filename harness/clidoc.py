@@ -33,7 +33,10 @@ def code(text: str) -> str:
 
 def render() -> str:
     """The whole page."""
-    ctx = click.Context(command, info_name="gproxy-mp", auto_envvar_prefix="GPROXY")
+    # The command's own context settings (`-h, --help`, the GPROXY prefix), as a real run has
+    # them: click caches the help option on the command, so a context without them would
+    # render whatever an earlier invocation in the same process left behind.
+    ctx = click.Context(command, info_name="gproxy-mp", **command.context_settings)
     lines = [
         "# gproxy-mp command line",
         "",
