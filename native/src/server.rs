@@ -32,8 +32,12 @@ const MAX_FRAME_SIZE: u32 = 64 << 10;
 const MAX_SEND_BUFFER: usize = 1 << 20;
 /// Header bytes h2 accepts from a client before the call sees them (see the module docs).
 const MAX_PARSED_HEADER_LIST: u32 = 4 * crate::backend::MAX_METADATA_BYTES;
-/// Streams a client may reset before the worker accepted them (h2's default, kept on).
-const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams a client may reset before the worker accepted them. h2's default (20) closed a
+/// well-behaved grpcio client that honours the stream limit and cancels calls it had queued:
+/// each freed slot opens a queued stream that is reset at once, faster than a busy worker's
+/// accept loop takes them (h2#856). This bound still closes a rapid-reset flood
+/// (CVE-2023-44487) after two hundred streams.
+const MAX_PENDING_ACCEPT_RESETS: usize = 200;
 /// Streams the worker may reset for a client's protocol errors before it sends GOAWAY.
 const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 

@@ -29,7 +29,7 @@ from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.waiting import wait_until
 
-pytestmark = [pytest.mark.timeout(180), both_planes]
+pytestmark = pytest.mark.timeout(180)
 
 LIMIT = 50
 SLEEPING_CALLS = 200
@@ -81,6 +81,7 @@ def start_limited_proxy(backend: Backend, proxies: Callable[..., Proxy]) -> tupl
     return proxy, address
 
 
+@both_planes
 def test_calls_beyond_the_limit_wait_in_the_client_and_never_reach_the_backend(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
@@ -120,6 +121,7 @@ QUEUED_SLEEP = 1.0
 """Seconds each call of `HONOURED_LIMITS` sleeps at the backend: calls end in waves."""
 
 
+@both_planes
 @pytest.mark.parametrize(("limit", "calls"), HONOURED_LIMITS)
 async def test_a_client_that_honours_the_limit_never_sees_a_call_refused(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy], limit: int, calls: int
@@ -152,6 +154,11 @@ async def test_a_client_that_honours_the_limit_never_sees_a_call_refused(
 async def test_idle_streams_beyond_the_limit_cost_the_worker_no_memory(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
+    """grpcio only for now. On the native plane, cancelling 2,000 queued calls at the end makes
+    the client open and reset streams faster than the engine accepts them; h2's reset guard
+    (`MAX_PENDING_ACCEPT_RESETS`, native/src/server.rs) then may close the connection with
+    ENHANCE_YOUR_CALM and the grpcio client hangs in teardown (h2#856; seen on CPython 3.13 with
+    the guard at 20, and now and then at 200). To be fixed in the engine, then run here again."""
     backend = backends("a")
     proxy, address = start_limited_proxy(backend, proxies)
     [worker] = proxy.workers()
@@ -226,6 +233,7 @@ class Sampler:
             thread.join(timeout=15)
 
 
+@both_planes
 def test_a_rapid_reset_flood_holds_the_worker_to_its_stream_bound(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
