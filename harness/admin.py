@@ -34,14 +34,19 @@ REPORT_PERIOD = 1.2
 """Seconds between two looks at per-worker counts: a little more than the workers' reports."""
 
 
-def quiet_worker_calls(admin: str, *, workers: int, timeout: float = 15.0) -> dict[str, int]:
-    """Per-worker calls once ``workers`` workers run and two looks a report apart agree, i.e.
-    every call made so far is accounted for."""
+def quiet_worker_calls(admin: str, *, workers: int, at_least: int = 0,
+                       timeout: float = 15.0) -> dict[str, int]:
+    """Per-worker calls once ``workers`` workers run, the reports account for at least
+    ``at_least`` calls (those the caller knows finished) and two looks a report apart agree,
+    i.e. every call made so far is accounted for. On a busy machine a report can come late,
+    so two equal looks alone may miss a finished call; ``at_least`` closes that gap."""
     deadline = time.monotonic() + timeout
     last: dict[str, int] = {}
     while True:
         found = worker_calls(admin)
-        if (len(found) == workers and found == last) or time.monotonic() >= deadline:
+        settled = (len(found) == workers and found == last
+                   and sum(found.values()) >= at_least)
+        if settled or time.monotonic() >= deadline:
             return found
         last = found
         time.sleep(REPORT_PERIOD)

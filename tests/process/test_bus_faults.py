@@ -180,7 +180,8 @@ def start_bus_setup(launcher: Launcher, runtime_base: Path) -> BusSetup:
         else:
             os.environ["XDG_RUNTIME_DIR"] = previous
     proxy.wait_serving(address)
-    workers = wait_until(lambda: serving_workers(admin), timeout=10)
+    workers = wait_until(lambda: (w if len(w := serving_workers(admin)) == 2 else []),
+                         timeout=10) or serving_workers(admin)
     assert len(workers) == 2, f"{workers}\n{proxy.output()}"
     return BusSetup(proxy, address, admin, find_runtime_dir(runtime_base, proxy), backends,
                     tuple(sorted(workers)))
