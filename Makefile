@@ -11,14 +11,31 @@ NATIVE_SOURCES := $(NATIVE) native/Cargo.lock $(wildcard native/src/*.rs)
 # The native data plane (native/) needs Rust 1.85 or newer (Debian trixie's cargo is 1.85.1).
 RUST_OK = @v=$$($(CARGO) --version 2>/dev/null | cut -d' ' -f2) && printf '1.85\n%s\n' "$$v" | sort -V -C || { echo "error: building gproxy-mp needs Rust (cargo) 1.85 or newer, found '$${v:-no cargo}': install it (rustup, or apt-get install cargo on Debian trixie)" >&2; exit 1; }
 
-.PHONY: demo test lint peers unit install clean test-newest image
+.PHONY: demo test lint peers unit install clean test-newest image prepare native-test test-image
 
 demo: $(VENV)/.installed
 	$(BIN)/gproxy-mp-demo
 
-test: lint peers
-	$(CARGO) test --quiet --manifest-path $(NATIVE)
+# The steps before pytest are independent and mostly wait on the network or on one compiler
+# each (the Go peers: minutes on a new machine), so they run side by side; each step's output
+# is printed whole when it ends.
+test: $(VENV)/.installed
+	@echo "make test: lint, the Go peers, the engine's tests and the image, side by side"
+	$(MAKE) --no-print-directory -j4 --output-sync=target prepare
 	$(BIN)/python -m pytest
+
+prepare: lint peers native-test test-image
+
+native-test:
+	$(CARGO) test --quiet --manifest-path $(NATIVE)
+
+# The container tier's image (harness/container.py builds gproxy-mp:test with podman), built
+# ahead so that pytest's own build is a cache hit of a second or two; without podman the
+# container tier skips (a failure in CI), and this step says so.
+test-image:
+	@if command -v podman >/dev/null 2>&1; then \
+	  CONTAINER_ENGINE=podman IMAGE=gproxy-mp:test scripts/build-image.sh >/dev/null; \
+	else echo "test-image: no podman: the container tier will skip"; fi
 
 # The real test peers built from Go modules (grpc-go interop; kube-apiserver, etcd, the
 # controller-manager and scheduler; kwok) into the
