@@ -7,7 +7,8 @@ leaves the answer, another joins). After each fault, within `RECOVERY` seconds, 
 the current answer must be answering calls sent after the fault again and none outside it; and
 over the whole run, calls may fail only on the connections a stopped or killed worker held.
 
-The run is reproducible: the seed is printed, and `GPROXY_CHAOS_SEED` replays one.
+The run is reproducible: the seed is printed, and `GPROXY_CHAOS_SEED` replays one. It runs
+on each data plane.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 
 from harness import procfacts
 from harness.dnsmasq import DnsServer
+from harness.fixtures import both_planes
 from harness.peers import Proxy, proxy_args
 from harness.processes import free_port
 from harness.procfacts import accepted_connections
@@ -34,7 +36,7 @@ from harness.whoami import private_channels, whoami
 from tests.churn.peers import metric_sum, scrape
 from tests.churn.routes import hosts_lines
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), both_planes]
 
 HOSTS = {"a": "127.0.0.2", "b": "127.0.0.3", "c": "127.0.0.4", "d": "127.0.0.5"}
 FIRST_ANSWER = ("a", "b", "c")
