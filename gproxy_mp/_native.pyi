@@ -9,8 +9,11 @@ class Engine:
     def __init__(self, *, target: str, max_concurrent_streams: int, connect_timeout: float,
                  max_connection_age: float | None = None,
                  max_connection_age_grace: float | None = None,
-                 balancer: str = "round-robin") -> None:
-        """`balancer`: "round-robin" or "least-request" (`--balancer`); ValueError else."""
+                 balancer: str = "round-robin", method_label: bool = False,
+                 access_log: bool = False) -> None:
+        """`balancer`: "round-robin" or "least-request" (`--balancer`); ValueError else.
+        `method_label`: count calls by method too; `access_log`: queue a record per call for
+        `access_records`."""
     def start(self, listener_fd: int, wake_fd: int) -> None:
         """Serve on a runtime thread of its own; returns at once. Both descriptors are the
         engine's from now on (pass duplicates): the listener (bound, listening) and a pipe's
@@ -20,10 +23,13 @@ class Engine:
         them (`model.Endpoint`); returns how many are new. ValueError: an unknown locality."""
     def endpoint_count(self) -> int: ...
     def active_calls(self) -> int: ...
-    def stats(self) -> tuple[list[tuple[str, str, str, int]], list[int], float,
+    def stats(self) -> tuple[list[tuple[str, str, str, str, int]], list[int], float,
                              list[tuple[str, int]]]:
-        """(calls as (backend, code, locality, count), latency buckets, duration sum,
+        """(calls as (backend, code, method, locality, count), latency buckets, duration sum,
         retries)."""
+    def access_records(self) -> tuple[list[tuple[str, str, str, float]], int]:
+        """The access records queued since the last call, (method, backend, code, seconds)
+        each, oldest first, and how many were dropped meanwhile (a bounded queue)."""
     def unhealthy(self) -> list[tuple[str, str]]: ...
     def drain(self, timeout: float) -> None: ...
     def stop(self) -> None: ...

@@ -44,8 +44,4 @@ def _native_refusals(worker: WorkerOptions) -> list[str]:
         refused.append(f"--event-loop {worker.event_loop}")
     if worker.grpc_engine != "iomgr":
         refused.append(f"--grpc-engine {worker.grpc_engine}")
-    if worker.metrics_method_label:
-        refused.append("--metrics-method-label")
-    if worker.access_log:
-        refused.append("--access-log")
     return refused

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import grpc
 import grpc.aio
 
+from gproxy_mp.worker.access import log_call
 from gproxy_mp.worker.balancer import READY
 from gproxy_mp.worker.channels import Backend, BackendPool
 from gproxy_mp.worker.handshakes import HandshakeFailures
@@ -49,7 +50,6 @@ from gproxy_mp.worker.stats import CallStats
 from gproxy_mp.worker.status import Status, StatusRecorder
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("gproxy_mp.access")
 
 Metadata = Iterable[tuple[str, str | bytes]]
 UnaryBehavior = Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], Awaitable[bytes | None]]
@@ -171,11 +171,7 @@ class ProxyHandler(_GenericRpcHandler):
             self.stats.record_call(outcome.backend, outcome.code, seconds, method,
                                    outcome.locality)
             if self._access_log:
-                access_log.info("%s %s %s %.1fms", method, outcome.backend or "-",
-                                outcome.code, seconds * 1000,
-                                extra={"method": method, "backend": outcome.backend,
-                                       "code": outcome.code,
-                                       "duration_ms": round(seconds * 1000, 3)})
+                log_call(method, outcome.backend, outcome.code, seconds)
 
     def _behavior(self, method: str) -> Behavior:
         async def forward(requests: AsyncIterator[bytes],

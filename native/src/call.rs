@@ -26,6 +26,7 @@ use h2::{Reason, RecvStream};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use tokio::time::sleep_until;
 
+use crate::access::AccessRecord;
 use crate::backend::{Backend, MAX_METADATA_BYTES};
 use crate::body::{PumpError, RequestBody, send_all};
 use crate::deadline;
@@ -49,7 +50,8 @@ enum Attempt {
     },
 }
 
-/// Counts the call when it ends, however it ends (the task may be dropped at a drain).
+/// Counts the call when it ends, however it ends (the task may be dropped at a drain), and
+/// queues its access log record when the log is on.
 struct Accounting<'a> {
     shared: &'a Shared,
     started: Instant,
@@ -57,13 +59,52 @@ struct Accounting<'a> {
     /// The `locality` label: the last picked backend's when it was picked.
     locality: u8,
     code: u8,
+    /// With `--access-log`: the record, its method and backend filled in as they are known.
+    record: Option<AccessRecord>,
+}
+
+impl Accounting<'_> {
+    /// The call's method is known: its counters when calls are counted by method, and its
+    /// access log record.
+    fn method(&mut self, path: &str) {
+        if self.shared.method_label {
+            self.counts = self.shared.stats.counts_for_method("", path);
+        }
+        if self.shared.access.is_some() {
+            self.record = Some(AccessRecord {
+                method: path.to_owned(),
+                backend: String::new(),
+                code: self.code,
+                seconds: 0.0,
+            });
+        }
+    }
+
+    /// An attempt goes to `backend`: the call counts there from now on.
+    fn backend(&mut self, backend: &Backend, path: &str) {
+        self.counts = if self.shared.method_label {
+            self.shared.stats.counts_for_method(&backend.address, path)
+        } else {
+            backend.counts.clone()
+        };
+        self.locality = backend.locality();
+        if let Some(record) = self.record.as_mut() {
+            record.backend.clone_from(&backend.address);
+        }
+    }
 }
 
 impl Drop for Accounting<'_> {
     fn drop(&mut self) {
+        let took = self.started.elapsed();
         self.counts.record(self.code, self.locality);
-        self.shared.stats.record_latency(self.started.elapsed());
+        self.shared.stats.record_latency(took);
         self.shared.stats.call_ended();
+        if let (Some(log), Some(mut record)) = (&self.shared.access, self.record.take()) {
+            record.code = self.code;
+            record.seconds = took.as_secs_f64();
+            log.push(record);
+        }
     }
 }
 
@@ -79,6 +120,7 @@ pub async fn serve_call(
         counts: shared.no_backend.clone(),
         locality: locality::NONE,
         code: stats::CANCELLED,
+        record: None,
     };
     let code = forward(&shared, request, &mut respond, &mut accounting).await;
     accounting.code = code;
@@ -92,6 +134,12 @@ async fn forward(
 ) -> u8 {
     let started = tokio::time::Instant::now();
     let (parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    accounting.method(&path);
     let size = list_size(&parts.headers);
     if size > MAX_METADATA_BYTES as usize {
         let message = format!(
@@ -106,11 +154,6 @@ async fn forward(
         .and_then(deadline::parse)
         .map(|timeout| started + timeout);
     let headers = request_headers(&parts.headers);
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".into());
     let mut body = RequestBody::new(body);
     let table = shared.endpoints.load();
     let mut tried: Vec<Arc<Backend>> = Vec::new();
@@ -124,8 +167,7 @@ async fn forward(
             return trailers_only(respond, stats::UNAVAILABLE, &message);
         };
         tried.push(backend.clone());
-        accounting.counts = backend.counts.clone();
-        accounting.locality = backend.locality();
+        accounting.backend(&backend, &path);
         body.restart();
         let attempt = attempt(
             shared,

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::access::AccessLog;
 use crate::balance::Balancer;
 use crate::endpoints::Endpoints;
 use crate::retry::Budget;
@@ -38,6 +39,10 @@ pub struct Shared {
     pub max_concurrent_streams: u32,
     pub max_connection_age: Option<Duration>,
     pub max_connection_age_grace: Option<Duration>,
+    /// `--metrics-method-label`: count calls by method too.
+    pub method_label: bool,
+    /// `--access-log`: a record of each call for the worker to log.
+    pub access: Option<AccessLog>,
 }
 
 pub struct Options {
@@ -47,6 +52,8 @@ pub struct Options {
     pub max_concurrent_streams: u32,
     pub max_connection_age: Option<Duration>,
     pub max_connection_age_grace: Option<Duration>,
+    pub method_label: bool,
+    pub access_log: bool,
 }
 
 impl Shared {
@@ -62,6 +69,8 @@ impl Shared {
             max_concurrent_streams: options.max_concurrent_streams,
             max_connection_age: options.max_connection_age,
             max_connection_age_grace: options.max_connection_age_grace,
+            method_label: options.method_label,
+            access: options.access_log.then(AccessLog::default),
         }
     }
 

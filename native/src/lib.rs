@@ -11,6 +11,7 @@
 //! the supervisor replaces it, as for any crashed worker; nothing is left half-running, and a
 //! panicking task can never be swallowed silently by tokio.
 
+pub mod access;
 pub mod backend;
 pub mod balance;
 pub mod body;

@@ -14,9 +14,10 @@ use pyo3::prelude::*;
 use crate::balance::Balancer;
 use crate::engine::{Options, Running, Shared};
 use crate::locality::Placement;
-use crate::stats::LATENCY_BUCKETS;
+use crate::stats::{CODE_NAMES, LATENCY_BUCKETS};
 
-type Calls = Vec<(String, &'static str, &'static str, u64)>;
+type Calls = Vec<(String, &'static str, String, &'static str, u64)>;
+type AccessRecords = Vec<(String, String, &'static str, f64)>;
 
 #[pyclass(frozen, module = "gproxy_mp._native")]
 struct Engine {
@@ -51,7 +52,8 @@ impl Engine {
     #[new]
     #[pyo3(signature = (*, target, max_concurrent_streams, connect_timeout,
                         max_connection_age=None, max_connection_age_grace=None,
-                        balancer="round-robin"))]
+                        balancer="round-robin", method_label=false, access_log=false))]
+    #[allow(clippy::too_many_arguments)] // keyword-only in Python, one per option
     fn new(
         target: String,
         max_concurrent_streams: u32,
@@ -59,6 +61,8 @@ impl Engine {
         max_connection_age: Option<f64>,
         max_connection_age_grace: Option<f64>,
         balancer: &str,
+        method_label: bool,
+        access_log: bool,
     ) -> PyResult<Engine> {
         let options = Options {
             target,
@@ -73,6 +77,8 @@ impl Engine {
             max_connection_age_grace: max_connection_age_grace
                 .map(|grace| seconds(grace, "max_connection_age_grace"))
                 .transpose()?,
+            method_label,
+            access_log,
         };
         Ok(Engine {
             shared: Arc::new(Shared::new(options)),
@@ -127,8 +133,8 @@ impl Engine {
         self.shared.stats.active_calls()
     }
 
-    /// (calls as (backend, code, locality, count), latency buckets, duration sum, retries by
-    /// reason).
+    /// (calls as (backend, code, method, locality, count), latency buckets, duration sum,
+    /// retries by reason).
     fn stats(&self) -> (Calls, Vec<u64>, f64, Vec<(&'static str, u64)>) {
         let snapshot = self.shared.stats.snapshot();
         (
@@ -137,6 +143,24 @@ impl Engine {
             snapshot.duration_sum,
             snapshot.retries,
         )
+    }
+
+    /// The access log records queued since the last call, as (method, backend, code,
+    /// seconds), oldest first, and how many were dropped meanwhile; ([], 0) when the log is
+    /// off.
+    fn access_records(&self) -> (AccessRecords, u64) {
+        let Some(log) = &self.shared.access else {
+            return (Vec::new(), 0);
+        };
+        let (records, dropped) = log.drain();
+        let records = records
+            .into_iter()
+            .map(|r| {
+                let code = CODE_NAMES[usize::from(r.code.min(16))];
+                (r.method, r.backend, code, r.seconds)
+            })
+            .collect();
+        (records, dropped)
     }
 
     /// Backends (`host:port`) of the current set not counted healthy, and why.

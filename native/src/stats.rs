@@ -2,13 +2,15 @@
 //! the worker's Python when it reports (every second), never with the GIL per call.
 //!
 //! The same counts as the grpcio plane's `gproxy_mp/worker/stats.py`: calls by backend, gRPC
-//! status code and the backend's locality when it was picked (`locality.rs`), a latency histogram over `LATENCY_BUCKETS` (those of
+//! status code, the backend's locality when it was picked (`locality.rs`) and, with
+//! `--metrics-method-label`, the method; a latency histogram over `LATENCY_BUCKETS` (those of
 //! `gproxy_mp/bus/schema.py`, checked by a Python test), retries by reason, calls in flight.
-//! The backend label set is bounded: after `MAX_BACKENDS` distinct backends, further ones
-//! count as "other". A backend's counters are looked up once, when the engine first sees
-//! the backend, so a call touches only atomics.
+//! The label sets are bounded: after `MAX_BACKENDS` distinct backends, or `MAX_METHODS`
+//! distinct methods, further ones count as "other". Without the method label a backend's
+//! counters are looked up once, when the engine first sees the backend, so a call touches
+//! only atomics; with it, each attempt looks its (backend, method) counters up in a map.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,6 +53,10 @@ pub const UNAVAILABLE: u8 = 14;
 /// bound (the grpcio plane's `MAX_BACKENDS`).
 const MAX_BACKENDS: usize = 1000;
 const OTHER_BACKEND: &str = "other";
+/// Distinct method label values kept (the grpcio plane's `MAX_METHODS`): clients choose
+/// method names.
+const MAX_METHODS: usize = 200;
+const OTHER_METHOD: &str = "other";
 const RETRY_REASONS: [Failure; 3] = [Failure::Connect, Failure::Refused, Failure::Unavailable];
 
 /// One backend label's calls by locality (an index into `LOCALITIES`) and code.
@@ -66,18 +72,25 @@ impl CallCounts {
     }
 }
 
+/// Counters by backend label, then method label ("" without `--metrics-method-label`).
+#[derive(Default)]
+struct Labels {
+    by_backend: HashMap<String, HashMap<String, Arc<CallCounts>>>,
+    methods: HashSet<String>,
+}
+
 #[derive(Default)]
 pub struct Stats {
-    labels: Mutex<HashMap<String, Arc<CallCounts>>>,
+    labels: Mutex<Labels>,
     buckets: [AtomicU64; 16],
     duration_nanos: AtomicU64,
     retries: [AtomicU64; 3],
     active: AtomicI64,
 }
 
-/// What `Stats::snapshot` reads: calls as (backend, code name, locality name, count).
+/// What `Stats::snapshot` reads: calls as (backend, code name, method, locality name, count).
 pub struct Snapshot {
-    pub calls: Vec<(String, &'static str, &'static str, u64)>,
+    pub calls: Vec<(String, &'static str, String, &'static str, u64)>,
     pub buckets: Vec<u64>,
     pub duration_sum: f64,
     pub retries: Vec<(&'static str, u64)>,
@@ -86,16 +99,36 @@ pub struct Snapshot {
 impl Stats {
     /// The counters of a backend label ("" for calls that reached no backend).
     pub fn counts_for(&self, backend: &str) -> Arc<CallCounts> {
+        self.counts_for_method(backend, "")
+    }
+
+    /// The counters of a backend label and a method label ("": not counted by method).
+    pub fn counts_for_method(&self, backend: &str, method: &str) -> Arc<CallCounts> {
         let mut labels = self.labels.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(counts) = labels.get(backend) {
+        if let Some(counts) = labels.by_backend.get(backend).and_then(|m| m.get(method)) {
             return counts.clone();
         }
-        let label = if labels.len() >= MAX_BACKENDS {
-            OTHER_BACKEND
+        let method = if method.is_empty() || labels.methods.contains(method) {
+            method
+        } else if labels.methods.len() >= MAX_METHODS {
+            OTHER_METHOD
         } else {
-            backend
+            labels.methods.insert(method.to_owned());
+            method
         };
-        labels.entry(label.to_owned()).or_default().clone()
+        let backend =
+            if labels.by_backend.contains_key(backend) || labels.by_backend.len() < MAX_BACKENDS {
+                backend
+            } else {
+                OTHER_BACKEND
+            };
+        labels
+            .by_backend
+            .entry(backend.to_owned())
+            .or_default()
+            .entry(method.to_owned())
+            .or_default()
+            .clone()
     }
 
     pub fn record_latency(&self, took: Duration) {
@@ -130,12 +163,14 @@ impl Stats {
     pub fn snapshot(&self) -> Snapshot {
         let labels = self.labels.lock().unwrap_or_else(|e| e.into_inner());
         let mut calls = Vec::new();
-        for (backend, counts) in labels.iter() {
-            for (locality, by_code) in LOCALITIES.iter().zip(&counts.by_code) {
-                for (code, count) in CODE_NAMES.iter().zip(by_code) {
-                    let n = count.load(Relaxed);
-                    if n > 0 {
-                        calls.push((backend.clone(), *code, *locality, n));
+        for (backend, by_method) in &labels.by_backend {
+            for (method, counts) in by_method {
+                for (locality, by_code) in LOCALITIES.iter().zip(&counts.by_code) {
+                    for (code, count) in CODE_NAMES.iter().zip(by_code) {
+                        let n = count.load(Relaxed);
+                        if n > 0 {
+                            calls.push((backend.clone(), *code, method.clone(), *locality, n));
+                        }
                     }
                 }
             }
@@ -184,9 +219,9 @@ mod tests {
         assert_eq!(
             calls,
             [
-                ("".into(), "UNAVAILABLE", "none", 1),
-                ("a:1".into(), "OK", "none", 2),
-                ("a:1".into(), "OK", "same_node", 1)
+                ("".into(), "UNAVAILABLE", "".into(), "none", 1),
+                ("a:1".into(), "OK", "".into(), "none", 2),
+                ("a:1".into(), "OK", "".into(), "same_node", 1)
             ]
         );
     }
@@ -199,7 +234,33 @@ mod tests {
         }
         let calls = stats.snapshot().calls;
         assert_eq!(calls.len(), MAX_BACKENDS + 1);
-        assert!(calls.contains(&("other".into(), "OK", "other", 5)));
+        assert!(calls.contains(&("other".into(), "OK", "".into(), "other", 5)));
+    }
+
+    #[test]
+    fn method_labels_are_bounded_and_kept_apart_per_backend() {
+        let stats = Stats::default();
+        for i in 0..MAX_METHODS + 2 {
+            stats
+                .counts_for_method("a:1", &format!("/s/M{i}"))
+                .record(OK, 0);
+        }
+        stats.counts_for_method("b:1", "/s/M0").record(OK, 0);
+        stats.counts_for_method("b:1", "/s/new").record(OK, 0);
+        stats.counts_for("b:1").record(OK, 0);
+        let calls = stats.snapshot().calls;
+        let count = |backend: &str, method: &str| {
+            calls
+                .iter()
+                .filter(|c| c.0 == backend && c.2 == method)
+                .map(|c| c.4)
+                .sum::<u64>()
+        };
+        assert_eq!(count("a:1", "/s/M0"), 1);
+        assert_eq!(count("a:1", "other"), 2);
+        assert_eq!(count("b:1", "/s/M0"), 1);
+        assert_eq!(count("b:1", "other"), 1);
+        assert_eq!(count("b:1", ""), 1);
     }
 
     #[test]

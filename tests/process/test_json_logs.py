@@ -1,7 +1,8 @@
 """`--log-format json`: every line gproxy-mp writes to stderr is one JSON object.
 
 A whole lifecycle through the real CLI (start, calls that succeed and fail, a route whose only
-backend refuses connections, SIGTERM, delay, drain, exit) with `--access-log`, and then stderr
+backend refuses connections, SIGTERM, delay, drain, exit) with `--access-log`, on each data
+plane, and then stderr
 read line by line: each line must parse on its own and carry the README's fields. A traceback,
 a `print`, or gRPC core writing its own log lines would break a log pipeline, and fails here.
 """
@@ -17,11 +18,12 @@ import grpc
 import pytest
 
 from harness import client, procfacts
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.waiting import wait_until
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 COMMON_FIELDS = ("time", "level", "role", "route", "pid", "msg")
 """Fields of every JSON line (README, `--log-format`)."""

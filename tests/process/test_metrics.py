@@ -105,3 +105,27 @@ def test_calls_that_fail_are_counted_with_their_code(
     series = (f'gproxy_calls_total{{route="{address}",backend="{backend.address}",'
               'code="UNIMPLEMENTED",locality="none"}')
     assert wait_until(lambda: value(scrape(admin), series), timeout=10) == 1, scrape(admin)
+
+
+def test_with_the_method_label_calls_are_counted_by_method(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
+) -> None:
+    backend = backends("a")
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, backend), workers=1, admin_address=admin),
+                    "--metrics-method-label")
+    proxy.wait_serving(address)
+    with client.open_channel(address) as channel:
+        for _ in range(3):
+            client.echo(channel, b"x")
+        with pytest.raises(grpc.RpcError):
+            channel.unary_unary("/test.Echo/Nope")(b"", timeout=5)
+
+    def series(method: str, code: str) -> str:
+        return (f'gproxy_calls_total{{route="{address}",backend="{backend.address}",'
+                f'code="{code}",locality="none",method="{method}"}}')
+
+    unary, nope = series("/test.Echo/Unary", "OK"), series("/test.Echo/Nope", "UNIMPLEMENTED")
+    assert wait_until(lambda: value(scrape(admin), nope), timeout=10) == 1, scrape(admin)
+    assert value(scrape(admin), unary) == 3, f"{scrape(admin)}\n{proxy.output()}"

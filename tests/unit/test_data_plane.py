@@ -26,8 +26,6 @@ REFUSED = [
     ({"schema_unary_methods": ("/a.B/C",)}, "--proto-descriptor-set"),
     ({"event_loop": "asyncio"}, "--event-loop asyncio"),
     ({"grpc_engine": "event-engine"}, "--grpc-engine event-engine"),
-    ({"access_log": True}, "--access-log"),
-    ({"metrics_method_label": True}, "--metrics-method-label"),
 ]
 
 
@@ -41,6 +39,14 @@ def test_an_option_the_native_engine_does_not_do_is_refused_by_name(
     assert "\n" not in str(raised.value)
     assert replace(options, data_plane="grpcio") != options
     check_data_plane(replace(options, data_plane="grpcio"))
+
+
+@pytest.mark.parametrize("fields", [{"access_log": True}, {"metrics_method_label": True}],
+                         ids=["--access-log", "--metrics-method-label"])
+def test_the_native_engine_takes_the_access_log_and_the_method_label(
+    fields: dict[str, object],
+) -> None:
+    check_data_plane(replace(NATIVE, **fields))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("balancer", ["round-robin", "least-request"])
@@ -66,8 +72,9 @@ def test_the_data_plane_reaches_the_workers_options(monkeypatch: pytest.MonkeyPa
 
 
 def test_the_command_line_refuses_a_native_plane_with_an_unsupported_option() -> None:
-    with pytest.raises(ConfigError, match="--data-plane native does not support --access-log"):
-        settings_from((*ROUTE, "--data-plane", "native", "--access-log"))
+    with pytest.raises(ConfigError,
+                       match="--data-plane native does not support --unary-methods"):
+        settings_from((*ROUTE, "--data-plane", "native", "--unary-methods", "/a.B/C"))
 
 
 KUBERNETES_ROUTE = ("-p", "127.0.0.1:5000-kubernetes:///svc.ns:80", "--node-name", "n1")

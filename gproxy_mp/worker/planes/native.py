@@ -27,10 +27,15 @@ from gproxy_mp._native import Engine
 from gproxy_mp.bus.schema import MAX_UNHEALTHY, BackendCondition, CallCounts, TlsSide
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.model import EndpointSet
+from gproxy_mp.worker.access import log_call
 from gproxy_mp.worker.planes import Root
 from gproxy_mp.worker.planes.listener import bind_listener
 
 log = logging.getLogger(__name__)
+
+ACCESS_LOG_PERIOD = 0.2
+"""Seconds between two drains of the engine's access records (`--access-log`): lines come
+this late at most, and the engine's queue holds more than that of a busy worker's calls."""
 
 STOP_MARGIN = 5.0
 """Seconds, beyond the drain timeout, to wait for the engine's runtime to end after a drain
@@ -50,14 +55,36 @@ class NativePlane:
                               connect_timeout=options.connect_timeout,
                               max_connection_age=options.max_connection_age,
                               max_connection_age_grace=options.max_connection_age_grace,
-                              balancer=options.balancer)
+                              balancer=options.balancer,
+                              method_label=options.metrics_method_label,
+                              access_log=options.access_log)
+        self._access_log = options.access_log
         self._listener: socket.socket | None = None
         self._wake_read, self._wake_write = os.pipe()
         self._ended: asyncio.Future[None] | None = None
         self._asked_to_end = False
 
     def roots(self) -> list[Root]:
-        return [("native engine", self._watch())]
+        roots: list[Root] = [("native engine", self._watch())]
+        if self._access_log:
+            roots.append(("access log", self._write_access_log()))
+        return roots
+
+    async def _write_access_log(self) -> None:
+        """Log the engine's access records every `ACCESS_LOG_PERIOD` seconds, for ever."""
+        while True:
+            await asyncio.sleep(ACCESS_LOG_PERIOD)
+            self._flush_access_log()
+
+    def _flush_access_log(self) -> None:
+        if not self._access_log:
+            return
+        records, dropped = self._engine.access_records()
+        for method, backend, code, seconds in records:
+            log_call(method, backend, code, seconds)
+        if dropped:
+            log.warning("access log: %d records dropped: the engine queued more calls than "
+                        "this worker could log", dropped)
 
     async def _watch(self) -> None:
         """Wait for the engine's runtime thread to end; raise if nobody asked it to."""
@@ -104,8 +131,8 @@ class NativePlane:
 
     def counts(self) -> CallCounts:
         calls, buckets, duration_sum, retries = self._engine.stats()
-        return CallCounts(calls={(backend, code, "", locality): n
-                                 for backend, code, locality, n in calls},
+        return CallCounts(calls={(backend, code, method, locality): n
+                                 for backend, code, method, locality, n in calls},
                           buckets=buckets, duration_sum=duration_sum, retries=dict(retries))
 
     def unhealthy(self) -> tuple[dict[str, BackendCondition], int]:
@@ -139,6 +166,7 @@ class NativePlane:
             await asyncio.wait_for(asyncio.shield(self._wait_ended()), timeout + STOP_MARGIN)
         outcome = self._engine.outcome()
         self._engine.stop()
+        self._flush_access_log()
         if outcome is None:
             log.warning("the native engine did not end %.1fs after its drain timeout: stopped",
                         STOP_MARGIN)
@@ -154,6 +182,7 @@ class NativePlane:
         self._asked_to_end = True
         self._close_listener()
         self._engine.stop()
+        self._flush_access_log()
 
     async def close(self) -> None:
         self._asked_to_end = True
