@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 
 NEWEST_VENV ?= .venv-newest
 CARGO ?= cargo
+# cargo reads make's jobserver from MAKEFLAGS, but make hands its descriptors only to recursive
+# makes: under `make -j` cargo would warn that it cannot reach them. It runs its own jobs.
+CARGO_RUN = env -u MAKEFLAGS -u MFLAGS $(CARGO)
 NATIVE := native/Cargo.toml
 NATIVE_SOURCES := $(NATIVE) native/Cargo.lock $(wildcard native/src/*.rs)
 # The native data plane (native/) needs Rust 1.85 or newer (Debian trixie's cargo is 1.85.1).
@@ -27,7 +30,7 @@ test: $(VENV)/.installed
 prepare: lint peers native-test test-image
 
 native-test:
-	$(CARGO) test --quiet --manifest-path $(NATIVE)
+	$(CARGO_RUN) test --quiet --manifest-path $(NATIVE)
 
 # The container tier's image (harness/container.py builds gproxy-mp:test with podman), built
 # ahead so that pytest's own build is a cache hit of a second or two; without podman the
@@ -47,8 +50,8 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check gproxy_mp harness tests bench integration
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(CARGO) fmt --manifest-path $(NATIVE) --check
-	$(CARGO) clippy --quiet --manifest-path $(NATIVE) --all-targets -- -D warnings
+	$(CARGO_RUN) fmt --manifest-path $(NATIVE) --check
+	$(CARGO_RUN) clippy --quiet --manifest-path $(NATIVE) --all-targets -- -D warnings
 
 # The container image gproxy-mp:dev (IMAGE=name:tag to change), with docker where its daemon
 # runs, else podman; on the official Python base, or where that cannot be pulled on one made
