@@ -8,7 +8,6 @@
 # paths), so testbin/k8s/ is a wrapper module that replaces each staging module with its published
 # v0.Y.Z. The Kubernetes version is the one that go.mod requires; etcd is go.etcd.io/etcd/server/v3
 # at the version Kubernetes itself selects for its etcd client.
-# Background: /work/shared/reference/kubernetes-testing.md, section 1.
 #
 # Idempotent: skips the build when `kube-apiserver --version` already prints the wanted version and
 # etcd runs. Set FORCE=1 to rebuild. GOMODCACHE / GOCACHE are honoured when set (CI may point them

@@ -152,7 +152,7 @@ def test_the_native_plane_runs_the_rigs_command_line_with_data_plane_native() ->
 
 
 def test_a_workers_memory_map_names_its_data_plane() -> None:
-    native = "7f00-7f10 r-xp 0 08:01 5 /work/gproxy_mp/_native.abi3.so\n"
+    native = "7f00-7f10 r-xp 0 08:01 5 /opt/gproxy-mp/gproxy_mp/_native.abi3.so\n"
     grpcio = "7f00-7f10 r-xp 0 08:01 6 /venv/grpc/_cython/cygrpc.cpython-311-x86_64-linux-gnu.so\n"
     assert mapped_plane(native) == "native"
     assert mapped_plane(grpcio) == "grpcio"
