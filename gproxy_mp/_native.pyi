@@ -9,8 +9,11 @@ class Engine:
     def __init__(self, *, target: str, max_concurrent_streams: int, connect_timeout: float,
                  max_connection_age: float | None = None,
                  max_connection_age_grace: float | None = None,
-                 balancer: str = "round-robin") -> None:
-        """`balancer`: "round-robin" or "least-request" (`--balancer`); ValueError else."""
+                 balancer: str = "round-robin", health_check: str | None = None,
+                 health_check_interval: float = 5.0) -> None:
+        """`balancer`: "round-robin" or "least-request" (`--balancer`); ValueError else.
+        `health_check`: the service `--health-check` asks about ("" the whole server; None:
+        no checks), every `health_check_interval` seconds."""
     def start(self, listener_fd: int, wake_fd: int) -> None:
         """Serve on a runtime thread of its own; returns at once. Both descriptors are the
         engine's from now on (pass duplicates): the listener (bound, listening) and a pipe's
@@ -25,6 +28,17 @@ class Engine:
         """(calls as (backend, code, locality, count), latency buckets, duration sum,
         retries)."""
     def unhealthy(self) -> list[tuple[str, str]]: ...
+    def health(self) -> list[str | None]:
+        """Each backend's health-check condition (None: passes, or not checked yet), in the
+        set's order; empty without health checks."""
+    def health_changes(self) -> tuple[list[tuple[str, tuple[str | None, str] | None,
+                                                 tuple[str | None, str]]], int]:
+        """The verdicts that changed since the last call, oldest first: (backend, (condition,
+        why) before or None at its first check, (condition, why) now); and how many changes
+        were dropped (too many between two calls)."""
+    def wake_on_health_changes(self, wake_fd: int) -> None:
+        """With health checks, write a byte to `wake_fd` (a nonblocking pipe's write end, the
+        engine's from now on) when a verdict change is queued and none was waiting."""
     def drain(self, timeout: float) -> None: ...
     def stop(self) -> None: ...
     def outcome(self) -> tuple[bool, str] | None: ...

@@ -10,6 +10,9 @@
 //! marks it closed when it ends. When a backend leaves the endpoint set it forgets its
 //! connections; h2 closes each when the last call on it has ended.
 //!
+//! With `--health-check`, its checker task (`checker.rs`) keeps its `health` verdict, which
+//! ranks it `CHECK_FAILED` lower while it fails.
+//!
 //! Concurrency: used on the runtime thread only, except `rank`, read by the worker's Python
 //! thread for status reports; the locks are held for a few instructions, never across an
 //! await.
@@ -24,7 +27,8 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::{sleep, timeout, timeout_at};
 
-use crate::balance::{Ewma, FAILING, READY, Strikes, UNKNOWN};
+use crate::balance::{CHECK_FAILED, Ewma, FAILING, READY, Strikes, UNKNOWN};
+use crate::health::Health;
 use crate::locality::{Placement, placed_rank};
 use crate::stats::CallCounts;
 
@@ -97,6 +101,8 @@ pub struct Backend {
     /// Its `Placement`, which a new endpoint set may change without replacing the backend.
     locality: AtomicU8,
     ring: AtomicU8,
+    /// Its health checks' verdict (`--health-check`; not checked: passes).
+    pub health: Health,
     state: Mutex<State>,
     connecting: tokio::sync::Mutex<()>,
 }
@@ -130,6 +136,7 @@ impl Backend {
             in_flight: AtomicUsize::new(0),
             locality: AtomicU8::new(placement.locality),
             ring: AtomicU8::new(placement.ring),
+            health: Health::default(),
             state: Mutex::default(),
             connecting: tokio::sync::Mutex::new(()),
         }
@@ -163,9 +170,15 @@ impl Backend {
         self.locality.load(Relaxed)
     }
 
-    /// The rank the pickers compare: health, then ring (`locality::placed_rank`).
+    /// The rank the pickers compare: health (`CHECK_FAILED` more while its health check
+    /// fails), then ring (`locality::placed_rank`).
     pub fn placed_rank(&self, now: Instant) -> u8 {
-        placed_rank(self.rank(now), self.ring.load(Relaxed))
+        let checked = if self.health.failed() {
+            CHECK_FAILED
+        } else {
+            0
+        };
+        placed_rank(self.rank(now) + checked, self.ring.load(Relaxed))
     }
 
     /// 0 READY, 1 not known to be broken, 2 failing (`balance.rs`).
@@ -182,13 +195,17 @@ impl Backend {
         }
     }
 
-    /// Why the worker does not count this backend as healthy (`BackendCondition`), if so.
+    /// Why the worker does not count this backend as healthy (`BackendCondition`), if so:
+    /// its connection's failure first, then its health check's verdict, then passive health
+    /// (the grpcio plane's order).
     pub fn condition(&self, now: Instant) -> Option<&'static str> {
         let state = self.state();
-        if state.strikes.active(now) {
-            Some("struck")
-        } else if state.connect_failed && !state.connections.iter().any(|c| c.usable()) {
+        if state.connect_failed && !state.connections.iter().any(|c| c.usable()) {
             Some("failing")
+        } else if let Some(condition) = self.health.condition() {
+            Some(condition.name())
+        } else if state.strikes.active(now) {
+            Some("struck")
         } else {
             None
         }
@@ -207,6 +224,11 @@ impl Backend {
         let mut state = self.state();
         state.removed = true;
         state.connections.clear();
+    }
+
+    /// Whether it left the endpoint set.
+    pub fn removed(&self) -> bool {
+        self.state().removed
     }
 
     fn lease_open(&self) -> Option<Lease> {

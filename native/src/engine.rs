@@ -17,8 +17,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::backend::Backend;
 use crate::balance::Balancer;
+use crate::checker::run_checks;
 use crate::endpoints::Endpoints;
+use crate::health::Checks;
 use crate::retry::Budget;
 use crate::server::{Phase, accept_loop};
 use crate::stats::{CallCounts, Stats};
@@ -38,6 +41,8 @@ pub struct Shared {
     pub max_concurrent_streams: u32,
     pub max_connection_age: Option<Duration>,
     pub max_connection_age_grace: Option<Duration>,
+    /// `--health-check` (None: off).
+    pub health_checks: Option<Arc<Checks>>,
 }
 
 pub struct Options {
@@ -47,6 +52,7 @@ pub struct Options {
     pub max_concurrent_streams: u32,
     pub max_connection_age: Option<Duration>,
     pub max_connection_age_grace: Option<Duration>,
+    pub health_checks: Option<Checks>,
 }
 
 impl Shared {
@@ -62,6 +68,16 @@ impl Shared {
             max_concurrent_streams: options.max_concurrent_streams,
             max_connection_age: options.max_connection_age,
             max_connection_age_grace: options.max_connection_age_grace,
+            health_checks: options.health_checks.map(Arc::new),
+        }
+    }
+
+    /// What a backend new to the set runs: connect ahead of its first call, as the grpcio
+    /// plane's channels do, then (with `--health-check`) check it until it leaves the set.
+    pub async fn welcome(self: Arc<Self>, backend: Arc<Backend>) {
+        backend.warm_up(self.connect_timeout).await;
+        if let Some(checks) = &self.health_checks {
+            run_checks(backend, checks.clone(), self.connect_timeout).await;
         }
     }
 
@@ -148,8 +164,7 @@ async fn serve(
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| format!("cannot serve on the listener: {e}"))?;
     for backend in shared.endpoints.load().iter() {
-        let (backend, timeout) = (backend.clone(), shared.connect_timeout);
-        tokio::spawn(async move { backend.warm_up(timeout).await });
+        tokio::spawn(shared.clone().welcome(backend.clone()));
     }
     let (phase, phases) = watch::channel(Phase::Serving);
     let (tracker, mut tracked) = mpsc::channel::<()>(1);

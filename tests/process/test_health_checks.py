@@ -2,7 +2,8 @@
 
 Real backends with gRPC's own health service (`harness.backend.health`, grpcio-health-checking's
 servicer); a test flips one backend's answer by calling it directly, while a load of calls runs
-through the proxy. A backend without the health service counts as serving.
+through the proxy. A backend without the health service counts as serving. Every test runs on
+both data planes, with the same assertions.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import pytest
 from harness import client
 from harness.admin import admin_get, route_view
 from harness.backend.health import SET_HEALTH_METHOD
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.traffic import ThreadLoad
 from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 INTERVAL = "300ms"
 TAKE_EFFECT = 3.0
