@@ -86,6 +86,8 @@ struct State {
     /// connect takes its result rather than trying again (one connect timeout, not two).
     connects: u64,
     last_failure: String,
+    /// The last connect failed by running out of its time (`connect_timeout`), not refused.
+    connect_timed_out: bool,
     strikes: Strikes,
     /// Of its response times (to the response headers), for least-request's tie-break.
     latency: Ewma,
@@ -201,7 +203,11 @@ impl Backend {
     pub fn condition(&self, now: Instant) -> Option<&'static str> {
         let state = self.state();
         if state.connect_failed && !state.connections.iter().any(|c| c.usable()) {
-            Some("failing")
+            Some(if state.connect_timed_out {
+                "connect_timeout"
+            } else {
+                "failing"
+            })
         } else if let Some(condition) = self.health.condition() {
             Some(condition.name())
         } else if state.strikes.active(now) {
@@ -280,6 +286,7 @@ impl Backend {
         if removed {
             return Err("the backend left the endpoint set".into());
         }
+        let started = Instant::now();
         let connected = connect(&self.address, connect_timeout).await;
         self.state().connects += 1;
         match connected {
@@ -298,6 +305,9 @@ impl Backend {
             Err(why) => {
                 let mut state = self.state();
                 state.connect_failed = true;
+                // Its timers end it at its deadline, never before; a refusal takes
+                // milliseconds.
+                state.connect_timed_out = started.elapsed() >= connect_timeout;
                 state.last_failure.clone_from(&why);
                 Err(why)
             }
