@@ -300,6 +300,7 @@ impl Backend {
                 if !state.removed {
                     state.connections.push(connection);
                 }
+                self.health.connected();
                 Ok(lease)
             }
             Err(why) => {

@@ -6,7 +6,10 @@
 //! is never cut short by a check's deadline, so a slow one still completes), then makes one
 //! unary call with a deadline (`Checks::timeout`, also sent as `grpc-timeout`): send the
 //! framed request, read the answer (at most `MAX_ANSWER_BYTES`) and its trailers, and let
-//! `health.rs` judge it; a call that runs out of time is DEADLINE_EXCEEDED (a hung backend). Checks are not calls: they
+//! `health.rs` judge it; a call that runs out of time is DEADLINE_EXCEEDED (a hung backend).
+//! The next check comes after the interval (×0.9–1.1), or at once when a call opens a new
+//! connection to the backend meanwhile, as the grpcio plane checks whenever a channel
+//! (re)connects; a backend with no connection is reconnected by its next check. Checks are not calls: they
 //! count in no call counter and not in least-request's load. The task starts after the
 //! backend's first connect (`Shared::welcome`), so its first check comes as soon as the
 //! connection is up, as on the grpcio plane.
@@ -32,8 +35,10 @@ use crate::stats;
 pub async fn run_checks(backend: Arc<Backend>, checks: Arc<Checks>, connect_timeout: Duration) {
     let request = encode_request(&checks.service);
     let mut random = RandomState::new().hash_one(&backend.address) | 1;
+    let mut connections = backend.health.connections();
     while !backend.removed() {
         let verdict = check(&backend, &request, &checks, connect_timeout).await;
+        connections.borrow_and_update(); // a connection this check opened needs no other
         if backend.removed() {
             return;
         }
@@ -43,7 +48,11 @@ pub async fn run_checks(backend: Arc<Backend>, checks: Arc<Checks>, connect_time
         random ^= random << 13;
         random ^= random >> 7;
         random ^= random << 17;
-        sleep(checks.next_wait((random >> 11) as f64 / (1u64 << 53) as f64)).await;
+        let wait = checks.next_wait((random >> 11) as f64 / (1u64 << 53) as f64);
+        tokio::select! {
+            _ = sleep(wait) => {}
+            _ = connections.changed() => {}
+        }
     }
 }
 

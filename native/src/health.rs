@@ -42,6 +42,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderMap;
+use tokio::sync::watch;
 
 use crate::headers::grpc_status;
 use crate::stats::{self, CODE_NAMES};
@@ -282,14 +283,35 @@ pub struct Change {
 }
 
 /// One backend's health-check state.
-#[derive(Default)]
 pub struct Health {
     /// Its last check named a condition (read per pick).
     failed: AtomicBool,
     verdict: Mutex<Option<Verdict>>,
+    /// Counts the connections opened to it, so its checker checks at once after one.
+    connections: watch::Sender<u64>,
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health {
+            failed: AtomicBool::new(false),
+            verdict: Mutex::default(),
+            connections: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Health {
+    /// A new connection to the backend is up.
+    pub fn connected(&self) {
+        self.connections.send_modify(|n| *n += 1);
+    }
+
+    /// What its checker waits on between checks (`connected` marks it changed).
+    pub fn connections(&self) -> watch::Receiver<u64> {
+        self.connections.subscribe()
+    }
+
     fn verdict(&self) -> MutexGuard<'_, Option<Verdict>> {
         self.verdict.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -557,6 +579,18 @@ mod tests {
         assert_eq!(other.before.unwrap().condition, Some(Condition::NotServing));
         assert!(health.take(verdict(None)).is_some());
         assert!(!health.failed());
+    }
+
+    #[test]
+    fn a_new_connection_wakes_the_checker_once() {
+        let health = Health::default();
+        let mut connections = health.connections();
+        assert!(!connections.has_changed().unwrap());
+        health.connected();
+        health.connected();
+        assert!(connections.has_changed().unwrap());
+        connections.borrow_and_update();
+        assert!(!connections.has_changed().unwrap());
     }
 
     #[test]
