@@ -28,9 +28,9 @@ use tokio::sync::oneshot;
 use tokio::time::{sleep, timeout, timeout_at};
 
 use crate::balance::{CHECK_FAILED, Ewma, FAILING, READY, Strikes, UNKNOWN};
-use crate::health::Health;
 use crate::locality::{Placement, placed_rank};
 use crate::stats::CallCounts;
+use crate::verdicts::Health;
 
 /// Connections per backend at most; past that, calls queue in h2 on the least busy one.
 const MAX_CONNECTIONS: usize = 16;

@@ -7,12 +7,12 @@
 //! unary call with a deadline (`Checks::timeout`, also sent as `grpc-timeout`): send the
 //! framed request, read the answer (at most `MAX_ANSWER_BYTES`) and its trailers, and let
 //! `health.rs` judge it; a call that runs out of time is DEADLINE_EXCEEDED (a hung backend).
-//! The next check comes after the interval (×0.9–1.1), or at once when a call opens a new
-//! connection to the backend meanwhile, as the grpcio plane checks whenever a channel
-//! (re)connects; a backend with no connection is reconnected by its next check. Checks are not calls: they
-//! count in no call counter and not in least-request's load. The task starts after the
-//! backend's first connect (`Shared::welcome`), so its first check comes as soon as the
-//! connection is up, as on the grpcio plane.
+//! The backend's `Health` (`verdicts.rs`) keeps the verdict. The next check comes after the
+//! interval (×0.9–1.1), or at once when a call opens a new connection to the backend
+//! meanwhile, as the grpcio plane checks whenever a channel (re)connects; a backend with no
+//! connection is reconnected by its next check. Checks are not calls: they count in no call
+//! counter and not in least-request's load. The task starts after the backend's first connect
+//! (`Shared::welcome`), so its first check comes as soon as the connection is up.
 //!
 //! Concurrency: one task per backend on the engine's runtime thread.
 
@@ -26,9 +26,10 @@ use tokio::time::{sleep, timeout};
 
 use crate::backend::{Backend, Lease};
 use crate::deadline;
-use crate::health::{CHECK_PATH, Checks, MAX_ANSWER_BYTES, Verdict, encode_request};
+use crate::health::{CHECK_PATH, MAX_ANSWER_BYTES, Verdict, encode_request};
 use crate::health::{judge_error, judge_response};
 use crate::stats;
+use crate::verdicts::Checks;
 
 /// Check `backend` every interval until it leaves the set, keeping its verdict and queueing
 /// each change on `checks`.

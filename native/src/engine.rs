@@ -21,10 +21,10 @@ use crate::backend::Backend;
 use crate::balance::Balancer;
 use crate::checker::run_checks;
 use crate::endpoints::Endpoints;
-use crate::health::Checks;
 use crate::retry::Budget;
 use crate::server::{Phase, accept_loop};
 use crate::stats::{CallCounts, Stats};
+use crate::verdicts::Checks;
 
 /// After a drain timed out (or a stop), how long cancelled calls get to unwind.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);

@@ -5,7 +5,7 @@
 //! read counters, drain, stop. Everything decided per call is plain Rust, unit-tested with
 //! `cargo test`: header filtering (`headers`), deadlines (`deadline`), the pick (`balance`),
 //! retries and their budget (`retry`), counters (`stats`), health-check answers and verdicts
-//! (`health`). No call ever takes the GIL.
+//! (`health`, `verdicts`). No call ever takes the GIL.
 //!
 //! Panics: the release and dev profiles build with `panic = "abort"`. A panic anywhere in the
 //! engine ends the worker process at once (SIGABRT, with Rust's panic message on stderr) and
@@ -28,3 +28,4 @@ pub mod retry;
 pub mod server;
 pub mod stats;
 pub mod status;
+pub mod verdicts;

@@ -13,9 +13,10 @@ use pyo3::prelude::*;
 
 use crate::balance::Balancer;
 use crate::engine::{Options, Running, Shared};
-use crate::health::{Change, Checks, Verdict};
+use crate::health::Verdict;
 use crate::locality::Placement;
 use crate::stats::LATENCY_BUCKETS;
+use crate::verdicts::{Change, Checks};
 
 type Calls = Vec<(String, &'static str, &'static str, u64)>;
 /// A health verdict as the adapter reads it: (condition or None, why).
