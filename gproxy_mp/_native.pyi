@@ -10,10 +10,12 @@ class Engine:
                  max_connection_age: float | None = None,
                  max_connection_age_grace: float | None = None,
                  balancer: str = "round-robin", method_label: bool = False,
-                 access_log: bool = False) -> None:
+                 access_log: bool = False, health_check: str | None = None,
+                 health_check_interval: float = 5.0) -> None:
         """`balancer`: "round-robin" or "least-request" (`--balancer`); ValueError else.
         `method_label`: count calls by method too; `access_log`: queue a record per call for
-        `access_records`."""
+        `access_records`. `health_check`: the service `--health-check` asks about ("" the
+        whole server; None: no checks), every `health_check_interval` seconds."""
     def start(self, listener_fd: int, wake_fd: int) -> None:
         """Serve on a runtime thread of its own; returns at once. Both descriptors are the
         engine's from now on (pass duplicates): the listener (bound, listening) and a pipe's
@@ -31,6 +33,17 @@ class Engine:
         """The access records queued since the last call, (method, backend, code, seconds)
         each, oldest first, and how many were dropped meanwhile (a bounded queue)."""
     def unhealthy(self) -> list[tuple[str, str]]: ...
+    def health(self) -> list[str | None]:
+        """Each backend's health-check condition (None: passes, or not checked yet), in the
+        set's order; empty without health checks."""
+    def health_changes(self) -> tuple[list[tuple[str, tuple[str | None, str] | None,
+                                                 tuple[str | None, str]]], int]:
+        """The verdicts that changed since the last call, oldest first: (backend, (condition,
+        why) before or None at its first check, (condition, why) now); and how many changes
+        were dropped (too many between two calls)."""
+    def wake_on_health_changes(self, wake_fd: int) -> None:
+        """With health checks, write a byte to `wake_fd` (a nonblocking pipe's write end, the
+        engine's from now on) when a verdict change is queued and none was waiting."""
     def drain(self, timeout: float) -> None: ...
     def stop(self) -> None: ...
     def outcome(self) -> tuple[bool, str] | None: ...

@@ -1,8 +1,8 @@
 """Which options each data plane (`--data-plane`) does: the check that refuses the rest.
 
 The native engine (`gproxy_mp._native`) forwards plaintext h2c with either balancer, locality
-rings (it ranks by the placement the bus carries, as the grpcio plane does), retries,
-deadlines, limits and drain. Options it does not do yet are refused with one line when
+rings (it ranks by the placement the bus carries, as the grpcio plane does), health checks,
+retries, deadlines, limits and drain. Options it does not do yet are refused with one line when
 combined with `--data-plane native`, rather than accepted and ignored; options that only tune
 grpcio's machinery mean nothing there and are refused the same way. Pure: no imports of
 either plane.
@@ -34,8 +34,6 @@ def _native_refusals(worker: WorkerOptions) -> list[str]:
            ("--backend-key", worker.backend_key),
            ("--backend-tls-server-name", worker.backend_tls_server_name))
     refused += [flag for flag, value in tls if value]
-    if worker.health_check is not None:
-        refused.append("--health-check")
     if worker.unary_methods:
         refused.append("--unary-methods")
     if worker.schema_unary_methods or worker.schema_streaming_methods:

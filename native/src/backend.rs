@@ -10,6 +10,9 @@
 //! marks it closed when it ends. When a backend leaves the endpoint set it forgets its
 //! connections; h2 closes each when the last call on it has ended.
 //!
+//! With `--health-check`, its checker task (`checker.rs`) keeps its `health` verdict, which
+//! ranks it `CHECK_FAILED` lower while it fails.
+//!
 //! Concurrency: used on the runtime thread only, except `rank`, read by the worker's Python
 //! thread for status reports; the locks are held for a few instructions, never across an
 //! await.
@@ -24,9 +27,10 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::{sleep, timeout, timeout_at};
 
-use crate::balance::{Ewma, FAILING, READY, Strikes, UNKNOWN};
+use crate::balance::{CHECK_FAILED, Ewma, FAILING, READY, Strikes, UNKNOWN};
 use crate::locality::{Placement, placed_rank};
 use crate::stats::CallCounts;
+use crate::verdicts::Health;
 
 /// Connections per backend at most; past that, calls queue in h2 on the least busy one.
 const MAX_CONNECTIONS: usize = 16;
@@ -82,6 +86,8 @@ struct State {
     /// connect takes its result rather than trying again (one connect timeout, not two).
     connects: u64,
     last_failure: String,
+    /// The last connect failed by running out of its time (`connect_timeout`), not refused.
+    connect_timed_out: bool,
     strikes: Strikes,
     /// Of its response times (to the response headers), for least-request's tie-break.
     latency: Ewma,
@@ -97,6 +103,8 @@ pub struct Backend {
     /// Its `Placement`, which a new endpoint set may change without replacing the backend.
     locality: AtomicU8,
     ring: AtomicU8,
+    /// Its health checks' verdict (`--health-check`; not checked: passes).
+    pub health: Health,
     state: Mutex<State>,
     connecting: tokio::sync::Mutex<()>,
 }
@@ -130,6 +138,7 @@ impl Backend {
             in_flight: AtomicUsize::new(0),
             locality: AtomicU8::new(placement.locality),
             ring: AtomicU8::new(placement.ring),
+            health: Health::default(),
             state: Mutex::default(),
             connecting: tokio::sync::Mutex::new(()),
         }
@@ -163,9 +172,15 @@ impl Backend {
         self.locality.load(Relaxed)
     }
 
-    /// The rank the pickers compare: health, then ring (`locality::placed_rank`).
+    /// The rank the pickers compare: health (`CHECK_FAILED` more while its health check
+    /// fails), then ring (`locality::placed_rank`).
     pub fn placed_rank(&self, now: Instant) -> u8 {
-        placed_rank(self.rank(now), self.ring.load(Relaxed))
+        let checked = if self.health.failed() {
+            CHECK_FAILED
+        } else {
+            0
+        };
+        placed_rank(self.rank(now) + checked, self.ring.load(Relaxed))
     }
 
     /// 0 READY, 1 not known to be broken, 2 failing (`balance.rs`).
@@ -182,13 +197,21 @@ impl Backend {
         }
     }
 
-    /// Why the worker does not count this backend as healthy (`BackendCondition`), if so.
+    /// Why the worker does not count this backend as healthy (`BackendCondition`), if so:
+    /// its connection's failure first, then its health check's verdict, then passive health
+    /// (the grpcio plane's order).
     pub fn condition(&self, now: Instant) -> Option<&'static str> {
         let state = self.state();
-        if state.strikes.active(now) {
+        if state.connect_failed && !state.connections.iter().any(|c| c.usable()) {
+            Some(if state.connect_timed_out {
+                "connect_timeout"
+            } else {
+                "failing"
+            })
+        } else if let Some(condition) = self.health.condition() {
+            Some(condition.name())
+        } else if state.strikes.active(now) {
             Some("struck")
-        } else if state.connect_failed && !state.connections.iter().any(|c| c.usable()) {
-            Some("failing")
         } else {
             None
         }
@@ -207,6 +230,11 @@ impl Backend {
         let mut state = self.state();
         state.removed = true;
         state.connections.clear();
+    }
+
+    /// Whether it left the endpoint set.
+    pub fn removed(&self) -> bool {
+        self.state().removed
     }
 
     fn lease_open(&self) -> Option<Lease> {
@@ -258,6 +286,7 @@ impl Backend {
         if removed {
             return Err("the backend left the endpoint set".into());
         }
+        let started = Instant::now();
         let connected = connect(&self.address, connect_timeout).await;
         self.state().connects += 1;
         match connected {
@@ -271,11 +300,15 @@ impl Backend {
                 if !state.removed {
                     state.connections.push(connection);
                 }
+                self.health.connected();
                 Ok(lease)
             }
             Err(why) => {
                 let mut state = self.state();
                 state.connect_failed = true;
+                // Its timers end it at its deadline, never before; a refusal takes
+                // milliseconds.
+                state.connect_timed_out = started.elapsed() >= connect_timeout;
                 state.last_failure.clone_from(&why);
                 Err(why)
             }

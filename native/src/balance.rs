@@ -4,8 +4,11 @@
 //!
 //! Each backend has a rank: 0 READY (a live HTTP/2 connection), 1 not known to be broken
 //! (never connected yet, connecting), 2 failing (its last connect failed, or it answered
-//! UNAVAILABLE lately: struck). Both balancers pick only among the backends of the best rank
-//! present, so a broken backend gets a call only when nothing better exists.
+//! UNAVAILABLE lately: struck). With `--health-check`, a backend whose check fails ranks
+//! `CHECK_FAILED` higher than its connection alone would: after every backend that passes, and
+//! among those that fail, READY connections first (panic: when none passes, calls still go to
+//! all of them). Both balancers pick only among the backends of the best rank present, so a
+//! broken backend gets a call only when nothing better exists.
 //!
 //! - `pick` (`--balancer round-robin`): scans at most once around the ring from the cursor,
 //!   takes the first backend of the best rank present, and moves the cursor past it; with
@@ -20,6 +23,8 @@ use std::time::{Duration, Instant};
 pub const READY: u8 = 0;
 pub const UNKNOWN: u8 = 1;
 pub const FAILING: u8 = 2;
+/// Added to the rank of a backend whose health check fails (`health.rs`).
+pub const CHECK_FAILED: u8 = 3;
 
 /// Seconds a backend ranks as failing after it answered UNAVAILABLE before sending anything,
 /// doubling with each consecutive strike up to `STRIKE_MAX_PENALTY`.

@@ -18,11 +18,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::access::AccessLog;
+use crate::backend::Backend;
 use crate::balance::Balancer;
+use crate::checker::run_checks;
 use crate::endpoints::Endpoints;
 use crate::retry::Budget;
 use crate::server::{Phase, accept_loop};
 use crate::stats::{CallCounts, Stats};
+use crate::verdicts::Checks;
 
 /// After a drain timed out (or a stop), how long cancelled calls get to unwind.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
@@ -43,6 +46,8 @@ pub struct Shared {
     pub method_label: bool,
     /// `--access-log`: a record of each call for the worker to log.
     pub access: Option<AccessLog>,
+    /// `--health-check` (None: off).
+    pub health_checks: Option<Arc<Checks>>,
 }
 
 pub struct Options {
@@ -54,6 +59,7 @@ pub struct Options {
     pub max_connection_age_grace: Option<Duration>,
     pub method_label: bool,
     pub access_log: bool,
+    pub health_checks: Option<Checks>,
 }
 
 impl Shared {
@@ -71,6 +77,16 @@ impl Shared {
             max_connection_age_grace: options.max_connection_age_grace,
             method_label: options.method_label,
             access: options.access_log.then(AccessLog::default),
+            health_checks: options.health_checks.map(Arc::new),
+        }
+    }
+
+    /// What a backend new to the set runs: connect ahead of its first call, as the grpcio
+    /// plane's channels do, then (with `--health-check`) check it until it leaves the set.
+    pub async fn welcome(self: Arc<Self>, backend: Arc<Backend>) {
+        backend.warm_up(self.connect_timeout).await;
+        if let Some(checks) = &self.health_checks {
+            run_checks(backend, checks.clone(), self.connect_timeout).await;
         }
     }
 
@@ -157,8 +173,7 @@ async fn serve(
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| format!("cannot serve on the listener: {e}"))?;
     for backend in shared.endpoints.load().iter() {
-        let (backend, timeout) = (backend.clone(), shared.connect_timeout);
-        tokio::spawn(async move { backend.warm_up(timeout).await });
+        tokio::spawn(shared.clone().welcome(backend.clone()));
     }
     let (phase, phases) = watch::channel(Phase::Serving);
     let (tracker, mut tracked) = mpsc::channel::<()>(1);

@@ -4,7 +4,8 @@
 //! (`gproxy_mp/worker/planes/native.py`): start on a listener fd, replace the endpoint set,
 //! read counters, drain, stop. Everything decided per call is plain Rust, unit-tested with
 //! `cargo test`: header filtering (`headers`), deadlines (`deadline`), the pick (`balance`),
-//! retries and their budget (`retry`), counters (`stats`). No call ever takes the GIL.
+//! retries and their budget (`retry`), counters (`stats`), health-check answers and verdicts
+//! (`health`, `verdicts`). No call ever takes the GIL.
 //!
 //! Panics: the release and dev profiles build with `panic = "abort"`. A panic anywhere in the
 //! engine ends the worker process at once (SIGABRT, with Rust's panic message on stderr) and
@@ -16,13 +17,16 @@ pub mod backend;
 pub mod balance;
 pub mod body;
 pub mod call;
+pub mod checker;
 pub mod deadline;
 pub mod endpoints;
 pub mod engine;
 pub mod headers;
+pub mod health;
 pub mod locality;
 pub mod python;
 pub mod retry;
 pub mod server;
 pub mod stats;
 pub mod status;
+pub mod verdicts;

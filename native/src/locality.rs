@@ -10,7 +10,7 @@
 //! never failed while another ring has a backend that could take it: rings order the pick,
 //! they never remove a backend from it.
 
-use crate::balance::FAILING;
+use crate::balance::{CHECK_FAILED, FAILING};
 
 /// The `locality` label values, indexed by what `Placement::locality` holds.
 pub const LOCALITIES: [&str; 4] = ["none", "same_node", "same_zone", "other"];
@@ -37,10 +37,11 @@ impl Placement {
     }
 }
 
-/// The rank pickers compare: health (`balance::READY`..`FAILING`) first, then ring; 0 is READY
-/// in ring 0, so the pickers' READY fast paths take only the preferred ring's backends.
+/// The rank pickers compare: health (`balance::READY`..`FAILING`, plus `CHECK_FAILED` while
+/// its health check fails) first, then ring; 0 is READY in ring 0, so the pickers' READY fast
+/// paths take only the preferred ring's backends.
 pub fn placed_rank(health: u8, ring: u8) -> u8 {
-    health.min(FAILING) * RINGS + ring.min(RINGS - 1)
+    health.min(FAILING + CHECK_FAILED) * RINGS + ring.min(RINGS - 1)
 }
 
 #[cfg(test)]
@@ -70,6 +71,43 @@ mod tests {
             ]
         );
         assert_eq!(placed_rank(READY, 7), placed_rank(READY, 2));
+    }
+
+    #[test]
+    fn a_failed_health_check_ranks_after_every_backend_that_passes_ready_first_among_them() {
+        let checked = |health: u8| health + CHECK_FAILED;
+        let mut order = [
+            (checked(READY), 0),
+            (FAILING, 2),
+            (checked(FAILING), 0),
+            (checked(UNKNOWN), 0),
+            (checked(READY), 1),
+        ];
+        order.sort_by_key(|&(health, ring)| placed_rank(health, ring));
+        assert_eq!(
+            order,
+            [
+                (FAILING, 2),
+                (checked(READY), 0),
+                (checked(READY), 1),
+                (checked(UNKNOWN), 0),
+                (checked(FAILING), 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn in_panic_calls_go_to_backends_that_fail_their_check_ready_ones_first() {
+        let checked = |health: u8| health + CHECK_FAILED;
+        let backends = [
+            (checked(FAILING), 0),
+            (checked(READY), 1),
+            (checked(READY), 2),
+        ];
+        assert_eq!(chosen(&backends, &[]), (vec![1], vec![1]));
+        let backends = [(checked(FAILING), 0), (checked(UNKNOWN), 0)];
+        assert_eq!(chosen(&backends, &[]), (vec![1], vec![1]));
+        assert_eq!(chosen(&backends, &[1]), (vec![0], vec![0]));
     }
 
     /// (health, ring) of each backend → what `pick` and `pick_least` take, over many draws.

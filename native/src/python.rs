@@ -13,11 +13,20 @@ use pyo3::prelude::*;
 
 use crate::balance::Balancer;
 use crate::engine::{Options, Running, Shared};
+use crate::health::Verdict;
 use crate::locality::Placement;
 use crate::stats::{CODE_NAMES, LATENCY_BUCKETS};
+use crate::verdicts::{Change, Checks};
 
 type Calls = Vec<(String, &'static str, String, &'static str, u64)>;
 type AccessRecords = Vec<(String, String, &'static str, f64)>;
+/// A health verdict as the adapter reads it: (condition or None, why).
+type PyVerdict = (Option<&'static str>, String);
+type Changes = Vec<(String, Option<PyVerdict>, PyVerdict)>;
+
+fn py_verdict(verdict: Verdict) -> PyVerdict {
+    (verdict.condition.map(|c| c.name()), verdict.why)
+}
 
 #[pyclass(frozen, module = "gproxy_mp._native")]
 struct Engine {
@@ -50,10 +59,11 @@ impl Engine {
 #[pymethods]
 impl Engine {
     #[new]
+    #[allow(clippy::too_many_arguments)] // keyword-only from Python: one per option
     #[pyo3(signature = (*, target, max_concurrent_streams, connect_timeout,
                         max_connection_age=None, max_connection_age_grace=None,
-                        balancer="round-robin", method_label=false, access_log=false))]
-    #[allow(clippy::too_many_arguments)] // keyword-only in Python, one per option
+                        balancer="round-robin", method_label=false, access_log=false,
+                        health_check=None, health_check_interval=5.0))]
     fn new(
         target: String,
         max_concurrent_streams: u32,
@@ -63,7 +73,15 @@ impl Engine {
         balancer: &str,
         method_label: bool,
         access_log: bool,
+        health_check: Option<String>,
+        health_check_interval: f64,
     ) -> PyResult<Engine> {
+        let interval = seconds(health_check_interval, "health_check_interval")?;
+        if interval.is_zero() {
+            return Err(PyValueError::new_err(
+                "health_check_interval: must be above 0",
+            ));
+        }
         let options = Options {
             target,
             balancer: Balancer::from_name(balancer).ok_or_else(|| {
@@ -79,6 +97,7 @@ impl Engine {
                 .transpose()?,
             method_label,
             access_log,
+            health_checks: health_check.map(|service| Checks::new(service, interval)),
         };
         Ok(Engine {
             shared: Arc::new(Shared::new(options)),
@@ -116,10 +135,9 @@ impl Engine {
         let added = self.shared.endpoints.replace(&placed, &self.shared.stats);
         if let Some(running) = self.running().as_ref() {
             for backend in &added {
-                let (backend, timeout) = (backend.clone(), self.shared.connect_timeout);
                 running
                     .handle
-                    .spawn(async move { backend.warm_up(timeout).await });
+                    .spawn(self.shared.clone().welcome(backend.clone()));
             }
         }
         Ok(added.len())
@@ -172,6 +190,46 @@ impl Engine {
             .iter()
             .filter_map(|b| b.condition(now).map(|why| (b.address.clone(), why)))
             .collect()
+    }
+
+    /// Each backend's health-check condition (None: passes, or not checked yet), in the
+    /// current set's order; empty without `--health-check`.
+    fn health(&self) -> Vec<Option<&'static str>> {
+        if self.shared.health_checks.is_none() {
+            return Vec::new();
+        }
+        let table = self.shared.endpoints.load();
+        table
+            .iter()
+            .map(|b| b.health.condition().map(|c| c.name()))
+            .collect()
+    }
+
+    /// The health verdicts that changed since the last call, oldest first, as (backend,
+    /// verdict before (None: first check), verdict now), and how many more were dropped.
+    fn health_changes(&self) -> (Changes, u64) {
+        let Some(checks) = &self.shared.health_checks else {
+            return (Vec::new(), 0);
+        };
+        let (changes, dropped) = checks.take_changes();
+        let changes = changes
+            .into_iter()
+            .map(|(address, Change { before, after })| {
+                (address, before.map(py_verdict), py_verdict(after))
+            })
+            .collect();
+        (changes, dropped)
+    }
+
+    /// With health checks: from now on write a byte to `wake_fd` (a nonblocking pipe's write
+    /// end, the engine's from now on) when a verdict change is queued and none was waiting,
+    /// so the worker reads `health_changes` at once. Without: it is closed.
+    fn wake_on_health_changes(&self, wake_fd: RawFd) -> PyResult<()> {
+        let wake = take_fd(wake_fd, "wake_fd")?;
+        if let Some(checks) = &self.shared.health_checks {
+            checks.wake_with(wake.into());
+        }
+        Ok(())
     }
 
     /// Stop accepting, GOAWAY every connection, let calls finish for `timeout` seconds, then

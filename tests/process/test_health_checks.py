@@ -2,7 +2,8 @@
 
 Real backends with gRPC's own health service (`harness.backend.health`, grpcio-health-checking's
 servicer); a test flips one backend's answer by calling it directly, while a load of calls runs
-through the proxy. A backend without the health service counts as serving.
+through the proxy. A backend without the health service counts as serving. Every test runs on
+both data planes, with the same assertions.
 """
 
 from __future__ import annotations
@@ -12,18 +13,20 @@ import signal
 import time
 from collections.abc import Callable
 
+import grpc
 import pytest
 
 from harness import client
 from harness.admin import admin_get, route_view
 from harness.backend.health import SET_HEALTH_METHOD
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.traffic import ThreadLoad
 from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 INTERVAL = "300ms"
 TAKE_EFFECT = 3.0
@@ -217,3 +220,41 @@ def test_a_refused_or_stopped_backend_is_listed_failing_not_not_serving(
     finally:
         os.kill(stopped.pid, signal.SIGCONT)
     assert route_panic(admin) == 0.0, proxy.output()
+
+
+RARE_INTERVAL = "60s"
+"""An interval longer than any wait in the test: a verdict that changes came from a check made
+at once, not from the interval."""
+
+
+def answers(address: str) -> str | None:
+    """Who answers one call through the proxy (None: the call failed)."""
+    with client.open_channel(address) as channel:
+        try:
+            return client.whoami(channel, timeout=2)
+        except grpc.RpcError:
+            return None
+
+
+def test_a_backend_is_checked_at_once_when_a_new_connection_to_it_comes_up(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy]
+) -> None:
+    a = backends("a", extra_args=["--health"])
+    set_health(a, "NOT_SERVING")  # before the proxy: its first check says so
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{port}"
+    proxy = proxies(*proxy_args(route(port, a), workers=1, admin_address=admin),
+                    "--health-check", "--health-check-interval", RARE_INTERVAL)
+    proxy.wait_serving(address)  # panic: the calls still go to it
+    assert wait_until(lambda: route_view(admin)["unhealthy_endpoints"] == {
+        a.address: {"0#0": "not_serving"}}, timeout=PANIC_REPORTED), proxy.output()
+
+    a.stop()
+    again = backends("a-again", extra_args=["--health"], port=a.port)  # SERVING from its start
+    assert wait_until(lambda: answers(address) == "a-again", timeout=TAKE_EFFECT), (
+        proxy.output())
+    assert wait_until(lambda: route_view(admin)["unhealthy_endpoints"] == {},
+                      timeout=PANIC_REPORTED), f"{route_view(admin)}\n{proxy.output()}"
+    assert wait_until(lambda: "health check passed (SERVING): back in the pick"
+                      in proxy.stderr(), timeout=PANIC_REPORTED), proxy.output()
+    assert again.address == a.address

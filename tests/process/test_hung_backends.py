@@ -5,7 +5,8 @@ nothing. Without a bound on connecting, gRPC's own connect timeout (20 s) let ev
 queued on that backend wait out the client's whole deadline (DEADLINE_EXCEEDED), and
 `/debug/endpoints` showed the backend healthy while it connected. With `--connect-timeout`
 (default 2 s) the attempt fails UNAVAILABLE, is retried elsewhere when something else is left,
-and the backend is listed as `connect_timeout`.
+and the backend is listed as `connect_timeout`. The native engine bounds its connects the same
+way: the tests without TLS run on both data planes, with the same assertions.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from harness import client, procfacts
 from harness.admin import route_view
 from harness.backend.health import SET_HEALTH_METHOD
 from harness.certs import CertificateAuthority
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.silent import SilentListener
@@ -42,7 +44,9 @@ def listed(admin: str, address: str) -> dict[str, str]:
     return unhealthy.get(address, {})
 
 
-@pytest.mark.parametrize("tls", [False, True], ids=["http2-never-spoken", "tls-handshake-hangs"])
+@pytest.mark.parametrize(("data_plane", "tls"), [
+    ("grpcio", False), ("native", False), ("grpcio", True)],
+    ids=["http2-never-spoken-grpcio", "http2-never-spoken-native", "tls-handshake-hangs"])
 def test_a_call_whose_only_backend_never_speaks_fails_unavailable_within_the_connect_timeout(
     proxies: Callable[..., Proxy], tmp_path: Path, tls: bool,
 ) -> None:
@@ -69,6 +73,7 @@ def test_a_call_whose_only_backend_never_speaks_fails_unavailable_within_the_con
         assert reasons == {"0#0": "connect_timeout"}, f"{route_view(admin)}\n{proxy.output()}"
 
 
+@both_planes
 def test_the_connect_timeout_is_an_option(proxies: Callable[..., Proxy]) -> None:
     with SilentListener() as silent:
         port, admin = free_port(), f"127.0.0.1:{free_port()}"
@@ -87,6 +92,7 @@ def test_the_connect_timeout_is_an_option(proxies: Callable[..., Proxy]) -> None
             "0#0": "connect_timeout"}, f"{route_view(admin)}\n{proxy.output()}"
 
 
+@both_planes
 def test_beside_backends_in_panic_a_silent_backend_gets_no_calls(
     backends: Callable[..., Backend], proxies: Callable[..., Proxy]
 ) -> None:

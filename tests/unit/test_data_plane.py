@@ -1,6 +1,6 @@
 """`--data-plane native` refuses, with one line, the options the engine does not do yet, and
-takes the rest (both balancers, every locality mode); the engine's counters line up with the
-bus schema's."""
+takes the rest (both balancers, every locality mode, health checks); the engine's counters
+line up with the bus schema's."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ NATIVE = WorkerOptions(data_plane="native")
 REFUSED = [
     ({"tls_cert": "c.pem", "tls_key": "k.pem"}, "--tls-cert"),
     ({"backend_tls": True}, "--backend-tls"),
-    ({"health_check": ""}, "--health-check"),
     ({"unary_methods": ("/a.B/C",)}, "--unary-methods"),
     ({"schema_unary_methods": ("/a.B/C",)}, "--proto-descriptor-set"),
     ({"event_loop": "asyncio"}, "--event-loop asyncio"),
@@ -47,6 +46,11 @@ def test_the_native_engine_takes_the_access_log_and_the_method_label(
     fields: dict[str, object],
 ) -> None:
     check_data_plane(replace(NATIVE, **fields))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("service", ["", "nosuch.Svc"])
+def test_the_native_engine_takes_health_checks(service: str) -> None:
+    check_data_plane(replace(NATIVE, health_check=service, health_check_interval=0.3))
 
 
 @pytest.mark.parametrize("balancer", ["round-robin", "least-request"])

@@ -1,5 +1,6 @@
 """The native engine's Python surface (`gproxy_mp._native.Engine`): start returns at once, a
-runtime that ends is seen through the wake-up pipe with its reason, drain and stop end it.
+runtime that ends is seen through the wake-up pipe with its reason, drain and stop end it;
+backends not health-checked yet pass.
 
 Real sockets and pipes, no backends: forwarding itself is covered by the process tier.
 """
@@ -85,3 +86,16 @@ def test_bad_arguments_are_refused_with_a_clear_error() -> None:
         Engine(target="t", max_concurrent_streams=1, connect_timeout=-1.0)
     with pytest.raises(ValueError, match="listener_fd"):
         engine().start(-1, -1)
+    with pytest.raises(ValueError, match="health_check_interval"):
+        Engine(target="t", max_concurrent_streams=1, connect_timeout=1.0, health_check="",
+               health_check_interval=0.0)
+
+
+@pytest.mark.parametrize("service", [None, "a.B"])
+def test_backends_not_checked_yet_pass_and_nothing_changed(service: str | None) -> None:
+    checked = Engine(target="t", max_concurrent_streams=1, connect_timeout=1.0,
+                     health_check=service, health_check_interval=1.0)
+    checked.set_endpoints([("127.0.0.1:1", "none", 0), ("127.0.0.1:2", "none", 0)])
+    assert checked.health() == ([] if service is None else [None, None])
+    assert checked.health_changes() == ([], 0)
+    assert checked.unhealthy() == []

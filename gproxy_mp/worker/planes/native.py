@@ -12,6 +12,14 @@ error: logged with the engine's reason, and the worker stops with a non-zero exi
 supervisor replaces it. A panic aborts the whole process (the crate's `panic = "abort"`): the
 supervisor sees a crashed worker and replaces it.
 
+With `--health-check` the engine checks each backend itself (`native/src/health.rs`, with
+`health.py`'s verdicts) and ranks those that fail after those that pass; it never logs. It
+queues each change of a backend's verdict and writes a byte to a second pipe, which the
+`health-check log` root watches on the loop: it reads the changes and logs each with
+`health.py`'s words, once per change, as the grpcio plane's channels do. At each status
+report `panic` steps the `PanicWatch` over the backends' current conditions, as the grpcio
+plane's pool does.
+
 This module, and everything it imports, never imports grpc (an import-linter contract).
 """
 
@@ -28,6 +36,8 @@ from gproxy_mp.bus.schema import MAX_UNHEALTHY, BackendCondition, CallCounts, Tl
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.model import EndpointSet
 from gproxy_mp.worker.access import log_call
+from gproxy_mp.worker.health import Verdict, describe_change
+from gproxy_mp.worker.panic import PanicWatch
 from gproxy_mp.worker.planes import Root
 from gproxy_mp.worker.planes.listener import bind_listener
 
@@ -57,8 +67,12 @@ class NativePlane:
                               max_connection_age_grace=options.max_connection_age_grace,
                               balancer=options.balancer,
                               method_label=options.metrics_method_label,
-                              access_log=options.access_log)
+                              access_log=options.access_log,
+                              health_check=options.health_check,
+                              health_check_interval=options.health_check_interval)
         self._access_log = options.access_log
+        self._health_checks = options.health_check is not None
+        self._panic = PanicWatch()
         self._listener: socket.socket | None = None
         self._wake_read, self._wake_write = os.pipe()
         self._ended: asyncio.Future[None] | None = None
@@ -68,6 +82,8 @@ class NativePlane:
         roots: list[Root] = [("native engine", self._watch())]
         if self._access_log:
             roots.append(("access log", self._write_access_log()))
+        if self._health_checks:
+            roots.append(("health-check log", self._log_health()))
         return roots
 
     async def _write_access_log(self) -> None:
@@ -109,6 +125,31 @@ class NativePlane:
             loop.add_reader(self._wake_read, readable)
         return self._ended
 
+    async def _log_health(self) -> None:
+        """Log each health verdict change as the engine queues it: it writes a byte to a pipe
+        this loop watches (no thread, no polling). Runs until cancelled."""
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        loop = asyncio.get_running_loop()
+
+        def readable() -> None:
+            try:
+                while os.read(read_fd, 4096):
+                    pass
+                loop.remove_reader(read_fd)  # EOF: the engine let go of its end
+            except BlockingIOError:
+                pass  # all read: the changes queued so far are there to take
+            self._log_health_changes()
+
+        self._engine.wake_on_health_changes(write_fd)  # the engine's from now on
+        loop.add_reader(read_fd, readable)
+        try:
+            await loop.create_future()
+        finally:
+            loop.remove_reader(read_fd)
+            os.close(read_fd)
+
     def update(self, endpoints: EndpointSet) -> None:
         self._engine.set_endpoints([(endpoint.address, endpoint.locality.value, endpoint.ring)
                                     for endpoint in endpoints])
@@ -141,7 +182,24 @@ class NativePlane:
         return dict(found[:MAX_UNHEALTHY]), max(0, len(found) - MAX_UNHEALTHY)
 
     def panic(self) -> bool:
-        return False  # the engine has no health checks yet (--health-check is refused)
+        if not self._health_checks:
+            return False
+        self._log_health_changes()
+        line = self._panic.step(None if condition is None else BackendCondition(condition)
+                                for condition in self._engine.health())
+        if line is not None:
+            (log.warning if self._panic.panic else log.info)("%s", line)
+        return self._panic.panic
+
+    def _log_health_changes(self) -> None:
+        changes, dropped = self._engine.health_changes()
+        for address, before, after in changes:
+            change = describe_change(None if before is None else _verdict(*before),
+                                     _verdict(*after))
+            if change is not None:
+                log.log(change[0], "backend %s: %s", address, change[1])
+        if dropped:
+            log.warning("%d health check changes came too fast to log", dropped)
 
     def certificates(self) -> dict[TlsSide, float]:
         return {}  # the engine has no TLS yet (the TLS options are refused)
@@ -195,3 +253,7 @@ class NativePlane:
             if fd != -1:
                 os.close(fd)
         self._wake_read = self._wake_write = -1
+
+
+def _verdict(condition: str | None, why: str) -> Verdict:
+    return Verdict(None if condition is None else BackendCondition(condition), why)
