@@ -24,6 +24,18 @@ class Engine:
                              list[tuple[str, int]]]:
         """(calls as (backend, code, locality, count), latency buckets, duration sum,
         retries)."""
+    def set_listener_tls(self, cert: bytes, key: bytes, client_ca: bytes | None = None) -> None:
+        """New listener connections use this PEM material from now on (before `start`: the
+        listener speaks TLS); `client_ca`: client certificates are required. ValueError (the
+        material in use is kept): rustls refused it."""
+    def set_backend_tls(self, ca: bytes, cert: bytes | None = None, key: bytes | None = None,
+                        server_name: str | None = None) -> None:
+        """Backend connections use TLS with this PEM material from now on, verifying
+        `server_name` (None: each backend's host); open ones finish their calls and close, new
+        calls get new connections. ValueError (the material in use is kept): rustls refused
+        it."""
+    def tls_failures(self) -> tuple[int, int]:
+        """TLS handshakes that failed so far: (listener, backend)."""
     def unhealthy(self) -> list[tuple[str, str]]: ...
     def drain(self, timeout: float) -> None: ...
     def stop(self) -> None: ...

@@ -7,7 +7,9 @@
 //! a peer that accepts TCP and never speaks HTTP/2 fails the connect instead of swallowing
 //! calls. The same task that drives the connection keeps it alive with PINGs
 //! (`KEEPALIVE_INTERVAL`, `KEEPALIVE_TIMEOUT`, as the grpcio plane's channel options) and
-//! marks it closed when it ends. When a backend leaves the endpoint set it forgets its
+//! marks it closed when it ends. With `--backend-tls` the TCP connection is wrapped in TLS
+//! (`tls.rs`: the configuration in use when the connect starts) before HTTP/2; a failed TLS
+//! handshake counts as a backend handshake failure. When a backend leaves the endpoint set it forgets its
 //! connections; h2 closes each when the last call on it has ended.
 //!
 //! Concurrency: used on the runtime thread only, except `rank`, read by the worker's Python
@@ -20,13 +22,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use h2::client::SendRequest;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::{sleep, timeout, timeout_at};
 
 use crate::balance::{Ewma, FAILING, READY, Strikes, UNKNOWN};
+use crate::engine::Shared;
 use crate::locality::{Placement, placed_rank};
 use crate::stats::CallCounts;
+use crate::tls::Tls;
 
 /// Connections per backend at most; past that, calls queue in h2 on the least busy one.
 const MAX_CONNECTIONS: usize = 16;
@@ -202,6 +207,12 @@ impl Backend {
         self.state().strikes.clear();
     }
 
+    /// New backend TLS material: calls go to new connections (made with it) from now on;
+    /// the open ones close when their calls end, as grpcio's renewed channels do.
+    pub fn renew(&self) {
+        self.state().connections.clear();
+    }
+
     /// Left the endpoint set: no new connections; open ones close when their calls end.
     pub fn remove(&self) {
         let mut state = self.state();
@@ -231,7 +242,7 @@ impl Backend {
 
     /// A stream slot: on an open connection with room, else on a new one. Err: no connection
     /// could be made within `connect_timeout` (the reason, for the status message).
-    pub async fn lease(&self, connect_timeout: Duration) -> Result<Lease, String> {
+    pub async fn lease(&self, connect_timeout: Duration, tls: &Tls) -> Result<Lease, String> {
         if let Some(lease) = self.lease_open() {
             return Ok(lease);
         }
@@ -258,7 +269,7 @@ impl Backend {
         if removed {
             return Err("the backend left the endpoint set".into());
         }
-        let connected = connect(&self.address, connect_timeout).await;
+        let connected = connect(&self.address, connect_timeout, tls).await;
         self.state().connects += 1;
         match connected {
             Ok(connection) => {
@@ -284,19 +295,55 @@ impl Backend {
 
     /// Connect ahead of the first call (when the backend joins the set), as the grpcio
     /// plane's channels do; the lease is returned at once.
-    pub async fn warm_up(&self, connect_timeout: Duration) {
-        drop(self.lease(connect_timeout).await);
+    pub async fn warm_up(&self, shared: &Shared) {
+        drop(self.lease(shared.connect_timeout, &shared.tls).await);
     }
 }
 
-async fn connect(address: &str, connect_timeout: Duration) -> Result<Arc<Connection>, String> {
+async fn connect(
+    address: &str,
+    connect_timeout: Duration,
+    tls: &Tls,
+) -> Result<Arc<Connection>, String> {
     let deadline = tokio::time::Instant::now() + connect_timeout;
+    let backend_tls = tls.backend.load_full(); // the configuration in use as this connect starts
     let tcp = match timeout_at(deadline, TcpStream::connect(address)).await {
         Ok(Ok(tcp)) => tcp,
         Ok(Err(e)) => return Err(format!("connect to {address}: {e}")),
         Err(_) => return Err(format!("connect to {address}: timed out")),
     };
     let _ = tcp.set_nodelay(true);
+    let Some(backend_tls) = backend_tls else {
+        return speak_h2(address, tcp, deadline, None).await;
+    };
+    let name = backend_tls.name_for(address)?;
+    let connector = tokio_rustls::TlsConnector::from(backend_tls.config.clone());
+    match timeout_at(deadline, connector.connect(name, tcp)).await {
+        Ok(Ok(stream)) => speak_h2(address, stream, deadline, Some(tls)).await,
+        Ok(Err(e)) => {
+            tls.backend_failed();
+            Err(format!("TLS handshake failed with {address}: {e}"))
+        }
+        Err(_) => {
+            tls.backend_failed();
+            Err(format!("TLS handshake failed with {address}: timed out"))
+        }
+    }
+}
+
+/// HTTP/2 over a connected `io` (TCP, or TLS with `tls` given), up once the peer answered a
+/// PING by `deadline`. A TLS alert from the peer in that time is a failed TLS handshake too:
+/// with TLS 1.3 the client's side completes before the server checks the client certificate,
+/// so a backend that refuses the proxy's (or its absence) says so only now.
+async fn speak_h2<T>(
+    address: &str,
+    io: T,
+    deadline: tokio::time::Instant,
+    tls: Option<&Tls>,
+) -> Result<Arc<Connection>, String>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let handshake = h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
@@ -304,10 +351,16 @@ async fn connect(address: &str, connect_timeout: Duration) -> Result<Arc<Connect
         .max_header_list_size(MAX_METADATA_BYTES)
         .max_send_buffer_size(MAX_SEND_BUFFER)
         .enable_push(false)
-        .handshake::<_, Bytes>(tcp);
+        .handshake::<_, Bytes>(io);
     let (send, connection) = match timeout_at(deadline, handshake).await {
         Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => return Err(format!("HTTP/2 handshake with {address}: {e}")),
+        Ok(Err(e)) => {
+            if let (Some(tls), true) = (tls, by_tls(&e)) {
+                tls.backend_failed();
+                return Err(format!("TLS handshake failed with {address}: {e}"));
+            }
+            return Err(format!("HTTP/2 handshake with {address}: {e}"));
+        }
         Err(_) => return Err(format!("HTTP/2 handshake with {address}: timed out")),
     };
     let closed = Arc::new(AtomicBool::new(false));
@@ -319,32 +372,47 @@ async fn connect(address: &str, connect_timeout: Duration) -> Result<Arc<Connect
             in_flight: AtomicUsize::new(0),
             closed,
         })),
-        Ok(Err(why)) => Err(format!("{address}: {why}")),
+        Ok(Err((why, tls_caused))) => match tls {
+            Some(tls) if tls_caused => {
+                tls.backend_failed();
+                Err(format!("TLS handshake failed with {address}: {why}"))
+            }
+            _ => Err(format!("{address}: {why}")),
+        },
         Err(_) => Err(format!("{address}: the connection ended")),
     }
 }
 
+/// Whether an HTTP/2 error came from the TLS layer under it (an alert, a bad record).
+fn by_tls(e: &h2::Error) -> bool {
+    e.get_io()
+        .and_then(|io| io.get_ref())
+        .is_some_and(|inner| inner.is::<rustls::Error>())
+}
+
 /// Drives one backend connection to its end: proves the peer speaks HTTP/2 (a PING answered
 /// by `deadline`), then keeps it alive with PINGs. Marks it closed when it ends.
-async fn drive(
-    mut connection: h2::client::Connection<TcpStream, Bytes>,
+async fn drive<T>(
+    mut connection: h2::client::Connection<T, Bytes>,
     deadline: tokio::time::Instant,
-    up: oneshot::Sender<Result<(), String>>,
+    up: oneshot::Sender<Result<(), (String, bool)>>,
     closed: Arc<AtomicBool>,
-) {
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
     let Some(mut pings) = connection.ping_pong() else {
-        let _ = up.send(Err("no PING handle".into()));
+        let _ = up.send(Err(("no PING handle".into(), false)));
         return;
     };
     let first = tokio::select! {
         ended = &mut connection => Err(match ended {
-            Ok(()) => "closed the connection at once".to_owned(),
-            Err(e) => e.to_string(),
+            Ok(()) => ("closed the connection at once".to_owned(), false),
+            Err(e) => (e.to_string(), by_tls(&e)),
         }),
         pong = timeout_at(deadline, pings.ping(h2::Ping::opaque())) => match pong {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("no HTTP/2 answer (SETTINGS, PING) within the connect timeout".into()),
+            Ok(Err(e)) => Err((e.to_string(), by_tls(&e))),
+            Err(_) => Err(("no HTTP/2 answer (SETTINGS, PING) within the connect timeout".into(), false)),
         },
     };
     let up_ok = first.is_ok();

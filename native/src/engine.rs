@@ -22,6 +22,7 @@ use crate::endpoints::Endpoints;
 use crate::retry::Budget;
 use crate::server::{Phase, accept_loop};
 use crate::stats::{CallCounts, Stats};
+use crate::tls::Tls;
 
 /// After a drain timed out (or a stop), how long cancelled calls get to unwind.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
@@ -38,6 +39,8 @@ pub struct Shared {
     pub max_concurrent_streams: u32,
     pub max_connection_age: Option<Duration>,
     pub max_connection_age_grace: Option<Duration>,
+    /// Both sides' TLS configurations in use (None: plaintext), and handshake failures.
+    pub tls: Tls,
 }
 
 pub struct Options {
@@ -62,6 +65,7 @@ impl Shared {
             max_concurrent_streams: options.max_concurrent_streams,
             max_connection_age: options.max_connection_age,
             max_connection_age_grace: options.max_connection_age_grace,
+            tls: Tls::default(),
         }
     }
 
@@ -148,8 +152,8 @@ async fn serve(
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| format!("cannot serve on the listener: {e}"))?;
     for backend in shared.endpoints.load().iter() {
-        let (backend, timeout) = (backend.clone(), shared.connect_timeout);
-        tokio::spawn(async move { backend.warm_up(timeout).await });
+        let (backend, shared) = (backend.clone(), shared.clone());
+        tokio::spawn(async move { backend.warm_up(&shared).await });
     }
     let (phase, phases) = watch::channel(Phase::Serving);
     let (tracker, mut tracked) = mpsc::channel::<()>(1);

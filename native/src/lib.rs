@@ -4,7 +4,8 @@
 //! (`gproxy_mp/worker/planes/native.py`): start on a listener fd, replace the endpoint set,
 //! read counters, drain, stop. Everything decided per call is plain Rust, unit-tested with
 //! `cargo test`: header filtering (`headers`), deadlines (`deadline`), the pick (`balance`),
-//! retries and their budget (`retry`), counters (`stats`). No call ever takes the GIL.
+//! retries and their budget (`retry`), counters (`stats`), TLS configurations
+//! from PEM (`tls`). No call ever takes the GIL.
 //!
 //! Panics: the release and dev profiles build with `panic = "abort"`. A panic anywhere in the
 //! engine ends the worker process at once (SIGABRT, with Rust's panic message on stderr) and
@@ -25,3 +26,4 @@ pub mod retry;
 pub mod server;
 pub mod stats;
 pub mod status;
+pub mod tls;
