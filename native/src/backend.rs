@@ -383,11 +383,15 @@ where
     }
 }
 
-/// Whether an HTTP/2 error came from the TLS layer under it (an alert, a bad record).
+/// Whether an HTTP/2 error, on a TLS connection before the peer's first answer, came from
+/// the TLS layer under it: an alert or a bad record, or the peer ending the TLS session
+/// without close_notify (what a gRPC server does when it refuses the client's certificate
+/// after a TLS 1.3 handshake that, on the client's side, had completed).
 fn by_tls(e: &h2::Error) -> bool {
-    e.get_io()
-        .and_then(|io| io.get_ref())
-        .is_some_and(|inner| inner.is::<rustls::Error>())
+    e.get_io().is_some_and(|io| {
+        io.kind() == std::io::ErrorKind::UnexpectedEof
+            || io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+    })
 }
 
 /// Drives one backend connection to its end: proves the peer speaks HTTP/2 (a PING answered
