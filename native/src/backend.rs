@@ -390,7 +390,9 @@ where
 fn by_tls(e: &h2::Error) -> bool {
     e.get_io().is_some_and(|io| {
         io.kind() == std::io::ErrorKind::UnexpectedEof
-            || io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+            || io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
     })
 }
 

@@ -27,8 +27,8 @@ import ssl
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Protocol
 
-from gproxy_mp._native import Engine
 from gproxy_mp.bus.schema import TlsSide
 from gproxy_mp.config import WorkerOptions
 from gproxy_mp.files import CA_BUNDLE_LIMIT, FileReadError, read_bounded
@@ -38,6 +38,16 @@ from gproxy_mp.worker.stats import CallStats
 from gproxy_mp.worker.tls_watch import RELOAD_CHECK_INTERVAL, WatchedTls
 
 log = logging.getLogger(__name__)
+
+
+class TlsEngine(Protocol):
+    """What this module uses of `gproxy_mp._native.Engine` (`native.py` stays its one
+    importer)."""
+
+    def set_listener_tls(self, cert: bytes, key: bytes, client_ca: bytes | None = None
+                         ) -> None: ...
+    def set_backend_tls(self, ca: bytes, cert: bytes | None = None, key: bytes | None = None,
+                        server_name: str | None = None) -> None: ...
 
 
 def system_ca() -> bytes:
@@ -61,7 +71,7 @@ def _named(files: TlsFiles) -> str:
 class NativeTls:
     """Both sides' TLS files, watched, and the engine given what they hold."""
 
-    def __init__(self, engine: Engine, *, options: WorkerOptions, server_name: str | None,
+    def __init__(self, engine: TlsEngine, *, options: WorkerOptions, server_name: str | None,
                  stats: CallStats, wall_clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
         self._server_name = server_name
