@@ -63,8 +63,9 @@ def build_settings(**values: Any) -> Settings:
     fields.update(proto_descriptor_set=sets, schema_unary_methods=tuple(sorted(unary)),
                   schema_streaming_methods=tuple(sorted(streaming)))
     worker = WorkerOptions(**{k: fields.pop(k) for k in WORKER_FIELDS & fields.keys()})
-    check_tls(listener_tls(worker))
-    check_tls(backend_tls(worker))
+    native = worker.data_plane == "native"
+    check_tls(listener_tls(worker), native=native)
+    check_tls(backend_tls(worker), native=native)
     check_data_plane(worker)
     for optional in ("kubeconfig", "node_name", "zone"):
         fields[optional] = fields.get(optional) or None

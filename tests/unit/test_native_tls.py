@@ -18,7 +18,9 @@ from cryptography.x509.oid import NameOID
 from gproxy_mp._native import Engine
 from gproxy_mp.bus.schema import TlsRefusal, TlsSide
 from gproxy_mp.config import WorkerOptions
-from gproxy_mp.tls import MaterialError
+from gproxy_mp.errors import ConfigError
+from gproxy_mp.tls import MaterialError, listener_tls
+from gproxy_mp.tls_material import check_tls
 from gproxy_mp.worker.planes.native_tls import NativeTls, system_ca
 from gproxy_mp.worker.stats import CallStats
 from harness.certs import CertificateAuthority, Issued
@@ -61,6 +63,21 @@ def test_listener_material_rustls_cannot_use_is_one_line_naming_the_files(
     message = str(refused.value)
     assert "\n" not in message and f"--tls-cert {str(issued.cert)!r}" in message, message
     assert "the native engine's TLS refused them" in message, message
+
+
+def test_at_start_a_key_rustls_cannot_sign_with_is_one_line_for_the_native_plane_only(
+    tmp_path: Path,
+) -> None:
+    issued = p521(tmp_path)
+    files = listener_tls(listener(issued.cert, issued.key))
+    check_tls(files)  # grpcio signs with it
+    with pytest.raises(ConfigError) as refused:
+        check_tls(files, native=True)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"--tls-key {str(issued.key)!r}: "
+                                                      "an EC key on secp521r1"), message
+    good = CertificateAuthority(tmp_path / "ca", "ca").issue("proxy")
+    check_tls(listener_tls(listener(good.cert, good.key)), native=True)
 
 
 def test_a_reload_rustls_refuses_keeps_the_material_in_use_logs_once_and_counts(

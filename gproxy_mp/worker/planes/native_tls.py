@@ -5,9 +5,10 @@ Python stays in control of the files: reading them within bounds and the checks 
 (key match, validity) are `tls_material`'s, in the same words on both planes; the engine only
 builds and publishes. New connections take the new configuration, open ones keep theirs
 (`native/src/tls.rs`). Material rustls refuses although `ssl` took it (an RSA key under 2048
-bits, a P-521 key: ring does not sign with those) is a `MaterialError` like any other: at
-the worker's start it stops the worker with one line naming the files, on a reload the old
-material stays, logged and counted (`gproxy_tls_reload_failures_total`).
+bits, a P-521 key: ring does not sign with those) is a `MaterialError` like any other: on a
+reload the old material stays, logged and counted (`gproxy_tls_reload_failures_total`); at
+start the supervisor refuses such keys already (`tls_material.native_key_problem`, exit 2),
+and anything else rustls refuses stops the worker with one line naming the files.
 
 Without `--backend-ca` the backends are verified against the system's CAs: Python's `ssl`
 says where they are (`ssl.get_default_verify_paths`), read once, bounded, at start. (grpcio's
