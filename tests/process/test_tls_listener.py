@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.traffic import ThreadLoad
+from harness.waiting import wait_until
 from harness.whoami import whoami
 
 pytestmark = [pytest.mark.timeout(120), both_planes]
@@ -113,6 +115,13 @@ def test_clients_trusting_the_ca_are_served_over_tls_and_others_are_not(
     admin = f"127.0.0.1:{free_port()}"
     proxy, address = tls_proxy(proxies, backends("a"), serving_cert(ca), admin=admin)
     assert wait_tls_serving(proxy, address, ca.pem()) == "a"
+    if data_plane == "native":  # a TCP probe (connect, close) is no failed handshake
+        for _ in range(3):
+            socket.create_connection(("127.0.0.1", int(address.rpartition(":")[2])),
+                                     timeout=5).close()
+        time.sleep(1.5)  # workers report every second
+        assert wait_until(lambda: listener_handshake_failures(admin) is not None, timeout=5)
+        assert listener_handshake_failures(admin) == 0, admin_metrics(admin)
     assert call(address, other.pem()).startswith("UNAVAILABLE"), proxy.output()
     with client.open_channel(address) as plaintext, pytest.raises(grpc.RpcError) as refused:
         client.whoami(plaintext, timeout=5)
