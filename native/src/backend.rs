@@ -9,14 +9,18 @@
 //! (`KEEPALIVE_INTERVAL`, `KEEPALIVE_TIMEOUT`, as the grpcio plane's channel options) and
 //! marks it closed when it ends. With `--backend-tls` the TCP connection is wrapped in TLS
 //! (`tls.rs`: the configuration in use when the connect starts) before HTTP/2; a failed TLS
-//! handshake counts as a backend handshake failure. When a backend leaves the endpoint set it forgets its
-//! connections; h2 closes each when the last call on it has ended.
+//! handshake counts as a backend handshake failure. A task per backend
+//! (`keep_connected`) keeps one connection open while the backend is in the set, reconnecting
+//! with backoff when it ends, as grpcio's channels do. When a backend leaves the endpoint set
+//! it forgets its connections; h2 closes each when the last call on it has ended.
 //!
 //! Concurrency: used on the runtime thread only, except `rank`, read by the worker's Python
 //! thread for status reports; the locks are held for a few instructions, never across an
 //! await.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU8, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,7 +28,7 @@ use bytes::Bytes;
 use h2::client::SendRequest;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::{sleep, timeout, timeout_at};
 
 use crate::balance::{Ewma, FAILING, READY, Strikes, UNKNOWN};
@@ -45,16 +49,59 @@ const CONNECTION_WINDOW: u32 = 16 << 20;
 const MAX_FRAME_SIZE: u32 = 64 << 10;
 const MAX_SEND_BUFFER: usize = 1 << 20;
 pub const MAX_METADATA_BYTES: u32 = 256 << 10;
+/// Reconnecting a backend whose connect failed: gRPC's connection backoff (1 s, ×1.6, ±20%
+/// jitter), capped lower (30 s, not 120 s) so a restarted backend is back within that.
+const RECONNECT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+const RECONNECT_MULTIPLIER: f64 = 1.6;
+const RECONNECT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// `delay` ±20%, spread by the clock's low bits (no random generator needed for this).
+fn jittered(delay: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    delay.mul_f64(0.8 + f64::from(nanos % 4001) / 10_000.0)
+}
+
+/// Set once when a connection's driving task ends; `wait` returns from then on.
+#[derive(Default)]
+struct Closed {
+    flag: AtomicBool,
+    notify: Notify,
+}
+
+impl Closed {
+    fn close(&self) {
+        self.flag.store(true, Release);
+        self.notify.notify_waiters();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.flag.load(Acquire)
+    }
+
+    async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable(); // registered before the flag is read: no lost wake-up
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
 
 pub struct Connection {
     send: SendRequest<Bytes>,
     in_flight: AtomicUsize,
-    closed: Arc<AtomicBool>,
+    closed: Arc<Closed>,
 }
 
 impl Connection {
     fn usable(&self) -> bool {
-        !self.closed.load(Relaxed)
+        !self.closed.is_closed()
     }
 
     fn has_room(&self) -> bool {
@@ -293,10 +340,34 @@ impl Backend {
         }
     }
 
-    /// Connect ahead of the first call (when the backend joins the set), as the grpcio
-    /// plane's channels do; the lease is returned at once.
-    pub async fn warm_up(&self, shared: &Shared) {
-        drop(self.lease(shared.connect_timeout, &shared.tls).await);
+    /// Keep a connection to this backend open while it is in the set, as the grpcio plane
+    /// keeps its channels connected: connect ahead of the first call (when the backend joins
+    /// the set), and again whenever the connection ends (a backend restarted on the same
+    /// address, new backend TLS material retiring the old connection), retrying a failed
+    /// connect after `RECONNECT_INITIAL_BACKOFF`, growing to `RECONNECT_MAX_BACKOFF`. Without
+    /// it, a backend whose connection ended would rank below the READY ones and never get a
+    /// call again while any of them is up. Ends when the backend leaves the set.
+    pub async fn keep_connected(&self, shared: &Shared) {
+        let mut backoff = RECONNECT_INITIAL_BACKOFF;
+        loop {
+            if self.state().removed {
+                return;
+            }
+            match self.lease(shared.connect_timeout, &shared.tls).await {
+                Ok(lease) => {
+                    backoff = RECONNECT_INITIAL_BACKOFF;
+                    let closed = lease.connection.closed.clone();
+                    drop(lease);
+                    closed.wait().await;
+                }
+                Err(_) => {
+                    sleep(jittered(backoff)).await;
+                    backoff = backoff
+                        .mul_f64(RECONNECT_MULTIPLIER)
+                        .min(RECONNECT_MAX_BACKOFF);
+                }
+            }
+        }
     }
 }
 
@@ -363,7 +434,7 @@ where
         }
         Err(_) => return Err(format!("HTTP/2 handshake with {address}: timed out")),
     };
-    let closed = Arc::new(AtomicBool::new(false));
+    let closed = Arc::new(Closed::default());
     let (up_tx, up_rx) = oneshot::channel();
     tokio::spawn(drive(connection, deadline, up_tx, closed.clone()));
     match up_rx.await {
@@ -402,7 +473,7 @@ async fn drive<T>(
     mut connection: h2::client::Connection<T, Bytes>,
     deadline: tokio::time::Instant,
     up: oneshot::Sender<Result<(), (String, bool)>>,
-    closed: Arc<AtomicBool>,
+    closed: Arc<Closed>,
 ) where
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -440,5 +511,32 @@ async fn drive<T>(
             }
         }
     }
-    closed.store(true, Relaxed);
+    closed.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn waiting_for_a_connection_to_close_returns_whether_it_closed_before_or_after() {
+        let closed = Arc::new(Closed::default());
+        let waiter = tokio::spawn({
+            let closed = closed.clone();
+            async move { closed.wait().await }
+        });
+        tokio::task::yield_now().await; // the waiter is registered and asleep
+        assert!(!waiter.is_finished());
+        closed.close();
+        waiter.await.unwrap();
+        closed.wait().await; // already closed: at once
+    }
+
+    #[test]
+    fn reconnect_backoff_is_jittered_within_twenty_percent() {
+        for _ in 0..100 {
+            let delay = jittered(Duration::from_secs(10));
+            assert!(delay >= Duration::from_secs(8) && delay <= Duration::from_secs(12));
+        }
+    }
 }

@@ -153,7 +153,7 @@ async fn serve(
         .map_err(|e| format!("cannot serve on the listener: {e}"))?;
     for backend in shared.endpoints.load().iter() {
         let (backend, shared) = (backend.clone(), shared.clone());
-        tokio::spawn(async move { backend.warm_up(&shared).await });
+        tokio::spawn(async move { backend.keep_connected(&shared).await });
     }
     let (phase, phases) = watch::channel(Phase::Serving);
     let (tracker, mut tracked) = mpsc::channel::<()>(1);

@@ -114,7 +114,7 @@ impl Engine {
                 let (backend, shared) = (backend.clone(), self.shared.clone());
                 running
                     .handle
-                    .spawn(async move { backend.warm_up(&shared).await });
+                    .spawn(async move { backend.keep_connected(&shared).await });
             }
         }
         Ok(added.len())
