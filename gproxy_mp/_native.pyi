@@ -32,6 +32,18 @@ class Engine:
     def access_records(self) -> tuple[list[tuple[str, str, str, float]], int]:
         """The access records queued since the last call, (method, backend, code, seconds)
         each, oldest first, and how many were dropped meanwhile (a bounded queue)."""
+    def set_listener_tls(self, cert: bytes, key: bytes, client_ca: bytes | None = None) -> None:
+        """New listener connections use this PEM material from now on (before `start`: the
+        listener speaks TLS); `client_ca`: client certificates are required. ValueError (the
+        material in use is kept): rustls refused it."""
+    def set_backend_tls(self, ca: bytes, cert: bytes | None = None, key: bytes | None = None,
+                        server_name: str | None = None) -> None:
+        """Backend connections use TLS with this PEM material from now on, verifying
+        `server_name` (None: each backend's host); open ones finish their calls and close, new
+        calls get new connections. ValueError (the material in use is kept): rustls refused
+        it."""
+    def tls_failures(self) -> tuple[int, int]:
+        """TLS handshakes that failed so far: (listener, backend)."""
     def unhealthy(self) -> list[tuple[str, str]]: ...
     def health(self) -> list[str | None]:
         """Each backend's health-check condition (None: passes, or not checked yet), in the

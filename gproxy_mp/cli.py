@@ -63,8 +63,9 @@ def build_settings(**values: Any) -> Settings:
     fields.update(proto_descriptor_set=sets, schema_unary_methods=tuple(sorted(unary)),
                   schema_streaming_methods=tuple(sorted(streaming)))
     worker = WorkerOptions(**{k: fields.pop(k) for k in WORKER_FIELDS & fields.keys()})
-    check_tls(listener_tls(worker))
-    check_tls(backend_tls(worker))
+    native = worker.data_plane == "native"
+    check_tls(listener_tls(worker), native=native)
+    check_tls(backend_tls(worker), native=native)
     check_data_plane(worker)
     for optional in ("kubeconfig", "node_name", "zone"):
         fields[optional] = fields.get(optional) or None
@@ -183,7 +184,7 @@ def build_settings(**values: Any) -> Settings:
               "otherwise uses). Set through GRPC_EXPERIMENTS; one of your own is kept.")
 @click.option("--data-plane", type=click.Choice(DATA_PLANES), default="grpcio", show_default=True,
               help="What forwards the calls in each worker: 'grpcio' (grpc.aio) or 'native' "
-              "(a Rust HTTP/2 engine, far less CPU per call; no TLS or health checks yet).")
+              "(a Rust HTTP/2 engine, far less CPU per call; no health checks yet).")
 @click.option("--metrics-method-label", is_flag=True, default=False,
               help="Label call counters with the gRPC method too (at most 200 per worker).")
 @click.option("--access-log", is_flag=True, default=False,

@@ -4,8 +4,9 @@ The files are read within their bounds (`files.py`) and checked with Python's `s
 must match its certificate; a CA file must parse) and, given a clock, for the certificate
 chain's validity (`certificates.py`: a chain before its notBefore or past its notAfter is
 refused, naming notAfter): at start a bad one is one line naming the option and the file,
-exit 2 (`check_tls`); a worker re-reads them when they change (`worker/credentials.py`) and
-keeps the old material if the new is bad. No gRPC here.
+exit 2 (`check_tls`; for the native data plane also a key its rustls cannot sign with); a
+worker re-reads them when they change (`worker/tls_watch.py`) and keeps the old material if
+the new is bad. No gRPC here.
 
 CA bundles (`--tls-client-ca`, `--backend-ca`) are not refused for expired CAs: a bundle
 often holds an outgoing and an incoming CA during a rotation, and peers' verification skips a
@@ -17,6 +18,9 @@ from __future__ import annotations
 import ssl
 import time
 from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from gproxy_mp import certificates
 from gproxy_mp.errors import ConfigError
@@ -78,14 +82,39 @@ def _validity(option: str, path: str, pem: bytes, *, now: float | None
     return validity
 
 
-def check_tls(files: TlsFiles | None, *, now: float | None = None) -> None:
+def check_tls(files: TlsFiles | None, *, now: float | None = None,
+              native: bool = False) -> None:
     """At start: every file of `files` is usable and the certificate valid at `now` (default:
-    the time now), else `ConfigError` (exit 2)."""
+    the time now), else `ConfigError` (exit 2). `native`: for the native data plane, whose
+    rustls signs with fewer key types than `ssl` loads (`native_key_problem`)."""
     if files is not None:
         try:
-            load_material(files, now=time.time() if now is None else now)
+            material = load_material(files, now=time.time() if now is None else now)
         except MaterialError as e:
             raise ConfigError(str(e)) from None
+        if native and material.key is not None:
+            problem = native_key_problem(material.key)
+            if problem is not None:
+                raise ConfigError(f"{files.options[1]} {files.key!r}: {problem}, which the "
+                                  "native data plane's TLS (rustls with ring) cannot sign "
+                                  "with: use an ECDSA P-256 or P-384, Ed25519 or RSA key of "
+                                  "2048 bits or more, or --data-plane grpcio")
+
+
+def native_key_problem(key: bytes) -> str | None:
+    """What ring cannot sign with in a private key (PEM) `ssl` took: an RSA key under 2048
+    bits, an EC key on another curve than P-256 or P-384, DSA, Ed448; None when it can."""
+    loaded = serialization.load_pem_private_key(key, password=None)
+    if isinstance(loaded, rsa.RSAPrivateKey):
+        return None if loaded.key_size >= 2048 else f"an RSA key of {loaded.key_size} bits"
+    if isinstance(loaded, ec.EllipticCurvePrivateKey):
+        curve = loaded.curve.name
+        return None if curve in ("secp256r1", "secp384r1") else f"an EC key on {curve}"
+    if isinstance(loaded, ed25519.Ed25519PrivateKey):
+        return None
+    if isinstance(loaded, dsa.DSAPrivateKey):
+        return "a DSA key"
+    return "an Ed448 key" if isinstance(loaded, ed448.Ed448PrivateKey) else "a key of its type"
 
 
 def _read(option: str, path: str, *, limit: int) -> bytes:

@@ -16,6 +16,7 @@ name (`route/1/` does not match `route/10/`):
     |                      |  "seq":N,"active_calls":K,"stats":{"calls":[[backend,code,N,    |
     |                      |  method,locality],...],"buckets":[N,...],"duration_sum":S,      |
     |                      |  "retries":{"unavailable":N},"tls_failures":N,                  |
+    |                      |  "listener_tls_failures":N or null,                             |
     |                      |  "tls_refused":[[side,reason,N],...]},                          |
     |                      |  "unhealthy":{"h:p":"not_serving",...},"unhealthy_unlisted":N,  |
     |                      |  "panic":false,"certificates":{"listener":T,"backend":T}}       |
@@ -30,7 +31,9 @@ raises `MalformedMessageError` (log and drop). No I/O here.
 A worker's `state` is a `WorkerState`; its `stats` are `CallCounts`, the cumulative call counts
 since it started (`worker/stats.py` counts them, `supervisor/metrics.py` sums them over
 workers), with one latency bucket per bound of `LATENCY_BUCKETS` plus +Inf; `tls_refused`
-counts the new TLS file versions it refused, by `TlsSide` and `TlsRefusal`. `certificates` is
+counts the new TLS file versions it refused, by `TlsSide` and `TlsRefusal`;
+`listener_tls_failures` the client connections whose TLS handshake failed, null from a worker
+that cannot see them (the grpcio plane, or a plaintext listener). `certificates` is
 not a count: the notAfter (Unix seconds) of each side's certificate chain it uses now.
 """
 
@@ -146,6 +149,9 @@ class CallCounts:
     tls_failures: int = 0  # backend attempts failed by the connection's TLS handshake
     tls_refused: dict[tuple[TlsSide, TlsRefusal], int] = field(default_factory=dict)
     """(side, reason) → new TLS file versions refused"""
+    listener_tls_failures: int | None = None
+    """client connections whose TLS handshake failed; None: not seen (grpcio cannot report
+    them; a plaintext listener has none)"""
 
     def add(self, other: CallCounts) -> None:
         for key, count in other.calls.items():
@@ -155,6 +161,9 @@ class CallCounts:
         for reason, count in other.retries.items():
             self.retries[reason] = self.retries.get(reason, 0) + count
         self.tls_failures += other.tls_failures
+        if other.listener_tls_failures is not None:
+            self.listener_tls_failures = ((self.listener_tls_failures or 0)
+                                          + other.listener_tls_failures)
         for refusal, refused in other.tls_refused.items():
             self.tls_refused[refusal] = self.tls_refused.get(refusal, 0) + refused
 
@@ -227,6 +236,7 @@ def _counts_payload(counts: CallCounts) -> dict[str, Any]:
                       for (backend, code, method, locality), count in counts.calls.items()],
             "buckets": list(counts.buckets), "duration_sum": counts.duration_sum,
             "retries": dict(counts.retries), "tls_failures": counts.tls_failures,
+            "listener_tls_failures": counts.listener_tls_failures,
             "tls_refused": [[side.value, reason.value, count]
                             for (side, reason), count in counts.tls_refused.items()]}
 
@@ -325,7 +335,9 @@ def _counts(p: dict[str, Any]) -> CallCounts:
     retries = {_str(reason): _int(count) for reason, count in _dict(p["retries"]).items()}
     return CallCounts(calls=calls, buckets=buckets, duration_sum=float(duration_sum),
                       retries=retries, tls_failures=_int(p["tls_failures"]),
-                      tls_refused=_tls_refused(_list(p["tls_refused"])))
+                      tls_refused=_tls_refused(_list(p["tls_refused"])),
+                      listener_tls_failures=(None if p["listener_tls_failures"] is None
+                                             else _int(p["listener_tls_failures"])))
 
 
 def _dict(value: object) -> dict[str, Any]:

@@ -134,9 +134,11 @@ def call_families(totals: Mapping[str, tuple[CallCounts, int]]) -> list[Metric]:
                                   labels=("route", "reason"))
     handshakes = CounterMetricFamily(
         "gproxy_tls_handshake_failures_total",
-        "Backend call attempts that failed because the connection's TLS handshake failed "
-        "(wrong name, untrusted or expired certificate, a client certificate missing or "
-        "refused, plaintext backend), by route and side.",
+        "TLS handshakes that failed (wrong name, untrusted or expired certificate, a client "
+        "certificate missing or refused, a plaintext peer), by route and side: backend "
+        "counts the call attempts (grpcio plane) or backend connects (native plane) that "
+        "failed so; listener counts client connections (native plane only: grpcio cannot "
+        "report them).",
         labels=("route", "side"))
     for route, (counts, running) in sorted(totals.items()):
         for (backend, code, method, locality), count in sorted(counts.calls.items()):
@@ -151,6 +153,8 @@ def call_families(totals: Mapping[str, tuple[CallCounts, int]]) -> list[Metric]:
             retries.add_metric([route, reason], count)
         active.add_metric([route], running)
         handshakes.add_metric([route, "backend"], counts.tls_failures)
+        if counts.listener_tls_failures is not None:
+            handshakes.add_metric([route, "listener"], counts.listener_tls_failures)
     return [calls, durations, active, retries, handshakes]
 
 

@@ -10,16 +10,8 @@ checks them).
   new channel credentials when the files changed and are usable; the backend pool then opens
   new channels with them and lets the old ones finish their calls (`BackendPool.renew`).
 
-New files that are not usable (unreadable, too large, not PEM, a key of another certificate, a
-certificate chain before its notBefore or past its notAfter: what `tls_material.check_tls`
-refuses at start) are logged once per version of the files (their `signature`), counted in the
-stats' `tls_refused` by side and reason, and the old material kept. A refused version is looked
-at again at each check, so a certificate that was not yet valid is taken once it is.
-
-A worker's first load does not refuse a certificate out of its validity: the supervisor refused
-it at start, so it expired since, and a replacement worker that refused it would take a serving
-route down; it logs a warning instead, and the expiry gauge (`stats.certificates`, the chain
-in use) shows it.
+Watching the files, refusing unusable new ones and counting refusals is plane-neutral
+(`tls_watch.py`, shared with the native plane); this module is the gRPC half.
 
 SIGHUP (`reload_now`) looks at the files at once instead of at the next check; the listener
 hands what it found to gRPC at the next handshake.
@@ -35,72 +27,13 @@ from collections.abc import Callable
 
 import grpc
 
-from gproxy_mp import certificates
 from gproxy_mp.bus.schema import TlsSide
-from gproxy_mp.tls import MaterialError, TlsFiles, signature
-from gproxy_mp.tls_material import Material, load_material
+from gproxy_mp.tls import TlsFiles
+from gproxy_mp.tls_material import Material
 from gproxy_mp.worker.stats import CallStats
+from gproxy_mp.worker.tls_watch import RELOAD_CHECK_INTERVAL, WatchedTls
 
 log = logging.getLogger(__name__)
-
-RELOAD_CHECK_INTERVAL = 1.0
-"""Seconds between two looks at the files."""
-
-
-class _Watched:
-    """Files, their last usable material, and whether they changed since."""
-
-    def __init__(self, files: TlsFiles, what: str, *, side: TlsSide, stats: CallStats,
-                 wall_clock: Callable[[], float]) -> None:
-        self.files = files
-        self._what, self._side, self._stats, self._wall_clock = what, side, stats, wall_clock
-        self._signature = signature(files)
-        self.material = load_material(files)
-        self._failed: tuple[object, ...] | None = None  # the refused version last logged
-        self.reloads = 0
-        self._in_use()
-        validity = self.material.validity
-        if validity is not None:
-            try:
-                certificates.check(validity, now=wall_clock())
-            except certificates.OutOfValidityError as e:
-                log.warning("TLS: the %s certificate %r is used as it is, but TLS peers will "
-                            "refuse it: %s", what, files.cert, e)
-
-    def _in_use(self) -> None:
-        if self.material.validity is not None:
-            self._stats.record_certificate(self._side, self.material.validity.not_after)
-
-    def reload(self) -> Material | None:
-        """New material if the files changed and are usable, else None."""
-        now = signature(self.files)
-        if now == self._signature:
-            return None
-        try:
-            material = load_material(self.files, now=self._wall_clock())
-        except MaterialError as e:
-            if now != self._failed:
-                log.error("TLS: new %s files are not usable, keeping the current ones: %s",
-                          self._what, e)
-                self._stats.record_tls_refused(self._side, e.reason)
-                self._failed = now
-            return None
-        self._signature, self._failed = now, None
-        if material == self.material:
-            return None
-        self.material = material
-        self.reloads += 1
-        self._in_use()
-        log.info("TLS: %s files reloaded", self._what)
-        return material
-
-    def outcome(self, reloads_before: int) -> str:
-        """What the last `reload` did, for the SIGHUP log line."""
-        if self.reloads > reloads_before:
-            return f"{self._what} reloaded"
-        if self._failed is not None:
-            return f"{self._what} not usable, kept the current ones"
-        return f"{self._what} unchanged"
 
 
 def _server_configuration(material: Material) -> grpc.ServerCertificateConfiguration:
@@ -115,7 +48,7 @@ class ReloadingServerCredentials:
     def __init__(self, files: TlsFiles, *, stats: CallStats,
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time) -> None:
-        self._watched = _Watched(files, "listener certificate", side=TlsSide.LISTENER,
+        self._watched = WatchedTls(files, "listener certificate", side=TlsSide.LISTENER,
                                  stats=stats, wall_clock=wall_clock)
         self._clock = clock
         self._lock = threading.Lock()
@@ -169,7 +102,7 @@ class BackendCredentials:
 
     def __init__(self, files: TlsFiles, *, stats: CallStats,
                  wall_clock: Callable[[], float] = time.time) -> None:
-        self._watched = _Watched(files, "backend TLS", side=TlsSide.BACKEND, stats=stats,
+        self._watched = WatchedTls(files, "backend TLS", side=TlsSide.BACKEND, stats=stats,
                                  wall_clock=wall_clock)
 
     def credentials(self) -> grpc.ChannelCredentials:

@@ -124,7 +124,7 @@ async def run_worker(config: WorkerConfig, *, stops: Stops | None = None) -> int
     try:
         plane = build_plane(config)
     except MaterialError as e:  # the files changed since the supervisor checked them
-        log.error("cannot speak TLS to the backends: %s", e)
+        log.error("cannot use the TLS files: %s", e)
         return ExitCode.RUNTIME
     bus = BusClient(BusAddresses(Path(config.runtime_dir)), route=config.route,
                     worker=config.worker)

@@ -250,7 +250,7 @@ async fn attempt(
         None => shared.connect_timeout,
     };
     let lease = tokio::select! {
-        lease = backend.lease(connect_timeout) => match lease {
+        lease = backend.lease(connect_timeout, &shared.tls) => match lease {
             Ok(lease) => lease,
             Err(detail) => return Attempt::Failed { why: Failure::Connect, detail, answer: None },
         },

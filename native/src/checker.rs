@@ -9,10 +9,11 @@
 //! `health.rs` judge it; a call that runs out of time is DEADLINE_EXCEEDED (a hung backend).
 //! The backend's `Health` (`verdicts.rs`) keeps the verdict. The next check comes after the
 //! interval (×0.9–1.1), or at once when a call opens a new connection to the backend
-//! meanwhile, as the grpcio plane checks whenever a channel (re)connects; a backend with no
-//! connection is reconnected by its next check. Checks are not calls: they count in no call
-//! counter and not in least-request's load. The task starts after the backend's first connect
-//! (`Shared::welcome`), so its first check comes as soon as the connection is up.
+//! meanwhile, as the grpcio plane checks whenever a channel (re)connects (the backend's
+//! `keep_connected` task reconnects it when a connection ends). Checks are not calls: they
+//! count in no call counter and not in least-request's load. The task starts beside
+//! `keep_connected` (`Shared::welcome`); its first check waits for that first connect, so it
+//! comes as soon as the connection is up.
 //!
 //! Concurrency: one task per backend on the engine's runtime thread.
 
@@ -26,6 +27,7 @@ use tokio::time::{sleep, timeout};
 
 use crate::backend::{Backend, Lease};
 use crate::deadline;
+use crate::engine::Shared;
 use crate::health::{CHECK_PATH, MAX_ANSWER_BYTES, Verdict, encode_request};
 use crate::health::{judge_error, judge_response};
 use crate::stats;
@@ -33,12 +35,12 @@ use crate::verdicts::Checks;
 
 /// Check `backend` every interval until it leaves the set, keeping its verdict and queueing
 /// each change on `checks`.
-pub async fn run_checks(backend: Arc<Backend>, checks: Arc<Checks>, connect_timeout: Duration) {
+pub async fn run_checks(backend: Arc<Backend>, checks: Arc<Checks>, shared: &Shared) {
     let request = encode_request(&checks.service);
     let mut random = RandomState::new().hash_one(&backend.address) | 1;
     let mut connections = backend.health.connections();
     while !backend.removed() {
-        let verdict = check(&backend, &request, &checks, connect_timeout).await;
+        let verdict = check(&backend, &request, &checks, shared).await;
         connections.borrow_and_update(); // a connection this check opened needs no other
         if backend.removed() {
             return;
@@ -62,13 +64,8 @@ fn unavailable(why: &dyn std::fmt::Display) -> Verdict {
 }
 
 /// One check: a connection, then the call within its deadline.
-async fn check(
-    backend: &Backend,
-    message: &Bytes,
-    checks: &Checks,
-    connect_timeout: Duration,
-) -> Verdict {
-    let lease = match backend.lease(connect_timeout).await {
+async fn check(backend: &Backend, message: &Bytes, checks: &Checks, shared: &Shared) -> Verdict {
+    let lease = match backend.lease(shared.connect_timeout, &shared.tls).await {
         Ok(lease) => lease,
         Err(why) => return unavailable(&why),
     };

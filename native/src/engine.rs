@@ -25,6 +25,7 @@ use crate::endpoints::Endpoints;
 use crate::retry::Budget;
 use crate::server::{Phase, accept_loop};
 use crate::stats::{CallCounts, Stats};
+use crate::tls::Tls;
 use crate::verdicts::Checks;
 
 /// After a drain timed out (or a stop), how long cancelled calls get to unwind.
@@ -48,6 +49,8 @@ pub struct Shared {
     pub access: Option<AccessLog>,
     /// `--health-check` (None: off).
     pub health_checks: Option<Arc<Checks>>,
+    /// Both sides' TLS configurations in use (None: plaintext), and handshake failures.
+    pub tls: Tls,
 }
 
 pub struct Options {
@@ -78,15 +81,20 @@ impl Shared {
             method_label: options.method_label,
             access: options.access_log.then(AccessLog::default),
             health_checks: options.health_checks.map(Arc::new),
+            tls: Tls::default(),
         }
     }
 
-    /// What a backend new to the set runs: connect ahead of its first call, as the grpcio
-    /// plane's channels do, then (with `--health-check`) check it until it leaves the set.
+    /// What a backend new to the set runs until it leaves the set: a connection kept open
+    /// (connected ahead of its first call and reconnected when it ends, as the grpcio plane's
+    /// channels do) and, with `--health-check`, its checks.
     pub async fn welcome(self: Arc<Self>, backend: Arc<Backend>) {
-        backend.warm_up(self.connect_timeout).await;
-        if let Some(checks) = &self.health_checks {
-            run_checks(backend, checks.clone(), self.connect_timeout).await;
+        match &self.health_checks {
+            None => backend.keep_connected(&self).await,
+            Some(checks) => {
+                let checked = run_checks(backend.clone(), checks.clone(), &self);
+                tokio::join!(backend.keep_connected(&self), checked);
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 //! read counters, drain, stop. Everything decided per call is plain Rust, unit-tested with
 //! `cargo test`: header filtering (`headers`), deadlines (`deadline`), the pick (`balance`),
 //! retries and their budget (`retry`), counters (`stats`), health-check answers and verdicts
-//! (`health`, `verdicts`). No call ever takes the GIL.
+//! (`health`, `verdicts`), TLS configurations from PEM (`tls`). No call ever takes the GIL.
 //!
 //! Panics: the release and dev profiles build with `panic = "abort"`. A panic anywhere in the
 //! engine ends the worker process at once (SIGABRT, with Rust's panic message on stderr) and
@@ -29,4 +29,5 @@ pub mod retry;
 pub mod server;
 pub mod stats;
 pub mod status;
+pub mod tls;
 pub mod verdicts;

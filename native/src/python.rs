@@ -16,6 +16,7 @@ use crate::engine::{Options, Running, Shared};
 use crate::health::Verdict;
 use crate::locality::Placement;
 use crate::stats::{CODE_NAMES, LATENCY_BUCKETS};
+use crate::tls;
 use crate::verdicts::{Change, Checks};
 
 type Calls = Vec<(String, &'static str, String, &'static str, u64)>;
@@ -179,6 +180,55 @@ impl Engine {
             })
             .collect();
         (records, dropped)
+    }
+
+    /// Use this listener TLS material (PEM) for new connections from now on; `client_ca`:
+    /// require client certificates issued by it. Before `start`: the listener speaks TLS.
+    /// ValueError (the material in use is kept): rustls refused it, and why.
+    #[pyo3(signature = (cert, key, client_ca=None))]
+    fn set_listener_tls(&self, cert: &[u8], key: &[u8], client_ca: Option<&[u8]>) -> PyResult<()> {
+        let config = tls::server_config(cert, key, client_ca).map_err(PyValueError::new_err)?;
+        self.shared.tls.listener.store(Some(config));
+        Ok(())
+    }
+
+    /// Use this TLS material (PEM) for backend connections from now on (open ones are left to
+    /// finish their calls and close; new calls get new connections): `ca` the CAs
+    /// backends' certificates chain to, `cert` and `key` a client certificate (both or
+    /// neither), `server_name` the name to verify (None: each backend's host). ValueError
+    /// (the material in use is kept): rustls refused it, and why.
+    #[pyo3(signature = (ca, cert=None, key=None, server_name=None))]
+    fn set_backend_tls(
+        &self,
+        ca: &[u8],
+        cert: Option<&[u8]>,
+        key: Option<&[u8]>,
+        server_name: Option<&str>,
+    ) -> PyResult<()> {
+        let identity = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err(PyValueError::new_err("cert and key go together")),
+        };
+        let config =
+            tls::backend_config(ca, identity, server_name).map_err(PyValueError::new_err)?;
+        let renewing = self
+            .shared
+            .tls
+            .backend
+            .swap(Some(Arc::new(config)))
+            .is_some();
+        if renewing {
+            for backend in self.shared.endpoints.load().iter() {
+                backend.renew();
+            }
+        }
+        Ok(())
+    }
+
+    /// TLS handshakes that failed so far: (listener, backend).
+    fn tls_failures(&self) -> (u64, u64) {
+        self.shared.tls.failures()
     }
 
     /// Backends (`host:port`) of the current set not counted healthy, and why.

@@ -8,6 +8,12 @@
 //! (`max_pending_accept_reset_streams`, `max_local_error_reset_streams`, CVE-2023-44487).
 //! A client that never completes its preface is dropped after `HANDSHAKE_TIMEOUT`.
 //!
+//! With listener TLS (`tls.rs`), each connection first reads the client's ClientHello, then
+//! takes the configuration in use at that moment for its whole life; the TLS handshake and
+//! the HTTP/2 preface share the one `HANDSHAKE_TIMEOUT`. A failed handshake is counted
+//! (`Tls::listener_failed`) unless the client went away before sending anything TLS could
+//! read (a TCP probe).
+//!
 //! Phases come from a watch channel: Serving → Draining (stop accepting; GOAWAY on every
 //! connection, calls finish) → Cancelling (connections are dropped, their calls fail).
 //! `--max-connection-age` sends one connection a GOAWAY after its jittered age, and with a
@@ -17,9 +23,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until};
 
 use crate::call::serve_call;
 use crate::engine::Shared;
@@ -64,7 +71,7 @@ pub async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((socket, _)) => {
                     let _ = socket.set_nodelay(true);
-                    tokio::spawn(serve_connection(shared.clone(), socket, phase.clone(), tracker.clone()));
+                    tokio::spawn(serve_socket(shared.clone(), socket, phase.clone(), tracker.clone()));
                 }
                 Err(e) if is_transient(&e) => tokio::time::sleep(ACCEPT_BACKOFF).await,
                 Err(e) => return Err(format!("accepting connections failed: {e}")),
@@ -109,14 +116,48 @@ fn builder(max_concurrent_streams: u32) -> h2::server::Builder {
     builder
 }
 
-async fn serve_connection(
+/// A new client connection: plaintext, or TLS when the listener has a configuration.
+async fn serve_socket(
     shared: Arc<Shared>,
     socket: TcpStream,
-    mut phase: watch::Receiver<Phase>,
+    phase: watch::Receiver<Phase>,
     tracker: Tracker,
 ) {
+    let handshake_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    if shared.tls.listener.load().is_none() {
+        return serve_connection(shared, socket, handshake_deadline, phase, tracker).await;
+    }
+    let acceptor =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), socket);
+    let start = match tokio::time::timeout_at(handshake_deadline, acceptor).await {
+        Ok(Ok(start)) => start,
+        // Closed (or silent) before a ClientHello came: a TCP probe, not a handshake.
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
+        Err(_) => return,
+        Ok(Err(_)) => return shared.tls.listener_failed(), // not TLS: a plaintext client
+    };
+    let Some(config) = shared.tls.listener.load_full() else {
+        return;
+    };
+    match tokio::time::timeout_at(handshake_deadline, start.into_stream(config)).await {
+        Ok(Ok(stream)) => {
+            serve_connection(shared, stream, handshake_deadline, phase, tracker).await;
+        }
+        Ok(Err(_)) | Err(_) => shared.tls.listener_failed(),
+    }
+}
+
+async fn serve_connection<T>(
+    shared: Arc<Shared>,
+    socket: T,
+    handshake_deadline: Instant,
+    mut phase: watch::Receiver<Phase>,
+    tracker: Tracker,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
     let handshake = builder(shared.max_concurrent_streams).handshake(socket);
-    let mut connection = match timeout(HANDSHAKE_TIMEOUT, handshake).await {
+    let mut connection = match tokio::time::timeout_at(handshake_deadline, handshake).await {
         Ok(Ok(connection)) => connection,
         _ => return,
     };

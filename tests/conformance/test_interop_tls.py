@@ -1,6 +1,6 @@
 """The grpc-go interop client over TLS to gproxy-mp (`--tls-cert`, `--tls-key`), which forwards
 to the plaintext interop servers: a client of another gRPC implementation verifies the proxy's
-certificate (CA file and name) and its cases still pass."""
+certificate (CA file and name) and its cases still pass, on each data plane."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.certs import CertificateAuthority
+from harness.fixtures import PLANES
 from tests.conformance.conftest import ProxiedRoute, serving_route
 from tests.conformance.interop import InteropServer, Peers, run_client
 
@@ -32,11 +33,14 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
     return CertificateAuthority(tmp_path_factory.mktemp("tls-ca"), "interop-ca")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=PLANES)
 def tls_route(peers: Peers, interop_servers: tuple[InteropServer, ...], log_dir: Path,
-              ca: CertificateAuthority) -> Iterator[ProxiedRoute]:
+              ca: CertificateAuthority, request: pytest.FixtureRequest
+              ) -> Iterator[ProxiedRoute]:
+    plane: str = request.param
     cert = ca.issue("proxy", dns=[NAME])
-    with serving_route(peers, interop_servers, log_dir=log_dir, index=3,
+    with serving_route(peers, interop_servers, log_dir=log_dir, plane=plane,
+                       index=30 + PLANES.index(plane),
                        proxy_extra=["--tls-cert", str(cert.cert), "--tls-key", str(cert.key)],
                        client_extra=tls_flags(ca.cert)) as proxied:
         yield proxied

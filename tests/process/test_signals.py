@@ -14,6 +14,7 @@ import pytest
 
 from harness import client
 from harness.certs import CertificateAuthority
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy
 from harness.processes import free_port
 from harness.waiting import wait_until
@@ -102,6 +103,7 @@ def test_a_stray_signal_to_a_worker_stops_nothing(
     assert readyz_status(admin) == 200, proxy.output()
 
 
+@both_planes
 def test_sighup_has_every_worker_reread_the_tls_files_at_once(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy], tmp_path: Path
 ) -> None:
@@ -124,6 +126,7 @@ def test_sighup_has_every_worker_reread_the_tls_files_at_once(
     assert time.monotonic() - started < 5, proxy.output()
 
 
+@both_planes
 def test_sighup_has_the_workers_reread_the_backend_tls_files_and_say_so(
     backends: Callable[..., Backend], proxies: Callable[..., Proxy], tmp_path: Path
 ) -> None:

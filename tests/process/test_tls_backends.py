@@ -1,5 +1,6 @@
 """TLS towards the backends (`--backend-tls` and co.), through the real CLI, with real TLS
-backends (`harness.backend --tls-cert ...`) and real certificates (`harness.certs`)."""
+backends (`harness.backend --tls-cert ...`) and real certificates (`harness.certs`), on both
+data planes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from harness import client
 from harness.certs import CertificateAuthority, Issued
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.traffic import ThreadLoad
@@ -22,7 +24,7 @@ from harness.waiting import wait_until
 from harness.whoami import private_channels, whoami
 from tests.process.test_tls_listener import secret_volume, swap
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 NAME = "backends.test"
 
@@ -187,7 +189,7 @@ def test_a_rotated_client_certificate_reaches_new_backend_connections_without_fa
         assert load.wait_answer_from("b", since=0.0, timeout=10), load.summary()
         swap(tmp_path / "secret", successor.issue("proxy", client=True))
         renewed = time.monotonic()
-        while "backend channels renewed" not in proxy.stderr():
+        while "backend TLS files reloaded" not in proxy.stderr():
             assert time.monotonic() - renewed < 10, proxy.output()
             time.sleep(0.2)
         assert load.wait_answer_from("b", since=time.monotonic(), timeout=10), load.summary()

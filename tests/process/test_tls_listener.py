@@ -2,13 +2,16 @@
 
 grpcio clients speak TLS to the proxy, which forwards to plaintext backends. Real certificates
 from `harness.certs`. The rotation test swaps the files the way a Kubernetes secret volume does
-(a `..data` symlink replaced atomically) while clients keep calling.
+(a `..data` symlink replaced atomically) while clients keep calling. Every test runs on both
+data planes; only the native plane sees failed client handshakes (grpcio has no hook for
+them), so their metric is asserted there and asserted absent on grpcio.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -21,12 +24,14 @@ import pytest
 from harness import client
 from harness.admin import admin_get, metric_value
 from harness.certs import CertificateAuthority, Issued
+from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.traffic import ThreadLoad
+from harness.waiting import wait_until
 from harness.whoami import whoami
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), both_planes]
 
 SERVER_NAME = "proxy.test"
 LOAD_THREADS = 4
@@ -78,39 +83,67 @@ def serving_cert(ca: CertificateAuthority, **kw: object) -> Issued:
 
 
 def tls_proxy(proxies: Callable[..., Proxy], backend: Backend, cert: Issued, *extra: str,
-              ) -> tuple[Proxy, str]:
+              admin: str = "off") -> tuple[Proxy, str]:
     port = free_port()
-    proxy = proxies(*proxy_args(route(port, backend), workers=2), "--tls-cert", str(cert.cert),
-                    "--tls-key", str(cert.key), *extra)
+    proxy = proxies(*proxy_args(route(port, backend), workers=2, admin_address=admin),
+                    "--tls-cert", str(cert.cert), "--tls-key", str(cert.key), *extra)
     return proxy, f"127.0.0.1:{port}"
+
+
+def listener_handshake_failures(admin: str) -> float | None:
+    return metric_value(admin, "gproxy_tls_handshake_failures_total", side="listener")
+
+
+def wait_listener_handshake_failures(admin: str, data_plane: str, at_least: int) -> None:
+    """The native plane counts failed client handshakes (workers report every second); the
+    grpcio plane cannot see them and has no listener series at all."""
+    if data_plane == "grpcio":
+        time.sleep(1.5)
+        assert listener_handshake_failures(admin) is None, admin_metrics(admin)
+        return
+    deadline = time.monotonic() + 5
+    while (listener_handshake_failures(admin) or 0) < at_least:
+        assert time.monotonic() < deadline, admin_metrics(admin)
+        time.sleep(0.3)
 
 
 def test_clients_trusting_the_ca_are_served_over_tls_and_others_are_not(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy],
-    pki: tuple[CertificateAuthority, CertificateAuthority],
+    pki: tuple[CertificateAuthority, CertificateAuthority], data_plane: str,
 ) -> None:
     ca, other = pki
-    proxy, address = tls_proxy(proxies, backends("a"), serving_cert(ca))
+    admin = f"127.0.0.1:{free_port()}"
+    proxy, address = tls_proxy(proxies, backends("a"), serving_cert(ca), admin=admin)
     assert wait_tls_serving(proxy, address, ca.pem()) == "a"
+    if data_plane == "native":  # a TCP probe (connect, close) is no failed handshake
+        for _ in range(3):
+            socket.create_connection(("127.0.0.1", int(address.rpartition(":")[2])),
+                                     timeout=5).close()
+        time.sleep(1.5)  # workers report every second
+        assert wait_until(lambda: listener_handshake_failures(admin) is not None, timeout=5)
+        assert listener_handshake_failures(admin) == 0, admin_metrics(admin)
     assert call(address, other.pem()).startswith("UNAVAILABLE"), proxy.output()
     with client.open_channel(address) as plaintext, pytest.raises(grpc.RpcError) as refused:
         client.whoami(plaintext, timeout=5)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "Handshake failed" not in proxy.stderr()  # gRPC core's INFO lines stay quiet
+    wait_listener_handshake_failures(admin, data_plane, at_least=2)  # the stranger, plaintext
 
 
 def test_mutual_tls_serves_only_clients_with_a_certificate_of_the_client_ca(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy],
-    pki: tuple[CertificateAuthority, CertificateAuthority],
+    pki: tuple[CertificateAuthority, CertificateAuthority], data_plane: str,
 ) -> None:
     ca, other = pki
+    admin = f"127.0.0.1:{free_port()}"
     proxy, address = tls_proxy(proxies, backends("a"), serving_cert(ca),
-                               "--tls-client-ca", str(ca.cert))
+                               "--tls-client-ca", str(ca.cert), admin=admin)
     good = ca.issue("client", client=True)
     assert wait_tls_serving(proxy, address, ca.pem(), identity=good) == "a"
     assert call(address, ca.pem()).startswith("UNAVAILABLE")  # no certificate
     stranger = other.issue("client", client=True)
     assert call(address, ca.pem(), identity=stranger).startswith("UNAVAILABLE")
+    wait_listener_handshake_failures(admin, data_plane, at_least=2)
 
 
 def secret_volume(directory: Path, cert: Issued) -> tuple[Path, Path]:
@@ -254,7 +287,7 @@ OUT_OF_VALIDITY = [
 @pytest.mark.parametrize(("option", "make"), OUT_OF_VALIDITY)
 def test_a_certificate_out_of_its_validity_is_one_line_naming_its_not_after_and_exit_2(
     option: str, make: Callable[[CertificateAuthority], Issued], tmp_path: Path,
-    pki: tuple[CertificateAuthority, CertificateAuthority],
+    pki: tuple[CertificateAuthority, CertificateAuthority], data_plane: str,
 ) -> None:
     issued = make(pki[0])
     files = (["--tls-cert", str(issued.cert), "--tls-key", str(issued.key)]
@@ -263,7 +296,7 @@ def test_a_certificate_out_of_its_validity_is_one_line_naming_its_not_after_and_
               str(issued.key)])
     result = subprocess.run(
         [sys.executable, "-m", "gproxy_mp", "-p", f"127.0.0.1:{free_port()}-static:///a:1",
-         "--admin-address", "off", *files],
+         "--admin-address", "off", "--data-plane", data_plane, *files],
         capture_output=True, text=True, timeout=30, check=False)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result
@@ -295,13 +328,13 @@ BAD_START = [
 @pytest.mark.parametrize(("args", "said"), BAD_START)
 def test_unusable_tls_files_are_one_line_and_exit_2_at_start(
     args: Callable[[CertificateAuthority, Path], list[str]], said: str, tmp_path: Path,
-    pki: tuple[CertificateAuthority, CertificateAuthority],
+    pki: tuple[CertificateAuthority, CertificateAuthority], data_plane: str,
 ) -> None:
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n")
     result = subprocess.run(
         [sys.executable, "-m", "gproxy_mp", "-p", f"127.0.0.1:{free_port()}-static:///a:1",
-         "--admin-address", "off", *args(pki[0], tmp_path)],
+         "--admin-address", "off", "--data-plane", data_plane, *args(pki[0], tmp_path)],
         capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2, result
     lines = result.stderr.strip().splitlines()

@@ -19,8 +19,6 @@ from gproxy_mp.worker.planes.listener import split_bind_address
 NATIVE = WorkerOptions(data_plane="native")
 
 REFUSED = [
-    ({"tls_cert": "c.pem", "tls_key": "k.pem"}, "--tls-cert"),
-    ({"backend_tls": True}, "--backend-tls"),
     ({"unary_methods": ("/a.B/C",)}, "--unary-methods"),
     ({"schema_unary_methods": ("/a.B/C",)}, "--proto-descriptor-set"),
     ({"event_loop": "asyncio"}, "--event-loop asyncio"),
@@ -51,6 +49,18 @@ def test_the_native_engine_takes_the_access_log_and_the_method_label(
 @pytest.mark.parametrize("service", ["", "nosuch.Svc"])
 def test_the_native_engine_takes_health_checks(service: str) -> None:
     check_data_plane(replace(NATIVE, health_check=service, health_check_interval=0.3))
+
+
+TLS_OPTIONS = [
+    {"tls_cert": "c.pem", "tls_key": "k.pem", "tls_client_ca": "ca.pem"},
+    {"backend_tls": True, "backend_ca": "ca.pem", "backend_cert": "c.pem",
+     "backend_key": "k.pem", "backend_tls_server_name": "api.example"},
+]
+
+
+@pytest.mark.parametrize("fields", TLS_OPTIONS, ids=["listener", "backend"])
+def test_the_native_engine_takes_the_tls_options(fields: dict[str, object]) -> None:
+    check_data_plane(replace(NATIVE, **fields))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("balancer", ["round-robin", "least-request"])

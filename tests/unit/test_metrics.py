@@ -289,3 +289,19 @@ def test_a_side_with_a_certificate_has_every_refusal_series_from_the_start() -> 
                      reason=reason.value) == 0
     assert value(text, "gproxy_tls_reload_failures_total", side="listener",
                  reason="expired") is None
+
+
+def test_failed_listener_handshakes_are_a_series_only_where_a_worker_could_see_them() -> None:
+    """The native plane reports them (summed over its workers); the grpcio plane cannot, and
+    a series of zeros would claim it saw none."""
+    counters = CallCounters()
+    counters.report(ROUTE, 101, stats_of(), active=0)
+    assert value(render(counters), "gproxy_tls_handshake_failures_total",
+                 route=ROUTE, side="listener") is None
+    for pid, failures in ((102, 2), (103, 3)):
+        counters.report(ROUTE, pid, replace(stats_of(), listener_tls_failures=failures),
+                        active=0)
+    text = render(counters)
+    assert value(text, "gproxy_tls_handshake_failures_total", route=ROUTE,
+                 side="listener") == 5
+    assert value(text, "gproxy_tls_handshake_failures_total", route=ROUTE, side="backend") == 0

@@ -20,6 +20,12 @@ queues each change of a backend's verdict and writes a byte to a second pipe, wh
 report `panic` steps the `PanicWatch` over the backends' current conditions, as the grpcio
 plane's pool does.
 
+TLS (`native_tls.py`): Python reads and checks the files and hands the engine PEM bytes; the
+engine counts handshake failures per side, read here at each status report. That module
+imports `cryptography` (the checks of the files), so it is imported only when TLS options are
+given: a plaintext native worker stays without it (idle memory; an import-linter contract
+with that one import excepted).
+
 This module, and everything it imports, never imports grpc (an import-linter contract).
 """
 
@@ -30,6 +36,7 @@ import contextlib
 import logging
 import os
 import socket
+from typing import TYPE_CHECKING
 
 from gproxy_mp._native import Engine
 from gproxy_mp.bus.schema import MAX_UNHEALTHY, BackendCondition, CallCounts, TlsSide
@@ -38,8 +45,13 @@ from gproxy_mp.model import EndpointSet
 from gproxy_mp.worker.access import log_call
 from gproxy_mp.worker.health import Verdict, describe_change
 from gproxy_mp.worker.panic import PanicWatch
+from gproxy_mp.tls import backend_tls, listener_tls
 from gproxy_mp.worker.planes import Root
 from gproxy_mp.worker.planes.listener import bind_listener
+from gproxy_mp.worker.stats import CallStats
+
+if TYPE_CHECKING:
+    from gproxy_mp.worker.planes.native_tls import NativeTls
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +85,15 @@ class NativePlane:
         self._access_log = options.access_log
         self._health_checks = options.health_check is not None
         self._panic = PanicWatch()
+        self._tls_stats = CallStats()  # TLS refusals and certificates in use; calls: the engine
+        self._tls: NativeTls | None = None
+        if listener_tls(options) is not None or backend_tls(options) is not None:
+            # MaterialError (either side): the files changed since the supervisor checked them.
+            from gproxy_mp.worker.planes.native_tls import NativeTls  # noqa: PLC0415
+
+            self._tls = NativeTls(self._engine, options=options, stats=self._tls_stats,
+                                  server_name=options.backend_tls_server_name
+                                  or config.server_name)
         self._listener: socket.socket | None = None
         self._wake_read, self._wake_write = os.pipe()
         self._ended: asyncio.Future[None] | None = None
@@ -84,6 +105,8 @@ class NativePlane:
             roots.append(("access log", self._write_access_log()))
         if self._health_checks:
             roots.append(("health-check log", self._log_health()))
+        if self._tls is not None:
+            roots.append(("TLS watcher", self._tls.watch()))
         return roots
 
     async def _write_access_log(self) -> None:
@@ -172,9 +195,14 @@ class NativePlane:
 
     def counts(self) -> CallCounts:
         calls, buckets, duration_sum, retries = self._engine.stats()
+        listener_failures, backend_failures = self._engine.tls_failures()
+        listener_tls = self._tls is not None and self._tls.listener is not None
         return CallCounts(calls={(backend, code, method, locality): n
                                  for backend, code, method, locality, n in calls},
-                          buckets=buckets, duration_sum=duration_sum, retries=dict(retries))
+                          buckets=buckets, duration_sum=duration_sum, retries=dict(retries),
+                          tls_failures=backend_failures,
+                          listener_tls_failures=listener_failures if listener_tls else None,
+                          tls_refused=dict(self._tls_stats.tls_refused))
 
     def unhealthy(self) -> tuple[dict[str, BackendCondition], int]:
         found = sorted((address, BackendCondition(why))
@@ -202,10 +230,13 @@ class NativePlane:
             log.warning("%d health check changes came too fast to log", dropped)
 
     def certificates(self) -> dict[TlsSide, float]:
-        return {}  # the engine has no TLS yet (the TLS options are refused)
+        return dict(self._tls_stats.certificates)
 
     def reread_tls(self) -> None:
-        log.info("SIGHUP: no TLS files to re-read")
+        if self._tls is None:
+            log.info("SIGHUP: no TLS files to re-read")
+            return
+        log.info("SIGHUP: re-read the TLS files: %s", self._tls.reload_now())
 
     def _close_listener(self) -> None:
         """The worker's copy of the socket: closed when serving ends, so the kernel stops
