@@ -42,10 +42,10 @@ from gproxy_mp._native import Engine
 from gproxy_mp.bus.schema import MAX_UNHEALTHY, BackendCondition, CallCounts, TlsSide
 from gproxy_mp.launch import WorkerConfig
 from gproxy_mp.model import EndpointSet
+from gproxy_mp.tls import backend_tls, listener_tls
 from gproxy_mp.worker.access import log_call
 from gproxy_mp.worker.health import Verdict, describe_change
 from gproxy_mp.worker.panic import PanicWatch
-from gproxy_mp.tls import backend_tls, listener_tls
 from gproxy_mp.worker.planes import Root
 from gproxy_mp.worker.planes.listener import bind_listener
 from gproxy_mp.worker.stats import CallStats
