@@ -184,7 +184,7 @@ def build_settings(**values: Any) -> Settings:
               "otherwise uses). Set through GRPC_EXPERIMENTS; one of your own is kept.")
 @click.option("--data-plane", type=click.Choice(DATA_PLANES), default="grpcio", show_default=True,
               help="What forwards the calls in each worker: 'grpcio' (grpc.aio) or 'native' "
-              "(a Rust HTTP/2 engine, far less CPU per call; no health checks yet).")
+              "(a Rust HTTP/2 engine, far less CPU per call).")
 @click.option("--metrics-method-label", is_flag=True, default=False,
               help="Label call counters with the gRPC method too (at most 200 per worker).")
 @click.option("--access-log", is_flag=True, default=False,
