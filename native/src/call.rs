@@ -11,6 +11,8 @@
 //! headers go to the client (a Trailers-Only answer stays Trailers-Only), then the body under
 //! flow control, then the trailers, unchanged.
 //!
+//! A stream the client reset before the engine took it (a cancelled queued call, or a
+//! rapid-reset flood) is dropped unseen, as grpc core drops it: never forwarded, not counted.
 //! A client RST_STREAM (or its connection going away) ends the call: every handle of the
 //! backend stream is dropped, and h2 sends the backend RST_STREAM(CANCEL) at once. The
 //! client's deadline is enforced here too: DEADLINE_EXCEEDED to the client, CANCEL to the
@@ -18,6 +20,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -113,6 +116,9 @@ pub async fn serve_call(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
 ) {
+    if reset_already(&mut respond) {
+        return;
+    }
     shared.stats.call_started();
     let mut accounting = Accounting {
         shared: &shared,
@@ -386,6 +392,12 @@ async fn attempt(
             }
         }
     }
+}
+
+/// Whether the client reset the stream (or lost its connection) before the call began.
+fn reset_already(respond: &mut SendResponse<Bytes>) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    matches!(respond.poll_reset(&mut cx), Poll::Ready(_))
 }
 
 /// An h2 error opening or awaiting the backend stream, before the client saw anything.

@@ -6,7 +6,9 @@
 //! limit, so the call itself refuses 256 KiB to 1 MiB as RESOURCE_EXHAUSTED and counts it;
 //! beyond that h2 answers 431), the send buffer, and h2's rapid-reset guards
 //! (`max_pending_accept_reset_streams`, `max_local_error_reset_streams`, CVE-2023-44487).
-//! A client that never completes its preface is dropped after `HANDSHAKE_TIMEOUT`.
+//! A client that never completes its preface is dropped after `HANDSHAKE_TIMEOUT`. h2 reads
+//! the socket through `intake.rs`, in turns of a few streams that are accepted before it reads
+//! on.
 //!
 //! With listener TLS (`tls.rs`), each connection first reads the client's ClientHello, then
 //! takes the configuration in use at that moment for its whole life; the TLS handshake and
@@ -30,6 +32,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::call::serve_call;
 use crate::engine::Shared;
+use crate::intake::{accept, intake};
 
 /// Seconds a new connection may take to send its preface and SETTINGS (a slowloris bound).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,11 +42,10 @@ const MAX_FRAME_SIZE: u32 = 64 << 10;
 const MAX_SEND_BUFFER: usize = 1 << 20;
 /// Header bytes h2 accepts from a client before the call sees them (see the module docs).
 const MAX_PARSED_HEADER_LIST: u32 = 4 * crate::backend::MAX_METADATA_BYTES;
-/// Streams a client may reset before the worker accepted them. h2's default (20) closed a
-/// well-behaved grpcio client that honours the stream limit and cancels calls it had queued:
-/// each freed slot opens a queued stream that is reset at once, faster than a busy worker's
-/// accept loop takes them (h2#856). This bound still closes a rapid-reset flood
-/// (CVE-2023-44487) after two hundred streams.
+/// Streams a client may reset before the worker accepted them (CVE-2023-44487). The intake
+/// lets no more than `intake::TURN_STREAMS` wait unaccepted, so this is a safety net: even a
+/// client that opens and resets thousands of streams at once, as a grpcio client cancelling
+/// its queued calls does (h2#856), never reaches it.
 const MAX_PENDING_ACCEPT_RESETS: usize = 200;
 /// Streams the worker may reset for a client's protocol errors before it sends GOAWAY.
 const MAX_LOCAL_ERROR_RESETS: usize = 1024;
@@ -156,6 +158,7 @@ async fn serve_connection<T>(
 ) where
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    let (socket, turn) = intake(socket);
     let handshake = builder(shared.max_concurrent_streams).handshake(socket);
     let mut connection = match tokio::time::timeout_at(handshake_deadline, handshake).await {
         Ok(Ok(connection)) => connection,
@@ -173,7 +176,7 @@ async fn serve_connection<T>(
     }
     loop {
         tokio::select! {
-            next = connection.accept() => match next {
+            next = accept(&mut connection, &turn) => match next {
                 Some(Ok((request, respond))) => {
                     let shared = shared.clone();
                     let tracker = tracker.clone();
