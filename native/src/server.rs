@@ -22,7 +22,9 @@
 //! grace drops it that long after. Every connection and call task holds a `Tracker` clone, so
 //! the engine knows when the last one has ended.
 
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -60,17 +62,19 @@ pub enum Phase {
 /// Held by every connection and call task; dropped when it ends.
 pub type Tracker = mpsc::Sender<()>;
 
-/// Accept connections until the phase leaves Serving (Ok) or the listener fails for good
-/// (Err: the engine ends and the worker is replaced).
+/// Accept connections on the route's listeners (one per address its host names) until the
+/// phase leaves Serving (Ok) or a listener fails for good (Err: the engine ends and the worker
+/// is replaced).
 pub async fn accept_loop(
     shared: Arc<Shared>,
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     mut phase: watch::Receiver<Phase>,
     tracker: Tracker,
 ) -> Result<(), String> {
+    let mut first = 0;
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = accept_any(&listeners, &mut first) => match accepted {
                 Ok((socket, _)) => {
                     let _ = socket.set_nodelay(true);
                     tokio::spawn(serve_socket(shared.clone(), socket, phase.clone(), tracker.clone()));
@@ -85,6 +89,25 @@ pub async fn accept_loop(
             }
         }
     }
+}
+
+/// A connection from any of `listeners`, asked in turn from `first` on (one busy listener
+/// must not starve the others).
+async fn accept_any(
+    listeners: &[TcpListener],
+    first: &mut usize,
+) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    poll_fn(|cx| {
+        for i in 0..listeners.len() {
+            let at = (*first + i) % listeners.len();
+            if let Poll::Ready(accepted) = listeners[at].poll_accept(cx) {
+                *first = (at + 1) % listeners.len();
+                return Poll::Ready(accepted);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// How long to wait after a transient accept error (out of descriptors or memory: accepting
