@@ -50,6 +50,7 @@ pub struct FrameScan {
     payload_left: usize,
     opened: usize,
     cap: usize,
+    greeted: bool,
 }
 
 impl FrameScan {
@@ -61,7 +62,14 @@ impl FrameScan {
             payload_left: 0,
             opened: 0,
             cap,
+            greeted: false,
         }
+    }
+
+    /// Whether the client's whole connection preface has passed: the 24 octets and the frame
+    /// after them (which must be its SETTINGS, RFC 9113 §3.4; h2 checks that).
+    pub fn greeted(&self) -> bool {
+        self.greeted
     }
 
     pub fn new_turn(&mut self) {
@@ -82,6 +90,7 @@ impl FrameScan {
                 let take = self.payload_left.min(bytes.len() - at);
                 self.payload_left -= take;
                 at += take;
+                self.greeted |= self.payload_left == 0;
             } else {
                 if self.header_len == 0 && self.opened >= self.cap {
                     // A frame boundary with the turn full: go on only past a frame known
@@ -101,6 +110,7 @@ impl FrameScan {
                     let [a, b, c, ..] = self.header;
                     self.payload_left = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
                     self.header_len = 0;
+                    self.greeted |= self.payload_left == 0;
                 }
             }
         }
@@ -115,6 +125,16 @@ pub struct Turn {
     all_taken: AtomicBool,
     /// The intake stopped reading for the turn is full; the accept loop must wake the task.
     held: AtomicBool,
+    /// The client's connection preface has passed whole (`FrameScan::greeted`).
+    greeted: AtomicBool,
+}
+
+impl Turn {
+    /// Whether the client has completed its connection preface (SETTINGS included): until
+    /// then the connection is still in its handshake, and bounded by its timeout.
+    pub fn greeted(&self) -> bool {
+        self.greeted.load(Relaxed)
+    }
 }
 
 /// The socket as h2 reads it: in turns (see the module docs). Writes pass straight through.
@@ -145,32 +165,42 @@ impl<T: AsyncRead + Unpin> AsyncRead for Intake<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let polled = this.read(cx, buf);
+        if this.scan.greeted() {
+            this.turn.greeted.store(true, Relaxed);
+        }
+        polled
+    }
+}
+
+impl<T: AsyncRead + Unpin> Intake<T> {
+    fn read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        if this.turn.all_taken.swap(false, Relaxed) {
-            this.scan.new_turn();
+        if self.turn.all_taken.swap(false, Relaxed) {
+            self.scan.new_turn();
         }
-        if !this.kept.is_empty() {
-            let offered = this.kept.len().min(buf.remaining());
-            let passed = this.scan.pass(&this.kept[..offered]);
+        if !self.kept.is_empty() {
+            let offered = self.kept.len().min(buf.remaining());
+            let passed = self.scan.pass(&self.kept[..offered]);
             if passed == 0 {
-                this.turn.held.store(true, Relaxed);
+                self.turn.held.store(true, Relaxed);
                 return Poll::Pending; // `accept` wakes the task when the turn is over
             }
-            buf.put_slice(&this.kept[..passed]);
-            this.kept.advance(passed);
+            buf.put_slice(&self.kept[..passed]);
+            self.kept.advance(passed);
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         let read = &buf.filled()[before..];
-        let passed = this.scan.pass(read);
+        let passed = self.scan.pass(read);
         if passed < read.len() {
-            this.kept.extend_from_slice(&read[passed..]);
+            self.kept.extend_from_slice(&read[passed..]);
             buf.set_filled(before + passed);
             if passed == 0 {
-                this.turn.held.store(true, Relaxed);
+                self.turn.held.store(true, Relaxed);
                 return Poll::Pending;
             }
         }
@@ -305,6 +335,21 @@ mod tests {
         );
         assert_eq!(scan.pass(&frame(0x6, 8)), 17, "a PING goes through");
         assert_eq!(scan.pass(&frame(HEADERS, 8)), 0);
+    }
+
+    #[test]
+    fn the_preface_is_whole_once_the_frame_after_the_24_octets_has_passed() {
+        let mut scan = FrameScan::new(16);
+        assert_eq!(scan.pass(PREFACE), PREFACE.len());
+        assert!(!scan.greeted());
+        let settings = frame(0x4, 6);
+        scan.pass(&settings[..10]);
+        assert!(!scan.greeted());
+        scan.pass(&settings[10..]);
+        assert!(scan.greeted());
+        let mut empty = FrameScan::new(16);
+        empty.pass(&[PREFACE, &frame(0x4, 0)].concat());
+        assert!(empty.greeted());
     }
 
     #[test]

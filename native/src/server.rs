@@ -6,9 +6,9 @@
 //! limit, so the call itself refuses 256 KiB to 1 MiB as RESOURCE_EXHAUSTED and counts it;
 //! beyond that h2 answers 431), the send buffer, and h2's rapid-reset guards
 //! (`max_pending_accept_reset_streams`, `max_local_error_reset_streams`, CVE-2023-44487).
-//! A client that never completes its preface is dropped after `HANDSHAKE_TIMEOUT`. h2 reads
-//! the socket through `intake.rs`, in turns of a few streams that are accepted before it reads
-//! on.
+//! A client that never completes its preface (its SETTINGS included) is dropped after
+//! `HANDSHAKE_TIMEOUT`. h2 reads the socket through `intake.rs`, in turns of a few streams
+//! that are accepted before it reads on.
 //!
 //! With listener TLS (`tls.rs`), each connection first reads the client's ClientHello, then
 //! takes the configuration in use at that moment for its whole life; the TLS handshake and
@@ -193,6 +193,7 @@ async fn serve_connection<T>(
         .map_or(far, |age| Instant::now() + jittered(age));
     let mut close_at = far;
     let mut closing = false;
+    let mut greeted = false;
     if *phase.borrow() != Phase::Serving {
         connection.graceful_shutdown();
         closing = true;
@@ -219,6 +220,12 @@ async fn serve_connection<T>(
                 }
             },
             _ = sleep_until(close_at) => return,
+            _ = sleep_until(handshake_deadline), if !greeted => {
+                greeted = turn.greeted();
+                if !greeted {
+                    return; // its preface never completed: a slowloris
+                }
+            },
             changed = phase.changed() => {
                 let now = if changed.is_err() { Phase::Cancelling } else { *phase.borrow() };
                 match now {
