@@ -1,8 +1,9 @@
 """The native data plane under hostile or broken peers: a clear status or a closed connection,
 never a stuck worker; and a native-plane worker never loads grpc.
 
-Each test runs `gproxy-mp --data-plane native` with real grpcio backends on loopback, and talks
-to it with grpcio or with a raw HTTP/2 client (`harness/rawh2.py`) for what grpcio never sends.
+Each test runs `gproxy-mp --data-plane native` with real grpcio backends on loopback (or an
+HTTP/2 backend that refuses every stream, `harness/refusing_h2.py`), and talks to it with
+grpcio or with a raw HTTP/2 client (`harness/rawh2.py`) for what grpcio never sends.
 """
 
 from __future__ import annotations

@@ -292,9 +292,10 @@ def test_a_rapid_reset_flood_holds_the_worker_to_its_stream_bound(
           f"RSS +{grown / 2**20:.1f} MiB at peak, {cpu / max(flood.sent, 1) * 1e6:.0f} us CPU "
           f"per stream; bystander: {len(sampler.answers)} calls")
     # Either the worker took the whole flood within its bounds (grpcio: core's overload
-    # protection), or it closed the flooding connection (native: h2's reset-stream limits send
-    # GOAWAY ENHANCE_YOUR_CALM, which may be lost in the close); the bystander's own connection
-    # is served either way.
+    # protection; native: streams taken in turns and dropped, native/src/intake.rs), or it
+    # closed the flooding connection (h2's reset-stream limits, a safety net, send GOAWAY
+    # ENHANCE_YOUR_CALM, which may be lost in the close); the bystander's own connection is
+    # served either way.
     assert flood.sent == FLOOD_STREAMS or flood.closed, flood
     assert grown < MAX_FLOOD_RSS_GROWTH, f"worker RSS grew {grown / 2**20:.1f} MiB"
     assert set(sampler.answers) <= {"a"}, f"{sorted(set(sampler.answers))}\n{proxy.output()}"
