@@ -16,10 +16,11 @@ class Engine:
         `method_label`: count calls by method too; `access_log`: queue a record per call for
         `access_records`. `health_check`: the service `--health-check` asks about ("" the
         whole server; None: no checks), every `health_check_interval` seconds."""
-    def start(self, listener_fd: int, wake_fd: int) -> None:
-        """Serve on a runtime thread of its own; returns at once. Both descriptors are the
-        engine's from now on (pass duplicates): the listener (bound, listening) and a pipe's
-        write end, closed when the runtime thread ends."""
+    def start(self, listener_fds: list[int], wake_fd: int) -> None:
+        """Serve on a runtime thread of its own; returns at once. The descriptors are the
+        engine's from now on (pass duplicates): the listeners (bound, listening; one per
+        address of the route's listen host) and a pipe's write end, closed when the runtime
+        thread ends."""
     def set_endpoints(self, endpoints: list[tuple[str, str, int]]) -> int:
         """Replace the endpoint set: (`host:port`, locality, ring) each, as the bus places
         them (`model.Endpoint`); returns how many are new. ValueError: an unknown locality."""

@@ -33,6 +33,10 @@ class Exchange:
     goaway: int | None = None  # the GOAWAY error code, if one came
     closed: bool = False  # the server closed the TCP connection
 
+    def status(self, stream: int) -> bytes | None:
+        """The stream's grpc-status, once its trailers (or Trailers-Only answer) came."""
+        return next((v for k, v in self.responses.get(stream, []) if k == b"grpc-status"), None)
+
 
 class RawClient:
     def __init__(self, address: str) -> None:
@@ -64,6 +68,15 @@ class RawClient:
         self._conn.send_headers(stream, self.request_headers(method, extra), end_stream=end)
         self._flush()
         return stream
+
+    def open_and_reset(self, method: str, count: int) -> None:
+        """Open `count` streams and reset each at once, all in one write."""
+        headers = self.request_headers(method)
+        for _ in range(count):
+            stream = self._conn.get_next_available_stream_id()
+            self._conn.send_headers(stream, headers)
+            self._conn.reset_stream(stream, error_code=8)  # CANCEL
+        self._flush()
 
     def send_message(self, stream: int, message: bytes) -> None:
         self._conn.send_data(stream, b"\0" + len(message).to_bytes(4, "big") + message,

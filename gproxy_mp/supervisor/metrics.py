@@ -129,9 +129,12 @@ def call_families(totals: Mapping[str, tuple[CallCounts, int]]) -> list[Metric]:
         labels=("route",))
     active = GaugeMetricFamily("gproxy_active_calls", "Calls in flight now, by route.",
                                labels=("route",))
-    retries = CounterMetricFamily("gproxy_retries_total",
-                                  "Calls retried on another backend, by route and reason.",
-                                  labels=("route", "reason"))
+    retries = CounterMetricFamily(
+        "gproxy_retries_total",
+        "Calls retried on another backend, by route and reason: connect (no connection to the "
+        "backend), unavailable (it answered UNAVAILABLE), refused_stream (it refused the stream "
+        "or sent GOAWAY; native plane only, gRPC retries those itself on the grpcio plane).",
+        labels=("route", "reason"))
     handshakes = CounterMetricFamily(
         "gproxy_tls_handshake_failures_total",
         "TLS handshakes that failed (wrong name, untrusted or expired certificate, a client "

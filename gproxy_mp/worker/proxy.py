@@ -44,7 +44,7 @@ from gproxy_mp.worker.balancer import READY
 from gproxy_mp.worker.channels import Backend, BackendPool
 from gproxy_mp.worker.handshakes import HandshakeFailures
 from gproxy_mp.worker.requests import RequestLog
-from gproxy_mp.worker.retry import MAX_ATTEMPTS, RetryBudget, should_retry
+from gproxy_mp.worker.retry import MAX_ATTEMPTS, RetryBudget, retry_reason, should_retry
 from gproxy_mp.worker.server import MAX_METADATA_BYTES
 from gproxy_mp.worker.stats import CallStats
 from gproxy_mp.worker.status import Status, StatusRecorder
@@ -277,7 +277,7 @@ class ProxyHandler(_GenericRpcHandler):
                         f"({len(tried)} tried): {status.details}"))
                 _finish(status, context)
             return True
-        self.stats.record_retry("unavailable")
+        self.stats.record_retry(retry_reason(status.details, connected=backend.rank == READY))
         log.debug("retrying %s: %s answered UNAVAILABLE", method, backend.endpoint)
         return False
 

@@ -15,6 +15,17 @@ MAX_ATTEMPTS = 3
 """Attempts per call, the first one included."""
 RETRY_BUFFER_BYTES = 256 * 1024
 """Request bytes kept per call for a replay (gRPC's own per-RPC retry buffer default)."""
+CONNECT_FAILED = "failed to connect to all addresses"
+"""How gRPC core's status details begin when a call failed for want of a connection."""
+
+
+def retry_reason(details: str, *, connected: bool) -> str:
+    """The `reason` label of `gproxy_retries_total` for a retry after an UNAVAILABLE attempt,
+    named as the native engine names it (native/src/retry.rs): `connect` when the backend had
+    no connection to give the call (its channel not READY, or gRPC said it could not connect),
+    else `unavailable` (the backend answered UNAVAILABLE). The engine's third reason,
+    `refused_stream`, never shows here: gRPC core retries refused streams itself."""
+    return "connect" if not connected or details.startswith(CONNECT_FAILED) else "unavailable"
 
 
 @dataclass(slots=True)

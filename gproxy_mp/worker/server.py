@@ -29,6 +29,10 @@ as RESOURCE_EXHAUSTED: a call core refuses only reaches the handler as a cancell
 cannot tell from a client's cancel (and a unary handler never runs at all). Beyond this, core
 still refuses (RESOURCE_EXHAUSTED to the client), and such a call counts as CANCELLED. Soft and
 hard limits are equal: between them core refuses at random."""
+HANDSHAKE_TIMEOUT = 10.0
+"""Seconds a new connection has to complete its handshake (TLS, then the HTTP/2 preface and
+SETTINGS) before it is closed: a slowloris bound, the native engine's too (server.rs). gRPC's
+default is 120 s."""
 MAX_PENDING_CALLS = 20_000
 """New calls gRPC may hold for the handler before it cancels them (default 1,000 soft, 3,000
 hard): a burst of calls on one connection must queue, not come back CANCELLED."""
@@ -41,6 +45,7 @@ SERVER_OPTIONS = (
     ("grpc.absolute_max_metadata_size", MAX_PARSED_METADATA_BYTES),
     ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
     ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
+    ("grpc.server_handshake_timeout_ms", round(HANDSHAKE_TIMEOUT * 1000)),
 )
 
 

@@ -176,6 +176,8 @@ def parse_backend_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="answer every call UNAVAILABLE (counted by churn.Control/Calls)")
     parser.add_argument("--max-metadata-size", type=int, default=None, metavar="BYTES")
     parser.add_argument("--max-pending-requests", type=int, default=None, metavar="N")
+    parser.add_argument("--max-concurrent-streams", type=int, default=None, metavar="N",
+                        help="streams one client connection may hold open (HTTP/2 SETTINGS)")
     parser.add_argument("--compress-all", action="store_true",
                         help="compress every response with gzip")
     parser.add_argument("--health", action="store_true",
@@ -222,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         delay=args.delay_ms / 1000,
+        extra_options=(() if args.max_concurrent_streams is None
+                       else (("grpc.max_concurrent_streams", args.max_concurrent_streams),)),
     )
     asyncio.run(
         run_backend(

@@ -47,12 +47,15 @@ const MAX_CONNECTIONS: usize = 16;
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// HTTP/2 settings towards backends: large windows so one connection carries many calls at
-/// full speed; a bounded send buffer per stream; backend metadata up to the proxy's limit.
+/// full speed; a bounded send buffer per stream; backend metadata up to 4× the proxy's limit
+/// (`MAX_PARSED_HEADER_LIST`), so that the call itself answers metadata over the limit
+/// RESOURCE_EXHAUSTED as the grpcio plane does (h2 would fail the stream PROTOCOL_ERROR).
 const STREAM_WINDOW: u32 = 1 << 20;
 const CONNECTION_WINDOW: u32 = 16 << 20;
 const MAX_FRAME_SIZE: u32 = 64 << 10;
 const MAX_SEND_BUFFER: usize = 1 << 20;
 pub const MAX_METADATA_BYTES: u32 = 256 << 10;
+const MAX_PARSED_HEADER_LIST: u32 = 4 * MAX_METADATA_BYTES;
 /// Reconnecting a backend whose connect failed: gRPC's connection backoff (1 s, ×1.6, ±20%
 /// jitter), capped lower (30 s, not 120 s) so a restarted backend is back within that.
 const RECONNECT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
@@ -452,7 +455,7 @@ where
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME_SIZE)
-        .max_header_list_size(MAX_METADATA_BYTES)
+        .max_header_list_size(MAX_PARSED_HEADER_LIST)
         .max_send_buffer_size(MAX_SEND_BUFFER)
         .enable_push(false)
         .handshake::<_, Bytes>(io);

@@ -1,6 +1,7 @@
 //! One call, forwarded to one backend at a time, HTTP/2 stream to HTTP/2 stream.
 //!
-//! Per call: refuse metadata over `MAX_METADATA_BYTES` (RESOURCE_EXHAUSTED, counted); then
+//! Per call: refuse metadata over `MAX_METADATA_BYTES` (RESOURCE_EXHAUSTED, counted), the
+//! client's and the backend's answer's alike (as grpc core does on the grpcio plane); then
 //! attempts, each on a backend picked by the balancer (`balance.rs`), READY first, not tried
 //! before in this call. An attempt counts in flight on its backend until it ends, and its time
 //! to the response headers feeds the backend's EWMA (least-request's load). It opens a stream
@@ -11,6 +12,8 @@
 //! headers go to the client (a Trailers-Only answer stays Trailers-Only), then the body under
 //! flow control, then the trailers, unchanged.
 //!
+//! A stream the client reset before the engine took it (a cancelled queued call, or a
+//! rapid-reset flood) is dropped unseen, as grpc core drops it: never forwarded, not counted.
 //! A client RST_STREAM (or its connection going away) ends the call: every handle of the
 //! backend stream is dropped, and h2 sends the backend RST_STREAM(CANCEL) at once. The
 //! client's deadline is enforced here too: DEADLINE_EXCEEDED to the client, CANCEL to the
@@ -18,6 +21,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -113,6 +117,9 @@ pub async fn serve_call(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
 ) {
+    if reset_already(&mut respond) {
+        return;
+    }
     shared.stats.call_started();
     let mut accounting = Accounting {
         shared: &shared,
@@ -309,6 +316,10 @@ async fn attempt(
     };
     in_flight.responded();
     let (parts, mut recv) = response.into_parts();
+    if let Some(message) = oversized_answer(&parts.headers) {
+        body.commit(); // the backend answered: not a failure to retry
+        return Attempt::Done(trailers_only(respond, stats::RESOURCE_EXHAUSTED, &message));
+    }
     if recv.is_end_stream() {
         // Trailers-Only: the status is in the headers.
         let code = grpc_status(&parts.headers).unwrap_or(stats::UNKNOWN);
@@ -358,11 +369,17 @@ async fn attempt(
                 }
                 None => {
                     return Attempt::Done(match recv.trailers().await {
-                        Ok(Some(trailers)) => {
-                            let code = grpc_status(&trailers).unwrap_or(stats::UNKNOWN);
-                            let _ = client.send_trailers(response_headers(&trailers));
-                            code
-                        }
+                        Ok(Some(trailers)) => match oversized_answer(&trailers) {
+                            Some(message) => {
+                                let _ = client.send_trailers(status_trailers(stats::RESOURCE_EXHAUSTED, &message));
+                                stats::RESOURCE_EXHAUSTED
+                            }
+                            None => {
+                                let code = grpc_status(&trailers).unwrap_or(stats::UNKNOWN);
+                                let _ = client.send_trailers(response_headers(&trailers));
+                                code
+                            }
+                        },
                         Ok(None) => {
                             let _ = client.send_data(Bytes::new(), true);
                             stats::UNKNOWN
@@ -386,6 +403,22 @@ async fn attempt(
             }
         }
     }
+}
+
+/// Why a backend's response headers or trailers are refused: over `MAX_METADATA_BYTES`.
+fn oversized_answer(headers: &HeaderMap) -> Option<String> {
+    let size = list_size(headers);
+    (size > MAX_METADATA_BYTES as usize).then(|| {
+        format!(
+            "the backend's response metadata size exceeds the proxy's limit ({size} vs. {MAX_METADATA_BYTES} bytes)"
+        )
+    })
+}
+
+/// Whether the client reset the stream (or lost its connection) before the call began.
+fn reset_already(respond: &mut SendResponse<Bytes>) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    matches!(respond.poll_reset(&mut cx), Poll::Ready(_))
 }
 
 /// An h2 error opening or awaiting the backend stream, before the client saw anything.

@@ -119,11 +119,17 @@ pub struct Running {
 impl Running {
     pub fn start(
         shared: Arc<Shared>,
-        listener: OwnedFd,
+        listeners: Vec<OwnedFd>,
         wake: OwnedFd,
     ) -> std::io::Result<Running> {
-        let listener = StdListener::from(listener);
-        listener.set_nonblocking(true)?; // tokio-rs/tokio#5595
+        let listeners = listeners
+            .into_iter()
+            .map(|fd| {
+                let listener = StdListener::from(fd);
+                listener.set_nonblocking(true)?; // tokio-rs/tokio#5595
+                Ok(listener)
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("gproxy-engine")
@@ -135,7 +141,7 @@ impl Running {
         let thread = std::thread::Builder::new()
             .name("gproxy-engine".into())
             .spawn(move || {
-                let result = runtime.block_on(serve(shared, listener, commands));
+                let result = runtime.block_on(serve(shared, listeners, commands));
                 drop(runtime); // ends backend connections and whatever else still runs
                 *recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
                 drop(wake); // EOF on the worker's pipe: it looks at `outcome`
@@ -175,17 +181,20 @@ impl Running {
 
 async fn serve(
     shared: Arc<Shared>,
-    listener: StdListener,
+    listeners: Vec<StdListener>,
     mut commands: mpsc::UnboundedReceiver<Control>,
 ) -> Result<String, String> {
-    let listener = tokio::net::TcpListener::from_std(listener)
+    let listeners = listeners
+        .into_iter()
+        .map(tokio::net::TcpListener::from_std)
+        .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| format!("cannot serve on the listener: {e}"))?;
     for backend in shared.endpoints.load().iter() {
         tokio::spawn(shared.clone().welcome(backend.clone()));
     }
     let (phase, phases) = watch::channel(Phase::Serving);
     let (tracker, mut tracked) = mpsc::channel::<()>(1);
-    let mut accepting = tokio::spawn(accept_loop(shared.clone(), listener, phases, tracker));
+    let mut accepting = tokio::spawn(accept_loop(shared.clone(), listeners, phases, tracker));
     let drain_timeout = tokio::select! {
         command = commands.recv() => match command {
             Some(Control::Drain(timeout)) => Some(timeout),

@@ -23,6 +23,7 @@ pub mod endpoints;
 pub mod engine;
 pub mod headers;
 pub mod health;
+pub mod intake;
 pub mod locality;
 pub mod python;
 pub mod retry;

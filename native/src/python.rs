@@ -106,16 +106,20 @@ impl Engine {
         })
     }
 
-    /// Serve on `listener_fd` (bound and listening; the engine owns it from now on) on a new
-    /// runtime thread; `wake_fd` (a pipe's write end, also owned) is closed when it ends.
-    fn start(&self, listener_fd: RawFd, wake_fd: RawFd) -> PyResult<()> {
+    /// Serve on `listener_fds` (bound and listening, one per address of the listen host; the
+    /// engine owns them from now on) on a new runtime thread; `wake_fd` (a pipe's write end,
+    /// also owned) is closed when it ends.
+    fn start(&self, listener_fds: Vec<RawFd>, wake_fd: RawFd) -> PyResult<()> {
         let mut running = self.running();
         if running.is_some() {
             return Err(PyRuntimeError::new_err("the engine is already started"));
         }
-        let listener = take_fd(listener_fd, "listener_fd")?;
+        let listeners = listener_fds
+            .into_iter()
+            .map(|fd| take_fd(fd, "listener_fds"))
+            .collect::<PyResult<Vec<_>>>()?;
         let wake = take_fd(wake_fd, "wake_fd")?;
-        let started = Running::start(self.shared.clone(), listener, wake)
+        let started = Running::start(self.shared.clone(), listeners, wake)
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start the engine: {e}")))?;
         *running = Some(started);
         Ok(())

@@ -28,7 +28,8 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The `reason` label of the retries counter.
+    /// The `reason` label of the retries counter; the grpcio plane names its retries the same
+    /// (`gproxy_mp/worker/retry.py`, `retry_reason`), but for `refused_stream`.
     pub fn reason(self) -> &'static str {
         match self {
             Failure::Connect => "connect",

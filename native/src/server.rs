@@ -6,7 +6,9 @@
 //! limit, so the call itself refuses 256 KiB to 1 MiB as RESOURCE_EXHAUSTED and counts it;
 //! beyond that h2 answers 431), the send buffer, and h2's rapid-reset guards
 //! (`max_pending_accept_reset_streams`, `max_local_error_reset_streams`, CVE-2023-44487).
-//! A client that never completes its preface is dropped after `HANDSHAKE_TIMEOUT`.
+//! A client that never completes its preface (its SETTINGS included) is dropped after
+//! `HANDSHAKE_TIMEOUT`. h2 reads the socket through `intake.rs`, in turns of a few streams
+//! that are accepted before it reads on.
 //!
 //! With listener TLS (`tls.rs`), each connection first reads the client's ClientHello, then
 //! takes the configuration in use at that moment for its whole life; the TLS handshake and
@@ -20,7 +22,9 @@
 //! grace drops it that long after. Every connection and call task holds a `Tracker` clone, so
 //! the engine knows when the last one has ended.
 
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -30,6 +34,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::call::serve_call;
 use crate::engine::Shared;
+use crate::intake::{accept, intake};
 
 /// Seconds a new connection may take to send its preface and SETTINGS (a slowloris bound).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,11 +44,10 @@ const MAX_FRAME_SIZE: u32 = 64 << 10;
 const MAX_SEND_BUFFER: usize = 1 << 20;
 /// Header bytes h2 accepts from a client before the call sees them (see the module docs).
 const MAX_PARSED_HEADER_LIST: u32 = 4 * crate::backend::MAX_METADATA_BYTES;
-/// Streams a client may reset before the worker accepted them. h2's default (20) closed a
-/// well-behaved grpcio client that honours the stream limit and cancels calls it had queued:
-/// each freed slot opens a queued stream that is reset at once, faster than a busy worker's
-/// accept loop takes them (h2#856). This bound still closes a rapid-reset flood
-/// (CVE-2023-44487) after two hundred streams.
+/// Streams a client may reset before the worker accepted them (CVE-2023-44487). The intake
+/// lets no more than `intake::TURN_STREAMS` wait unaccepted, so this is a safety net: even a
+/// client that opens and resets thousands of streams at once, as a grpcio client cancelling
+/// its queued calls does (h2#856), never reaches it.
 const MAX_PENDING_ACCEPT_RESETS: usize = 200;
 /// Streams the worker may reset for a client's protocol errors before it sends GOAWAY.
 const MAX_LOCAL_ERROR_RESETS: usize = 1024;
@@ -58,17 +62,19 @@ pub enum Phase {
 /// Held by every connection and call task; dropped when it ends.
 pub type Tracker = mpsc::Sender<()>;
 
-/// Accept connections until the phase leaves Serving (Ok) or the listener fails for good
-/// (Err: the engine ends and the worker is replaced).
+/// Accept connections on the route's listeners (one per address its host names) until the
+/// phase leaves Serving (Ok) or a listener fails for good (Err: the engine ends and the worker
+/// is replaced).
 pub async fn accept_loop(
     shared: Arc<Shared>,
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     mut phase: watch::Receiver<Phase>,
     tracker: Tracker,
 ) -> Result<(), String> {
+    let mut first = 0;
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = accept_any(&listeners, &mut first) => match accepted {
                 Ok((socket, _)) => {
                     let _ = socket.set_nodelay(true);
                     tokio::spawn(serve_socket(shared.clone(), socket, phase.clone(), tracker.clone()));
@@ -83,6 +89,25 @@ pub async fn accept_loop(
             }
         }
     }
+}
+
+/// A connection from any of `listeners`, asked in turn from `first` on (one busy listener
+/// must not starve the others).
+async fn accept_any(
+    listeners: &[TcpListener],
+    first: &mut usize,
+) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    poll_fn(|cx| {
+        for i in 0..listeners.len() {
+            let at = (*first + i) % listeners.len();
+            if let Poll::Ready(accepted) = listeners[at].poll_accept(cx) {
+                *first = (at + 1) % listeners.len();
+                return Poll::Ready(accepted);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// How long to wait after a transient accept error (out of descriptors or memory: accepting
@@ -156,6 +181,7 @@ async fn serve_connection<T>(
 ) where
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    let (socket, turn) = intake(socket);
     let handshake = builder(shared.max_concurrent_streams).handshake(socket);
     let mut connection = match tokio::time::timeout_at(handshake_deadline, handshake).await {
         Ok(Ok(connection)) => connection,
@@ -167,13 +193,14 @@ async fn serve_connection<T>(
         .map_or(far, |age| Instant::now() + jittered(age));
     let mut close_at = far;
     let mut closing = false;
+    let mut greeted = false;
     if *phase.borrow() != Phase::Serving {
         connection.graceful_shutdown();
         closing = true;
     }
     loop {
         tokio::select! {
-            next = connection.accept() => match next {
+            next = accept(&mut connection, &turn) => match next {
                 Some(Ok((request, respond))) => {
                     let shared = shared.clone();
                     let tracker = tracker.clone();
@@ -193,6 +220,12 @@ async fn serve_connection<T>(
                 }
             },
             _ = sleep_until(close_at) => return,
+            _ = sleep_until(handshake_deadline), if !greeted => {
+                greeted = turn.greeted();
+                if !greeted {
+                    return; // its preface never completed: a slowloris
+                }
+            },
             changed = phase.changed() => {
                 let now = if changed.is_err() { Phase::Cancelling } else { *phase.borrow() };
                 match now {

@@ -53,7 +53,7 @@ def scraped_totals(admin: str, calls: int) -> tuple[float, float]:
     text = seen[-1]
     return (
         metric_sum(text, "gproxy_calls_total"),
-        metric_sum(text, "gproxy_retries_total", reason="unavailable"),
+        metric_sum(text, "gproxy_retries_total"),  # every reason
     )
 
 

@@ -1,26 +1,32 @@
 """The native data plane under hostile or broken peers: a clear status or a closed connection,
 never a stuck worker; and a native-plane worker never loads grpc.
 
-Each test runs `gproxy-mp --data-plane native` with real grpcio backends on loopback, and talks
-to it with grpcio or with a raw HTTP/2 client (`harness/rawh2.py`) for what grpcio never sends.
+Each test runs `gproxy-mp --data-plane native` with real grpcio backends on loopback (or an
+HTTP/2 backend that refuses every stream, `harness/refusing_h2.py`), and talks to it with
+grpcio or with a raw HTTP/2 client (`harness/rawh2.py`) for what grpcio never sends.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from pathlib import Path
+from typing import Literal
 
 import grpc
 import pytest
 
 from harness import client, procfacts
+from harness.admin import admin_get
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.rawh2 import RawClient
+from harness.refusing_h2 import RefusingBackend
 from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -242,3 +248,78 @@ def test_a_native_engine_that_stops_serving_makes_its_worker_exit_non_zero_and_b
     output = proxy.output()
     assert "the native engine stopped serving: accepting connections failed" in output, output
     assert "exited with code 1" in output, output
+
+
+BACKEND_STREAM_LIMIT = 2
+PARALLEL_SLEEPS = 6
+"""Calls at once through one client connection: three times what one backend connection takes."""
+
+
+def test_calls_beyond_a_backends_stream_limit_go_on_another_connection_not_into_a_queue(
+    backends: Callable[..., Backend], proxies: Callable[..., Proxy]
+) -> None:
+    """h2 reports a connection ready even when its peer's stream limit is full (h2#848): the
+    engine counts streams itself and opens another connection to the backend."""
+    backend = backends("a", extra_args=["--max-concurrent-streams", str(BACKEND_STREAM_LIMIT)])
+    proxy, address = serve(proxies, backend)
+    proxy.wait_serving(address)
+    with client.open_channel(address) as channel, futures.ThreadPoolExecutor(
+            PARALLEL_SLEEPS) as pool:
+        calls = [pool.submit(client.unary_unary(channel, "Sleep"), b"3", timeout=20)
+                 for _ in range(PARALLEL_SLEEPS)]
+        all_sleeping = wait_until(lambda: backend.counter("sleeping") == PARALLEL_SLEEPS,
+                                  timeout=10)
+        answers = [call.result(timeout=20) for call in calls]
+    assert all_sleeping, f"{backend.counter('sleeping')} sleeping\n{proxy.output()}"
+    assert answers == [b"slept"] * PARALLEL_SLEEPS, proxy.output()
+    peers = backend.stats()["peers"]
+    assert isinstance(peers, list), peers
+    connections = len(peers)
+    assert connections >= PARALLEL_SLEEPS // BACKEND_STREAM_LIMIT, connections
+
+
+def retries_by_reason(admin: str) -> dict[str, float]:
+    return {match[1]: float(match[2]) for match in re.finditer(
+        r'^gproxy_retries_total\{.*reason="([^"]*)".*\} (\S+)$',
+        admin_get(admin, "/metrics"), re.MULTILINE)}
+
+
+@pytest.mark.parametrize("how", ["refuse", "goaway"])
+def test_a_call_a_backend_refused_unprocessed_is_retried_on_another(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy],
+    how: Literal["refuse", "goaway"],
+) -> None:
+    """REFUSED_STREAM, or a GOAWAY that leaves the stream out: the backend never processed
+    the call, so the engine retries it on another backend, counted as `refused_stream`."""
+    live = backends("a")
+    port, admin = free_port(), f"127.0.0.1:{free_port()}"
+    with RefusingBackend(how) as refusing:
+        proxy = proxies(*proxy_args(route(port, refusing.address, live), workers=1,
+                                    admin_address=admin), *NATIVE)
+        address = f"127.0.0.1:{port}"
+        proxy.wait_serving(address)
+        with client.open_channel(address) as channel:
+            answers = {client.whoami(channel, timeout=10) for _ in range(6)}
+        refused = refusing.refused
+    assert answers == {"a"}, proxy.output()
+    assert refused >= 1, f"round robin never sent a call to the refusing backend\n{proxy.output()}"
+    counted = wait_until(lambda: retries_by_reason(admin).get("refused_stream") == refused,
+                         timeout=10)
+    assert counted, f"{retries_by_reason(admin)} for {refused} refused\n{proxy.output()}"
+
+
+KEEPALIVE_INTERVAL = 30.0
+"""Seconds between the engine's PINGs on a backend connection (native/src/backend.rs)."""
+
+
+def test_the_engine_keeps_an_idle_backend_connection_alive_with_pings(
+    proxies: Callable[..., Proxy]
+) -> None:
+    """One PING proves the backend speaks HTTP/2 when the engine connects; another follows
+    every `KEEPALIVE_INTERVAL`, so a silently dead backend is found."""
+    with RefusingBackend("refuse") as backend:
+        proxy, _ = serve(proxies, backend.address)
+        assert wait_until(lambda: backend.pings >= 1, timeout=10), proxy.output()
+        first = backend.pings
+        kept_alive = wait_until(lambda: backend.pings > first, timeout=KEEPALIVE_INTERVAL + 10)
+    assert kept_alive, f"{backend.pings} PINGs\n{proxy.output()}"

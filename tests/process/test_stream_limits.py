@@ -27,6 +27,7 @@ from harness import client, procfacts, rapid_reset
 from harness.fixtures import both_planes
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
+from harness.rawh2 import RawClient
 from harness.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -151,14 +152,13 @@ async def test_a_client_that_honours_the_limit_never_sees_a_call_refused(
     assert failed == [], f"{len(failed)} of {calls} failed: {sorted(set(failed))}\n{proxy.output()}"
 
 
+@both_planes
 async def test_idle_streams_beyond_the_limit_cost_the_worker_no_memory(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
-    """grpcio only for now. On the native plane, cancelling 2,000 queued calls at the end makes
-    the client open and reset streams faster than the engine accepts them; h2's reset guard
-    (`MAX_PENDING_ACCEPT_RESETS`, native/src/server.rs) then may close the connection with
-    ENHANCE_YOUR_CALM and the grpcio client hangs in teardown (h2#856; seen on CPython 3.13 with
-    the guard at 20, and now and then at 200). To be fixed in the engine, then run here again."""
+    """At the end the client cancels its 2,000 queued calls: each freed slot opens a queued
+    stream that is reset at once. The native engine must take those streams as they come, not
+    let them pile up unaccepted until h2's reset guard closes the connection (h2#856)."""
     backend = backends("a")
     proxy, address = start_limited_proxy(backend, proxies)
     [worker] = proxy.workers()
@@ -188,6 +188,43 @@ async def test_idle_streams_beyond_the_limit_cost_the_worker_no_memory(
           f"worker RSS +{grown / 2**20:.1f} MiB")
     assert reached == LIMIT, proxy.output()
     assert grown < MAX_RSS_GROWTH, f"worker RSS grew {grown / 2**20:.1f} MiB"
+
+
+def whoami_status(raw: RawClient) -> bytes | None:
+    """One Whoami call's grpc-status; None if the worker refused the stream (REFUSED_STREAM,
+    which gRPC clients retry transparently: the grpcio plane refuses new streams while it
+    still tears down many reset ones) or it did not answer."""
+    stream = raw.open_stream(client.method("Whoami"))
+    raw.send_message(stream, b"")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not raw.exchange.closed:
+        raw.read_for(0.1)
+        if stream in raw.exchange.resets or raw.exchange.status(stream) is not None:
+            break
+    return raw.exchange.status(stream)
+
+
+QUEUED_CANCELS = 1000
+"""Streams opened and reset in one burst: what a client that honours the limit sends when it
+cancels its queued calls (each freed slot opens the next queued stream, reset at once)."""
+
+
+@both_planes
+def test_a_client_that_cancels_its_queued_calls_keeps_its_connection(
+    backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
+) -> None:
+    """The worker takes such streams as they come and drops them; it must not let them pile
+    up unaccepted and close the connection as a rapid-reset flood (h2#856)."""
+    proxy, address = start_limited_proxy(backends("a"), proxies)
+    raw = RawClient(address)
+    try:
+        raw.read_for(0.5)  # the worker's SETTINGS, acknowledged
+        raw.open_and_reset(client.method("Sleep"), QUEUED_CANCELS)
+        answered = wait_until(lambda: whoami_status(raw), timeout=10)
+    finally:
+        raw.close()
+    assert answered == b"0", f"{raw.exchange}\n{proxy.output()}"
+    assert raw.exchange.goaway is None and not raw.exchange.closed, raw.exchange
 
 
 FLOOD_STREAMS = 20_000
@@ -255,9 +292,10 @@ def test_a_rapid_reset_flood_holds_the_worker_to_its_stream_bound(
           f"RSS +{grown / 2**20:.1f} MiB at peak, {cpu / max(flood.sent, 1) * 1e6:.0f} us CPU "
           f"per stream; bystander: {len(sampler.answers)} calls")
     # Either the worker took the whole flood within its bounds (grpcio: core's overload
-    # protection), or it closed the flooding connection (native: h2's reset-stream limits send
-    # GOAWAY ENHANCE_YOUR_CALM, which may be lost in the close); the bystander's own connection
-    # is served either way.
+    # protection; native: streams taken in turns and dropped, native/src/intake.rs), or it
+    # closed the flooding connection (h2's reset-stream limits, a safety net, send GOAWAY
+    # ENHANCE_YOUR_CALM, which may be lost in the close); the bystander's own connection is
+    # served either way.
     assert flood.sent == FLOOD_STREAMS or flood.closed, flood
     assert grown < MAX_FLOOD_RSS_GROWTH, f"worker RSS grew {grown / 2**20:.1f} MiB"
     assert set(sampler.answers) <= {"a"}, f"{sorted(set(sampler.answers))}\n{proxy.output()}"

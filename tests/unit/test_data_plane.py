@@ -5,6 +5,7 @@ line up with the bus schema's."""
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import replace
 
 import pytest
@@ -14,7 +15,7 @@ from gproxy_mp.cli import build_settings, command
 from gproxy_mp.config import Settings, WorkerOptions
 from gproxy_mp.dataplane import check_data_plane
 from gproxy_mp.errors import ConfigError
-from gproxy_mp.worker.planes.listener import split_bind_address
+from gproxy_mp.worker.planes.listener import listen_sockaddrs, split_bind_address
 
 NATIVE = WorkerOptions(data_plane="native")
 
@@ -109,6 +110,18 @@ def test_the_native_engine_takes_every_locality_mode(locality: str) -> None:
 def test_a_bind_address_splits_into_host_and_port(address: str,
                                                   expected: tuple[str, int]) -> None:
     assert split_bind_address(address) == expected
+
+
+@pytest.mark.parametrize(("host", "expected"), [
+    ("localhost", [(socket.AF_INET, ("127.0.0.1", 80)), (socket.AF_INET6, ("::1", 80))]),
+    ("LOCALHOST.", [(socket.AF_INET, ("127.0.0.1", 80)), (socket.AF_INET6, ("::1", 80))]),
+    ("127.0.0.1", [(socket.AF_INET, ("127.0.0.1", 80))]),
+    ("::1", [(socket.AF_INET6, ("::1", 80))]),
+])
+def test_a_listen_host_names_the_addresses_grpc_core_binds(
+    host: str, expected: list[tuple[socket.AddressFamily, tuple[str, int]]]
+) -> None:
+    assert listen_sockaddrs(host, 80) == expected
 
 
 def test_the_engine_counts_latency_in_the_bus_schemas_buckets() -> None:

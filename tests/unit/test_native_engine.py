@@ -42,7 +42,7 @@ def ended_within(read: int, timeout: float) -> bool:
 def test_a_listener_the_runtime_cannot_use_ends_it_with_a_reason(wake: tuple[int, int]) -> None:
     read, write = wake
     started = engine()
-    started.start(os.open(os.devnull, os.O_RDONLY), write)
+    started.start([os.open(os.devnull, os.O_RDONLY)], write)
     assert ended_within(read, WAKE_TIMEOUT)
     outcome = started.outcome()
     assert outcome is not None and outcome[0] is False, outcome
@@ -57,7 +57,7 @@ def test_a_drained_engine_ends_its_runtime_and_says_so(wake: tuple[int, int]) ->
         assert started.set_endpoints([("127.0.0.1:1", "none", 0), ("127.0.0.1:2", "none", 0)]) == 2
         assert started.set_endpoints([("127.0.0.1:2", "none", 0)]) == 0
         assert started.endpoint_count() == 1
-        started.start(os.dup(listener.fileno()), write)
+        started.start([os.dup(listener.fileno())], write)
         assert started.outcome() is None
         started.drain(1.0)
         assert ended_within(read, WAKE_TIMEOUT)
@@ -70,10 +70,10 @@ def test_an_engine_starts_once(wake: tuple[int, int]) -> None:
     read, write = wake
     started = engine()
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        started.start(os.dup(listener.fileno()), write)
+        started.start([os.dup(listener.fileno())], write)
         spares = os.dup(listener.fileno()), os.dup(read)
         with pytest.raises(RuntimeError, match="already started"):
-            started.start(*spares)  # refused before it takes them: still the caller's
+            started.start([spares[0]], spares[1])  # refused before it takes them: still ours
         for fd in spares:
             os.close(fd)
         started.stop()
@@ -85,7 +85,7 @@ def test_bad_arguments_are_refused_with_a_clear_error() -> None:
     with pytest.raises(ValueError, match="connect_timeout"):
         Engine(target="t", max_concurrent_streams=1, connect_timeout=-1.0)
     with pytest.raises(ValueError, match="listener_fd"):
-        engine().start(-1, -1)
+        engine().start([-1], -1)
     with pytest.raises(ValueError, match="health_check_interval"):
         Engine(target="t", max_concurrent_streams=1, connect_timeout=1.0, health_check="",
                health_check_interval=0.0)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gproxy_mp.worker.retry import RetryBudget, should_retry
+from gproxy_mp.worker.retry import RetryBudget, retry_reason, should_retry
 
 
 def test_a_fresh_budget_is_full_and_allows_retries() -> None:
@@ -80,3 +80,19 @@ def test_a_call_is_retried_only_when_every_condition_holds(
     change: dict[str, Any], retry: bool
 ) -> None:
     assert should_retry(**(RETRYABLE | change)) is retry
+
+
+RETRY_REASONS = [
+    ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:9: refused",
+     True, "connect"),
+    ("failed to connect to all addresses", False, "connect"),
+    ("Socket closed", False, "connect"),
+    ("the backend is draining", True, "unavailable"),
+]
+"""(status details, the backend's channel READY, reason): the native engine's names."""
+
+
+@pytest.mark.parametrize(("details", "connected", "reason"), RETRY_REASONS)
+def test_a_retry_is_named_for_why_the_attempt_failed(details: str, connected: bool,
+                                                     reason: str) -> None:
+    assert retry_reason(details, connected=connected) == reason

@@ -1,7 +1,7 @@
 """The native data plane: the Rust engine of `gproxy_mp._native`, driven from the worker.
 
 The engine runs one tokio current_thread runtime on a thread of its own and serves h2c on a
-duplicate of the listener this adapter binds (`listener.py`); the worker's asyncio loop keeps
+duplicate of each listener this adapter binds (`listener.py`); the worker's asyncio loop keeps
 the main thread and its signals. Nothing here runs per call: endpoint sets go in whole
 (`Engine.set_endpoints`, swapped in lock-free), counts come out as atomics read at each status
 report.
@@ -47,7 +47,7 @@ from gproxy_mp.worker.access import log_call
 from gproxy_mp.worker.health import Verdict, describe_change
 from gproxy_mp.worker.panic import PanicWatch
 from gproxy_mp.worker.planes import Root
-from gproxy_mp.worker.planes.listener import bind_listener
+from gproxy_mp.worker.planes.listener import bind_listeners
 from gproxy_mp.worker.stats import CallStats
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class NativePlane:
             self._tls = NativeTls(self._engine, options=options, stats=self._tls_stats,
                                   server_name=options.backend_tls_server_name
                                   or config.server_name)
-        self._listener: socket.socket | None = None
+        self._listeners: list[socket.socket] = []
         self._wake_read, self._wake_write = os.pipe()
         self._ended: asyncio.Future[None] | None = None
         self._asked_to_end = False
@@ -181,10 +181,10 @@ class NativePlane:
         return self._engine.endpoint_count()
 
     async def start(self) -> None:
-        self._listener = bind_listener(self._address)
-        listener_fd = os.dup(self._listener.fileno())
+        self._listeners = bind_listeners(self._address)
+        listener_fds = [os.dup(listener.fileno()) for listener in self._listeners]
         wake_fd, self._wake_write = self._wake_write, -1
-        self._engine.start(listener_fd, wake_fd)  # both descriptors are the engine's now
+        self._engine.start(listener_fds, wake_fd)  # the descriptors are the engine's now
 
     def describe(self) -> str:
         return "native data plane"
@@ -239,11 +239,11 @@ class NativePlane:
         log.info("SIGHUP: re-read the TLS files: %s", self._tls.reload_now())
 
     def _close_listener(self) -> None:
-        """The worker's copy of the socket: closed when serving ends, so the kernel stops
-        queueing connections on it (SO_REUSEPORT sends new ones to the siblings)."""
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        """The worker's copies of the sockets: closed when serving ends, so the kernel stops
+        queueing connections on them (SO_REUSEPORT sends new ones to the siblings)."""
+        for listener in self._listeners:
+            listener.close()
+        self._listeners = []
 
     async def drain(self, timeout: float) -> bool:
         self._asked_to_end = True
