@@ -164,27 +164,30 @@ def build_settings(**values: Any) -> Settings:
               help="How long one connection attempt to a backend may take (TCP, TLS, HTTP/2 "
               "SETTINGS); then it fails as UNAVAILABLE and the call is retried elsewhere.")
 @click.option("--unary-methods", default="", type=params.UNARY_METHODS,
-              help="Methods known to be unary (or /pkg.Svc/* for a whole service): served "
-              "with cheaper unary handlers. A streaming call to one of them fails.")
+              help="grpcio plane only. Methods known to be unary (or /pkg.Svc/* for a whole "
+              "service): served with cheaper unary handlers. A streaming call to one of them "
+              "fails.")
 @click.option("--proto-descriptor-set", multiple=True, type=params.DESCRIPTOR_SETS,
-              help="FileDescriptorSets (protoc --descriptor_set_out, buf build -o): the "
-              "methods they declare unary (and no source declares streaming) are served with "
-              "cheaper unary handlers. Repeatable.")
+              help="grpcio plane only. FileDescriptorSets (protoc --descriptor_set_out, buf "
+              "build -o): the methods they declare unary (and no source declares streaming) "
+              "are served with cheaper unary handlers. Repeatable.")
 @click.option("--learn-unary-methods/--no-learn-unary-methods", default=True, show_default=True,
-              help="Ask backends for gRPC server reflection and serve the methods they all "
-              "declare unary with cheaper unary handlers.")
+              help="grpcio plane only (the native plane does nothing of it). Ask backends for "
+              "gRPC server reflection and serve the methods they all declare unary with "
+              "cheaper unary handlers.")
 @click.option("--event-loop", type=params.EVENT_LOOP, default="auto",
               show_default=True,
-              help="The workers' event loop; 'auto': uvloop when installed (cheaper per call), "
-              "else asyncio's own.")
+              help="grpcio plane only. The workers' event loop; 'auto': uvloop when installed "
+              "(cheaper per call), else asyncio's own.")
 @click.option("--grpc-engine", type=click.Choice(GRPC_ENGINES), default="iomgr",
               show_default=True,
-              help="The workers' gRPC I/O engine: 'iomgr' polls sockets on the thread that "
-              "completes calls (cheaper per call than 'event-engine', which gRPC "
-              "otherwise uses). Set through GRPC_EXPERIMENTS; one of your own is kept.")
-@click.option("--data-plane", type=click.Choice(DATA_PLANES), default="grpcio", show_default=True,
-              help="What forwards the calls in each worker: 'grpcio' (grpc.aio) or 'native' "
-              "(a Rust HTTP/2 engine, far less CPU per call).")
+              help="grpcio plane only. The workers' gRPC I/O engine: 'iomgr' polls sockets on "
+              "the thread that completes calls (cheaper per call than 'event-engine', which "
+              "gRPC otherwise uses). Set through GRPC_EXPERIMENTS; one of your own is kept.")
+@click.option("--data-plane", type=click.Choice(DATA_PLANES), default="native", show_default=True,
+              help="What forwards the calls in each worker: 'native' (a Rust HTTP/2 engine) or "
+              "'grpcio' (grpc.aio: the reference implementation, many times the CPU per call; "
+              "the options marked 'grpcio plane only' need it).")
 @click.option("--metrics-method-label", is_flag=True, default=False,
               help="Label call counters with the gRPC method too (at most 200 per worker).")
 @click.option("--access-log", is_flag=True, default=False,

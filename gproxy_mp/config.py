@@ -196,9 +196,9 @@ class WorkerOptions:
     backend_tls_server_name: str | None = None
     """The name checked in backend certificates and sent as SNI; None: the route's default
     (`WorkerConfig.server_name`)."""
-    data_plane: str = "grpcio"
-    """What forwards the calls in each worker (`worker/planes/`): `grpcio` (grpc.aio, the
-    reference) or `native` (the Rust engine in `gproxy_mp._native`)."""
+    data_plane: str = "native"
+    """What forwards the calls in each worker (`worker/planes/`): `native` (the Rust engine in
+    `gproxy_mp._native`, the default) or `grpcio` (grpc.aio, the reference)."""
 
 
 DATA_PLANES = ("grpcio", "native")

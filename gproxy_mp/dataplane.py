@@ -1,11 +1,12 @@
 """Which options each data plane (`--data-plane`) does: the check that refuses the rest.
 
-The native engine (`gproxy_mp._native`) forwards h2c or TLS (either side, rustls) with either
-balancer, locality rings (it ranks by the placement the bus carries, as the grpcio plane
-does), health checks, retries, deadlines, limits and drain. Options that only tune grpcio's
-machinery mean nothing there and are refused with one line when combined with `--data-plane
-native`, rather than accepted and ignored. Pure: no imports of
-either plane.
+The native engine (`gproxy_mp._native`), the default, forwards h2c or TLS (either side,
+rustls) with either balancer, locality rings (it ranks by the placement the bus carries, as
+the grpcio plane does), health checks, retries, deadlines, limits and drain. Options that only
+tune grpcio's machinery (unary handlers, its event loop, its I/O engine) mean nothing to it and
+are refused with one line saying which plane they belong to, rather than accepted and
+ignored; `--learn-unary-methods`, on by default, is simply not used there. Pure: no imports
+of either plane.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ def check_data_plane(worker: WorkerOptions) -> None:
     """Raise `ConfigError` naming the first option the chosen plane cannot honour."""
     if worker.data_plane != NATIVE:
         return
-    refused = _native_refusals(worker)
-    if refused:
-        raise ConfigError(f"--data-plane native does not support {refused[0]} yet; "
-                          "use --data-plane grpcio")
+    grpcio_only = _grpcio_only(worker)
+    if grpcio_only:
+        raise ConfigError(f"{grpcio_only[0]} tunes the grpcio data plane only: leave it out "
+                          "for the native plane (the default), or add --data-plane grpcio")
 
 
-def _native_refusals(worker: WorkerOptions) -> list[str]:
+def _grpcio_only(worker: WorkerOptions) -> list[str]:
     refused: list[str] = []
     if worker.unary_methods:
         refused.append("--unary-methods")

@@ -21,8 +21,10 @@ PLANES = ("grpcio", "native")
 """The worker's data planes (`--data-plane`)."""
 both_planes = pytest.mark.parametrize("data_plane", PLANES)
 """Run a test once per data plane, with the same assertions: its proxies (`proxies`,
-`launcher`) get that `--data-plane`. Tests that use options only the grpcio plane has stay
-unparametrised (and so run on the default, grpcio)."""
+`launcher`) get that `--data-plane`. Unmarked tests run on the default plane, native."""
+grpcio_plane = pytest.mark.parametrize("data_plane", ["grpcio"])
+"""For a test of what only the grpcio plane has (unary handlers, reflection learning, its event
+loop and gRPC engine, its memory): its proxies get `--data-plane grpcio`."""
 
 
 @pytest.fixture

@@ -82,8 +82,8 @@ def haproxy(*, port: int, backends: list[str]) -> str:
 
 def gproxy_argv(python: str, *, port: int, backends: list[str], workers: int,
                 data_plane: str | None = None) -> list[str]:
-    """gproxy-mp in front of every backend; ``data_plane`` adds ``--data-plane`` (None: the
-    default plane, grpcio, and no option, so the command line is as it always was)."""
+    """gproxy-mp in front of every backend; ``data_plane`` adds ``--data-plane`` (None: no
+    option, for a ``--baseline`` checkout that may predate it: its own default plane)."""
     target = "static:///" + ",".join(backends)
     return [python, "-m", "gproxy_mp", "-p", f"127.0.0.1:{port}-{target}",
             "--workers", str(workers), "-d", "0s", "--admin-address", "off",

@@ -123,6 +123,8 @@ NATIVE_PREFIX = "gproxy-native-w"
 """``gproxy-native-wN``: gproxy-mp with N workers on the native data plane (`--data-plane`)."""
 NATIVE = "native"
 """The ``--data-plane`` value of the native configurations."""
+GRPCIO = "grpcio"
+"""The ``--data-plane`` value of ``gproxy-wN``, the variants and the ``--python`` ones."""
 TLS_SUFFIX = "-tls"
 BACKEND_TLS_NAME, PROXY_TLS_NAME = "backend.bench.test", "proxy.bench.test"
 
@@ -209,19 +211,21 @@ def start_config(work: Path, name: str, backends: list[str],
     if name == "direct":
         return Config(name, backends[0], None)
     port, group, log = free_port(), Group(name), work / f"{name}.out"
-    if name in variants:
+    if name in variants:  # options of the grpcio plane (--unary-methods, --grpc-engine, ...)
         group.start([*configs.gproxy_argv(sys.executable, port=port, backends=backends,
-                                          workers=1), *variants[name]], log=log)
+                                          workers=1, data_plane=GRPCIO), *variants[name]],
+                    log=log)
     elif baseline is not None and (name == BASELINE or name.startswith(BASELINE + "-")):
         options = variants[name.removeprefix(BASELINE + "-")] if name != BASELINE else []
         group.start([*configs.gproxy_argv(sys.executable, port=port, backends=backends,
                                           workers=1), *options], log=log, source=baseline)
     elif name in (pythons or {}):
         group.start(configs.gproxy_argv((pythons or {})[name], port=port, backends=backends,
-                                        workers=1), log=log)
+                                        workers=1, data_plane=GRPCIO), log=log)
     elif name.startswith("gproxy-w"):
         group.start(configs.gproxy_argv(sys.executable, port=port, backends=backends,
-                                        workers=int(name.removeprefix("gproxy-w"))), log=log)
+                                        workers=int(name.removeprefix("gproxy-w")),
+                                        data_plane=GRPCIO), log=log)
     elif name.startswith(NATIVE_PREFIX):  # the native data plane, in the same run
         group.start(configs.gproxy_argv(sys.executable, port=port, backends=backends,
                                         workers=int(name.removeprefix(NATIVE_PREFIX)),
@@ -251,7 +255,7 @@ def start_tls_config(work: Path, name: str, backends: list[str], tls: Tls) -> Co
     port, group, log = free_port(), Group(name), work / f"{name}.out"
     if name == "gproxy-w1-tls":
         group.start([*configs.gproxy_argv(sys.executable, port=port, backends=backends,
-                                          workers=1),
+                                          workers=1, data_plane=GRPCIO),
                      *configs.gproxy_tls_options(cert=tls.proxy_cert, key=tls.proxy_key,
                                                  ca=tls.ca, server_name=tls.backend_name)],
                     log=log)

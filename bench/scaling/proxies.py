@@ -98,7 +98,7 @@ def gproxy_argv(name: str, *, port: int, backends: list[str], workers: int,
                 admin: str) -> list[str]:
     """gproxy-mp's command line for proxy ``name`` (``GPROXY`` or ``GPROXY_NATIVE``): the rig's
     (``bench cost``'s), on that proxy's data plane, with an admin port to see workers ready."""
-    data_plane = NATIVE if name == GPROXY_NATIVE else None
+    data_plane = NATIVE if name == GPROXY_NATIVE else "grpcio"
     return [*configs.gproxy_argv(sys.executable, port=port, backends=backends, workers=workers,
                                  data_plane=data_plane), "--admin-address", admin]
 

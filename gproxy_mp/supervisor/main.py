@@ -159,9 +159,10 @@ async def _serve(settings: Settings, stops: SupervisorStops, runtime_dir: Path) 
         log.info("gproxy-mp %s: %s, %d worker(s) per route",
                  __version__, ", ".join(f"{r.name} -> {r.target}" for r in settings.routes),
                  settings.workers)
-        log.info("%s", startup_summary(settings.worker.unary_methods,
-                                       settings.proto_descriptor_set,
-                                       settings.worker.learn_unary_methods))
+        if settings.worker.data_plane == "grpcio":  # unary handlers exist on that plane only
+            log.info("%s", startup_summary(settings.worker.unary_methods,
+                                           settings.proto_descriptor_set,
+                                           settings.worker.learn_unary_methods))
         await _wait_any(stops.graceful, stops.fatal)
         if stops.fatal.is_set():
             await pool.kill_all()

@@ -140,13 +140,13 @@ def test_data_planes_are_checked(planes: str, capsys: pytest.CaptureFixture[str]
     assert "--data-planes" in capsys.readouterr().err
 
 
-def test_the_native_plane_runs_the_rigs_command_line_with_data_plane_native() -> None:
+def test_each_plane_runs_the_rigs_command_line_with_its_data_plane_named() -> None:
     backends = ["127.0.0.1:1", "127.0.0.1:2"]
     rig = configs.gproxy_argv(sys.executable, port=9, backends=backends, workers=4)
-    assert "--data-plane" not in rig  # bench cost's gproxy-wN, unchanged
+    assert "--data-plane" not in rig  # a --baseline checkout's: its own default
     admin = ["--admin-address", "127.0.0.1:8"]
     assert gproxy_argv("gproxy", port=9, backends=backends, workers=4,
-                       admin="127.0.0.1:8") == [*rig, *admin]
+                       admin="127.0.0.1:8") == [*rig, "--data-plane", "grpcio", *admin]
     assert gproxy_argv("gproxy-native", port=9, backends=backends, workers=4,
                        admin="127.0.0.1:8") == [*rig, "--data-plane", "native", *admin]
 

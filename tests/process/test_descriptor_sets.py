@@ -18,10 +18,11 @@ from google.protobuf import descriptor_pb2
 
 from harness import client
 from harness.admin import admin_get
+from harness.fixtures import grpcio_plane
 from harness.peers import Launcher, Proxy, proxy_args, route
 from harness.processes import free_port
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), grpcio_plane]
 
 MESSAGES = [b"one", b"two", b"three"]
 METHOD = "/test.Echo/ClientStream"

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from harness import client, procfacts
-from harness.fixtures import both_planes
+from harness.fixtures import both_planes, grpcio_plane
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.waiting import wait_until
@@ -139,7 +139,8 @@ def test_with_every_backend_down_a_call_fails_fast_naming_the_target(
             assert took < 5, report
 
 
-def test_a_declared_unary_method_is_retried_on_a_live_backend_too(  # grpcio only: --unary-methods
+@grpcio_plane
+def test_a_declared_unary_method_is_retried_on_a_live_backend_too(
     backends: Callable[[str], Backend], proxies: Callable[..., Proxy]
 ) -> None:
     live = backends("a")

@@ -43,7 +43,9 @@ def calls_by_code(admin: str) -> dict[tuple[str, str], float]:
     return found
 
 
-@pytest.mark.parametrize("option", [(), ("--unary-methods", "/test.Echo/Unary"),
+@pytest.mark.parametrize("option", [("--data-plane", "grpcio"),
+                                    ("--unary-methods", "/test.Echo/Unary", "--data-plane",
+                                     "grpcio"),
                                     ("--data-plane", "native")],
                          ids=["stream-shaped", "declared-unary", "native"])
 def test_a_call_refused_for_oversized_metadata_is_counted_as_resource_exhausted(
@@ -76,7 +78,9 @@ OVERSIZED_ANSWER = 300 * 1024
 """Bytes of response headers or trailers a backend sends: more than the proxy's 256 KiB."""
 
 
-@pytest.mark.parametrize("option", [(), ("--unary-methods", "/test.Echo/Fail"),
+@pytest.mark.parametrize("option", [("--data-plane", "grpcio"),
+                                    ("--unary-methods", "/test.Echo/Fail", "--data-plane",
+                                     "grpcio"),
                                     ("--data-plane", "native")],
                          ids=["stream-shaped", "declared-unary", "native"])
 @pytest.mark.parametrize("part", ["headers", "trailers-only", "trailers"])

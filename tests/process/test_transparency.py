@@ -59,8 +59,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
                  else [])
         if request.param.startswith("least-request"):
             extra += ["--balancer", "least-request"]
-        if request.param == "native":
-            extra += ["--data-plane", "native"]
+        extra += ["--data-plane", "native" if request.param == "native" else "grpcio"]
         proxy = launcher.start_proxy(*proxy_args(route(port, *servers), workers=2), *extra)
         address = f"127.0.0.1:{port}"
         proxy.wait_serving(address)

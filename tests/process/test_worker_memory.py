@@ -21,11 +21,12 @@ import pytest
 
 from gproxy_mp.worker.memory import TRIM_INTERVAL
 from harness import client, procfacts
+from harness.fixtures import grpcio_plane
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.waiting import wait_until
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), grpcio_plane]
 
 MIB = 2**20
 MESSAGE = 100 * MIB

@@ -13,11 +13,12 @@ from collections.abc import Callable
 import pytest
 
 from harness import client
+from harness.fixtures import grpcio_plane
 from harness.peers import Backend, Proxy, proxy_args, route
 from harness.processes import free_port
 from harness.waiting import wait_until
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), grpcio_plane]
 
 
 def serve_and_call(backends: Callable[[str], Backend], proxies: Callable[..., Proxy],
