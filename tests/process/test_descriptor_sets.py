@@ -22,7 +22,7 @@ from harness.fixtures import grpcio_plane
 from harness.peers import Launcher, Proxy, proxy_args, route
 from harness.processes import free_port
 
-pytestmark = [pytest.mark.timeout(120), grpcio_plane]
+pytestmark = pytest.mark.timeout(120)
 
 MESSAGES = [b"one", b"two", b"three"]
 METHOD = "/test.Echo/ClientStream"
@@ -47,6 +47,7 @@ def start(launcher: Launcher, proxies: Callable[..., Proxy], *extra: str,
     return proxy, address
 
 
+@grpcio_plane
 def test_methods_a_descriptor_set_declares_unary_are_served_unary(
     launcher: Launcher, proxies: Callable[..., Proxy], tmp_path: Path,
 ) -> None:
@@ -61,6 +62,7 @@ def test_methods_a_descriptor_set_declares_unary_are_served_unary(
     assert view["unary_methods"] == [{"method": METHOD, "source": f"descriptor set {lying}"}]
 
 
+@grpcio_plane
 def test_a_method_another_set_declares_streaming_stays_transparent(
     launcher: Launcher, proxies: Callable[..., Proxy], tmp_path: Path,
 ) -> None:
