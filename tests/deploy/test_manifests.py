@@ -226,7 +226,7 @@ def test_daemonset_resources_follow_the_benchmark_sizing() -> None:
     (container,) = proxy_containers(DAEMONSET)
     resources = container["resources"]
 
-    assert resources["requests"] == {"cpu": "250m", "memory": "128Mi"}
+    assert resources["requests"] == {"cpu": "100m", "memory": "128Mi"}
     assert resources["limits"] == {"memory": "512Mi"}, "no CPU limit: throttling adds latency"
 
 
