@@ -4,8 +4,9 @@
                                    [--variant NAME='GPROXY-MP OPTIONS' ...] [--go-gproxy PATH]
                                    [--python NAME=INTERPRETER ...] [--baseline DIR] [--tls]
 
-Starts two fixed-response nginx h2c backends and, in front of the same backends, gproxy-mp with
-1 and with 2 workers, gproxy-mp with 1 worker on the native data plane (``gproxy-native-w1``:
+Starts two fixed-response nginx h2c backends and, in front of the same backends, gproxy-mp on
+the grpcio data plane with 1 and with 2 workers (``gproxy-w1``, ``gproxy-w2``: ``--data-plane
+grpcio``), gproxy-mp with 1 worker on the native data plane, the default (``gproxy-native-w1``:
 ``--data-plane native``), nginx ``grpc_pass`` (2 workers, ``reuseport``) and HAProxy (h2 both sides,
 round robin), and with ``--go-gproxy PATH`` the Go gproxy gproxy-mp replaces
 (kube-grpc-balancer; in front of the first backend only, ``dns:///127.0.0.1:PORT``, as it has no
