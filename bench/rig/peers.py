@@ -217,8 +217,12 @@ def start_config(work: Path, name: str, backends: list[str],
                     log=log)
     elif baseline is not None and (name == BASELINE or name.startswith(BASELINE + "-")):
         options = variants[name.removeprefix(BASELINE + "-")] if name != BASELINE else []
+        # The grpcio plane, as gproxy-w1 and the variants: named where that checkout has
+        # --data-plane (gproxy_mp/dataplane.py); an older one knows only grpcio.
+        plane = GRPCIO if (baseline / "gproxy_mp" / "dataplane.py").exists() else None
         group.start([*configs.gproxy_argv(sys.executable, port=port, backends=backends,
-                                          workers=1), *options], log=log, source=baseline)
+                                          workers=1, data_plane=plane), *options],
+                    log=log, source=baseline)
     elif name in (pythons or {}):
         group.start(configs.gproxy_argv((pythons or {})[name], port=port, backends=backends,
                                         workers=1, data_plane=GRPCIO), log=log)
